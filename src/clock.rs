@@ -1,0 +1,43 @@
+//! The one place that reads the wall clock or asks for random bytes, so that everything else
+//! is deterministic and tests can pin time with `SOURCE_DATE_EPOCH` (the reproducible-builds
+//! convention: seconds since 1970).
+
+use jiff::Timestamp;
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
+
+/// Now, or the instant in `SOURCE_DATE_EPOCH` when it is set.
+pub fn now() -> Timestamp {
+    if let Some(pinned) = std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|s| s.trim().parse::<i64>().ok())
+        .and_then(|secs| Timestamp::from_second(secs).ok())
+    {
+        return pinned;
+    }
+    #[allow(clippy::disallowed_methods)]
+    Timestamp::now()
+}
+
+/// Today's date in the local time zone (UTC when it cannot be found).
+pub fn today() -> Date {
+    let tz = TimeZone::try_system().unwrap_or(TimeZone::UTC);
+    now().to_zoned(tz).date()
+}
+
+/// `N` bytes from the operating system's random source.
+pub fn random_bytes<const N: usize>() -> std::io::Result<[u8; N]> {
+    let mut bytes = [0u8; N];
+    getrandom::fill(&mut bytes).map_err(std::io::Error::other)?;
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn random_bytes_differ() {
+        let a = super::random_bytes::<16>().unwrap();
+        let b = super::random_bytes::<16>().unwrap();
+        assert_ne!(a, b);
+    }
+}

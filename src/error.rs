@@ -1,0 +1,125 @@
+//! The library's one error type. Each variant carries the context a user needs to act on it:
+//! the path, the number, the template.
+
+use std::path::PathBuf;
+
+use crate::diagnostic::Diagnostic;
+
+/// A boxed error from a lower layer (a database driver, a parser).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Everything that can go wrong in mailout.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file could not be read.
+    #[error("could not read `{}`", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A file or folder could not be written.
+    #[error("could not write `{}`", path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A file has problems; each diagnostic names its place.
+    #[error("{}", summary(.0))]
+    Invalid(Vec<Diagnostic>),
+
+    /// The store could not do what was asked.
+    #[error("store `{location}`: {context}")]
+    Store {
+        /// Where the store is (a path or URL without password).
+        location: String,
+        /// What was being done.
+        context: String,
+        /// The driver's error.
+        #[source]
+        source: BoxError,
+    },
+
+    /// A template could not be parsed.
+    #[error("template `{name}` is invalid")]
+    Template {
+        /// The template's file name.
+        name: String,
+        /// The parser's error.
+        #[source]
+        source: Box<handlebars::TemplateError>,
+    },
+
+    /// A template could not be rendered (strict mode: a missing field is an error).
+    #[error("could not render template `{name}`")]
+    Render {
+        /// The template's file name.
+        name: String,
+        /// The renderer's error.
+        #[source]
+        source: Box<handlebars::RenderError>,
+    },
+
+    /// CSS could not be inlined into the HTML.
+    #[error("could not inline the CSS of `{name}`")]
+    CssInline {
+        /// The template's file name.
+        name: String,
+        /// The inliner's error.
+        #[source]
+        source: css_inline::InlineError,
+    },
+
+    /// A message could not be built.
+    #[error("could not build the message for `{recipient}`")]
+    Message {
+        /// Who it was for.
+        recipient: String,
+        /// The builder's error.
+        #[source]
+        source: BoxError,
+    },
+
+    /// A file that must not be overwritten already exists.
+    #[error("`{}` already exists{}", path.display(), hint.as_deref().map(|h| format!("; {h}")).unwrap_or_default())]
+    Exists {
+        /// The file.
+        path: PathBuf,
+        /// What to do instead.
+        hint: Option<String>,
+    },
+
+    /// The command cannot run as asked.
+    #[error("{0}")]
+    Usage(String),
+}
+
+/// Shorthand for results in this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+fn summary(diagnostics: &[Diagnostic]) -> String {
+    let errors = diagnostics.iter().filter(|d| d.is_error()).count();
+    let first = diagnostics.first().map(|d| d.path.display().to_string());
+    let noun = if errors == 1 { "error" } else { "errors" };
+    match first {
+        Some(path) => format!("`{path}` has {errors} {noun}"),
+        None => format!("{errors} {noun}"),
+    }
+}
+
+impl Error {
+    /// The diagnostics this error carries, if it is about a file's contents.
+    pub fn diagnostics(&self) -> &[Diagnostic] {
+        match self {
+            Error::Invalid(d) => d,
+            _ => &[],
+        }
+    }
+}

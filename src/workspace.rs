@@ -1,0 +1,306 @@
+//! The organisation's folder as mailout sees it: its config, templates and store. The
+//! command line calls these methods; each is one user-facing job (`new`, `check`, `build`).
+
+use std::cell::OnceCell;
+use std::path::{Path, PathBuf};
+
+use crate::bulletin::Bulletin;
+use crate::clock;
+use crate::config::{self, Config};
+use crate::diagnostic::{self, Diagnostic};
+use crate::edition::Edition;
+use crate::error::{Error, Result};
+use crate::message::Mailing;
+use crate::numbering;
+use crate::outbox::{self, Built};
+use crate::recipient::{MEMBER_FIELDS, Recipient};
+use crate::render::Renderer;
+use crate::render::templates::{self, Templates};
+use crate::store::{self, EditionRecord, Store};
+use crate::token::TokenKey;
+
+/// Global options: where the config and the store are.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// `--config`; `None` looks for `config/mailout.toml` and falls back to defaults.
+    pub config: Option<PathBuf>,
+    /// `--store`; `None` uses `[store] path`.
+    pub store: Option<String>,
+}
+
+/// The folder mailout runs in.
+pub struct Workspace {
+    /// The configuration.
+    pub config: Config,
+    /// The templates (built in, with the folder's overrides).
+    pub templates: Templates,
+    store_location: String,
+    store: OnceCell<Box<dyn Store>>,
+    base: PathBuf,
+}
+
+/// What `check` found.
+#[derive(Debug, Clone, Default)]
+pub struct Checked {
+    /// Every problem, in file order.
+    pub diagnostics: Vec<Diagnostic>,
+    /// The number the bulletin would get, when that is known.
+    pub number: Option<u32>,
+    /// How many sections it has.
+    pub sections: usize,
+}
+
+impl Checked {
+    /// How many problems are errors.
+    pub fn errors(&self) -> usize {
+        self.diagnostics.iter().filter(|d| d.is_error()).count()
+    }
+}
+
+impl Workspace {
+    /// Reads the config (or the defaults) and the templates of the current folder.
+    pub fn open(options: &Options) -> Result<Workspace> {
+        let (path, required) = match &options.config {
+            Some(p) => (p.clone(), true),
+            None => (PathBuf::from(config::DEFAULT_PATH), false),
+        };
+        let config = Config::load(&path, required)?;
+        let templates = Templates::load(Path::new(templates::DIR))?;
+        let store_location = options
+            .store
+            .clone()
+            .unwrap_or_else(|| config.store.path.clone());
+        Ok(Workspace {
+            config,
+            templates,
+            store_location,
+            store: OnceCell::new(),
+            base: PathBuf::from("."),
+        })
+    }
+
+    /// The store, opened (and created) on first use.
+    pub fn store(&self) -> Result<&dyn Store> {
+        if let Some(store) = self.store.get() {
+            return Ok(store.as_ref());
+        }
+        let opened = store::open(&self.store_location)?;
+        Ok(self.store.get_or_init(|| opened).as_ref())
+    }
+
+    /// The store if it already exists; `check` reads but never creates one.
+    fn existing_store(&self) -> Result<Option<&dyn Store>> {
+        let is_file = !self.store_location.contains("://");
+        if is_file && !Path::new(&self.store_location).exists() {
+            return Ok(None);
+        }
+        self.store().map(Some)
+    }
+
+    /// Writes a new bulletin file for the next free number (or `number`) into `dir`.
+    pub fn new_bulletin(&self, dir: &Path, number: Option<u32>) -> Result<(u32, PathBuf)> {
+        let number = match number {
+            Some(n) => n,
+            None => numbering::next_free(self.store()?, &self.config)?,
+        };
+        let path = dir.join(format!("{number}.toml"));
+        if path.exists() {
+            return Err(Error::Exists {
+                path,
+                hint: Some(format!(
+                    "edit it, or build it first: `mailout build {}/{number}.toml`",
+                    dir.display()
+                )),
+            });
+        }
+        std::fs::create_dir_all(dir).map_err(|source| Error::Write {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let text = skeleton(&self.config, number, clock::today());
+        outbox::write_atomic(&path, text.as_bytes())?;
+        Ok((number, path))
+    }
+
+    /// Every problem in the bulletin at `path`: structure, content, and its number against
+    /// the store's history.
+    pub fn check(&self, path: &Path) -> Result<Checked> {
+        let source = std::fs::read_to_string(path).map_err(|source| Error::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let (bulletin, mut diagnostics) = Bulletin::parse(path, &source);
+        let mut checked = Checked::default();
+        if let Some(b) = &bulletin {
+            diagnostics.extend(b.validate(
+                &self.config,
+                &|f| MEMBER_FIELDS.contains(&f),
+                &self.base,
+            ));
+            checked.sections = b.sections.len();
+            if let Some(store) = self.existing_store()? {
+                if let Ok(hash) = b.content_hash(&self.base) {
+                    let number = match &b.number {
+                        Some(n) => *n.get_ref(),
+                        None => numbering::assign(store, &self.config, &source_key(path), &hash)?,
+                    };
+                    checked.number = Some(number);
+                    if let Err(reused) = numbering::check_reuse(store, number, &hash)? {
+                        diagnostics.push(Diagnostic::error(
+                            path,
+                            &source,
+                            b.number_span(),
+                            reused.to_string(),
+                        ));
+                    }
+                }
+            } else {
+                checked.number = Some(match &b.number {
+                    Some(n) => *n.get_ref(),
+                    None => self.config.numbering.start,
+                });
+            }
+        }
+        diagnostic::sort(&mut diagnostics);
+        checked.diagnostics = diagnostics;
+        Ok(checked)
+    }
+
+    /// Loads, validates and numbers the bulletin at `path`. Any error in it fails with every
+    /// problem found.
+    pub fn edition(&self, path: &Path) -> Result<Edition> {
+        let checked = self.check(path)?;
+        if checked.errors() > 0 {
+            return Err(Error::Invalid(checked.diagnostics));
+        }
+        let bulletin = Bulletin::load(path)?;
+        let hash = bulletin.content_hash(&self.base)?;
+        let store = self.store()?;
+        let number = match &bulletin.number {
+            Some(n) => *n.get_ref(),
+            None => numbering::assign(store, &self.config, &source_key(path), &hash)?,
+        };
+        if let Err(reused) = numbering::check_reuse(store, number, &hash)? {
+            let d = Diagnostic::error(
+                path,
+                &bulletin.source,
+                bulletin.number_span(),
+                reused.to_string(),
+            );
+            return Err(Error::Invalid(vec![d]));
+        }
+        let date = bulletin
+            .date
+            .as_ref()
+            .map(|d| *d.get_ref())
+            .unwrap_or_else(clock::today);
+        Edition::new(bulletin, self.config.clone(), number, date, &self.base)
+    }
+
+    /// The key that signs unsubscribe tokens: the secret in the configured environment
+    /// variable, or else one kept in the store.
+    pub fn token_key(&self) -> Result<TokenKey> {
+        match std::env::var(&self.config.sender.token_secret_env) {
+            Ok(secret) if !secret.is_empty() => Ok(TokenKey::new(secret.into_bytes())),
+            _ => Ok(TokenKey::new(self.store()?.secret("unsubscribe-token")?)),
+        }
+    }
+
+    /// Prepares `edition` for personal copies.
+    pub fn mailing(&self, edition: Edition, list: Option<&str>) -> Result<Mailing> {
+        let renderer = Renderer::new(&self.templates)?;
+        Mailing::new(edition, renderer, self.token_key()?, list)
+    }
+
+    /// Builds the bulletin at `path` into `outbox/<number>/`: the HTML, the text, and the
+    /// message as a member without a name receives it, addressed to the list.
+    pub fn build(&self, path: &Path, outbox: &Path) -> Result<Built> {
+        let edition = self.edition(path)?;
+        let number = edition.number;
+        let record = EditionRecord {
+            number,
+            content_hash: edition.content_hash.clone(),
+            subject: edition.subject.clone(),
+            source: source_key(path),
+            built_at: Some(clock::now().to_string()),
+            sent_at: None,
+        };
+        let mailing = self.mailing(edition, None)?;
+        let copy = mailing.copy_for(
+            &Recipient::address_only(&self.config.sender.list_address),
+            true,
+        )?;
+        let built = outbox::write_build(outbox, number, &copy)?;
+        self.store()?.record_build(&record)?;
+        Ok(built)
+    }
+}
+
+/// How the store remembers a bulletin file: its path as given, without a leading `./`.
+pub fn source_key(path: &Path) -> String {
+    let text = path.to_string_lossy().replace('\\', "/");
+    text.trim_start_matches("./").to_string()
+}
+
+/// The text of a new bulletin file.
+fn skeleton(config: &Config, number: u32, date: jiff::civil::Date) -> String {
+    let kinds: Vec<&str> = config.sections.keys().map(String::as_str).collect();
+    format!(
+        r#"# {series} {number}, started with `mailout new`.
+# Check it:  mailout check <this file>     Build it:  mailout build <this file>
+number = {number}
+date = {date}
+headline = "The lead story of this bulletin"
+# subject = "..."           # default: "{series} {number}: <headline>"
+# to = ["Cafcass", "NPS", "PbNI", "CRC"]   # the "To:" line
+# greeting = "Dear {{{{first_name}}}}"     # default: "{greeting}"
+intro = """
+Write the introduction here. Markdown works: **bold**, [links](https://example.org),
+bullet lists and numbered lists.
+"""
+
+[[section]]
+heading = "First item"
+kind = "general"            # one of: {kinds}
+# audience = ["NPS"]        # only members whose employer or branch matches
+body = """
+The first news item.
+"""
+# signed = ["Your Name"]
+
+[[signatory]]
+name = "Your Name"
+role = "General Secretary"
+"#,
+        series = config.organisation.series,
+        greeting = config.greeting.default,
+        kinds = kinds.join(", "),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_skeleton_is_a_valid_bulletin() {
+        let config = Config::builtin();
+        let text = skeleton(&config, 241, jiff::civil::date(2026, 11, 23));
+        let (b, problems) = Bulletin::parse(Path::new("241.toml"), &text);
+        assert!(problems.is_empty(), "{problems:?}");
+        let b = b.unwrap();
+        assert!(
+            b.validate(&config, &|f| MEMBER_FIELDS.contains(&f), Path::new("."))
+                .is_empty()
+        );
+        assert_eq!(b.number.map(|n| n.into_inner()), Some(241));
+    }
+
+    #[test]
+    fn source_keys_drop_leading_dot_slash() {
+        assert_eq!(
+            source_key(Path::new("./bulletins/1.toml")),
+            "bulletins/1.toml"
+        );
+    }
+}
