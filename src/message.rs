@@ -1,20 +1,26 @@
 //! Rendered parts + a recipient → the MIME message that recipient receives (PRODUCT.md §4).
 //!
-//! A [`Mailing`] is made once per edition. It renders each audience variant once, and keeps
-//! each part's quoted-printable encoding with the personal fields left open; a copy for one
-//! member fills those holes and lets lettre assemble the headers and MIME structure. Every
-//! header value goes through lettre's typed headers or its RFC 2047 encoder, and values
-//! that could carry a line break are checked or cleaned first, so header injection is
-//! impossible by construction.
+//! A [`Mailing`] is made once per edition. For each audience variant it renders the
+//! templates once, encodes each part once as quoted-printable with the personal fields left
+//! open, and has lettre assemble the whole message once around markers: the headers every
+//! copy shares, the MIME structure, and a place for the personal headers. A copy for one
+//! member is then lettre's encoding of three headers (To, Message-ID, List-Unsubscribe),
+//! the holes filled, and the rest copied.
+//!
+//! Every header value goes through lettre's typed headers or its RFC 2047 encoder, and
+//! values that could carry a line break are checked (config, bulletin) or cleaned (member
+//! data) first, so header injection is impossible by construction.
 
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use lettre::message::header::{ContentTransferEncoding, ContentType, HeaderName, HeaderValue};
+use lettre::message::header::{
+    self, ContentTransferEncoding, ContentType, HeaderName, HeaderValue, Headers,
+};
 use lettre::message::{Attachment, Body, Mailbox, MultiPart, SinglePart};
-use lettre::{Address, Message};
+use lettre::{Address, Message, address::Envelope};
 use sha2::{Digest, Sha256};
 
 use crate::bulletin::hex;
@@ -35,7 +41,8 @@ pub struct Mailing {
     date: SystemTime,
     list_id: String,
     boundary: String,
-    attachments: Vec<SinglePart>,
+    series_slug: String,
+    attachments: Vec<EncodedAttachment>,
     variants: Mutex<HashMap<Vec<bool>, Arc<Variant>>>,
 }
 
@@ -47,12 +54,55 @@ impl std::fmt::Debug for Mailing {
     }
 }
 
-/// One audience variant: rendered once, encoded once.
+/// One member's copy.
+#[derive(Debug, Clone)]
+pub struct Copy {
+    /// The Message-ID, with angle brackets.
+    pub message_id: String,
+    /// The whole message, CRLF line endings.
+    pub bytes: Vec<u8>,
+}
+
+/// The two parts of one member's copy, decoded, as they read them.
+#[derive(Debug, Clone)]
+pub struct Parts {
+    /// The HTML part.
+    pub html: String,
+    /// The plain-text part.
+    pub text: String,
+}
+
+/// An attachment, base64-encoded once for every copy.
+#[derive(Debug)]
+struct EncodedAttachment {
+    filename: String,
+    content_type: ContentType,
+    body: Vec<u8>,
+}
+
+/// One audience variant: rendered once, encoded once, assembled once.
 #[derive(Debug)]
 struct Variant {
     rendered: Rendered,
     html: Encoded,
     text: Encoded,
+    skeleton: Vec<Piece>,
+    size: usize,
+}
+
+/// A piece of a variant's assembled message.
+#[derive(Debug)]
+enum Piece {
+    /// Bytes every copy shares.
+    Shared(Vec<u8>),
+    /// The member's own headers.
+    PersonalHeaders,
+    /// The text part's body.
+    Text,
+    /// The HTML part's body.
+    Html,
+    /// An attachment's body.
+    Attachment(usize),
 }
 
 /// A part's quoted-printable encoding with holes: `literals[0] field[0] literals[1] …`.
@@ -64,22 +114,23 @@ struct Encoded {
     fields: Vec<Field>,
 }
 
-/// One member's copy.
-#[derive(Debug, Clone)]
-pub struct Copy {
-    /// The Message-ID, with angle brackets.
-    pub message_id: String,
-    /// The whole message, CRLF line endings.
-    pub bytes: Vec<u8>,
-    /// The HTML part as the member sees it.
-    pub html: String,
-    /// The text part as the member sees it.
-    pub text: String,
+/// Marks where lettre's output gets a body or the personal headers: control characters
+/// that lettre's encoders never emit in a header or a pre-encoded body.
+const MARK: &[u8] = b"\x01mailout:";
+const MARK_END: u8 = b'\x01';
+/// The header whose line becomes the member's own headers.
+const PERSONAL_HEADER: &str = "X-Mailout-Personal";
+
+fn marker(name: &str, encoding: ContentTransferEncoding) -> Body {
+    let mut bytes = MARK.to_vec();
+    bytes.extend_from_slice(name.as_bytes());
+    bytes.push(MARK_END);
+    Body::dangerous_pre_encoded(bytes, encoding)
 }
 
 impl Mailing {
-    /// Prepares `edition` for sending to `list` (a list name or selectors, for List-Id; `None`
-    /// for the list as a whole).
+    /// Prepares `edition` for sending to `list` (a list name or selectors, for List-Id;
+    /// `None` for the list as a whole).
     pub fn new(
         edition: Edition,
         renderer: Renderer,
@@ -98,15 +149,21 @@ impl Mailing {
             + Duration::from_secs(u64::try_from(date.as_second()).unwrap_or(0));
         let list_id = edition.list_id(list);
         let boundary = format!("=_mailout_{}", &edition.content_hash[..24]);
+        let series_slug = edition.config.series_slug();
         let mut attachments = Vec::new();
         for a in &edition.attachments {
-            let content_type = ContentType::parse(&a.content_type).unwrap_or(
-                ContentType::parse("application/octet-stream")
-                    .map_err(|e| Error::Usage(e.to_string()))?,
-            );
-            attachments.push(
-                Attachment::new(clean(&a.filename)).body(Body::new(a.bytes.clone()), content_type),
-            );
+            let content_type = ContentType::parse(&a.content_type)
+                .or_else(|_| ContentType::parse("application/octet-stream"))
+                .map_err(|e| Error::Usage(e.to_string()))?;
+            let mut body =
+                String::with_capacity(email_encoding::body::base64::encoded_len(a.bytes.len()));
+            email_encoding::body::base64::encode(&a.bytes, &mut body)
+                .map_err(|e| Error::Usage(format!("encoding `{}`: {e}", a.filename)))?;
+            attachments.push(EncodedAttachment {
+                filename: clean(&a.filename),
+                content_type,
+                body: body.into_bytes(),
+            });
         }
         Ok(Mailing {
             edition,
@@ -117,6 +174,7 @@ impl Mailing {
             date,
             list_id,
             boundary,
+            series_slug,
             attachments,
             variants: Mutex::new(HashMap::new()),
         })
@@ -131,7 +189,7 @@ impl Mailing {
     /// crash is recognisable.
     pub fn message_id(&self, address: &str) -> String {
         let digest = Sha256::new()
-            .chain_update(self.edition.config.series_slug())
+            .chain_update(&self.series_slug)
             .chain_update([0])
             .chain_update(self.edition.number.to_be_bytes())
             .chain_update(address.trim().to_lowercase())
@@ -139,7 +197,7 @@ impl Mailing {
         format!(
             "<{}.{}@{}>",
             self.edition.number,
-            &hex(&digest)[..20],
+            hex(&digest[..10]),
             self.edition.config.sender.list_domain
         )
     }
@@ -150,11 +208,11 @@ impl Mailing {
         let visible = self.edition.visible((!all_sections).then_some(recipient));
         let variant = self.variant(visible)?;
         let values = self.values(recipient);
-
-        let to = Address::from_str(recipient.email.trim()).map_err(|e| Error::Message {
+        let fail = |e: Box<dyn std::error::Error + Send + Sync>| Error::Message {
             recipient: recipient.email.clone(),
-            source: Box::new(e),
-        })?;
+            source: e,
+        };
+        let to = Address::from_str(recipient.email.trim()).map_err(|e| fail(e.into()))?;
         let name = recipient
             .name
             .as_deref()
@@ -162,52 +220,43 @@ impl Mailing {
             .filter(|n| !n.is_empty());
         let message_id = self.message_id(&recipient.email);
 
-        let text = SinglePart::builder()
-            .header(ContentType::TEXT_PLAIN)
-            .body(variant.text.fill(&values, |v| v.to_string()));
-        let html = SinglePart::builder()
-            .header(ContentType::TEXT_HTML)
-            .body(variant.html.fill(&values, handlebars::html_escape));
-        let alternative = MultiPart::alternative()
-            .boundary(format!("{}_alt", self.boundary))
-            .singlepart(text)
-            .singlepart(html);
-        let body = if self.attachments.is_empty() {
-            alternative
-        } else {
-            let mut mixed = MultiPart::mixed()
-                .boundary(format!("{}_mix", self.boundary))
-                .multipart(alternative);
-            for a in &self.attachments {
-                mixed = mixed.singlepart(a.clone());
-            }
-            mixed
-        };
+        let mut personal = Headers::new();
+        personal.set(header::To::from(lettre::message::Mailboxes::from(
+            Mailbox::new(name, to),
+        )));
+        personal.set(header::MessageId::from(message_id.clone()));
+        personal.insert_raw(header_value(
+            "List-Unsubscribe",
+            &format!("<{}>, <{}>", values.unsubscribe, values.unsubscribe_mailto),
+        ));
+        let personal = personal.to_string();
 
-        let mut builder = Message::builder().from(self.from.clone());
-        if let Some(reply_to) = &self.reply_to {
-            builder = builder.reply_to(reply_to.clone());
+        let mut bytes = Vec::with_capacity(variant.size + personal.len() + 512);
+        for piece in &variant.skeleton {
+            match piece {
+                Piece::Shared(b) => bytes.extend_from_slice(b),
+                Piece::PersonalHeaders => bytes.extend_from_slice(personal.as_bytes()),
+                Piece::Text => variant
+                    .text
+                    .fill_into(&mut bytes, &values, |v| v.to_string()),
+                Piece::Html => variant
+                    .html
+                    .fill_into(&mut bytes, &values, handlebars::html_escape),
+                Piece::Attachment(i) => {
+                    let body = self.attachments.get(*i).map_or(&[][..], |a| &a.body[..]);
+                    bytes.extend_from_slice(body);
+                }
+            }
         }
-        let unsubscribe = format!("<{}>, <{}>", values.unsubscribe, values.unsubscribe_mailto);
-        let message = builder
-            .to(Mailbox::new(name, to))
-            .subject(self.edition.subject.clone())
-            .date(self.date)
-            .message_id(Some(message_id.clone()))
-            .raw_header(header("List-Id", &self.list_id))
-            .raw_header(header("List-Unsubscribe", &unsubscribe))
-            .raw_header(header(
-                "List-Unsubscribe-Post",
-                "List-Unsubscribe=One-Click",
-            ))
-            .multipart(body)
-            .map_err(|e| Error::Message {
-                recipient: recipient.email.clone(),
-                source: Box::new(e),
-            })?;
-        Ok(Copy {
-            message_id,
-            bytes: message.formatted(),
+        Ok(Copy { message_id, bytes })
+    }
+
+    /// The HTML and text of `recipient`'s copy, decoded (see [`Mailing::copy_for`]).
+    pub fn parts_for(&self, recipient: &Recipient, all_sections: bool) -> Result<Parts> {
+        let visible = self.edition.visible((!all_sections).then_some(recipient));
+        let variant = self.variant(visible)?;
+        let values = self.values(recipient);
+        Ok(Parts {
             html: variant.rendered.html.fill(&values, handlebars::html_escape),
             text: variant.rendered.text.fill(&values, |v| v.to_string()),
         })
@@ -239,14 +288,118 @@ impl Mailing {
             return Ok(Arc::clone(v));
         }
         let rendered = self.renderer.render(&self.edition, &visible)?;
+        let html = Encoded::new(&rendered.html);
+        let text = Encoded::new(&rendered.text);
+        let skeleton = self.skeleton()?;
+        let size = skeleton
+            .iter()
+            .map(|p| match p {
+                Piece::Shared(b) => b.len(),
+                Piece::Attachment(i) => self.attachments.get(*i).map_or(0, |a| a.body.len()),
+                _ => 0,
+            })
+            .sum::<usize>()
+            + html.len()
+            + text.len();
         let variant = Arc::new(Variant {
-            html: Encoded::new(&rendered.html),
-            text: Encoded::new(&rendered.text),
             rendered,
+            html,
+            text,
+            skeleton,
+            size,
         });
         variants.insert(visible, Arc::clone(&variant));
         Ok(variant)
     }
+
+    /// The message every copy shares, assembled by lettre around markers, cut at them.
+    fn skeleton(&self) -> Result<Vec<Piece>> {
+        let text = SinglePart::builder()
+            .header(ContentType::TEXT_PLAIN)
+            .body(marker("text", ContentTransferEncoding::QuotedPrintable));
+        let html = SinglePart::builder()
+            .header(ContentType::TEXT_HTML)
+            .body(marker("html", ContentTransferEncoding::QuotedPrintable));
+        let alternative = MultiPart::alternative()
+            .boundary(format!("{}_alt", self.boundary))
+            .singlepart(text)
+            .singlepart(html);
+        let body = if self.attachments.is_empty() {
+            alternative
+        } else {
+            let mut mixed = MultiPart::mixed()
+                .boundary(format!("{}_mix", self.boundary))
+                .multipart(alternative);
+            for (i, a) in self.attachments.iter().enumerate() {
+                let part = Attachment::new(a.filename.clone()).body(
+                    marker(&i.to_string(), ContentTransferEncoding::Base64),
+                    a.content_type.clone(),
+                );
+                mixed = mixed.singlepart(part);
+            }
+            mixed
+        };
+        let mut builder = Message::builder().from(self.from.clone());
+        if let Some(reply_to) = &self.reply_to {
+            builder = builder.reply_to(reply_to.clone());
+        }
+        let envelope = Envelope::new(Some(self.from.email.clone()), vec![self.from.email.clone()])
+            .map_err(|e| Error::Usage(e.to_string()))?;
+        let formatted = builder
+            .raw_header(header_value(PERSONAL_HEADER, "1"))
+            .subject(self.edition.subject.clone())
+            .date(self.date)
+            .raw_header(header_value("List-Id", &self.list_id))
+            .raw_header(header_value(
+                "List-Unsubscribe-Post",
+                "List-Unsubscribe=One-Click",
+            ))
+            .envelope(envelope)
+            .multipart(body)
+            .map_err(|e| Error::Message {
+                recipient: self.edition.config.sender.list_address.clone(),
+                source: Box::new(e),
+            })?
+            .formatted();
+        cut(&formatted)
+    }
+}
+
+/// Cuts lettre's output at the markers and at the personal-headers line.
+fn cut(formatted: &[u8]) -> Result<Vec<Piece>> {
+    let broken = || Error::Usage("the message skeleton lost a marker".into());
+    let personal_line = format!("{PERSONAL_HEADER}: 1\r\n");
+    let at = find(formatted, personal_line.as_bytes()).ok_or_else(broken)?;
+    let mut pieces = vec![
+        Piece::Shared(formatted[..at].to_vec()),
+        Piece::PersonalHeaders,
+    ];
+    let mut rest = &formatted[at + personal_line.len()..];
+    while let Some(start) = find(rest, MARK) {
+        pieces.push(Piece::Shared(rest[..start].to_vec()));
+        let name_start = start + MARK.len();
+        let len = rest[name_start..]
+            .iter()
+            .position(|b| *b == MARK_END)
+            .ok_or_else(broken)?;
+        pieces.push(match &rest[name_start..name_start + len] {
+            b"text" => Piece::Text,
+            b"html" => Piece::Html,
+            digits => Piece::Attachment(
+                std::str::from_utf8(digits)
+                    .ok()
+                    .and_then(|d| d.parse().ok())
+                    .ok_or_else(broken)?,
+            ),
+        });
+        rest = &rest[name_start + len + 1..];
+    }
+    pieces.push(Piece::Shared(rest.to_vec()));
+    Ok(pieces)
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 impl Encoded {
@@ -261,18 +414,23 @@ impl Encoded {
         }
     }
 
-    fn fill(&self, values: &Values, escape: impl Fn(&str) -> String) -> Body {
-        let mut out = Vec::with_capacity(self.literals.iter().map(Vec::len).sum::<usize>() + 512);
+    /// The encoded length without the holes.
+    fn len(&self) -> usize {
+        self.literals.iter().map(Vec::len).sum()
+    }
+
+    /// Appends the encoding with every hole filled by `values`, passed through `escape`.
+    fn fill_into(&self, out: &mut Vec<u8>, values: &Values, escape: impl Fn(&str) -> String) {
+        let start = out.len();
         for (i, literal) in self.literals.iter().enumerate() {
             out.extend_from_slice(literal);
             if let Some(field) = self.fields.get(i) {
                 out.extend(encode_piece(&escape(values.get(*field))));
             }
         }
-        while out.ends_with(b"=\r\n") {
+        while out.len() >= start + 3 && out.ends_with(b"=\r\n") {
             out.truncate(out.len() - 3);
         }
-        Body::dangerous_pre_encoded(out, ContentTransferEncoding::QuotedPrintable)
     }
 }
 
@@ -293,6 +451,12 @@ fn encode_piece(text: &str) -> Vec<u8> {
 /// A personal value made safe for a header or a single line: control characters (CR, LF,
 /// tabs, NUL) become spaces and runs of spaces collapse.
 pub fn clean(value: &str) -> String {
+    let tidy = !value.chars().any(char::is_control)
+        && !value.contains("  ")
+        && value.trim().len() == value.len();
+    if tidy {
+        return value.to_string();
+    }
     value
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
@@ -302,7 +466,7 @@ pub fn clean(value: &str) -> String {
         .join(" ")
 }
 
-fn header(name: &'static str, value: &str) -> HeaderValue {
+fn header_value(name: &'static str, value: &str) -> HeaderValue {
     HeaderValue::new(HeaderName::new_from_ascii_str(name), clean(value))
 }
 
@@ -336,5 +500,32 @@ mod tests {
     fn clean_removes_line_breaks() {
         assert_eq!(clean("Jo\r\nBcc: x@y"), "Jo Bcc: x@y");
         assert_eq!(clean(" a\t b "), "a b");
+        assert_eq!(clean("Zoë Ní Bhriain"), "Zoë Ní Bhriain");
+    }
+
+    #[test]
+    fn cut_finds_every_marker() {
+        let text = b"From: a\r\nX-Mailout-Personal: 1\r\nSubject: s\r\n\r\n\x01mailout:text\x01\r\n--b\r\n\x01mailout:2\x01\r\n";
+        let pieces = cut(text).unwrap();
+        let kinds: Vec<String> = pieces
+            .iter()
+            .map(|p| match p {
+                Piece::Shared(b) => format!("{:?}", String::from_utf8_lossy(b)),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "\"From: a\\r\\n\"",
+                "PersonalHeaders",
+                "\"Subject: s\\r\\n\\r\\n\"",
+                "Text",
+                "\"\\r\\n--b\\r\\n\"",
+                "Attachment(2)",
+                "\"\\r\\n\""
+            ]
+        );
+        assert!(cut(b"no markers").is_err());
     }
 }

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::message::Copy;
+use crate::message::{Copy, Parts};
 
 /// The default outbox folder.
 pub const DEFAULT_DIR: &str = "outbox";
@@ -22,8 +22,8 @@ pub struct Built {
     pub eml: PathBuf,
 }
 
-/// Writes `copy` as edition `number` into `outbox`.
-pub fn write_build(outbox: &Path, number: u32, copy: &Copy) -> Result<Built> {
+/// Writes `copy` and its `parts` as edition `number` into `outbox`.
+pub fn write_build(outbox: &Path, number: u32, copy: &Copy, parts: &Parts) -> Result<Built> {
     let dir = outbox.join(number.to_string());
     std::fs::create_dir_all(&dir).map_err(|source| Error::Write {
         path: dir.clone(),
@@ -35,8 +35,8 @@ pub fn write_build(outbox: &Path, number: u32, copy: &Copy) -> Result<Built> {
         text: dir.join("bulletin.txt"),
         eml: dir.join("bulletin.eml"),
     };
-    write_atomic(&built.html, copy.html.as_bytes())?;
-    write_atomic(&built.text, copy.text.as_bytes())?;
+    write_atomic(&built.html, parts.html.as_bytes())?;
+    write_atomic(&built.text, parts.text.as_bytes())?;
     write_atomic(&built.eml, &copy.bytes)?;
     Ok(built)
 }

@@ -151,7 +151,10 @@ impl<'a> TomlFile<'a> {
         for item in items.iter() {
             match item.get_ref() {
                 DeValue::String(s) => out.push(Spanned::new(item.span(), s.to_string())),
-                other => self.wrong_type(&format!("{key}` item `"), item.span(), "a string", other),
+                other => self.error(
+                    item.span(),
+                    format!("items of `{key}` must be strings, not {}", describe(other)),
+                ),
             }
         }
         Some(out)
@@ -277,7 +280,7 @@ mod tests {
         assert!(lines[0].starts_with("b.toml:1:1: error: unknown key `titel`"));
         assert!(lines[0].contains("did you mean `title`?"));
         assert!(lines[1].starts_with("b.toml:2:10: error: `number` must be a whole number"));
-        assert!(lines[2].starts_with("b.toml:3:7: error: `to` item `"));
+        assert!(lines[2].starts_with("b.toml:3:7: error: items of `to` must be strings"));
     }
 
     #[test]

@@ -226,11 +226,10 @@ impl Workspace {
             sent_at: None,
         };
         let mailing = self.mailing(edition, None)?;
-        let copy = mailing.copy_for(
-            &Recipient::address_only(&self.config.sender.list_address),
-            true,
-        )?;
-        let built = outbox::write_build(outbox, number, &copy)?;
+        let list = Recipient::address_only(&self.config.sender.list_address);
+        let copy = mailing.copy_for(&list, true)?;
+        let parts = mailing.parts_for(&list, true)?;
+        let built = outbox::write_build(outbox, number, &copy, &parts)?;
         self.store()?.record_build(&record)?;
         Ok(built)
     }

@@ -19,6 +19,8 @@ fn options() -> Options {
 pub fn to_html(markdown: &str) -> String {
     let events = Parser::new_ext(markdown, options()).map(|event| match event {
         Event::Html(html) | Event::InlineHtml(html) => Event::Text(html),
+        Event::Start(Tag::HtmlBlock) => Event::Start(Tag::Paragraph),
+        Event::End(TagEnd::HtmlBlock) => Event::End(TagEnd::Paragraph),
         other => other,
     });
     let mut out = String::with_capacity(markdown.len() * 3 / 2);
@@ -219,9 +221,22 @@ impl TextRenderer {
 
     fn start(&mut self, tag: Tag<'_>) {
         match tag {
-            Tag::Paragraph => {
+            Tag::Paragraph | Tag::HtmlBlock => {
                 self.flush();
-                if !self.in_tight_item() {
+                // A paragraph directly in an item means the list is loose: its items are
+                // separated by blank lines.
+                let len = self.containers.len();
+                if let [
+                    ..,
+                    Container::List { tight, .. },
+                    Container::Item { first_line, .. },
+                ] = &mut self.containers[..len]
+                {
+                    *tight = false;
+                    if !*first_line {
+                        self.blank();
+                    }
+                } else {
                     self.blank();
                 }
             }
@@ -288,7 +303,7 @@ impl TextRenderer {
 
     fn end(&mut self, tag: TagEnd) {
         match tag {
-            TagEnd::Paragraph => self.flush(),
+            TagEnd::Paragraph | TagEnd::HtmlBlock => self.flush(),
             TagEnd::Heading(level) => {
                 let text = std::mem::take(&mut self.inline);
                 let prefix = self.prefix();
@@ -433,5 +448,139 @@ impl TextRenderer {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(md: &str) -> String {
+        let t = to_text(md, 1);
+        let mut out = t.body;
+        for r in t.references {
+            out.push('\n');
+            out.push_str(&r);
+        }
+        out
+    }
+
+    #[test]
+    fn raw_html_is_escaped_in_html() {
+        let html =
+            to_html("Hi <script>alert(1)</script> and <b>x</b>\n\n<div onclick=\"x\">y</div>");
+        assert!(!html.contains("<script") && !html.contains("<b>") && !html.contains("<div"));
+        assert!(
+            html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<p>&lt;div onclick=\"x\"&gt;y&lt;/div&gt;</p>"),
+            "{html}"
+        );
+    }
+
+    #[test]
+    fn paragraphs_wrap_at_72_and_links_become_references() {
+        let md = "A long sentence about pay that goes on and on, well past the seventy-two column mark, with [a link](https://example.org/pay) and [another](mailto:pay@example.org) at the end.";
+        let out = text(md);
+        assert!(out.lines().all(|l| l.chars().count() <= 72), "{out}");
+        assert!(
+            out.replace('\n', " ")
+                .contains("a link [1] and another [2] at"),
+            "{out}"
+        );
+        assert!(
+            out.ends_with("\n[1] https://example.org/pay\n[2] mailto:pay@example.org"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn a_reference_stays_with_its_word() {
+        let md = format!(
+            "{} [vote online](https://example.org/v).",
+            "word ".repeat(12)
+        );
+        let out = text(&md);
+        assert!(out.contains("online [1]"), "{out}");
+    }
+
+    #[test]
+    fn bare_links_stay_inline_and_are_not_repeated() {
+        let out = text("Mail <info@example.org> or see <https://example.org/x>.");
+        assert_eq!(out, "Mail info@example.org or see https://example.org/x.");
+    }
+
+    #[test]
+    fn lists_quotes_and_headings() {
+        let md = "### Plan\n\n- one\n- two that is long enough to need wrapping because it keeps going and going\n  - nested\n\n1. first\n2. second\n\n> quoted text\n> more\n\nAfter.";
+        let out = text(md);
+        let expected = "Plan\n----\n\n  * one\n  * two that is long enough to need wrapping because it keeps going and\n    going\n      * nested\n\n  1. first\n  2. second\n\n> quoted text more\n\nAfter.";
+        assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn loose_lists_keep_blank_lines_between_items() {
+        let out = text("- one\n\n- two\n");
+        assert_eq!(out, "  * one\n\n  * two");
+    }
+
+    #[test]
+    fn code_blocks_are_indented_not_wrapped() {
+        let out = text("Run:\n\n```\nmailout build bulletins/241.toml\n```\n");
+        assert_eq!(out, "Run:\n\n    mailout build bulletins/241.toml");
+    }
+
+    #[test]
+    fn images_show_their_alt_text() {
+        assert_eq!(
+            text("![Members at the rally](https://example.org/r.jpg)"),
+            "[image: Members at the rally]"
+        );
+    }
+
+    #[test]
+    fn hard_breaks_are_kept() {
+        assert_eq!(
+            text("Helen Banner  \nNational Official"),
+            "Helen Banner\nNational Official"
+        );
+    }
+
+    #[test]
+    fn no_line_is_ever_over_78() {
+        let url = format!("https://example.org/{}", "a".repeat(120));
+        let md = format!(
+            "See {url} and [this]({url}) and averyveryverylongwordwithoutanyspaces{}",
+            "x".repeat(90)
+        );
+        let out = text(&md);
+        assert!(out.lines().all(|l| l.chars().count() <= MAX_LINE), "{out}");
+        let joined: String = out
+            .lines()
+            .filter(|l| l.starts_with("[1]") || l.starts_with("    "))
+            .collect();
+        assert!(
+            joined.replace(' ', "").contains(&url["https://".len()..]),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn links_are_found_with_places_and_text() {
+        let md = "a [x](https://e.example) b ![alt](ftp://i.example/p.png)";
+        let links = links(md);
+        assert_eq!(links.len(), 2);
+        assert_eq!(
+            (&md[links[0].range.clone()], links[0].text.as_str()),
+            ("[x](https://e.example)", "x")
+        );
+        assert!(links[1].image && links[1].text == "alt" && !allowed_scheme(&links[1].url));
+        assert!(
+            allowed_scheme("MAILTO:a@b.example")
+                && !allowed_scheme("javascript:x")
+                && !allowed_scheme("https://")
+        );
     }
 }

@@ -1,0 +1,140 @@
+//! A fluent helper around the real binary in a temporary folder (after mdBook's `BookTest`
+//! and just's `Test`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The repository, for copying its samples.
+pub fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A temporary organisation folder.
+pub struct Test {
+    dir: tempfile::TempDir,
+}
+
+/// What a run printed and returned.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    #[track_caller]
+    pub fn success(self) -> Run {
+        assert_eq!(
+            self.code, 0,
+            "expected success\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn code(self, code: i32) -> Run {
+        assert_eq!(
+            self.code, code,
+            "stdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+impl Test {
+    /// An empty folder: no config, so built-in defaults apply.
+    pub fn new() -> Test {
+        Test {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    /// A folder with the repository's `config/` and `examples/`, as a union would have.
+    pub fn with_examples() -> Test {
+        let t = Test::new();
+        for folder in ["config", "examples"] {
+            copy_dir(&repo().join(folder), &t.path().join(folder));
+        }
+        t
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn write(self, name: &str, text: &str) -> Test {
+        let path = self.path().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+        self
+    }
+
+    pub fn read(&self, name: &str) -> String {
+        std::fs::read_to_string(self.path().join(name))
+            .unwrap_or_else(|e| panic!("reading {name}: {e}"))
+    }
+
+    pub fn bytes(&self, name: &str) -> Vec<u8> {
+        std::fs::read(self.path().join(name)).unwrap_or_else(|e| panic!("reading {name}: {e}"))
+    }
+
+    pub fn command(&self) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_mailout"));
+        command
+            .current_dir(self.path())
+            .env_remove("MAILOUT_CONFIG")
+            .env_remove("MAILOUT_STORE")
+            .env_remove("MAILOUT_LOG")
+            .env("MAILOUT_TOKEN_SECRET", "integration-test-secret")
+            .env("SOURCE_DATE_EPOCH", "1795000000");
+        command
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        let Output {
+            status,
+            stdout,
+            stderr,
+        } = self.command().args(args).output().expect("run mailout");
+        Run {
+            code: status.code().unwrap_or(-1),
+            stdout: String::from_utf8(stdout).expect("utf-8 stdout"),
+            stderr: String::from_utf8(stderr).expect("utf-8 stderr"),
+        }
+    }
+
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.path().join(name)
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// The example bulletins, by file name.
+pub fn examples() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(repo().join("examples/bulletins"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".toml"))
+        .collect();
+    names.sort();
+    names
+}
+
+/// The number a bulletin file sets.
+pub fn number_of(name: &str) -> String {
+    name.split('-').next().unwrap().to_string()
+}

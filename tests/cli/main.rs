@@ -1,0 +1,10 @@
+//! One integration-test binary: runs the real `mailout` executable in a temporary folder and
+//! checks its files and output. One module per feature.
+
+mod build;
+mod check;
+mod harness;
+mod mime;
+mod new;
+mod samples;
+mod templates;
