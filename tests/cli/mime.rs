@@ -118,10 +118,7 @@ fn headers_are_the_ones_the_spec_names() {
         "List-Unsubscribe-Post: List-Unsubscribe=One-Click",
         "Content-Type: multipart/mixed;",
     ] {
-        assert!(
-            head.contains(line),
-            "missing {line:?} in\n{head}"
-        );
+        assert!(head.contains(line), "missing {line:?} in\n{head}");
     }
     assert!(head.contains("Message-ID: <238."), "{head}");
     // Every line ends in CRLF and none is over 998 octets.
