@@ -19,6 +19,11 @@ pub fn now() -> Timestamp {
     Timestamp::now()
 }
 
+/// Now as an RFC 3339 UTC timestamp to the second (`2026-11-23T09:12:05Z`), for the store.
+pub fn stamp() -> String {
+    now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
 /// Today's date in the local time zone (UTC when it cannot be found).
 pub fn today() -> Date {
     let tz = TimeZone::try_system().unwrap_or(TimeZone::UTC);

@@ -3,8 +3,10 @@
 //! The compose flow, one module per step:
 //! [`bulletin`] (the TOML file, validated with places) → [`edition`] (numbered, resolved) →
 //! [`render`] (HTML and text from handlebars templates) → [`message`] (personal MIME copies)
-//! → [`outbox`] (files on disk). [`numbering`] and [`store`] keep the series' history;
-//! [`workspace`] ties them together for the command line.
+//! → [`outbox`] (files on disk) → [`send`] (the job's journal, worked through over SMTP,
+//! sendmail or files). [`members`] holds the roster and list selection, [`numbering`] and
+//! [`store`] the series' history; [`serve`] answers unsubscribe links; [`workspace`] ties
+//! them together for the command line.
 
 #![warn(missing_docs)]
 
@@ -12,13 +14,17 @@ pub mod bulletin;
 pub mod clock;
 pub mod config;
 pub mod diagnostic;
+pub mod dkim;
 pub mod edition;
 pub mod error;
+pub mod members;
 pub mod message;
 pub mod numbering;
 pub mod outbox;
 pub mod recipient;
 pub mod render;
+pub mod send;
+pub mod serve;
 pub mod store;
 pub mod token;
 pub mod toml_file;

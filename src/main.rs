@@ -4,9 +4,16 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use mailout::members::{self, MemberCsv};
+use mailout::send::job::{self, Plan, SendRequest, SendResult, TransportKind};
+use mailout::send::progress::Display;
+use mailout::store::{EntryState, Job};
 use mailout::workspace::{Options, Workspace};
-use mailout::{Error, outbox, render::templates};
+use mailout::{Error, clock, outbox, render::templates, serve};
 
 /// Draft, send and archive an organisation's numbered email bulletins.
 #[derive(Parser, Debug)]
@@ -59,6 +66,91 @@ enum Command {
         #[command(subcommand)]
         command: TemplatesCommand,
     },
+    /// Send a bulletin: one personal copy per selected member.
+    Send {
+        /// The bulletin file.
+        file: PathBuf,
+        /// Who receives it: `all`, `branch:NAME`, `employer:NAME` or a list name, comma-separated.
+        #[arg(long, value_name = "SELECTORS")]
+        to: Option<String>,
+        /// Show who would receive it; send nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// How to deliver (default: smtp when configured, else files in OUTBOX/<number>/sent/).
+        #[arg(long, value_enum)]
+        transport: Option<TransportArg>,
+        /// Connections (default: [smtp] concurrency).
+        #[arg(long)]
+        concurrency: Option<u32>,
+        /// Messages per second overall; 0 is unlimited (default: [smtp] rate).
+        #[arg(long, value_name = "PER_SECOND")]
+        rate: Option<u32>,
+        /// Do not ask before starting.
+        #[arg(long, short = 'y')]
+        yes: bool,
+        /// Continue job JOB (running the same command again does too).
+        #[arg(long, value_name = "JOB")]
+        resume: Option<i64>,
+        /// Where the file transport writes.
+        #[arg(long, default_value = outbox::DEFAULT_DIR)]
+        outbox: PathBuf,
+        /// No progress display.
+        #[arg(long, short = 'q')]
+        quiet: bool,
+    },
+    /// The member roster.
+    Members {
+        #[command(subcommand)]
+        command: MembersCommand,
+    },
+    /// Every branch, employer and named list, with its member count.
+    Lists,
+    /// Never send to these addresses again.
+    Unsubscribe {
+        /// Addresses.
+        #[arg(required = true)]
+        addresses: Vec<String>,
+        /// Why, for the record.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Addresses that are never sent to, and why.
+    Suppressed,
+    /// Send jobs, newest first.
+    Jobs,
+    /// One send job: its state and its failures.
+    Job {
+        /// The job's id.
+        id: i64,
+    },
+    /// The one-click unsubscribe endpoint.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8025")]
+        listen: SocketAddr,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum MembersCommand {
+    /// Add or update members from a CSV file (columns email,name,branch,employer,...).
+    Import {
+        /// The CSV file.
+        file: PathBuf,
+    },
+    /// List members.
+    List {
+        /// Only these: `all`, `branch:NAME`, `employer:NAME` or a list name.
+        #[arg(long, value_name = "SELECTORS")]
+        to: Option<String>,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum TransportArg {
+    Smtp,
+    File,
+    Sendmail,
 }
 
 #[derive(Subcommand, Debug)]
@@ -135,6 +227,283 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
                 ExitCode::SUCCESS
             })
         }
+        Command::Send {
+            file,
+            to,
+            dry_run,
+            transport,
+            concurrency,
+            rate,
+            yes,
+            resume,
+            outbox,
+            quiet,
+        } => {
+            let workspace = Workspace::open(&options)?;
+            let request = SendRequest {
+                file,
+                to,
+                resume,
+                dry_run,
+                transport: transport.map(|t| match t {
+                    TransportArg::Smtp => TransportKind::Smtp,
+                    TransportArg::File => TransportKind::File,
+                    TransportArg::Sendmail => TransportKind::Sendmail,
+                }),
+                concurrency,
+                rate,
+                outbox,
+                display: if quiet {
+                    Display::Quiet
+                } else {
+                    Display::auto()
+                },
+            };
+            let mut confirm = |plan: &Plan| yes || !std::io::stdin().is_terminal() || ask(plan);
+            match job::send(&workspace, &request, &mut confirm)? {
+                SendResult::DryRun(plan) => {
+                    print_plan(&plan);
+                    Ok(ExitCode::SUCCESS)
+                }
+                SendResult::Declined(_) => {
+                    eprintln!("not sent");
+                    Ok(ExitCode::from(1))
+                }
+                SendResult::Ran {
+                    job,
+                    stats,
+                    started,
+                } => {
+                    let verb = if started { "started" } else { "resumed" };
+                    let rate = stats.sent as f64 / stats.elapsed.as_secs_f64().max(0.001);
+                    println!(
+                        "job {} ({verb}): {} sent, {} failed, {} skipped, {} pending of {}; this run: {} sent, {} failed in {:.1} s ({rate:.0}/s)",
+                        job.id,
+                        job.progress.sent,
+                        job.progress.failed,
+                        job.progress.skipped,
+                        job.progress.pending,
+                        job.total,
+                        stats.sent,
+                        stats.failed,
+                        stats.elapsed.as_secs_f64(),
+                    );
+                    if stats.interrupted {
+                        eprintln!(
+                            "error: interrupted; run the same command again to resume job {}",
+                            job.id
+                        );
+                        return Ok(ExitCode::from(1));
+                    }
+                    if job.progress.failed > 0 {
+                        let store = workspace.store()?;
+                        for e in store.entries(job.id, EntryState::Failed)?.iter().take(20) {
+                            eprintln!(
+                                "failed: {}: {}",
+                                e.member.email,
+                                e.reply.as_deref().unwrap_or("")
+                            );
+                        }
+                        if job.progress.failed > 20 {
+                            eprintln!(
+                                "… and {} more: `mailout job {}`",
+                                job.progress.failed - 20,
+                                job.id
+                            );
+                        }
+                        return Ok(ExitCode::from(2));
+                    }
+                    Ok(ExitCode::SUCCESS)
+                }
+            }
+        }
+        Command::Members { command } => {
+            let workspace = Workspace::open(&options)?;
+            let store = workspace.store()?;
+            match command {
+                MembersCommand::Import { file } => {
+                    let mut csv = MemberCsv::open(&file)?;
+                    let counts = store.import_members(&mut csv)?;
+                    for skipped in &csv.skipped {
+                        eprintln!(
+                            "{}:{}: warning: {}; row skipped",
+                            file.display(),
+                            skipped.line,
+                            skipped.reason
+                        );
+                    }
+                    println!(
+                        "imported `{}`: {} new, {} updated, {} rows skipped",
+                        file.display(),
+                        counts.added,
+                        counts.updated,
+                        csv.skipped.len()
+                    );
+                }
+                MembersCommand::List { to } => {
+                    let selection = match to {
+                        Some(to) => {
+                            Some(members::parse_selectors(&to, &workspace.config)?.selection)
+                        }
+                        None => None,
+                    };
+                    let suppressed: std::collections::HashMap<String, String> = store
+                        .suppressions()?
+                        .into_iter()
+                        .map(|s| (s.email, s.reason))
+                        .collect();
+                    let mut rows = vec![
+                        ["EMAIL", "NAME", "BRANCH", "EMPLOYER", "SUPPRESSED"]
+                            .map(String::from)
+                            .to_vec(),
+                    ];
+                    for m in store.members(selection.as_ref())? {
+                        let status = suppressed.get(&m.email).cloned().unwrap_or_default();
+                        rows.push(vec![
+                            m.email,
+                            m.name.unwrap_or_default(),
+                            m.branch.unwrap_or_default(),
+                            m.employer.unwrap_or_default(),
+                            status,
+                        ]);
+                    }
+                    print_table(&rows);
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Lists => {
+            let workspace = Workspace::open(&options)?;
+            let store = workspace.store()?;
+            let counts = store.counts()?;
+            let mut rows = vec![vec!["LIST".to_string(), "MEMBERS".to_string()]];
+            rows.push(vec!["all".into(), counts.all.to_string()]);
+            for (name, n) in &counts.branches {
+                rows.push(vec![format!("branch:{name}"), n.to_string()]);
+            }
+            for (name, n) in &counts.employers {
+                rows.push(vec![format!("employer:{name}"), n.to_string()]);
+            }
+            for (name, list) in &workspace.config.lists {
+                let selection = members::parse_selectors(name, &workspace.config)?.selection;
+                rows.push(vec![
+                    format!("{name} ({})", list.select.join(", ")),
+                    store.count_selected(&selection)?.to_string(),
+                ]);
+            }
+            print_table(&rows);
+            if counts.suppressed > 0 {
+                println!("({} suppressed members are not counted)", counts.suppressed);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Unsubscribe { addresses, reason } => {
+            let workspace = Workspace::open(&options)?;
+            let store = workspace.store()?;
+            let now = clock::stamp();
+            for raw in &addresses {
+                let Some(email) = members::normalise_address(raw) else {
+                    return Err(Error::Usage(format!("`{raw}` is not an email address")));
+                };
+                if store.suppress(&email, "manual", reason.as_deref(), &now)? {
+                    println!("suppressed {email}");
+                } else {
+                    println!("{email} was already suppressed");
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Suppressed => {
+            let workspace = Workspace::open(&options)?;
+            let mut rows = vec![
+                ["EMAIL", "REASON", "SINCE", "DETAIL"]
+                    .map(String::from)
+                    .to_vec(),
+            ];
+            for s in workspace.store()?.suppressions()? {
+                rows.push(vec![s.email, s.reason, s.at, s.detail.unwrap_or_default()]);
+            }
+            print_table(&rows);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Jobs => {
+            let workspace = Workspace::open(&options)?;
+            let mut rows = vec![
+                [
+                    "JOB", "NUMBER", "TO", "STATE", "SENT", "FAILED", "SKIPPED", "PENDING",
+                    "TOTAL", "STARTED",
+                ]
+                .map(String::from)
+                .to_vec(),
+            ];
+            for job in workspace.store()?.jobs()? {
+                rows.push(vec![
+                    job.id.to_string(),
+                    job.spec.number.to_string(),
+                    job.spec.selectors.clone(),
+                    state_of(&job).to_string(),
+                    job.progress.sent.to_string(),
+                    job.progress.failed.to_string(),
+                    job.progress.skipped.to_string(),
+                    job.progress.pending.to_string(),
+                    job.total.to_string(),
+                    job.spec.created_at.clone(),
+                ]);
+            }
+            print_table(&rows);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Job { id } => {
+            let workspace = Workspace::open(&options)?;
+            let store = workspace.store()?;
+            let job = store.job(id)?.ok_or_else(|| {
+                Error::Usage(format!("there is no job {id}; `mailout jobs` lists them"))
+            })?;
+            println!("job:        {}", job.id);
+            println!("bulletin:   {} ({})", job.spec.number, job.spec.source);
+            println!("subject:    {}", job.spec.subject);
+            println!("to:         {}", job.spec.selectors);
+            println!("transport:  {}", job.spec.transport);
+            println!("state:      {}", state_of(&job));
+            println!("started:    {}", job.spec.created_at);
+            if let Some(at) = &job.finished_at {
+                println!("finished:   {at}");
+            }
+            println!(
+                "recipients: {} ({} sent, {} failed, {} skipped, {} pending)",
+                job.total,
+                job.progress.sent,
+                job.progress.failed,
+                job.progress.skipped,
+                job.progress.pending
+            );
+            for e in store.entries(id, EntryState::Failed)? {
+                println!(
+                    "failed:     {}: {}",
+                    e.member.email,
+                    e.reply.unwrap_or_default()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Serve { listen } => {
+            let workspace = Workspace::open(&options)?;
+            let tokens = workspace.token_key()?;
+            let store = mailout::store::open(workspace.store_location())?;
+            let state = std::sync::Arc::new(serve::ServeState::new(
+                store,
+                tokens,
+                workspace.config.organisation.name.clone(),
+            ));
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| Error::Usage(format!("could not start the async runtime: {e}")))?;
+            runtime.block_on(serve::serve(state, listen, |bound| {
+                eprintln!("listening on http://{bound}");
+            }))?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Build { files, outbox } => {
             let workspace = Workspace::open(&options)?;
             for file in &files {
@@ -145,6 +514,79 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             }
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+fn state_of(job: &Job) -> &'static str {
+    match (&job.finished_at, job.progress.failed) {
+        (None, _) => "running",
+        (Some(_), 0) => "finished",
+        (Some(_), _) => "finished with failures",
+    }
+}
+
+fn ask(plan: &Plan) -> bool {
+    eprint!(
+        "Send `{}` to {} member{} (--to {})? [y/N] ",
+        plan.subject,
+        plan.recipients,
+        if plan.recipients == 1 { "" } else { "s" },
+        plan.selectors
+    );
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer).is_ok()
+        && matches!(answer.trim().to_lowercase().as_str(), "y" | "yes")
+}
+
+fn print_plan(plan: &Plan) {
+    println!(
+        "would send `{}` (bulletin {}) to {} member{} (--to {})",
+        plan.subject,
+        plan.number,
+        plan.recipients,
+        if plan.recipients == 1 { "" } else { "s" },
+        plan.selectors
+    );
+    if let Some(job) = &plan.existing {
+        println!(
+            "job {} exists for it: {} sent, {} failed, {} pending; running the command again resumes it",
+            job.id, job.progress.sent, job.progress.failed, job.progress.pending
+        );
+    }
+    for m in &plan.sample {
+        println!("  {}", m.email);
+    }
+    if plan.recipients > plan.sample.len() as u64 && !plan.sample.is_empty() {
+        println!(
+            "  … and {} more",
+            plan.recipients - plan.sample.len() as u64
+        );
+    }
+}
+
+/// Prints rows as aligned columns (the first row is the header).
+fn print_table(rows: &[Vec<String>]) {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|v| v.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    for row in rows {
+        let mut line = String::new();
+        for (c, value) in row.iter().enumerate() {
+            if c + 1 == row.len() {
+                line.push_str(value);
+            } else {
+                line.push_str(&format!("{value:<width$}  ", width = widths[c]));
+            }
+        }
+        println!("{}", line.trim_end());
     }
 }
 

@@ -180,6 +180,13 @@ impl Mailing {
         })
     }
 
+    /// Dates every copy `date` instead of the bulletin's date (a send uses the time its job
+    /// started, the same for every copy and every resume).
+    pub fn with_date(mut self, date: SystemTime) -> Mailing {
+        self.date = date;
+        self
+    }
+
     /// The edition this mailing sends.
     pub fn edition(&self) -> &Edition {
         &self.edition

@@ -88,6 +88,11 @@ impl Workspace {
         Ok(self.store.get_or_init(|| opened).as_ref())
     }
 
+    /// Where the store is (a path, or a URL).
+    pub fn store_location(&self) -> &str {
+        &self.store_location
+    }
+
     /// The store if it already exists; `check` reads but never creates one.
     fn existing_store(&self) -> Result<Option<&dyn Store>> {
         let is_file = !self.store_location.contains("://");
@@ -132,13 +137,15 @@ impl Workspace {
         let (bulletin, mut diagnostics) = Bulletin::parse(path, &source);
         let mut checked = Checked::default();
         if let Some(b) = &bulletin {
-            diagnostics.extend(b.validate(
-                &self.config,
-                &|f| MEMBER_FIELDS.contains(&f),
-                &self.base,
-            ));
+            let store = self.existing_store()?;
+            let attributes = match store {
+                Some(store) => store.attribute_names()?,
+                None => Vec::new(),
+            };
+            let known = |f: &str| MEMBER_FIELDS.contains(&f) || attributes.iter().any(|a| a == f);
+            diagnostics.extend(b.validate(&self.config, &known, &self.base));
             checked.sections = b.sections.len();
-            if let Some(store) = self.existing_store()? {
+            if let Some(store) = store {
                 if let Ok(hash) = b.content_hash(&self.base) {
                     let number = match &b.number {
                         Some(n) => *n.get_ref(),
@@ -222,7 +229,7 @@ impl Workspace {
             content_hash: edition.content_hash.clone(),
             subject: edition.subject.clone(),
             source: source_key(path),
-            built_at: Some(clock::now().to_string()),
+            built_at: Some(clock::stamp()),
             sent_at: None,
         };
         let mailing = self.mailing(edition, None)?;

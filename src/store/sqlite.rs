@@ -6,11 +6,16 @@ use std::path::Path;
 use rusqlite::{Connection, OptionalExtension, params};
 use rusqlite_migration::{M, Migrations};
 
-use super::{EditionRecord, Store};
+use super::{
+    Counts, EditionRecord, Entry, EntryState, ImportCounts, Job, Mark, NewJob, Progress, Store,
+    Suppression,
+};
 use crate::error::{Error, Result};
+use crate::members::{Member, Selection};
 
-const MIGRATIONS: &[M<'static>] = &[M::up(
-    "CREATE TABLE editions (
+const MIGRATIONS: &[M<'static>] = &[
+    M::up(
+        "CREATE TABLE editions (
         number       INTEGER PRIMARY KEY,
         content_hash TEXT NOT NULL,
         subject      TEXT NOT NULL,
@@ -23,7 +28,60 @@ const MIGRATIONS: &[M<'static>] = &[M::up(
         name  TEXT PRIMARY KEY,
         value BLOB NOT NULL
     );",
-)];
+    ),
+    M::up(
+        "CREATE TABLE members (
+            id         INTEGER PRIMARY KEY,
+            email      TEXT NOT NULL UNIQUE,
+            name       TEXT,
+            branch     TEXT,
+            employer   TEXT,
+            attributes TEXT NOT NULL DEFAULT '{}',
+            token_key  BLOB NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE INDEX members_branch ON members(branch COLLATE NOCASE);
+        CREATE INDEX members_employer ON members(employer COLLATE NOCASE);
+        CREATE INDEX members_token_key ON members(token_key);
+        CREATE TABLE suppressions (
+            email  TEXT PRIMARY KEY,
+            reason TEXT NOT NULL,
+            detail TEXT,
+            at     TEXT NOT NULL
+        );
+        CREATE TABLE jobs (
+            id           INTEGER PRIMARY KEY,
+            number       INTEGER NOT NULL,
+            selectors    TEXT NOT NULL,
+            content_hash TEXT NOT NULL,
+            subject      TEXT NOT NULL,
+            source       TEXT NOT NULL,
+            transport    TEXT NOT NULL,
+            total        INTEGER NOT NULL,
+            created_at   TEXT NOT NULL,
+            finished_at  TEXT,
+            UNIQUE (number, selectors)
+        );
+        CREATE TABLE journal (
+            job        INTEGER NOT NULL REFERENCES jobs(id),
+            seq        INTEGER NOT NULL,
+            email      TEXT NOT NULL,
+            name       TEXT,
+            branch     TEXT,
+            employer   TEXT,
+            attributes TEXT NOT NULL DEFAULT '{}',
+            state      TEXT NOT NULL DEFAULT 'pending',
+            attempts   INTEGER NOT NULL DEFAULT 0,
+            message_id TEXT,
+            reply      TEXT,
+            updated_at TEXT,
+            PRIMARY KEY (job, seq)
+        ) WITHOUT ROWID;
+        CREATE INDEX journal_state ON journal(job, state, seq);
+        CREATE INDEX journal_message_id ON journal(message_id);",
+    ),
+];
 
 /// A store in one SQLite file.
 pub struct SqliteStore {
@@ -172,6 +230,457 @@ impl Store for SqliteStore {
             })
             .map_err(|e| self.fail("could not read a secret", e))
     }
+
+    fn import_members(&self, members: &mut dyn Iterator<Item = Member>) -> Result<ImportCounts> {
+        let fail = |e| self.fail("could not import members", e);
+        let now = crate::clock::stamp();
+        let tx = self.conn.unchecked_transaction().map_err(fail)?;
+        let before = count(&tx, "SELECT COUNT(*) FROM members").map_err(fail)?;
+        let newest: i64 = tx
+            .query_row("SELECT COALESCE(MAX(id), 0) FROM members", [], |r| r.get(0))
+            .map_err(fail)?;
+        let mut updated = 0;
+        {
+            // A returned id at or below the highest before this import is a member who was
+            // already there: an update, not a new member (nor a repeat within the file).
+            let mut upsert = tx
+                .prepare_cached(
+                    "INSERT INTO members (email, name, branch, employer, attributes, token_key, created_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)
+                     ON CONFLICT(email) DO UPDATE SET
+                       name = excluded.name, branch = excluded.branch, employer = excluded.employer,
+                       attributes = excluded.attributes, updated_at = excluded.updated_at
+                     RETURNING id",
+                )
+                .map_err(fail)?;
+            for m in members {
+                let attributes =
+                    serde_json::to_string(&m.attributes).unwrap_or_else(|_| "{}".into());
+                let key = crate::token::address_key(&m.email);
+                let id: i64 = upsert
+                    .query_row(
+                        params![
+                            m.email,
+                            m.name,
+                            m.branch,
+                            m.employer,
+                            attributes,
+                            &key[..],
+                            now
+                        ],
+                        |r| r.get(0),
+                    )
+                    .map_err(fail)?;
+                updated += u64::from(id <= newest);
+            }
+        }
+        let after = count(&tx, "SELECT COUNT(*) FROM members").map_err(fail)?;
+        tx.commit().map_err(fail)?;
+        Ok(ImportCounts {
+            added: after - before,
+            updated,
+        })
+    }
+
+    fn members(&self, selection: Option<&Selection>) -> Result<Vec<Member>> {
+        let fail = |e| self.fail("could not list members", e);
+        let (filter, args) = match selection {
+            Some(s) => where_selected(s, 1),
+            None => ("1".to_string(), Vec::new()),
+        };
+        let mut statement = self
+            .conn
+            .prepare(&format!(
+                "SELECT email, name, branch, employer, attributes FROM members m WHERE {filter} ORDER BY email"
+            ))
+            .map_err(fail)?;
+        let rows = statement
+            .query_map(rusqlite::params_from_iter(args.iter()), member_row)
+            .map_err(fail)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(fail)
+    }
+
+    fn members_by_token_key(&self, key: &[u8]) -> Result<Vec<Member>> {
+        let fail = |e| self.fail("could not look up a token", e);
+        let mut statement = self
+            .conn
+            .prepare_cached(
+                "SELECT email, name, branch, employer, attributes FROM members WHERE token_key = ?1",
+            )
+            .map_err(fail)?;
+        let rows = statement.query_map([key], member_row).map_err(fail)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(fail)
+    }
+
+    fn attribute_names(&self) -> Result<Vec<String>> {
+        let fail = |e| self.fail("could not read attribute names", e);
+        let mut statement = self
+            .conn
+            .prepare(
+                "SELECT DISTINCT j.key FROM members, json_each(members.attributes) AS j ORDER BY j.key",
+            )
+            .map_err(fail)?;
+        let rows = statement.query_map([], |r| r.get(0)).map_err(fail)?;
+        rows.collect::<rusqlite::Result<Vec<String>>>()
+            .map_err(fail)
+    }
+
+    fn counts(&self) -> Result<Counts> {
+        let fail = |e| self.fail("could not count members", e);
+        let sendable = "NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.email = m.email)";
+        let all = count(
+            &self.conn,
+            &format!("SELECT COUNT(*) FROM members m WHERE {sendable}"),
+        )
+        .map_err(fail)?;
+        let suppressed = count(
+            &self.conn,
+            "SELECT COUNT(*) FROM members m WHERE EXISTS (SELECT 1 FROM suppressions s WHERE s.email = m.email)",
+        )
+        .map_err(fail)?;
+        let group = |column: &str| -> rusqlite::Result<Vec<(String, u64)>> {
+            let mut statement = self.conn.prepare(&format!(
+                "SELECT MIN({column}), COUNT(*) FROM members m
+                 WHERE {column} IS NOT NULL AND {sendable}
+                 GROUP BY {column} COLLATE NOCASE ORDER BY {column} COLLATE NOCASE"
+            ))?;
+            let rows = statement.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?;
+            rows.collect()
+        };
+        let branches = group("branch").map_err(fail)?;
+        let employers = group("employer").map_err(fail)?;
+        Ok(Counts {
+            all,
+            suppressed,
+            branches,
+            employers,
+        })
+    }
+
+    fn count_selected(&self, selection: &Selection) -> Result<u64> {
+        let (filter, args) = where_selected(selection, 1);
+        self.conn
+            .query_row(
+                &format!(
+                    "SELECT COUNT(*) FROM members m WHERE {filter}
+                     AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.email = m.email)"
+                ),
+                rusqlite::params_from_iter(args.iter()),
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n as u64)
+            .map_err(|e| self.fail("could not count recipients", e))
+    }
+
+    fn suppress(&self, email: &str, reason: &str, detail: Option<&str>, at: &str) -> Result<bool> {
+        self.conn
+            .execute(
+                "INSERT INTO suppressions (email, reason, detail, at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(email) DO NOTHING",
+                params![email, reason, detail, at],
+            )
+            .map(|n| n > 0)
+            .map_err(|e| self.fail("could not suppress an address", e))
+    }
+
+    fn suppressions(&self) -> Result<Vec<Suppression>> {
+        let fail = |e| self.fail("could not list suppressions", e);
+        let mut statement = self
+            .conn
+            .prepare("SELECT email, reason, detail, at FROM suppressions ORDER BY at, email")
+            .map_err(fail)?;
+        let rows = statement
+            .query_map([], |r| {
+                Ok(Suppression {
+                    email: r.get(0)?,
+                    reason: r.get(1)?,
+                    detail: r.get(2)?,
+                    at: r.get(3)?,
+                })
+            })
+            .map_err(fail)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(fail)
+    }
+
+    fn find_job(&self, number: u32, selectors: &str) -> Result<Option<Job>> {
+        let id: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT id FROM jobs WHERE number = ?1 AND selectors = ?2",
+                params![number, selectors],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.fail("could not look up a job", e))?;
+        match id {
+            Some(id) => self.job(id),
+            None => Ok(None),
+        }
+    }
+
+    fn create_job(&self, job: &NewJob, selection: &Selection) -> Result<Job> {
+        let fail = |e| self.fail("could not start the job", e);
+        let (filter, mut args) = where_selected(selection, 2);
+        let tx = self.conn.unchecked_transaction().map_err(fail)?;
+        tx.execute(
+            "INSERT INTO jobs (number, selectors, content_hash, subject, source, transport, total, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7)",
+            params![job.number, job.selectors, job.content_hash, job.subject, job.source, job.transport, job.created_at],
+        )
+        .map_err(fail)?;
+        let id = tx.last_insert_rowid();
+        args.insert(0, id.to_string());
+        let inserted = tx
+            .execute(
+                &format!(
+                    "INSERT INTO journal (job, seq, email, name, branch, employer, attributes)
+                     SELECT CAST(?1 AS INTEGER), ROW_NUMBER() OVER (ORDER BY m.id), m.email, m.name, m.branch, m.employer, m.attributes
+                     FROM members m
+                     WHERE ({filter})
+                       AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.email = m.email)"
+                ),
+                rusqlite::params_from_iter(args.iter()),
+            )
+            .map_err(fail)?;
+        tx.execute(
+            "UPDATE jobs SET total = ?1 WHERE id = ?2",
+            params![inserted as i64, id],
+        )
+        .map_err(fail)?;
+        tx.commit().map_err(fail)?;
+        self.job(id)?.ok_or_else(|| Error::Store {
+            location: self.location.clone(),
+            context: "the new job vanished".into(),
+            source: "no row".into(),
+        })
+    }
+
+    fn job(&self, id: i64) -> Result<Option<Job>> {
+        let fail = |e| self.fail("could not read a job", e);
+        let job = self
+            .conn
+            .query_row(
+                &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1"),
+                [id],
+                job_row,
+            )
+            .optional()
+            .map_err(fail)?;
+        match job {
+            Some(mut job) => {
+                job.progress = self.progress(id).map_err(fail)?;
+                Ok(Some(job))
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn jobs(&self) -> Result<Vec<Job>> {
+        let fail = |e| self.fail("could not list jobs", e);
+        let mut statement = self
+            .conn
+            .prepare(&format!("SELECT {JOB_COLUMNS} FROM jobs ORDER BY id DESC"))
+            .map_err(fail)?;
+        let rows = statement.query_map([], job_row).map_err(fail)?;
+        let mut jobs = rows.collect::<rusqlite::Result<Vec<_>>>().map_err(fail)?;
+        for job in &mut jobs {
+            job.progress = self.progress(job.id).map_err(fail)?;
+        }
+        Ok(jobs)
+    }
+
+    fn skip_suppressed(&self, job: i64, at: &str) -> Result<u64> {
+        self.conn
+            .execute(
+                "UPDATE journal SET state = 'skipped', reply = 'suppressed: ' || (SELECT reason FROM suppressions s WHERE s.email = journal.email), updated_at = ?2
+                 WHERE job = ?1 AND state = 'pending'
+                   AND EXISTS (SELECT 1 FROM suppressions s WHERE s.email = journal.email)",
+                params![job, at],
+            )
+            .map(|n| n as u64)
+            .map_err(|e| self.fail("could not skip suppressed addresses", e))
+    }
+
+    fn pending(&self, job: i64, after_seq: i64, limit: usize) -> Result<Vec<Entry>> {
+        let fail = |e| self.fail("could not read the journal", e);
+        let mut statement = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {ENTRY_COLUMNS} FROM journal
+                 WHERE job = ?1 AND state = 'pending' AND seq > ?2 ORDER BY seq LIMIT ?3"
+            ))
+            .map_err(fail)?;
+        let rows = statement
+            .query_map(params![job, after_seq, limit as i64], entry_row)
+            .map_err(fail)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(fail)
+    }
+
+    fn mark(&self, marks: &[Mark]) -> Result<()> {
+        let fail = |e| self.fail("could not write the journal", e);
+        let tx = self.conn.unchecked_transaction().map_err(fail)?;
+        {
+            let mut update = tx
+                .prepare_cached(
+                    "UPDATE journal SET state = ?3, attempts = ?4, message_id = ?5, reply = ?6, updated_at = ?7
+                     WHERE job = ?1 AND seq = ?2",
+                )
+                .map_err(fail)?;
+            for m in marks {
+                update
+                    .execute(params![
+                        m.job,
+                        m.seq,
+                        m.state.as_str(),
+                        m.attempts,
+                        m.message_id,
+                        m.reply,
+                        m.at
+                    ])
+                    .map_err(fail)?;
+            }
+        }
+        tx.commit().map_err(fail)
+    }
+
+    fn finish_job(&self, job: i64, at: &str) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE jobs SET finished_at = ?2 WHERE id = ?1 AND finished_at IS NULL",
+                params![job, at],
+            )
+            .map(drop)
+            .map_err(|e| self.fail("could not finish the job", e))
+    }
+
+    fn entries(&self, job: i64, state: EntryState) -> Result<Vec<Entry>> {
+        let fail = |e| self.fail("could not read the journal", e);
+        let mut statement = self
+            .conn
+            .prepare(&format!(
+                "SELECT {ENTRY_COLUMNS} FROM journal WHERE job = ?1 AND state = ?2 ORDER BY seq"
+            ))
+            .map_err(fail)?;
+        let rows = statement
+            .query_map(params![job, state.as_str()], entry_row)
+            .map_err(fail)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(fail)
+    }
+}
+
+const JOB_COLUMNS: &str = "id, number, selectors, content_hash, subject, source, transport, created_at, finished_at, total";
+const ENTRY_COLUMNS: &str =
+    "job, seq, email, name, branch, employer, attributes, state, attempts, message_id, reply";
+
+impl SqliteStore {
+    fn progress(&self, job: i64) -> rusqlite::Result<Progress> {
+        let mut statement = self
+            .conn
+            .prepare_cached("SELECT state, COUNT(*) FROM journal WHERE job = ?1 GROUP BY state")?;
+        let mut progress = Progress::default();
+        let rows =
+            statement.query_map([job], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+        for row in rows {
+            let (state, n) = row?;
+            let n = n as u64;
+            match EntryState::parse(&state) {
+                Some(EntryState::Pending) => progress.pending = n,
+                Some(EntryState::Sent) => progress.sent = n,
+                Some(EntryState::Failed) => progress.failed = n,
+                Some(EntryState::Skipped) => progress.skipped = n,
+                None => {}
+            }
+        }
+        Ok(progress)
+    }
+}
+
+fn count(conn: &Connection, sql: &str) -> rusqlite::Result<u64> {
+    conn.query_row(sql, [], |r| r.get::<_, i64>(0))
+        .map(|n| n as u64)
+}
+
+/// The SQL condition (on members `m`) for `selection`, and its parameters, numbered from
+/// `?first`.
+fn where_selected(selection: &Selection, first: usize) -> (String, Vec<String>) {
+    if selection.all {
+        return ("1".into(), Vec::new());
+    }
+    let mut conditions = Vec::new();
+    let mut args = Vec::new();
+    for (column, values) in [
+        ("branch", &selection.branches),
+        ("employer", &selection.employers),
+    ] {
+        if values.is_empty() {
+            continue;
+        }
+        let marks: Vec<String> = values
+            .iter()
+            .map(|v| {
+                args.push(v.clone());
+                format!("?{}", first + args.len() - 1)
+            })
+            .collect();
+        conditions.push(format!(
+            "m.{column} COLLATE NOCASE IN ({})",
+            marks.join(", ")
+        ));
+    }
+    if conditions.is_empty() {
+        return ("0".into(), args);
+    }
+    (conditions.join(" OR "), args)
+}
+
+fn attributes(json: &str) -> std::collections::BTreeMap<String, String> {
+    serde_json::from_str(json).unwrap_or_default()
+}
+
+fn member_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Member> {
+    Ok(Member {
+        email: row.get(0)?,
+        name: row.get(1)?,
+        branch: row.get(2)?,
+        employer: row.get(3)?,
+        attributes: attributes(&row.get::<_, String>(4)?),
+    })
+}
+
+fn job_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Job> {
+    Ok(Job {
+        id: row.get(0)?,
+        spec: NewJob {
+            number: row.get(1)?,
+            selectors: row.get(2)?,
+            content_hash: row.get(3)?,
+            subject: row.get(4)?,
+            source: row.get(5)?,
+            transport: row.get(6)?,
+            created_at: row.get(7)?,
+        },
+        finished_at: row.get(8)?,
+        total: row.get::<_, i64>(9)? as u64,
+        progress: Progress::default(),
+    })
+}
+
+fn entry_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Entry> {
+    Ok(Entry {
+        job: row.get(0)?,
+        seq: row.get(1)?,
+        member: Member {
+            email: row.get(2)?,
+            name: row.get(3)?,
+            branch: row.get(4)?,
+            employer: row.get(5)?,
+            attributes: attributes(&row.get::<_, String>(6)?),
+        },
+        state: EntryState::parse(&row.get::<_, String>(7)?).unwrap_or(EntryState::Pending),
+        attempts: row.get(8)?,
+        message_id: row.get(9)?,
+        reply: row.get(10)?,
+    })
 }
 
 #[cfg(test)]

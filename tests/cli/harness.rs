@@ -138,3 +138,41 @@ pub fn examples() -> Vec<String> {
 pub fn number_of(name: &str) -> String {
     name.split('-').next().unwrap().to_string()
 }
+
+impl Test {
+    /// Appends `text` to the file `name`.
+    pub fn append(self, name: &str, text: &str) -> Test {
+        let mut current = std::fs::read_to_string(self.path().join(name)).unwrap_or_default();
+        current.push_str(text);
+        self.write(name, &current)
+    }
+
+    /// Writes `members.csv` with `n` members `member00000@members.test`…, spread over four
+    /// employers and four branches, and imports it.
+    pub fn with_members(self, n: usize) -> Test {
+        let employers = ["NPS", "Cafcass", "PbNI", "CRC"];
+        let branches = ["London", "Wales", "Yorkshire", "Midlands"];
+        let mut csv = String::from("email,name,branch,employer\n");
+        for i in 0..n {
+            csv.push_str(&format!(
+                "member{i:05}@members.test,Member{i} Surname,{},{}\n",
+                branches[i % 4],
+                employers[(i / 4) % 4]
+            ));
+        }
+        let t = self.write("members.csv", &csv);
+        t.run(&["members", "import", "members.csv"]).success();
+        t
+    }
+
+    /// Points `[smtp]` at 127.0.0.1:`port` in plain text, with `extra` keys.
+    pub fn with_smtp(self, port: u16, extra: &str) -> Test {
+        self.append(
+            "config/mailout.toml",
+            &format!("\n[smtp]\nurl = \"smtp://127.0.0.1:{port}?tls=none\"\n{extra}\n"),
+        )
+    }
+}
+
+/// The secret the harness gives every run for unsubscribe tokens.
+pub const TOKEN_SECRET: &str = "integration-test-secret";

@@ -3,8 +3,14 @@
 
 mod build;
 mod check;
+mod faults;
 mod harness;
+mod headers;
+mod members;
 mod mime;
 mod new;
 mod samples;
+mod send;
+mod serve;
+mod servers;
 mod templates;

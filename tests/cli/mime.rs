@@ -34,7 +34,7 @@ fn python_email_parses_every_message_without_defects() {
     for e in examples() {
         let n = number_of(&e);
         let path = t.file(&format!("outbox/{n}/bulletin.eml"));
-        let out = Command::new("python3")
+        let out = Command::new("/usr/bin/python3")
             .args(["-c", PYTHON_CHECK])
             .arg(&path)
             .output()

@@ -1,0 +1,424 @@
+//! The member roster (PRODUCT.md §5): importing it from CSV, and choosing recipients by
+//! selectors (`all`, `branch:NAME`, `employer:NAME`, a named list in the config).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::str::FromStr;
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::message::clean;
+
+/// One member, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// Normalised address (trimmed, lowercase).
+    pub email: String,
+    /// Full name, if known.
+    pub name: Option<String>,
+    /// Branch, if known.
+    pub branch: Option<String>,
+    /// Employer, if known.
+    pub employer: Option<String>,
+    /// Other CSV columns.
+    pub attributes: BTreeMap<String, String>,
+}
+
+impl Member {
+    /// The member as a recipient of a copy.
+    pub fn recipient(&self) -> crate::recipient::Recipient {
+        crate::recipient::Recipient {
+            email: self.email.clone(),
+            name: self.name.clone(),
+            branch: self.branch.clone(),
+            employer: self.employer.clone(),
+            attributes: self.attributes.clone(),
+        }
+    }
+}
+
+/// A CSV row that was not imported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    /// The file's line number of the row.
+    pub line: u64,
+    /// Why.
+    pub reason: String,
+}
+
+/// Normalises an address for storage and comparison: trimmed and lowercased. Returns `None`
+/// when it is not a deliverable address (`user@domain.tld`).
+pub fn normalise_address(raw: &str) -> Option<String> {
+    let address = raw.trim().trim_start_matches("mailto:").to_lowercase();
+    let parsed = lettre::Address::from_str(&address).ok()?;
+    let domain = parsed.domain();
+    let domain_ok = domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && domain
+            .split('.')
+            .all(|l| !l.is_empty() && l.chars().all(|c| c.is_alphanumeric() || c == '-'));
+    domain_ok.then_some(address)
+}
+
+/// Members read from a CSV file: a header row naming the columns (`email` required;
+/// `name`, `branch`, `employer` known; others kept as attributes), then one member per row.
+/// Iterating yields the valid rows; the others are collected in [`MemberCsv::skipped`] with
+/// their line numbers.
+pub struct MemberCsv {
+    reader: csv::Reader<std::io::BufReader<std::fs::File>>,
+    headers: Vec<String>,
+    email: usize,
+    name: Option<usize>,
+    branch: Option<usize>,
+    employer: Option<usize>,
+    record: csv::StringRecord,
+    /// Rows that were not imported, in file order.
+    pub skipped: Vec<Skipped>,
+}
+
+impl MemberCsv {
+    /// Opens `path` and reads its header row.
+    pub fn open(path: &Path) -> Result<MemberCsv> {
+        let file = std::fs::File::open(path).map_err(|source| Error::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut reader = csv::ReaderBuilder::new()
+            .flexible(true)
+            .trim(csv::Trim::Fields)
+            .from_reader(std::io::BufReader::new(file));
+        let headers: Vec<String> = reader
+            .headers()
+            .map_err(|e| Error::Usage(format!("`{}`: {e}", path.display())))?
+            .iter()
+            .map(|h| h.trim().trim_start_matches('\u{feff}').to_lowercase())
+            .collect();
+        let column = |name: &str| headers.iter().position(|h| h == name);
+        let Some(email) = column("email") else {
+            return Err(Error::Usage(format!(
+                "`{}`: the first row must name the columns, and one must be `email` (found: {})",
+                path.display(),
+                headers.join(", ")
+            )));
+        };
+        Ok(MemberCsv {
+            email,
+            name: column("name"),
+            branch: column("branch"),
+            employer: column("employer"),
+            headers,
+            reader,
+            record: csv::StringRecord::new(),
+            skipped: Vec::new(),
+        })
+    }
+
+    fn field(&self, i: Option<usize>) -> Option<String> {
+        i.and_then(|i| self.record.get(i))
+            .map(clean)
+            .filter(|v| !v.is_empty())
+    }
+}
+
+impl Iterator for MemberCsv {
+    type Item = Member;
+
+    fn next(&mut self) -> Option<Member> {
+        loop {
+            let line = self.reader.position().line() + 1;
+            match self.reader.read_record(&mut self.record) {
+                Ok(false) => return None,
+                Ok(true) => {}
+                Err(e) => {
+                    let line = e.position().map_or(line, |p| p.line());
+                    self.skipped.push(Skipped {
+                        line,
+                        reason: format!("unreadable row: {e}"),
+                    });
+                    if matches!(e.kind(), csv::ErrorKind::Io(_)) {
+                        return None;
+                    }
+                    continue;
+                }
+            }
+            let line = self.record.position().map_or(line, |p| p.line());
+            if self.record.iter().all(|f| f.is_empty()) {
+                continue;
+            }
+            let raw = self.record.get(self.email).unwrap_or("");
+            let Some(email) = normalise_address(raw) else {
+                let reason = if raw.trim().is_empty() {
+                    "no email address".to_string()
+                } else {
+                    format!("`{}` is not a valid email address", clean(raw))
+                };
+                self.skipped.push(Skipped { line, reason });
+                continue;
+            };
+            let known = [Some(self.email), self.name, self.branch, self.employer];
+            let mut attributes = BTreeMap::new();
+            for (i, header) in self.headers.iter().enumerate() {
+                if known.contains(&Some(i)) || header.is_empty() {
+                    continue;
+                }
+                if let Some(value) = self.field(Some(i)) {
+                    attributes.insert(header.clone(), value);
+                }
+            }
+            return Some(Member {
+                email,
+                name: self.field(self.name),
+                branch: self.field(self.branch),
+                employer: self.field(self.employer),
+                attributes,
+            });
+        }
+    }
+}
+
+/// Who a send goes to, reduced to what the store can query.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Selection {
+    /// Every member.
+    pub all: bool,
+    /// Members of these branches (compared without case).
+    pub branches: Vec<String>,
+    /// Members of these employers (compared without case).
+    pub employers: Vec<String>,
+}
+
+impl Selection {
+    /// Whether `member` is selected.
+    pub fn matches(&self, member: &Member) -> bool {
+        let any = |wanted: &[String], have: &Option<String>| {
+            have.as_deref()
+                .is_some_and(|h| wanted.iter().any(|w| w.eq_ignore_ascii_case(h.trim())))
+        };
+        self.all || any(&self.branches, &member.branch) || any(&self.employers, &member.employer)
+    }
+}
+
+/// `--to` parsed: the canonical text (the job's key) and what it selects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selectors {
+    /// Sorted, deduplicated, lowercase selectors joined by commas: `branch:london,employer:nps`.
+    pub key: String,
+    /// The members they select.
+    pub selection: Selection,
+    /// The named list, when `--to` is exactly one; its name goes into List-Id.
+    pub list_name: Option<String>,
+}
+
+/// Parses `--to` (a comma-separated union of selectors), expanding named lists from the
+/// config.
+pub fn parse_selectors(text: &str, config: &Config) -> Result<Selectors> {
+    let mut parts: Vec<String> = text
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    if parts.is_empty() {
+        return Err(Error::Usage(
+            "`--to` needs at least one selector: `all`, `branch:NAME`, `employer:NAME` or a list name".into(),
+        ));
+    }
+    let list_name = match parts.as_slice() {
+        [one] if config.lists.contains_key(one.as_str()) => Some(one.clone()),
+        [one] if one == "all" => None,
+        [one] => Some(one.clone()),
+        _ => None,
+    };
+    let mut selection = Selection::default();
+    let mut seen_lists = Vec::new();
+    expand(&parts, config, &mut selection, &mut seen_lists)?;
+    selection.branches.sort();
+    selection.branches.dedup();
+    selection.employers.sort();
+    selection.employers.dedup();
+    for p in parts.iter_mut() {
+        *p = canonical(p);
+    }
+    parts.sort();
+    parts.dedup();
+    Ok(Selectors {
+        key: parts.join(","),
+        selection,
+        list_name,
+    })
+}
+
+fn canonical(selector: &str) -> String {
+    match selector.split_once(':') {
+        Some((kind, value)) => format!(
+            "{}:{}",
+            kind.trim().to_lowercase(),
+            value.trim().to_lowercase()
+        ),
+        None => selector.trim().to_lowercase(),
+    }
+}
+
+fn expand(
+    parts: &[String],
+    config: &Config,
+    selection: &mut Selection,
+    seen: &mut Vec<String>,
+) -> Result<()> {
+    for part in parts {
+        match part.split_once(':') {
+            _ if part.eq_ignore_ascii_case("all") => selection.all = true,
+            Some((kind, value))
+                if kind.trim().eq_ignore_ascii_case("branch") && !value.trim().is_empty() =>
+            {
+                selection.branches.push(value.trim().to_lowercase());
+            }
+            Some((kind, value))
+                if kind.trim().eq_ignore_ascii_case("employer") && !value.trim().is_empty() =>
+            {
+                selection.employers.push(value.trim().to_lowercase());
+            }
+            None if config.lists.contains_key(part.as_str()) => {
+                if seen.contains(part) {
+                    return Err(Error::Usage(format!("list `{part}` includes itself")));
+                }
+                seen.push(part.clone());
+                expand(&config.lists[part.as_str()].select, config, selection, seen)?;
+                seen.pop();
+            }
+            _ => {
+                let lists: Vec<&str> = config.lists.keys().map(String::as_str).collect();
+                let known = if lists.is_empty() {
+                    String::new()
+                } else {
+                    format!(", or a list: {}", crate::toml_file::list(&lists))
+                };
+                return Err(Error::Usage(format!(
+                    "unknown selector `{part}`; expected `all`, `branch:NAME`, `employer:NAME`{known}"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_normalised_and_checked() {
+        assert_eq!(
+            normalise_address("  Jo.Bloggs@Members.Test "),
+            Some("jo.bloggs@members.test".into())
+        );
+        assert_eq!(
+            normalise_address("mailto:a@b.example"),
+            Some("a@b.example".into())
+        );
+        for bad in [
+            "",
+            "jo",
+            "jo@",
+            "@x.example",
+            "jo@localhost",
+            "jo@x..example",
+            "a b@x.example",
+            "jo@x.example\r\nBcc: y@z.example",
+        ] {
+            assert_eq!(normalise_address(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn reads_rows_reports_bad_ones_by_line_and_keeps_extra_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.csv");
+        std::fs::write(
+            &path,
+            "Email,Name,Branch,Employer,Grade\n\
+             a@x.example,\"Clarke, Naomi\",London,NPS,PO\n\
+             not-an-address,Bob,London,NPS,\n\
+             \n\
+             B@X.example,\"Evil\r\nBcc: all@x.example\",Wales,CRC,\n\
+             ,No Address,Wales,CRC,\n",
+        )
+        .unwrap();
+        let mut csv = MemberCsv::open(&path).unwrap();
+        let members: Vec<Member> = csv.by_ref().collect();
+        let skipped = csv.skipped;
+        assert_eq!(members.len(), 2);
+        assert_eq!(members[0].name.as_deref(), Some("Clarke, Naomi"));
+        assert_eq!(
+            members[0].attributes.get("grade").map(String::as_str),
+            Some("PO")
+        );
+        assert_eq!(members[1].email, "b@x.example");
+        assert_eq!(members[1].name.as_deref(), Some("Evil Bcc: all@x.example"));
+        assert_eq!(
+            skipped,
+            [
+                Skipped {
+                    line: 3,
+                    reason: "`not-an-address` is not a valid email address".into()
+                },
+                Skipped {
+                    line: 7,
+                    reason: "no email address".into()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_csv_without_an_email_column_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.csv");
+        std::fs::write(&path, "a@x.example,Bob\n").unwrap();
+        let err = MemberCsv::open(&path).err().unwrap().to_string();
+        assert!(err.contains("one must be `email`"), "{err}");
+    }
+
+    #[test]
+    fn selectors_expand_lists_and_have_a_canonical_key() {
+        let mut config = Config::builtin();
+        config.lists.insert(
+            "north".into(),
+            crate::config::NamedList {
+                select: vec!["branch:Yorkshire".into(), "employer:Cafcass".into()],
+            },
+        );
+        let s = parse_selectors("employer:NPS, branch:London", &config).unwrap();
+        assert_eq!(s.key, "branch:london,employer:nps");
+        assert_eq!(s.selection.branches, ["london"]);
+        let s = parse_selectors("north", &config).unwrap();
+        assert_eq!(s.selection.branches, ["yorkshire"]);
+        assert_eq!(s.selection.employers, ["cafcass"]);
+        assert_eq!(s.list_name.as_deref(), Some("north"));
+        assert!(parse_selectors("all", &config).unwrap().selection.all);
+        let err = parse_selectors("nrth", &config).unwrap_err().to_string();
+        assert!(
+            err.contains("unknown selector `nrth`") && err.contains("`north`"),
+            "{err}"
+        );
+        assert!(parse_selectors(" , ", &config).is_err());
+    }
+
+    #[test]
+    fn selection_matches_without_case() {
+        let member = Member {
+            email: "a@x.example".into(),
+            name: None,
+            branch: Some("London".into()),
+            employer: Some("NPS".into()),
+            attributes: BTreeMap::new(),
+        };
+        let s = Selection {
+            all: false,
+            branches: vec![],
+            employers: vec!["nps".into()],
+        };
+        assert!(s.matches(&member));
+        assert!(!Selection::default().matches(&member));
+    }
+}

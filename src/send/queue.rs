@@ -1,0 +1,378 @@
+//! The send queue: which recipient a worker takes next. Fresh rows come from the journal in
+//! order; a temporary failure comes back after an exponential backoff with jitter; a domain
+//! that answered 4xx is paused for a while (the per-domain slow-down), and its recipients
+//! wait while other domains go on.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use super::journal::Journal;
+use super::transport::Delivery;
+use crate::error::{Error, Result};
+use crate::store::{Entry, EntryState, Mark};
+
+/// Rows fetched from the journal at a time.
+const BATCH: usize = 1000;
+/// Most recipients held back in memory for a retry or a paused domain; past this the queue
+/// waits rather than reading further, so memory stays flat whatever the list's size.
+const PARKED: usize = 10_000;
+
+/// How retries and slow-downs are timed.
+#[derive(Debug, Clone, Copy)]
+pub struct Backoff {
+    /// The first delay.
+    pub first: Duration,
+    /// The longest delay.
+    pub longest: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            first: Duration::from_secs(1),
+            longest: Duration::from_secs(60),
+        }
+    }
+}
+
+impl Backoff {
+    /// The delay before attempt `n + 1` after `n` failures (n ≥ 1), with jitter.
+    pub fn delay(&self, failures: u32) -> Duration {
+        ExponentialBuilder::default()
+            .with_min_delay(self.first)
+            .with_max_delay(self.longest)
+            .with_factor(2.0)
+            .with_jitter()
+            .with_max_times(failures as usize)
+            .build()
+            .nth(failures.saturating_sub(1) as usize)
+            .unwrap_or(self.longest)
+    }
+}
+
+/// Live counts for the progress display.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Accepted in this run.
+    pub sent: AtomicU64,
+    /// Failed for good in this run.
+    pub failed: AtomicU64,
+    /// Temporary failures that will be retried.
+    pub retried: AtomicU64,
+}
+
+struct Retry {
+    due: Instant,
+    entry: Entry,
+}
+
+impl PartialEq for Retry {
+    fn eq(&self, other: &Self) -> bool {
+        self.due == other.due && self.entry.seq == other.entry.seq
+    }
+}
+impl Eq for Retry {}
+impl PartialOrd for Retry {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Retry {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.due, self.entry.seq).cmp(&(other.due, other.entry.seq))
+    }
+}
+
+#[derive(Default)]
+struct Domain {
+    strikes: u32,
+    paused_until: Option<Instant>,
+}
+
+#[derive(Default)]
+struct State {
+    fresh: VecDeque<Entry>,
+    cursor: i64,
+    exhausted: bool,
+    fetching: bool,
+    retries: BinaryHeap<Reverse<Retry>>,
+    domains: HashMap<String, Domain>,
+    in_flight: usize,
+    stopping: bool,
+    error: Option<String>,
+}
+
+/// The queue shared by a job's workers.
+pub struct Queue {
+    state: Mutex<State>,
+    notify: Notify,
+    journal: Journal,
+    max_attempts: u32,
+    backoff: Backoff,
+    /// Live counts.
+    pub counters: Counters,
+}
+
+impl Queue {
+    /// A queue over `journal`'s pending rows.
+    pub fn new(journal: Journal, max_attempts: u32, backoff: Backoff) -> Queue {
+        Queue {
+            state: Mutex::new(State::default()),
+            notify: Notify::new(),
+            journal,
+            max_attempts: max_attempts.max(1),
+            backoff,
+            counters: Counters::default(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A worker that panicked mid-update leaves nothing half-done worth refusing.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The next recipient to send to, or `None` when the job has nothing left (or is
+    /// stopping).
+    pub async fn next(&self) -> Result<Option<Entry>> {
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let mut fetch = false;
+            let mut wake_at = None;
+            {
+                let mut s = self.lock();
+                if let Some(e) = &s.error {
+                    return Err(Error::Usage(e.clone()));
+                }
+                if s.stopping {
+                    return Ok(None);
+                }
+                let now = Instant::now();
+                if let Some(entry) = take_ready(&mut s, now) {
+                    s.in_flight += 1;
+                    return Ok(Some(entry));
+                }
+                if s.fresh.len() < BATCH / 4
+                    && s.retries.len() < PARKED
+                    && !s.exhausted
+                    && !s.fetching
+                {
+                    s.fetching = true;
+                    fetch = true;
+                } else if s.fresh.is_empty()
+                    && s.exhausted
+                    && s.retries.is_empty()
+                    && s.in_flight == 0
+                    && !s.fetching
+                {
+                    return Ok(None);
+                }
+                if !fetch {
+                    wake_at = earliest(&s);
+                }
+            }
+            if fetch {
+                let cursor = self.lock().cursor;
+                let batch = self.journal.fetch(cursor, BATCH).await;
+                let mut s = self.lock();
+                s.fetching = false;
+                match batch {
+                    Ok(rows) => {
+                        if rows.len() < BATCH {
+                            s.exhausted = true;
+                        }
+                        if let Some(last) = rows.last() {
+                            s.cursor = last.seq;
+                        }
+                        s.fresh.extend(rows);
+                    }
+                    Err(e) => s.error = Some(e.to_string()),
+                }
+                drop(s);
+                self.notify.notify_waiters();
+                continue;
+            }
+            match wake_at {
+                Some(at) => {
+                    tokio::select! {
+                        _ = &mut notified => {}
+                        _ = tokio::time::sleep_until(at) => {}
+                    }
+                }
+                None => notified.await,
+            }
+        }
+    }
+
+    /// Records what happened to `entry` (its copy had `message_id`), and returns once the
+    /// journal has it. A broken transport stops the job, leaving the row pending.
+    pub async fn finish(
+        &self,
+        mut entry: Entry,
+        message_id: &str,
+        outcome: Delivery,
+    ) -> Result<()> {
+        let now = Instant::now();
+        let domain = domain_of(&entry.member.email);
+        let attempts = entry.attempts + 1;
+        let (state, reply) = {
+            let mut s = self.lock();
+            s.in_flight = s.in_flight.saturating_sub(1);
+            match outcome {
+                Delivery::Accepted(reply) => {
+                    s.domains.remove(&domain);
+                    self.counters.sent.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!("sent {}: {reply}", entry.member.email);
+                    (EntryState::Sent, reply)
+                }
+                Delivery::Permanent(reply) => {
+                    self.counters.failed.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!("failed {}: {reply}", entry.member.email);
+                    (EntryState::Failed, reply)
+                }
+                Delivery::Temporary(reply) => {
+                    let d = s.domains.entry(domain.clone()).or_default();
+                    d.strikes += 1;
+                    d.paused_until = Some(now + self.backoff.delay(d.strikes));
+                    if attempts >= self.max_attempts {
+                        self.counters.failed.fetch_add(1, Ordering::Relaxed);
+                        let reply = format!("gave up after {attempts} attempts: {reply}");
+                        tracing::info!("failed {}: {reply}", entry.member.email);
+                        (EntryState::Failed, reply)
+                    } else {
+                        self.counters.retried.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!("will retry {}: {reply}", entry.member.email);
+                        (EntryState::Pending, reply)
+                    }
+                }
+                Delivery::Broken(reason) => {
+                    s.stopping = true;
+                    s.error = Some(reason);
+                    drop(s);
+                    self.notify.notify_waiters();
+                    return Ok(());
+                }
+            }
+        };
+        let mark = Mark {
+            job: self.journal.job(),
+            seq: entry.seq,
+            state,
+            attempts,
+            message_id: message_id.to_string(),
+            reply: reply.clone(),
+            at: crate::clock::stamp(),
+        };
+        let written = self.journal.mark(mark).await;
+        if state == EntryState::Pending {
+            entry.attempts = attempts;
+            entry.reply = Some(reply);
+            let due = now + self.backoff.delay(attempts);
+            self.lock().retries.push(Reverse(Retry { due, entry }));
+        }
+        self.notify.notify_waiters();
+        written
+    }
+
+    /// Stops handing out recipients; the ones in flight finish.
+    pub fn stop(&self) {
+        self.lock().stopping = true;
+        self.notify.notify_waiters();
+    }
+
+    /// The error that stopped the job, if any.
+    pub fn error(&self) -> Option<String> {
+        self.lock().error.clone()
+    }
+}
+
+/// The next recipient that may go now: a due retry, else a fresh row, skipping (and
+/// parking) recipients whose domain is paused.
+fn take_ready(s: &mut State, now: Instant) -> Option<Entry> {
+    let paused = |s: &State, email: &str| {
+        s.domains
+            .get(&domain_of(email))
+            .and_then(|d| d.paused_until)
+            .filter(|until| *until > now)
+    };
+    if let Some(Reverse(top)) = s.retries.peek()
+        && top.due <= now
+    {
+        let Reverse(retry) = s.retries.pop()?;
+        match paused(s, &retry.entry.member.email) {
+            Some(until) => s.retries.push(Reverse(Retry {
+                due: until,
+                entry: retry.entry,
+            })),
+            None => return Some(retry.entry),
+        }
+    }
+    while let Some(entry) = s.fresh.pop_front() {
+        match paused(s, &entry.member.email) {
+            Some(_) if s.retries.len() >= PARKED => {
+                s.fresh.push_front(entry);
+                return None;
+            }
+            Some(until) => s.retries.push(Reverse(Retry { due: until, entry })),
+            None => return Some(entry),
+        }
+    }
+    None
+}
+
+/// When something may next be ready: the first retry, or the end of the pause holding the
+/// first fresh row.
+fn earliest(s: &State) -> Option<Instant> {
+    let retry = s.retries.peek().map(|Reverse(r)| r.due);
+    let head = s
+        .fresh
+        .front()
+        .and_then(|e| s.domains.get(&domain_of(&e.member.email)))
+        .and_then(|d| d.paused_until);
+    match (retry, head) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// The domain of an address, lowercase.
+pub fn domain_of(email: &str) -> String {
+    email
+        .rsplit_once('@')
+        .map_or(email, |(_, d)| d)
+        .to_ascii_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let b = Backoff {
+            first: Duration::from_millis(100),
+            longest: Duration::from_secs(1),
+        };
+        let d1 = b.delay(1);
+        assert!(
+            d1 >= Duration::from_millis(100) && d1 <= Duration::from_millis(200),
+            "{d1:?}"
+        );
+        let d3 = b.delay(3);
+        assert!(d3 >= Duration::from_millis(400), "{d3:?}");
+        assert!(b.delay(30) <= Duration::from_secs(2), "{:?}", b.delay(30));
+    }
+
+    #[test]
+    fn domains() {
+        assert_eq!(domain_of("a@Members.Test"), "members.test");
+    }
+}

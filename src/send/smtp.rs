@@ -1,0 +1,393 @@
+//! SMTP: one connection per send worker, driven through lettre's `AsyncSmtpConnection` over
+//! a TCP stream we open ourselves with `TCP_NODELAY` (lettre's own transport leaves Nagle on
+//! and manages about 22 messages a second per connection: see CRATES.md).
+//!
+//! `smtp://HOST:PORT` uses STARTTLS when offered (`?tls=opportunistic`, the default, which
+//! like Postfix's `may` level does not verify the certificate), `?tls=required` insists on
+//! STARTTLS with a verified certificate, `?tls=none` stays in plain text; `smtps://` is
+//! implicit TLS, verified.
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use lettre::Address;
+use lettre::address::Envelope;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream, TlsParameters};
+use lettre::transport::smtp::extension::ClientId;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+use super::transport::{Delivery, Transport};
+use crate::config;
+use crate::error::{Error, Result};
+
+/// How a connection is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Security {
+    /// TLS from the first byte (`smtps://`), certificate verified.
+    Implicit,
+    /// STARTTLS required, certificate verified.
+    Required,
+    /// STARTTLS when the server offers it, certificate not verified.
+    Opportunistic,
+    /// Plain text.
+    None,
+}
+
+/// Where and how to connect.
+#[derive(Debug, Clone)]
+pub struct SmtpSettings {
+    /// Server host.
+    pub host: String,
+    /// Server port.
+    pub port: u16,
+    /// TLS policy.
+    pub security: Security,
+    /// AUTH credentials, if a user is configured.
+    pub credentials: Option<Credentials>,
+    /// Timeout for connecting and for each message.
+    pub timeout: Duration,
+    /// The name we greet with (EHLO).
+    pub hello: String,
+}
+
+impl SmtpSettings {
+    /// Reads `url` (`smtp://[user@]host[:port][?tls=…]` or `smtps://…`) and the rest of
+    /// `[smtp]`; the password comes from the environment variable `password_env`.
+    pub fn new(url: &str, smtp: &config::Smtp, hello: &str) -> Result<SmtpSettings> {
+        let bad = |why: &str| Error::Usage(format!("SMTP URL `{url}`: {why}"));
+        let parsed = url::Url::parse(url).map_err(|e| bad(&e.to_string()))?;
+        let implicit = match parsed.scheme() {
+            "smtp" => false,
+            "smtps" => true,
+            _ => return Err(bad("the scheme must be smtp:// or smtps://")),
+        };
+        let host = parsed
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| bad("it has no host"))?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        let port = parsed.port().unwrap_or(if implicit { 465 } else { 25 });
+        let mut security = if implicit {
+            Security::Implicit
+        } else {
+            Security::Opportunistic
+        };
+        for (key, value) in parsed.query_pairs() {
+            match (key.as_ref(), value.as_ref(), implicit) {
+                ("tls", "required", false) => security = Security::Required,
+                ("tls", "opportunistic", false) => security = Security::Opportunistic,
+                ("tls", "none", false) => security = Security::None,
+                ("tls", _, true) => return Err(bad("smtps:// is always TLS; drop `?tls=`")),
+                ("tls", other, _) => {
+                    return Err(bad(&format!(
+                        "unknown `tls={other}`; expected required, opportunistic or none"
+                    )));
+                }
+                (other, _, _) => return Err(bad(&format!("unknown parameter `{other}`"))),
+            }
+        }
+        let user = Some(parsed.username())
+            .filter(|u| !u.is_empty())
+            .map(percent_decode)
+            .or_else(|| smtp.username.clone());
+        let credentials = match user {
+            Some(user) => {
+                let password = std::env::var(&smtp.password_env).map_err(|_| {
+                    Error::Usage(format!(
+                        "SMTP user `{user}` needs a password in the environment variable `{}`",
+                        smtp.password_env
+                    ))
+                })?;
+                Some(Credentials::new(user, password))
+            }
+            None => None,
+        };
+        Ok(SmtpSettings {
+            host,
+            port,
+            security,
+            credentials,
+            timeout: Duration::from_secs(smtp.timeout_secs.max(1)),
+            hello: hello.to_string(),
+        })
+    }
+}
+
+fn percent_decode(text: &str) -> String {
+    url::form_urlencoded::parse(format!("u={}", text.replace('+', "%2B")).as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_else(|| text.to_string())
+}
+
+/// One SMTP connection, opened on first use and again after any error.
+pub struct SmtpTransport {
+    settings: Arc<SmtpSettings>,
+    conn: Option<AsyncSmtpConnection>,
+    last_used: Instant,
+}
+
+impl std::fmt::Debug for SmtpTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpTransport")
+            .field("host", &self.settings.host)
+            .field("connected", &self.conn.is_some())
+            .finish()
+    }
+}
+
+/// After this long idle, a connection is checked with NOOP before it is used again.
+const IDLE_CHECK: Duration = Duration::from_secs(10);
+
+impl SmtpTransport {
+    /// A transport that connects as `settings` say.
+    pub fn new(settings: Arc<SmtpSettings>) -> SmtpTransport {
+        SmtpTransport {
+            settings,
+            conn: None,
+            last_used: Instant::now(),
+        }
+    }
+
+    /// Opens a connection: TCP with no delay, TLS as configured, EHLO, AUTH.
+    pub async fn connect(
+        settings: &SmtpSettings,
+    ) -> std::result::Result<AsyncSmtpConnection, Delivery> {
+        let s = settings;
+        let where_ = format!("{}:{}", s.host, s.port);
+        let temporary = |what: &str, e: &dyn std::fmt::Display| {
+            Delivery::Temporary(format!("{what} {where_}: {e}"))
+        };
+        let tcp = tokio::time::timeout(s.timeout, TcpStream::connect((s.host.as_str(), s.port)))
+            .await
+            .map_err(|_| temporary("timed out connecting to", &format!("{:?}", s.timeout)))?
+            .map_err(|e| temporary("could not connect to", &e))?;
+        tcp.set_nodelay(true)
+            .map_err(|e| temporary("could not set TCP_NODELAY on", &e))?;
+        let hello = ClientId::Domain(s.hello.clone());
+        let stream: Box<dyn AsyncTokioStream> = match s.security {
+            Security::Implicit => {
+                let tls = implicit_tls(tcp, &s.host)
+                    .await
+                    .map_err(|e| temporary("TLS failed with", &e))?;
+                Box::new(tls)
+            }
+            _ => Box::new(tcp),
+        };
+        let greeting = AsyncSmtpConnection::connect_with_transport(stream, &hello);
+        let mut conn = tokio::time::timeout(s.timeout, greeting)
+            .await
+            .map_err(|_| {
+                Delivery::Temporary(format!("{where_} did not greet within {:?}", s.timeout))
+            })?
+            .map_err(|e| classify(&e, &where_))?;
+        match s.security {
+            Security::Required | Security::Opportunistic if conn.can_starttls() => {
+                let verify = s.security == Security::Required;
+                let params = TlsParameters::builder(s.host.clone())
+                    .dangerous_accept_invalid_certs(!verify)
+                    .dangerous_accept_invalid_hostnames(!verify)
+                    .build_rustls()
+                    .map_err(|e| Delivery::Temporary(format!("TLS settings: {e}")))?;
+                tokio::time::timeout(s.timeout, conn.starttls(params, &hello))
+                    .await
+                    .map_err(|_| Delivery::Temporary(format!("STARTTLS with {where_} timed out")))?
+                    .map_err(|e| classify(&e, &where_))?;
+            }
+            Security::Required => {
+                return Err(Delivery::Broken(format!(
+                    "{where_} does not offer STARTTLS, and `tls=required`"
+                )));
+            }
+            _ => {}
+        }
+        if let Some(credentials) = &s.credentials {
+            let mechanisms = [
+                lettre::transport::smtp::authentication::Mechanism::Plain,
+                lettre::transport::smtp::authentication::Mechanism::Login,
+            ];
+            tokio::time::timeout(s.timeout, conn.auth(&mechanisms, credentials))
+                .await
+                .map_err(|_| Delivery::Temporary(format!("AUTH with {where_} timed out")))?
+                .map_err(|e| match classify(&e, &where_) {
+                    Delivery::Permanent(m) => {
+                        Delivery::Broken(format!("authentication refused: {m}"))
+                    }
+                    other => other,
+                })?;
+        }
+        Ok(conn)
+    }
+}
+
+impl Transport for SmtpTransport {
+    async fn deliver(&mut self, from: &Address, to: &Address, message: &[u8]) -> Delivery {
+        let envelope = match Envelope::new(Some(from.clone()), vec![to.clone()]) {
+            Ok(e) => e,
+            Err(e) => return Delivery::Permanent(e.to_string()),
+        };
+        if let Some(conn) = &mut self.conn
+            && (conn.has_broken()
+                || (self.last_used.elapsed() > IDLE_CHECK && !conn.test_connected().await))
+        {
+            self.conn = None;
+        }
+        let conn = match &mut self.conn {
+            Some(conn) => conn,
+            None => match SmtpTransport::connect(&self.settings).await {
+                Ok(conn) => self.conn.insert(conn),
+                Err(d) => return d,
+            },
+        };
+        let where_ = format!("{}:{}", self.settings.host, self.settings.port);
+        let outcome = match tokio::time::timeout(
+            self.settings.timeout,
+            conn.send(&envelope, message),
+        )
+        .await
+        {
+            Ok(Ok(response)) => {
+                let text: Vec<&str> = response.message().collect();
+                Delivery::Accepted(format!("{} {}", response.code(), text.join(" ")))
+            }
+            Ok(Err(e)) => classify(&e, &where_),
+            Err(_) => Delivery::Temporary(format!(
+                "{where_} did not answer within {:?}",
+                self.settings.timeout
+            )),
+        };
+        if !matches!(outcome, Delivery::Accepted(_)) {
+            // lettre drops the session on any error; so do we, and reconnect next time.
+            if let Some(mut conn) = self.conn.take() {
+                let _ = tokio::time::timeout(Duration::from_secs(1), conn.abort()).await;
+            }
+        }
+        self.last_used = Instant::now();
+        outcome
+    }
+
+    async fn close(&mut self) {
+        if let Some(mut conn) = self.conn.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(2), conn.quit()).await;
+        }
+    }
+}
+
+/// Sorts a lettre error into temporary (4xx, network) or permanent (5xx).
+fn classify(e: &lettre::transport::smtp::Error, server: &str) -> Delivery {
+    let text = e.to_string();
+    if e.is_permanent() {
+        Delivery::Permanent(text)
+    } else if e.is_transient() {
+        Delivery::Temporary(text)
+    } else {
+        Delivery::Temporary(format!("{server}: {text}"))
+    }
+}
+
+/// TLS from the first byte, verified against the Mozilla roots (webpki-roots).
+async fn implicit_tls(tcp: TcpStream, host: &str) -> io::Result<TlsStream> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(io::Error::other)?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let name =
+        rustls_pki_types::ServerName::try_from(host.to_string()).map_err(io::Error::other)?;
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    Ok(TlsStream(connector.connect(name, tcp).await?))
+}
+
+/// A TLS stream lettre can drive (lettre's own implicit-TLS path cannot set `TCP_NODELAY`).
+#[derive(Debug)]
+pub struct TlsStream(tokio_rustls::client::TlsStream<TcpStream>);
+
+impl AsyncRead for TlsStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for TlsStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
+    }
+}
+
+impl AsyncTokioStream for TlsStream {
+    fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.0.get_ref().0.peer_addr()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(url: &str) -> Result<SmtpSettings> {
+        SmtpSettings::new(url, &config::Smtp::default(), "lists.example.org")
+    }
+
+    #[test]
+    fn urls() {
+        let s = settings("smtp://127.0.0.1:2525").unwrap();
+        assert_eq!(
+            (s.host.as_str(), s.port, s.security),
+            ("127.0.0.1", 2525, Security::Opportunistic)
+        );
+        assert_eq!(
+            settings("smtp://relay.example?tls=required")
+                .unwrap()
+                .security,
+            Security::Required
+        );
+        assert_eq!(settings("smtp://relay.example?tls=none").unwrap().port, 25);
+        let s = settings("smtps://relay.example").unwrap();
+        assert_eq!((s.port, s.security), (465, Security::Implicit));
+        assert!(settings("http://x").is_err());
+        assert!(settings("smtp://x?tls=maybe").is_err());
+        assert!(settings("smtps://x?tls=none").is_err());
+    }
+
+    #[test]
+    fn a_user_needs_a_password_from_the_environment() {
+        let smtp = config::Smtp {
+            password_env: "MAILOUT_TEST_SURELY_UNSET_PASSWORD".into(),
+            ..config::Smtp::default()
+        };
+        let err = SmtpSettings::new("smtp://mailer@relay.example", &smtp, "x").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("MAILOUT_TEST_SURELY_UNSET_PASSWORD"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,132 @@
+//! How a copy leaves: one trait, three transports. SMTP lives in [`super::smtp`]; here are
+//! the file transport (one `.eml` per recipient under `outbox/<number>/sent/`, the default
+//! with no SMTP configured) and a local `sendmail`.
+
+use std::future::Future;
+use std::path::PathBuf;
+
+use lettre::address::Envelope;
+use lettre::{Address, AsyncSendmailTransport, AsyncTransport, Tokio1Executor};
+
+/// What happened to one delivery attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// Accepted; the server's reply.
+    Accepted(String),
+    /// Try again later (4xx, a network error, a timeout); the reply or error.
+    Temporary(String),
+    /// Never try again for this recipient (5xx); the reply.
+    Permanent(String),
+    /// The transport cannot work at all (authentication refused, TLS required but not
+    /// offered): the send stops, and nobody's row changes.
+    Broken(String),
+}
+
+/// A way to deliver messages. Each send worker owns one (an SMTP transport is one
+/// connection).
+pub trait Transport: Send + 'static {
+    /// Delivers `message` from `from` to `to`.
+    fn deliver(
+        &mut self,
+        from: &Address,
+        to: &Address,
+        message: &[u8],
+    ) -> impl Future<Output = Delivery> + Send;
+
+    /// Says goodbye (SMTP QUIT); best effort.
+    fn close(&mut self) -> impl Future<Output = ()> + Send;
+}
+
+/// Writes each copy to `DIR/<address>.eml`.
+#[derive(Debug, Clone)]
+pub struct FileTransport {
+    dir: PathBuf,
+}
+
+impl FileTransport {
+    /// Writes into `dir` (created on first delivery).
+    pub fn new(dir: PathBuf) -> FileTransport {
+        FileTransport { dir }
+    }
+
+    /// The file a copy for `to` goes to.
+    pub fn path_for(&self, to: &Address) -> PathBuf {
+        let name: String = to
+            .to_string()
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "@._+-".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        self.dir.join(format!("{name}.eml"))
+    }
+}
+
+impl Transport for FileTransport {
+    async fn deliver(&mut self, _from: &Address, to: &Address, message: &[u8]) -> Delivery {
+        let path = self.path_for(to);
+        let dir = self.dir.clone();
+        let bytes = message.to_vec();
+        let written = tokio::task::spawn_blocking(move || -> std::io::Result<PathBuf> {
+            std::fs::create_dir_all(&dir)?;
+            let mut tmp = path.clone().into_os_string();
+            tmp.push(".tmp");
+            std::fs::write(&tmp, &bytes)?;
+            std::fs::rename(&tmp, &path)?;
+            Ok(path)
+        })
+        .await;
+        match written {
+            Ok(Ok(path)) => Delivery::Accepted(format!("written to {}", path.display())),
+            Ok(Err(e)) => Delivery::Temporary(format!("could not write the file: {e}")),
+            Err(e) => Delivery::Temporary(format!("could not write the file: {e}")),
+        }
+    }
+
+    async fn close(&mut self) {}
+}
+
+/// Hands each copy to the local MTA's `sendmail` command.
+pub struct SendmailTransport {
+    inner: AsyncSendmailTransport<Tokio1Executor>,
+}
+
+impl std::fmt::Debug for SendmailTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SendmailTransport")
+    }
+}
+
+impl SendmailTransport {
+    /// Uses `sendmail` from the PATH (`/usr/sbin/sendmail` on Debian).
+    pub fn new() -> SendmailTransport {
+        SendmailTransport {
+            inner: AsyncSendmailTransport::new(),
+        }
+    }
+}
+
+impl Default for SendmailTransport {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Transport for SendmailTransport {
+    async fn deliver(&mut self, from: &Address, to: &Address, message: &[u8]) -> Delivery {
+        let envelope = match Envelope::new(Some(from.clone()), vec![to.clone()]) {
+            Ok(e) => e,
+            Err(e) => return Delivery::Permanent(e.to_string()),
+        };
+        match self.inner.send_raw(&envelope, message).await {
+            Ok(()) => Delivery::Accepted("accepted by sendmail".into()),
+            Err(e) => Delivery::Temporary(format!("sendmail: {e}")),
+        }
+    }
+
+    async fn close(&mut self) {}
+}

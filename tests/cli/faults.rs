@@ -1,0 +1,161 @@
+//! Delivery faults from a scripted SMTP server: 4xx retried, 5xx failed with the reply,
+//! dropped connections and stalls retried, and the exit code.
+
+use crate::harness::Test;
+use crate::servers::{Rule, Scripted};
+
+const ROUNDUP: &str = "examples/bulletins/237-branch-news.toml";
+
+fn rule(address: &str) -> Rule {
+    let local = address.split('@').next().unwrap_or("");
+    match local.trim_end_matches(char::is_numeric) {
+        "temp" => Rule::TempFail(1),
+        "full" => Rule::Full(2),
+        "bad" => Rule::Reject,
+        "refused" => Rule::RejectData,
+        "drop" => Rule::DropAfterData,
+        "stall" => Rule::Stall,
+        "hopeless" => Rule::TempFail(99),
+        _ => Rule::Accept,
+    }
+}
+
+fn members(names: &[&str]) -> String {
+    let mut csv = String::from("email,name,branch,employer\n");
+    for (i, n) in names.iter().enumerate() {
+        // Several domains, so one domain's slow-down does not hold up the others.
+        csv.push_str(&format!("{n}@d{}.test,{n},London,NPS\n", i % 3));
+    }
+    csv
+}
+
+#[test]
+fn temporary_failures_are_retried_and_permanent_ones_recorded() {
+    let server = Scripted::start(rule);
+    let names = [
+        "ok1", "temp1", "ok2", "bad1", "full1", "ok3", "refused1", "drop1", "stall1", "temp2",
+        "bad2", "ok4",
+    ];
+    let t = Test::with_examples()
+        .write("members.csv", &members(&names))
+        .with_smtp(
+            server.port,
+            "concurrency = 3\ntimeout_secs = 2\nmax_attempts = 4",
+        );
+    t.run(&["members", "import", "members.csv"]).success();
+
+    let run = t
+        .run(&["send", ROUNDUP, "--to", "all", "--yes", "-q"])
+        .code(2);
+    assert!(
+        run.stdout
+            .starts_with("job 1 (started): 9 sent, 3 failed, 0 skipped, 0 pending of 12"),
+        "{}",
+        run.stdout
+    );
+    let mut failures: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("failed: "))
+        .collect();
+    failures.sort();
+    assert_eq!(failures.len(), 3, "{}", run.stderr);
+    assert!(
+        failures[0]
+            .starts_with("failed: bad1@d0.test: permanent error (550): 5.1.1 no such user here"),
+        "{failures:?}"
+    );
+    assert!(
+        failures[1].starts_with("failed: bad2@d1.test: permanent error (550)"),
+        "{failures:?}"
+    );
+    assert!(
+        failures[2]
+            .starts_with("failed: refused1@d0.test: permanent error (554): 5.7.1 message refused"),
+        "{failures:?}"
+    );
+
+    // Every other recipient was delivered exactly once, after its retries, with its own copy.
+    for a in server.accepted() {
+        assert!(
+            a.data.contains(&format!("<{}>\r\n", a.rcpt)),
+            "{} got someone else's copy",
+            a.rcpt
+        );
+    }
+    let mut delivered: Vec<String> = server.accepted().into_iter().map(|a| a.rcpt).collect();
+    delivered.sort();
+    let mut expected: Vec<String> = names
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| !n.starts_with("bad") && !n.starts_with("refused"))
+        .map(|(i, n)| format!("{n}@d{}.test", i % 3))
+        .collect();
+    expected.sort();
+    assert_eq!(delivered, expected);
+    let attempts = server.attempts.lock().unwrap().clone();
+    assert_eq!(attempts["temp1@d1.test"], 2);
+    assert_eq!(attempts["full1@d1.test"], 3);
+    assert_eq!(attempts["stall1@d2.test"], 2);
+    assert_eq!(attempts["drop1@d1.test"], 2);
+    assert_eq!(attempts["bad1@d0.test"], 1, "a 5xx is never retried");
+
+    // The journal keeps the replies; a rerun sends nothing new.
+    let job = t.run(&["job", "1"]).success().stdout;
+    assert!(job.contains("state:      finished with failures"), "{job}");
+    assert!(
+        job.contains("failed:     bad1@d0.test: permanent error (550): 5.1.1 no such user here"),
+        "{job}"
+    );
+    let again = t
+        .run(&["send", ROUNDUP, "--to", "all", "--yes", "-q"])
+        .code(2);
+    assert!(
+        again.stdout.contains("this run: 0 sent, 0 failed"),
+        "{}",
+        again.stdout
+    );
+    assert_eq!(server.accepted().len(), expected.len());
+    assert_eq!(
+        server.attempts.lock().unwrap().clone(),
+        attempts,
+        "nobody was tried again"
+    );
+}
+
+#[test]
+fn a_recipient_that_never_stops_deferring_fails_after_max_attempts() {
+    let server = Scripted::start(rule);
+    let t = Test::with_examples()
+        .write("members.csv", &members(&["hopeless1", "ok1"]))
+        .with_smtp(server.port, "max_attempts = 3");
+    t.run(&["members", "import", "members.csv"]).success();
+    let run = t
+        .run(&["send", ROUNDUP, "--to", "all", "--yes", "-q"])
+        .code(2);
+    assert!(
+        run.stderr.contains("failed: hopeless1@d0.test: gave up after 3 attempts: transient error (451): 4.7.1 greylisted"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(server.attempts.lock().unwrap()["hopeless1@d0.test"], 3);
+}
+
+#[test]
+fn a_server_that_is_not_there_stops_nothing_but_fails_temporarily() {
+    let port = crate::servers::free_port();
+    let t = Test::with_examples()
+        .write("members.csv", &members(&["ok1"]))
+        .with_smtp(port, "max_attempts = 2\ntimeout_secs = 1");
+    t.run(&["members", "import", "members.csv"]).success();
+    let run = t
+        .run(&["send", ROUNDUP, "--to", "all", "--yes", "-q"])
+        .code(2);
+    assert!(
+        run.stderr.contains(
+            "failed: ok1@d0.test: gave up after 2 attempts: could not connect to 127.0.0.1:"
+        ),
+        "{}",
+        run.stderr
+    );
+}

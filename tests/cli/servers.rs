@@ -1,0 +1,309 @@
+//! Real SMTP servers on 127.0.0.1 for the send tests: Postfix's `smtp-sink` (Debian package
+//! `postfix`), which accepts everything and dumps each transaction to a file, and a scripted
+//! server for the faults a real server cannot be made to show on cue (4xx and 5xx per
+//! recipient, a connection dropped after DATA, a server that stalls).
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A free port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits until something accepts connections on `port` (the event itself, not a sleep).
+pub fn wait_for_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nothing listens on port {port}");
+        std::thread::yield_now();
+    }
+}
+
+fn running_as_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(2) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+/// `smtp-sink` on a free port, dumping every transaction to one file.
+pub struct SmtpSink {
+    child: Child,
+    pub port: u16,
+    dump: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+/// One message as `smtp-sink` received it.
+#[derive(Debug, Clone)]
+pub struct Dumped {
+    pub rcpt: String,
+    pub text: String,
+}
+
+impl Dumped {
+    /// The value of header `name` (first occurrence, unfolded).
+    pub fn header(&self, name: &str) -> Option<String> {
+        let prefix = format!("{}:", name.to_lowercase());
+        let mut lines = self
+            .text
+            .lines()
+            .skip_while(|l| !l.to_lowercase().starts_with(&prefix));
+        let first = lines.next()?;
+        let mut value = first[prefix.len()..].trim().to_string();
+        for cont in lines.take_while(|l| l.starts_with(' ') || l.starts_with('\t')) {
+            value.push(' ');
+            value.push_str(cont.trim());
+        }
+        Some(value)
+    }
+}
+
+impl SmtpSink {
+    pub fn start() -> SmtpSink {
+        let binary = ["/usr/sbin/smtp-sink", "/usr/bin/smtp-sink"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .expect("smtp-sink is needed for the send tests: apt-get install postfix");
+        let dir = tempfile::tempdir().unwrap();
+        // smtp-sink drops to `nobody` when started as root; it must be able to write here.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let dump = dir.path().join("dump");
+        let port = free_port();
+        let mut command = Command::new(binary);
+        if running_as_root() {
+            command.args(["-u", "nobody"]);
+        }
+        let child = command
+            .arg("-D")
+            .arg(&dump)
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("256")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start smtp-sink");
+        wait_for_port(port);
+        SmtpSink {
+            child,
+            port,
+            dump,
+            _dir: dir,
+        }
+    }
+
+    /// Every message received so far.
+    pub fn messages(&self) -> Vec<Dumped> {
+        let text = std::fs::read_to_string(&self.dump).unwrap_or_default();
+        let mut out = Vec::new();
+        for chunk in text.split("X-Client-Addr: ").skip(1) {
+            let rcpt = chunk
+                .lines()
+                .find_map(|l| l.strip_prefix("X-Rcpt-Args: "))
+                .unwrap_or("")
+                .trim()
+                .trim_start_matches('<')
+                .split('>')
+                .next()
+                .unwrap_or("")
+                .to_string();
+            let body_start = chunk.find("\nReceived: ").map_or(0, |i| i + 1);
+            out.push(Dumped {
+                rcpt,
+                text: chunk[body_start..].to_string(),
+            });
+        }
+        out
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What the scripted server does with a recipient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rule {
+    /// 250.
+    Accept,
+    /// 451 to the first `n` attempts, then 250.
+    TempFail(u32),
+    /// 452 (insufficient storage) to the first `n` attempts, then 250.
+    Full(u32),
+    /// 550 always.
+    Reject,
+    /// 554 after DATA, always.
+    RejectData,
+    /// Closes the connection after the message's final dot, without a reply, the first
+    /// time; accepts after that.
+    DropAfterData,
+    /// Never answers the message's final dot the first time (the client must time out);
+    /// accepts after that.
+    Stall,
+}
+
+/// A message the scripted server accepted.
+#[derive(Debug, Clone)]
+pub struct Accepted {
+    pub rcpt: String,
+    pub data: String,
+}
+
+/// A scripted SMTP server on a free port: per-recipient rules by local part.
+pub struct Scripted {
+    pub port: u16,
+    pub accepted: Arc<Mutex<Vec<Accepted>>>,
+    pub attempts: Arc<Mutex<HashMap<String, u32>>>,
+}
+
+impl Scripted {
+    /// Starts the server; `rule` decides for each recipient address.
+    pub fn start(rule: fn(&str) -> Rule) -> Scripted {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(Mutex::new(Vec::new()));
+        let attempts = Arc::new(Mutex::new(HashMap::new()));
+        let (a, t) = (Arc::clone(&accepted), Arc::clone(&attempts));
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let (a, t) = (Arc::clone(&a), Arc::clone(&t));
+                std::thread::spawn(move || session(stream, rule, &a, &t));
+            }
+        });
+        Scripted {
+            port,
+            accepted,
+            attempts,
+        }
+    }
+
+    pub fn accepted(&self) -> Vec<Accepted> {
+        self.accepted.lock().unwrap().clone()
+    }
+}
+
+fn session(
+    stream: TcpStream,
+    rule: fn(&str) -> Rule,
+    accepted: &Mutex<Vec<Accepted>>,
+    attempts: &Mutex<HashMap<String, u32>>,
+) {
+    let mut out = stream.try_clone().unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut say = |text: &str| out.write_all(text.as_bytes()).is_ok();
+    if !say("220 scripted.test ESMTP\r\n") {
+        return;
+    }
+    let mut rcpt: Option<(String, Rule, u32)> = None;
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let command = line.trim_end().to_string();
+        let upper = command.to_uppercase();
+        let ok = if upper.starts_with("EHLO") {
+            say("250-scripted.test\r\n250-8BITMIME\r\n250 ENHANCEDSTATUSCODES\r\n")
+        } else if upper.starts_with("HELO")
+            || upper.starts_with("MAIL")
+            || upper == "RSET"
+            || upper == "NOOP"
+        {
+            rcpt = if upper.starts_with("MAIL") || upper == "RSET" {
+                None
+            } else {
+                rcpt.take()
+            };
+            say("250 2.0.0 ok\r\n")
+        } else if upper.starts_with("RCPT") {
+            let address = command
+                .split('<')
+                .nth(1)
+                .and_then(|s| s.split('>').next())
+                .unwrap_or("")
+                .to_lowercase();
+            let n = {
+                let mut t = attempts.lock().unwrap();
+                let n = t.entry(address.clone()).or_insert(0);
+                *n += 1;
+                *n
+            };
+            let r = rule(&address);
+            let reply = match r {
+                Rule::TempFail(times) if n <= times => "451 4.7.1 greylisted, try again later\r\n",
+                Rule::Full(times) if n <= times => "452 4.2.2 mailbox full, try again later\r\n",
+                Rule::Reject => "550 5.1.1 no such user here\r\n",
+                _ => "250 2.1.5 ok\r\n",
+            };
+            if reply.starts_with('2') {
+                rcpt = Some((address, r, n));
+            }
+            say(reply)
+        } else if upper == "DATA" {
+            if rcpt.is_none() {
+                say("503 5.5.1 no valid recipients\r\n")
+            } else {
+                say("354 go ahead\r\n") && {
+                    let mut data = String::new();
+                    loop {
+                        line.clear();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if line == ".\r\n" {
+                            break;
+                        }
+                        data.push_str(&line);
+                    }
+                    let (address, r, n) = rcpt.take().unwrap();
+                    match r {
+                        Rule::DropAfterData if n == 1 => {
+                            let _ = out.shutdown(Shutdown::Both);
+                            return;
+                        }
+                        Rule::Stall if n == 1 => {
+                            // Read (and ignore) until the client gives up and hangs up.
+                            while reader.read_line(&mut line).unwrap_or(0) > 0 {}
+                            return;
+                        }
+                        Rule::RejectData => say("554 5.7.1 message refused\r\n"),
+                        _ => {
+                            accepted.lock().unwrap().push(Accepted {
+                                rcpt: address,
+                                data,
+                            });
+                            say("250 2.0.0 queued\r\n")
+                        }
+                    }
+                }
+            }
+        } else if upper == "QUIT" {
+            say("221 2.0.0 bye\r\n");
+            return;
+        } else {
+            say("502 5.5.2 not implemented\r\n")
+        };
+        if !ok {
+            return;
+        }
+    }
+}
