@@ -452,6 +452,21 @@ fn encode_piece(text: &str) -> Vec<u8> {
     if !encoded.ends_with(b"\r\n") {
         encoded.extend_from_slice(b"=\r\n");
     }
+    // No line may begin with a dot (it would need SMTP dot-stuffing): encode it. Every
+    // piece begins a line.
+    if encoded.first() == Some(&b'.') || encoded.windows(3).any(|w| w == b"\r\n.") {
+        let mut escaped = Vec::with_capacity(encoded.len() + 8);
+        let mut line_start = true;
+        for &b in &encoded {
+            if line_start && b == b'.' {
+                escaped.extend_from_slice(b"=2E");
+            } else {
+                escaped.push(b);
+            }
+            line_start = b == b'\n';
+        }
+        encoded = escaped;
+    }
     encoded
 }
 
@@ -500,6 +515,21 @@ mod tests {
         assert_eq!(
             String::from_utf8(decoded).unwrap(),
             format!("<p>{long}Dear Zoë</p>\r\nend\r\n")
+        );
+    }
+
+    #[test]
+    fn no_encoded_line_begins_with_a_dot() {
+        let encoded = encode_piece(".starts with a dot\n...and again\nnot .here\n");
+        assert_eq!(
+            encoded,
+            b"=2Estarts with a dot\r\n=2E..and again\r\nnot .here\r\n"
+        );
+        let decoded =
+            quoted_printable::decode(&encoded, quoted_printable::ParseMode::Strict).unwrap();
+        assert_eq!(
+            decoded,
+            b".starts with a dot\r\n...and again\r\nnot .here\r\n"
         );
     }
 

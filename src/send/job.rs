@@ -284,8 +284,8 @@ fn run_job(
         backoff: Backoff::default(),
         display: request.display,
     };
-    let (journal, thread) = Journal::start(workspace.store_location(), job.id)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let journal = Journal::new(crate::store::open(workspace.store_location())?, job.id);
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| Error::Usage(format!("could not start the async runtime: {e}")))?;
@@ -327,6 +327,5 @@ fn run_job(
         }
     });
     runtime.shutdown_timeout(Duration::from_secs(5));
-    thread.join();
     result
 }

@@ -1,138 +1,55 @@
-//! The journal's thread: one store connection that reads pending rows in batches and writes
-//! delivery results with group commit. A worker waits for its result to be committed before
-//! it takes the next recipient, so after a crash at most one copy per worker (the ones in
-//! flight) can go out twice.
+//! The job's journal as the workers see it: pending rows read in batches, and delivery
+//! results written with group commit. A result is held in memory until the next flush; every
+//! worker flushes before it sends a message's data, so at any moment at most one accepted
+//! copy per worker is unrecorded, and after a crash at most that many go out twice (with
+//! the same Message-ID).
+//!
+//! The store is called synchronously from the send runtime's one thread: a SQLite commit
+//! of a batch takes tens of microseconds, far less than the thread switches a separate
+//! journal thread costs for every message.
 
-use std::sync::mpsc;
-use std::thread::JoinHandle;
+use crate::error::Result;
+use crate::store::{Entry, Mark, Store};
 
-use tokio::sync::oneshot;
-
-use crate::error::{Error, Result};
-use crate::store::{self, Entry, Mark};
-
-enum Command {
-    Fetch {
-        job: i64,
-        after: i64,
-        limit: usize,
-        reply: oneshot::Sender<Result<Vec<Entry>>>,
-    },
-    Mark {
-        mark: Mark,
-        reply: oneshot::Sender<Result<()>>,
-    },
-}
-
-/// A handle to the journal thread. Cloning it shares the thread.
-#[derive(Clone)]
+/// A job's journal.
 pub struct Journal {
-    tx: mpsc::Sender<Command>,
+    store: Box<dyn Store>,
     job: i64,
+    unflushed: Vec<Mark>,
 }
-
-/// The thread itself; join it after the last handle is dropped.
-pub struct JournalThread(JoinHandle<()>);
-
-impl JournalThread {
-    /// Waits for the thread to finish its last commit.
-    pub fn join(self) {
-        let _ = self.0.join();
-    }
-}
-
-/// Most results committed in one transaction.
-const GROUP: usize = 512;
 
 impl Journal {
-    /// Opens the store at `location` on a new thread, for job `job`.
-    pub fn start(location: &str, job: i64) -> Result<(Journal, JournalThread)> {
-        let store = store::open(location)?;
-        let (tx, rx) = mpsc::channel::<Command>();
-        let handle = std::thread::Builder::new()
-            .name("journal".into())
-            .spawn(move || run(store, rx))
-            .map_err(|e| Error::Usage(format!("could not start the journal thread: {e}")))?;
-        Ok((Journal { tx, job }, JournalThread(handle)))
-    }
-
-    /// Up to `limit` pending rows after `after`, in order.
-    pub async fn fetch(&self, after: i64, limit: usize) -> Result<Vec<Entry>> {
-        let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Command::Fetch {
-                job: self.job,
-                after,
-                limit,
-                reply,
-            })
-            .map_err(|_| gone())?;
-        rx.await.map_err(|_| gone())?
-    }
-
-    /// Records `mark` and returns once it is committed.
-    pub async fn mark(&self, mark: Mark) -> Result<()> {
-        let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Command::Mark { mark, reply })
-            .map_err(|_| gone())?;
-        rx.await.map_err(|_| gone())?
+    /// The journal of `job` in `store` (a connection of its own).
+    pub fn new(store: Box<dyn Store>, job: i64) -> Journal {
+        Journal {
+            store,
+            job,
+            unflushed: Vec::new(),
+        }
     }
 
     /// The job this journal belongs to.
     pub fn job(&self) -> i64 {
         self.job
     }
-}
 
-fn gone() -> Error {
-    Error::Usage("the journal thread stopped".into())
-}
+    /// Up to `limit` pending rows after `after`, in order.
+    pub fn fetch(&self, after: i64, limit: usize) -> Result<Vec<Entry>> {
+        self.store.pending(self.job, after, limit)
+    }
 
-fn run(store: Box<dyn store::Store>, rx: mpsc::Receiver<Command>) {
-    let mut marks = Vec::with_capacity(GROUP);
-    let mut replies = Vec::with_capacity(GROUP);
-    while let Ok(first) = rx.recv() {
-        let mut next = Some(first);
-        while let Some(command) = next.take() {
-            match command {
-                Command::Fetch {
-                    job,
-                    after,
-                    limit,
-                    reply,
-                } => {
-                    let _ = reply.send(store.pending(job, after, limit));
-                }
-                Command::Mark { mark, reply } => {
-                    marks.push(mark);
-                    replies.push(reply);
-                    // Gather every result already waiting into the same transaction.
-                    while marks.len() < GROUP {
-                        match rx.try_recv() {
-                            Ok(Command::Mark { mark, reply }) => {
-                                marks.push(mark);
-                                replies.push(reply);
-                            }
-                            Ok(other) => {
-                                next = Some(other);
-                                break;
-                            }
-                            Err(_) => break,
-                        }
-                    }
-                    let result = store.mark(&marks);
-                    for reply in replies.drain(..) {
-                        let _ = reply.send(match &result {
-                            Ok(()) => Ok(()),
-                            Err(e) => Err(Error::Usage(format!(
-                                "the journal could not be written: {e}"
-                            ))),
-                        });
-                    }
-                    marks.clear();
-                }
-            }
+    /// Holds `mark` until the next [`Journal::flush`].
+    pub fn record(&mut self, mark: Mark) {
+        self.unflushed.push(mark);
+    }
+
+    /// Commits every held result in one transaction.
+    pub fn flush(&mut self) -> Result<()> {
+        if self.unflushed.is_empty() {
+            return Ok(());
         }
+        self.store.mark(&self.unflushed)?;
+        self.unflushed.clear();
+        Ok(())
     }
 }

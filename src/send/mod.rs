@@ -57,6 +57,7 @@ pub struct RunStats {
 
 /// Works through the pending rows of the job behind `journal`, with one transport per
 /// worker from `transports`. `pending` is how many rows are left, for the progress display.
+/// Run it on a current-thread runtime: the journal is written from the workers' thread.
 pub async fn run<T: Transport>(
     mailing: Arc<Mailing>,
     signer: Option<Arc<Signer>>,
@@ -110,12 +111,14 @@ pub async fn run<T: Transport>(
         }
     }
     display.finish();
+    let flushed = queue.flush();
     if let Some(reason) = queue.error() {
         return Err(Error::Usage(format!("the send stopped: {reason}")));
     }
     if let Some(e) = first_error {
         return Err(e);
     }
+    flushed?;
     let counters = &queue.counters;
     Ok(RunStats {
         sent: counters.sent.load(std::sync::atomic::Ordering::Relaxed),
@@ -136,34 +139,37 @@ async fn worker<T: Transport>(
     while let Some(entry) = queue.next().await? {
         let recipient = entry.member.recipient();
         let message_id = mailing.message_id(&recipient.email);
-        let to = match Address::from_str(&recipient.email) {
-            Ok(to) => to,
-            Err(e) => {
-                let outcome = Delivery::Permanent(format!("not an address: {e}"));
-                queue.finish(entry, &message_id, outcome).await?;
-                continue;
+        let built = Address::from_str(&recipient.email)
+            .map_err(|e| format!("not an address: {e}"))
+            .and_then(|to| {
+                let copy = mailing
+                    .copy_for(&recipient, false)
+                    .map_err(|e| format!("could not build the copy: {e}"))?;
+                let bytes = match &signer {
+                    Some(signer) => signer
+                        .sign(&copy.bytes)
+                        .map_err(|e| format!("could not sign the copy: {e}"))?,
+                    None => copy.bytes,
+                };
+                Ok((to, bytes))
+            });
+        let outcome = match built {
+            Err(reason) => Delivery::Permanent(reason),
+            Ok((to, bytes)) => {
+                if let Some(limiter) = &limiter {
+                    limiter.until_ready().await;
+                }
+                // Before this copy can be accepted, every earlier result is committed.
+                let mut flushed = Ok(());
+                let ready = async { flushed = queue.flush() };
+                let outcome = transport.deliver(&from, &to, &bytes, ready).await;
+                flushed?;
+                outcome
             }
         };
-        let copy = mailing.copy_for(&recipient, false);
-        let bytes = match (copy, &signer) {
-            (Ok(copy), Some(signer)) => signer.sign(&copy.bytes),
-            (Ok(copy), None) => Ok(copy.bytes),
-            (Err(e), _) => Err(e),
-        };
-        let bytes = match bytes {
-            Ok(b) => b,
-            Err(e) => {
-                let outcome = Delivery::Permanent(format!("could not build the copy: {e}"));
-                queue.finish(entry, &message_id, outcome).await?;
-                continue;
-            }
-        };
-        if let Some(limiter) = &limiter {
-            limiter.until_ready().await;
-        }
-        let outcome = transport.deliver(&from, &to, &bytes).await;
-        queue.finish(entry, &message_id, outcome).await?;
+        queue.record(entry, &message_id, outcome);
     }
+    queue.flush()?;
     transport.close().await;
     Ok(())
 }

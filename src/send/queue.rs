@@ -113,7 +113,8 @@ struct State {
 pub struct Queue {
     state: Mutex<State>,
     notify: Notify,
-    journal: Journal,
+    journal: Mutex<Journal>,
+    job: i64,
     max_attempts: u32,
     backoff: Backoff,
     /// Live counts.
@@ -126,7 +127,8 @@ impl Queue {
         Queue {
             state: Mutex::new(State::default()),
             notify: Notify::new(),
-            journal,
+            job: journal.job(),
+            journal: Mutex::new(journal),
             max_attempts: max_attempts.max(1),
             backoff,
             counters: Counters::default(),
@@ -136,6 +138,15 @@ impl Queue {
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         // A worker that panicked mid-update leaves nothing half-done worth refusing.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn journal(&self) -> std::sync::MutexGuard<'_, Journal> {
+        self.journal.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Commits every recorded result; a worker calls this before it sends a message's data.
+    pub fn flush(&self) -> Result<()> {
+        self.journal().flush()
     }
 
     /// The next recipient to send to, or `None` when the job has nothing left (or is
@@ -181,7 +192,7 @@ impl Queue {
             }
             if fetch {
                 let cursor = self.lock().cursor;
-                let batch = self.journal.fetch(cursor, BATCH).await;
+                let batch = self.journal().fetch(cursor, BATCH);
                 let mut s = self.lock();
                 s.fetching = false;
                 match batch {
@@ -212,14 +223,9 @@ impl Queue {
         }
     }
 
-    /// Records what happened to `entry` (its copy had `message_id`), and returns once the
-    /// journal has it. A broken transport stops the job, leaving the row pending.
-    pub async fn finish(
-        &self,
-        mut entry: Entry,
-        message_id: &str,
-        outcome: Delivery,
-    ) -> Result<()> {
+    /// Records what happened to `entry` (its copy had `message_id`); the journal has it at
+    /// the next [`Queue::flush`]. A broken transport stops the job, leaving the row pending.
+    pub fn record(&self, mut entry: Entry, message_id: &str, outcome: Delivery) {
         let now = Instant::now();
         let domain = domain_of(&entry.member.email);
         let attempts = entry.attempts + 1;
@@ -258,12 +264,12 @@ impl Queue {
                     s.error = Some(reason);
                     drop(s);
                     self.notify.notify_waiters();
-                    return Ok(());
+                    return;
                 }
             }
         };
         let mark = Mark {
-            job: self.journal.job(),
+            job: self.job,
             seq: entry.seq,
             state,
             attempts,
@@ -271,7 +277,7 @@ impl Queue {
             reply: reply.clone(),
             at: crate::clock::stamp(),
         };
-        let written = self.journal.mark(mark).await;
+        self.journal().record(mark);
         if state == EntryState::Pending {
             entry.attempts = attempts;
             entry.reply = Some(reply);
@@ -279,7 +285,6 @@ impl Queue {
             self.lock().retries.push(Reverse(Retry { due, entry }));
         }
         self.notify.notify_waiters();
-        written
     }
 
     /// Stops handing out recipients; the ones in flight finish.

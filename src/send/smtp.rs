@@ -14,11 +14,13 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use std::future::Future;
+
 use lettre::Address;
-use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream, TlsParameters};
-use lettre::transport::smtp::extension::ClientId;
+use lettre::transport::smtp::commands::{Data, Ehlo, Mail, Rcpt, Rset};
+use lettre::transport::smtp::extension::{ClientId, Extension, MailParameter};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
@@ -132,6 +134,7 @@ fn percent_decode(text: &str) -> String {
 pub struct SmtpTransport {
     settings: Arc<SmtpSettings>,
     conn: Option<AsyncSmtpConnection>,
+    pipelining: bool,
     last_used: Instant,
 }
 
@@ -153,14 +156,16 @@ impl SmtpTransport {
         SmtpTransport {
             settings,
             conn: None,
+            pipelining: false,
             last_used: Instant::now(),
         }
     }
 
-    /// Opens a connection: TCP with no delay, TLS as configured, EHLO, AUTH.
+    /// Opens a connection: TCP with no delay, TLS as configured, EHLO, AUTH. Also says
+    /// whether the server offers PIPELINING (RFC 2920), which lettre does not record.
     pub async fn connect(
         settings: &SmtpSettings,
-    ) -> std::result::Result<AsyncSmtpConnection, Delivery> {
+    ) -> std::result::Result<(AsyncSmtpConnection, bool), Delivery> {
         let s = settings;
         let where_ = format!("{}:{}", s.host, s.port);
         let temporary = |what: &str, e: &dyn std::fmt::Display| {
@@ -224,16 +229,26 @@ impl SmtpTransport {
                     other => other,
                 })?;
         }
-        Ok(conn)
+        // One more EHLO, to read the keywords lettre does not keep.
+        let ehlo = tokio::time::timeout(s.timeout, conn.command(Ehlo::new(hello.clone())))
+            .await
+            .map_err(|_| Delivery::Temporary(format!("EHLO to {where_} timed out")))?
+            .map_err(|e| classify(&e, &where_))?;
+        let pipelining = ehlo
+            .message()
+            .any(|line| line.trim().eq_ignore_ascii_case("PIPELINING"));
+        Ok((conn, pipelining))
     }
 }
 
 impl Transport for SmtpTransport {
-    async fn deliver(&mut self, from: &Address, to: &Address, message: &[u8]) -> Delivery {
-        let envelope = match Envelope::new(Some(from.clone()), vec![to.clone()]) {
-            Ok(e) => e,
-            Err(e) => return Delivery::Permanent(e.to_string()),
-        };
+    async fn deliver(
+        &mut self,
+        from: &Address,
+        to: &Address,
+        message: &[u8],
+        ready: impl Future<Output = ()> + Send,
+    ) -> Delivery {
         if let Some(conn) = &mut self.conn
             && (conn.has_broken()
                 || (self.last_used.elapsed() > IDLE_CHECK && !conn.test_connected().await))
@@ -243,32 +258,87 @@ impl Transport for SmtpTransport {
         let conn = match &mut self.conn {
             Some(conn) => conn,
             None => match SmtpTransport::connect(&self.settings).await {
-                Ok(conn) => self.conn.insert(conn),
+                Ok((conn, pipelining)) => {
+                    self.pipelining = pipelining;
+                    self.conn.insert(conn)
+                }
                 Err(d) => return d,
             },
         };
         let where_ = format!("{}:{}", self.settings.host, self.settings.port);
-        let outcome = match tokio::time::timeout(
-            self.settings.timeout,
-            conn.send(&envelope, message),
-        )
-        .await
-        {
-            Ok(Ok(response)) => {
-                let text: Vec<&str> = response.message().collect();
-                Delivery::Accepted(format!("{} {}", response.code(), text.join(" ")))
+        let timeout = self.settings.timeout;
+        let late = || Delivery::Temporary(format!("{where_} did not answer within {timeout:?}"));
+
+        // The envelope first; a refusal here leaves the session usable (RSET).
+        let mut parameters = Vec::new();
+        let (sender, recipient): (&str, &str) = (from.as_ref(), to.as_ref());
+        if !sender.is_ascii() || !recipient.is_ascii() {
+            if !conn.server_info().supports_feature(Extension::SmtpUtfEight) {
+                return Delivery::Permanent(format!(
+                    "{where_} does not support SMTPUTF8, needed for `{to}`"
+                ));
             }
-            Ok(Err(e)) => classify(&e, &where_),
-            Err(_) => Delivery::Temporary(format!(
-                "{where_} did not answer within {:?}",
-                self.settings.timeout
-            )),
+            parameters.push(MailParameter::SmtpUtfEight);
+        }
+        let mail = Mail::new(Some(from.clone()), parameters);
+        let rcpt = Rcpt::new(to.clone(), Vec::new());
+        let pipelining = self.pipelining;
+        let envelope = async {
+            if pipelining {
+                // MAIL, RCPT and DATA in one write; then every reply is read, in order,
+                // whatever the first ones said.
+                let mail = conn.command(Pipelined(&mail, &rcpt, &Data)).await;
+                let rcpt = conn.read_response().await;
+                let data = conn.read_response().await;
+                mail.and(rcpt).and(data)
+            } else {
+                conn.command(mail).await?;
+                conn.command(rcpt).await?;
+                conn.command(Data).await
+            }
         };
-        if !matches!(outcome, Delivery::Accepted(_)) {
-            // lettre drops the session on any error; so do we, and reconnect next time.
-            if let Some(mut conn) = self.conn.take() {
-                let _ = tokio::time::timeout(Duration::from_secs(1), conn.abort()).await;
+        let outcome = match tokio::time::timeout(timeout, envelope).await {
+            Err(_) => Some(late()),
+            Ok(Err(e)) => {
+                let refused = e.is_permanent() || e.is_transient();
+                let d = classify(&e, &where_);
+                if refused
+                    && tokio::time::timeout(timeout, conn.command(Rset))
+                        .await
+                        .is_ok_and(|r| r.is_ok())
+                {
+                    self.last_used = Instant::now();
+                    return d;
+                }
+                Some(d)
             }
+            Ok(Ok(_)) => None,
+        };
+        // After a reply the session goes on; after a network error or a timeout it is not
+        // trusted again.
+        let (outcome, keep) = match outcome {
+            Some(failed) => (failed, false),
+            None => {
+                ready.await;
+                let data = async {
+                    match Transparent::new(message) {
+                        Some(data) => conn.command(data).await,
+                        None => conn.message(message).await,
+                    }
+                };
+                match tokio::time::timeout(timeout, data).await {
+                    Ok(Ok(response)) => {
+                        let text: Vec<&str> = response.message().collect();
+                        let reply = format!("{} {}", response.code(), text.join(" "));
+                        (Delivery::Accepted(reply), true)
+                    }
+                    Ok(Err(e)) => (classify(&e, &where_), e.is_permanent() || e.is_transient()),
+                    Err(_) => (late(), false),
+                }
+            }
+        };
+        if !keep && let Some(mut conn) = self.conn.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(1), conn.abort()).await;
         }
         self.last_used = Instant::now();
         outcome
@@ -278,6 +348,37 @@ impl Transport for SmtpTransport {
         if let Some(mut conn) = self.conn.take() {
             let _ = tokio::time::timeout(Duration::from_secs(2), conn.quit()).await;
         }
+    }
+}
+
+/// Three commands sent together under PIPELINING.
+struct Pipelined<'a>(&'a Mail, &'a Rcpt, &'a Data);
+
+impl std::fmt::Display for Pipelined<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}{}{}", self.0, self.1, self.2)
+    }
+}
+
+/// A message that needs no dot-stuffing (no line begins with `.`), sent as one write with
+/// its final `.` line. Our copies never have such a line (the quoted-printable parts encode
+/// a leading dot, base64 has none), which saves lettre's byte-by-byte transparency pass;
+/// any other message goes through lettre's `message()` as usual.
+struct Transparent<'a>(&'a str);
+
+impl<'a> Transparent<'a> {
+    fn new(message: &'a [u8]) -> Option<Transparent<'a>> {
+        let text = std::str::from_utf8(message).ok()?;
+        let stuffing_needed = message.first() == Some(&b'.')
+            || memchr::memchr_iter(b'\n', message).any(|i| message.get(i + 1) == Some(&b'.'));
+        (!stuffing_needed).then_some(Transparent(text))
+    }
+}
+
+impl std::fmt::Display for Transparent<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)?;
+        f.write_str("\r\n.\r\n")
     }
 }
 
@@ -375,6 +476,17 @@ mod tests {
         assert!(settings("http://x").is_err());
         assert!(settings("smtp://x?tls=maybe").is_err());
         assert!(settings("smtps://x?tls=none").is_err());
+    }
+
+    #[test]
+    fn only_messages_without_leading_dots_skip_stuffing() {
+        assert_eq!(
+            Transparent::new(b"a\r\nb").unwrap().to_string(),
+            "a\r\nb\r\n.\r\n"
+        );
+        assert!(Transparent::new(b"a\r\n.b").is_none());
+        assert!(Transparent::new(b".a").is_none());
+        assert!(Transparent::new(b"a\xff").is_none());
     }
 
     #[test]

@@ -25,12 +25,16 @@ pub enum Delivery {
 /// A way to deliver messages. Each send worker owns one (an SMTP transport is one
 /// connection).
 pub trait Transport: Send + 'static {
-    /// Delivers `message` from `from` to `to`.
+    /// Delivers `message` from `from` to `to`. `ready` must complete before the message can
+    /// be accepted (for SMTP, before the data is sent): the worker's previous result is
+    /// being committed to the journal meanwhile, so that at most one accepted copy per worker
+    /// is ever unrecorded, and the commit costs no time of its own.
     fn deliver(
         &mut self,
         from: &Address,
         to: &Address,
         message: &[u8],
+        ready: impl Future<Output = ()> + Send,
     ) -> impl Future<Output = Delivery> + Send;
 
     /// Says goodbye (SMTP QUIT); best effort.
@@ -67,7 +71,14 @@ impl FileTransport {
 }
 
 impl Transport for FileTransport {
-    async fn deliver(&mut self, _from: &Address, to: &Address, message: &[u8]) -> Delivery {
+    async fn deliver(
+        &mut self,
+        _from: &Address,
+        to: &Address,
+        message: &[u8],
+        ready: impl Future<Output = ()> + Send,
+    ) -> Delivery {
+        ready.await;
         let path = self.path_for(to);
         let dir = self.dir.clone();
         let bytes = message.to_vec();
@@ -117,11 +128,18 @@ impl Default for SendmailTransport {
 }
 
 impl Transport for SendmailTransport {
-    async fn deliver(&mut self, from: &Address, to: &Address, message: &[u8]) -> Delivery {
+    async fn deliver(
+        &mut self,
+        from: &Address,
+        to: &Address,
+        message: &[u8],
+        ready: impl Future<Output = ()> + Send,
+    ) -> Delivery {
         let envelope = match Envelope::new(Some(from.clone()), vec![to.clone()]) {
             Ok(e) => e,
             Err(e) => return Delivery::Permanent(e.to_string()),
         };
+        ready.await;
         match self.inner.send_raw(&envelope, message).await {
             Ok(()) => Delivery::Accepted("accepted by sendmail".into()),
             Err(e) => Delivery::Temporary(format!("sendmail: {e}")),

@@ -78,8 +78,7 @@ const MIGRATIONS: &[M<'static>] = &[
             updated_at TEXT,
             PRIMARY KEY (job, seq)
         ) WITHOUT ROWID;
-        CREATE INDEX journal_state ON journal(job, state, seq);
-        CREATE INDEX journal_message_id ON journal(message_id);",
+        CREATE INDEX journal_pending ON journal(job, seq) WHERE state = 'pending';",
     ),
 ];
 

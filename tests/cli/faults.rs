@@ -31,7 +31,16 @@ fn members(names: &[&str]) -> String {
 
 #[test]
 fn temporary_failures_are_retried_and_permanent_ones_recorded() {
-    let server = Scripted::start(rule);
+    faults_are_handled(false);
+}
+
+#[test]
+fn temporary_failures_are_retried_and_permanent_ones_recorded_when_pipelining() {
+    faults_are_handled(true);
+}
+
+fn faults_are_handled(pipelining: bool) {
+    let server = Scripted::start(rule, pipelining);
     let names = [
         "ok1", "temp1", "ok2", "bad1", "full1", "ok3", "refused1", "drop1", "stall1", "temp2",
         "bad2", "ok4",
@@ -125,7 +134,7 @@ fn temporary_failures_are_retried_and_permanent_ones_recorded() {
 
 #[test]
 fn a_recipient_that_never_stops_deferring_fails_after_max_attempts() {
-    let server = Scripted::start(rule);
+    let server = Scripted::start(rule, true);
     let t = Test::with_examples()
         .write("members.csv", &members(&["hopeless1", "ok1"]))
         .with_smtp(server.port, "max_attempts = 3");

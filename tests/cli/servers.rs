@@ -167,7 +167,8 @@ pub struct Accepted {
     pub data: String,
 }
 
-/// A scripted SMTP server on a free port: per-recipient rules by local part.
+/// A scripted SMTP server on a free port: per-recipient rules by local part. It answers
+/// line by line, so a client may pipeline when it is told it can.
 pub struct Scripted {
     pub port: u16,
     pub accepted: Arc<Mutex<Vec<Accepted>>>,
@@ -175,8 +176,9 @@ pub struct Scripted {
 }
 
 impl Scripted {
-    /// Starts the server; `rule` decides for each recipient address.
-    pub fn start(rule: fn(&str) -> Rule) -> Scripted {
+    /// Starts the server; `rule` decides for each recipient address. With `pipelining`,
+    /// EHLO offers PIPELINING.
+    pub fn start(rule: fn(&str) -> Rule, pipelining: bool) -> Scripted {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let accepted = Arc::new(Mutex::new(Vec::new()));
@@ -185,7 +187,7 @@ impl Scripted {
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 let (a, t) = (Arc::clone(&a), Arc::clone(&t));
-                std::thread::spawn(move || session(stream, rule, &a, &t));
+                std::thread::spawn(move || session(stream, rule, pipelining, &a, &t));
             }
         });
         Scripted {
@@ -203,6 +205,7 @@ impl Scripted {
 fn session(
     stream: TcpStream,
     rule: fn(&str) -> Rule,
+    pipelining: bool,
     accepted: &Mutex<Vec<Accepted>>,
     attempts: &Mutex<HashMap<String, u32>>,
 ) {
@@ -222,7 +225,10 @@ fn session(
         let command = line.trim_end().to_string();
         let upper = command.to_uppercase();
         let ok = if upper.starts_with("EHLO") {
-            say("250-scripted.test\r\n250-8BITMIME\r\n250 ENHANCEDSTATUSCODES\r\n")
+            let extra = if pipelining { "250-PIPELINING\r\n" } else { "" };
+            say(&format!(
+                "250-scripted.test\r\n{extra}250-8BITMIME\r\n250 ENHANCEDSTATUSCODES\r\n"
+            ))
         } else if upper.starts_with("HELO")
             || upper.starts_with("MAIL")
             || upper == "RSET"
