@@ -170,6 +170,7 @@ pub fn send(
         return Ok(SendResult::DryRun(plan));
     }
 
+    let setup = Setup::new(workspace, request)?;
     let now = clock::stamp();
     let (job, started) = match job {
         Some(job) => (job, false),
@@ -183,7 +184,6 @@ pub fn send(
             if !confirm(&plan) {
                 return Ok(SendResult::Declined(plan));
             }
-            let kind = transport_kind(request, config);
             let job = store.create_job(
                 &NewJob {
                     number: edition.number,
@@ -191,7 +191,7 @@ pub fn send(
                     content_hash: edition.content_hash.clone(),
                     subject: edition.subject.clone(),
                     source: source_key(&request.file),
-                    transport: kind.as_str().to_string(),
+                    transport: setup.kind.as_str().to_string(),
                     created_at: now.clone(),
                 },
                 &selectors.selection,
@@ -218,6 +218,7 @@ pub fn send(
         run_job(
             workspace,
             request,
+            setup,
             edition,
             &job,
             selectors.list_name.as_deref(),
@@ -245,9 +246,51 @@ fn transport_kind(request: &SendRequest, config: &config::Config) -> TransportKi
     })
 }
 
+/// Everything a run needs besides the job, checked before a job starts: a missing password
+/// or DKIM key is an error before any journal row is written.
+struct Setup {
+    kind: TransportKind,
+    smtp: Option<Arc<SmtpSettings>>,
+    signer: Option<Arc<Signer>>,
+    from: Address,
+}
+
+impl Setup {
+    fn new(workspace: &Workspace, request: &SendRequest) -> Result<Setup> {
+        let config = &workspace.config;
+        let kind = transport_kind(request, config);
+        let smtp = match (kind, &config.smtp) {
+            (TransportKind::Smtp, Some(smtp)) => Some(Arc::new(SmtpSettings::new(
+                &smtp.url,
+                smtp,
+                &config.sender.list_domain,
+            )?)),
+            (TransportKind::Smtp, None) => {
+                return Err(Error::Usage(
+                    "`--transport smtp` needs an `[smtp]` table in the config".into(),
+                ));
+            }
+            _ => None,
+        };
+        let signer = match &config.dkim {
+            Some(dkim) => Some(Arc::new(Signer::load(dkim, Path::new("."))?)),
+            None => None,
+        };
+        let mailbox = lettre::message::Mailbox::from_str(&config.sender.from)
+            .map_err(|e| Error::Usage(format!("`[sender] from`: {e}")))?;
+        Ok(Setup {
+            kind,
+            smtp,
+            signer,
+            from: mailbox.email,
+        })
+    }
+}
+
 fn run_job(
     workspace: &Workspace,
     request: &SendRequest,
+    setup: Setup,
     edition: Edition,
     job: &Job,
     list_name: Option<&str>,
@@ -255,23 +298,12 @@ fn run_job(
     let config = &workspace.config;
     let smtp = config.smtp.clone().unwrap_or_default();
     let number = edition.number;
-    let from = Address::from_str(
-        lettre::message::Mailbox::from_str(&config.sender.from)
-            .map_err(|e| Error::Usage(format!("`[sender] from`: {e}")))?
-            .email
-            .as_ref(),
-    )
-    .map_err(|e| Error::Usage(format!("`[sender] from`: {e}")))?;
-    let signer = match &config.dkim {
-        Some(dkim) => Some(Arc::new(Signer::load(dkim, Path::new("."))?)),
-        None => None,
-    };
     let started = job
         .spec
         .created_at
         .parse::<jiff::Timestamp>()
         .map(|t| SystemTime::UNIX_EPOCH + Duration::from_secs(t.as_second().max(0).unsigned_abs()))
-        .unwrap_or_else(|_| SystemTime::UNIX_EPOCH);
+        .unwrap_or(SystemTime::UNIX_EPOCH);
     let mailing = Arc::new(workspace.mailing(edition, list_name)?.with_date(started));
     let concurrency = request
         .concurrency
@@ -290,15 +322,15 @@ fn run_job(
         .build()
         .map_err(|e| Error::Usage(format!("could not start the async runtime: {e}")))?;
     let pending = job.progress.pending;
-    let kind = transport_kind(request, config);
+    let Setup {
+        kind,
+        smtp: settings,
+        signer,
+        from,
+    } = setup;
     let result = runtime.block_on(async {
-        match kind {
-            TransportKind::Smtp => {
-                let url = config.smtp.as_ref().map(|s| s.url.clone()).ok_or_else(|| {
-                    Error::Usage("`--transport smtp` needs an `[smtp]` table in the config".into())
-                })?;
-                let settings =
-                    Arc::new(SmtpSettings::new(&url, &smtp, &config.sender.list_domain)?);
+        match (kind, settings) {
+            (TransportKind::Smtp, Some(settings)) => {
                 let transports = (0..concurrency)
                     .map(|_| SmtpTransport::new(Arc::clone(&settings)))
                     .collect();
@@ -307,18 +339,18 @@ fn run_job(
                 )
                 .await
             }
-            TransportKind::File => {
-                let dir = request.outbox.join(number.to_string()).join("sent");
-                let transports = (0..concurrency)
-                    .map(|_| FileTransport::new(dir.clone()))
-                    .collect();
+            (TransportKind::Sendmail, _) => {
+                let transports = (0..concurrency).map(|_| SendmailTransport::new()).collect();
                 super::run(
                     mailing, signer, from, journal, transports, pending, &options,
                 )
                 .await
             }
-            TransportKind::Sendmail => {
-                let transports = (0..concurrency).map(|_| SendmailTransport::new()).collect();
+            _ => {
+                let dir = request.outbox.join(number.to_string()).join("sent");
+                let transports = (0..concurrency)
+                    .map(|_| FileTransport::new(dir.clone()))
+                    .collect();
                 super::run(
                     mailing, signer, from, journal, transports, pending, &options,
                 )

@@ -5,7 +5,8 @@
 //! `smtp://HOST:PORT` uses STARTTLS when offered (`?tls=opportunistic`, the default, which
 //! like Postfix's `may` level does not verify the certificate), `?tls=required` insists on
 //! STARTTLS with a verified certificate, `?tls=none` stays in plain text; `smtps://` is
-//! implicit TLS, verified.
+//! implicit TLS, verified. `?ca=PATH` adds a PEM root certificate to trust, for a relay
+//! with a private CA.
 
 use std::io;
 use std::net::SocketAddr;
@@ -18,7 +19,9 @@ use std::future::Future;
 
 use lettre::Address;
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream, TlsParameters};
+use lettre::transport::smtp::client::{
+    AsyncSmtpConnection, AsyncTokioStream, Certificate, TlsParameters,
+};
 use lettre::transport::smtp::commands::{Data, Ehlo, Mail, Rcpt, Rset};
 use lettre::transport::smtp::extension::{ClientId, Extension, MailParameter};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -56,6 +59,8 @@ pub struct SmtpSettings {
     pub timeout: Duration,
     /// The name we greet with (EHLO).
     pub hello: String,
+    /// Extra trusted root certificates (PEM, from `?ca=PATH`), for a relay with a private CA.
+    pub ca: Option<Vec<u8>>,
 }
 
 impl SmtpSettings {
@@ -77,6 +82,7 @@ impl SmtpSettings {
             .trim_end_matches(']')
             .to_string();
         let port = parsed.port().unwrap_or(if implicit { 465 } else { 25 });
+        let mut ca = None;
         let mut security = if implicit {
             Security::Implicit
         } else {
@@ -88,6 +94,13 @@ impl SmtpSettings {
                 ("tls", "opportunistic", false) => security = Security::Opportunistic,
                 ("tls", "none", false) => security = Security::None,
                 ("tls", _, true) => return Err(bad("smtps:// is always TLS; drop `?tls=`")),
+                ("ca", path, _) => {
+                    let pem = std::fs::read(path).map_err(|source| Error::Read {
+                        path: path.into(),
+                        source,
+                    })?;
+                    ca = Some(pem);
+                }
                 ("tls", other, _) => {
                     return Err(bad(&format!(
                         "unknown `tls={other}`; expected required, opportunistic or none"
@@ -119,6 +132,7 @@ impl SmtpSettings {
             credentials,
             timeout: Duration::from_secs(smtp.timeout_secs.max(1)),
             hello: hello.to_string(),
+            ca,
         })
     }
 }
@@ -180,9 +194,15 @@ impl SmtpTransport {
         let hello = ClientId::Domain(s.hello.clone());
         let stream: Box<dyn AsyncTokioStream> = match s.security {
             Security::Implicit => {
-                let tls = implicit_tls(tcp, &s.host)
+                let tls = implicit_tls(tcp, &s.host, s.ca.as_deref())
                     .await
-                    .map_err(|e| temporary("TLS failed with", &e))?;
+                    .map_err(|e| {
+                        if is_certificate_error(&e) {
+                            Delivery::Broken(format!("TLS with {where_}: {e}"))
+                        } else {
+                            temporary("TLS failed with", &e)
+                        }
+                    })?;
                 Box::new(tls)
             }
             _ => Box::new(tcp),
@@ -197,15 +217,27 @@ impl SmtpTransport {
         match s.security {
             Security::Required | Security::Opportunistic if conn.can_starttls() => {
                 let verify = s.security == Security::Required;
-                let params = TlsParameters::builder(s.host.clone())
+                let mut params = TlsParameters::builder(s.host.clone())
                     .dangerous_accept_invalid_certs(!verify)
-                    .dangerous_accept_invalid_hostnames(!verify)
+                    .dangerous_accept_invalid_hostnames(!verify);
+                if let Some(pem) = &s.ca {
+                    let cert = Certificate::from_pem(pem)
+                        .map_err(|e| Delivery::Broken(format!("the `ca` certificate: {e}")))?;
+                    params = params.add_root_certificate(cert);
+                }
+                let params = params
                     .build_rustls()
-                    .map_err(|e| Delivery::Temporary(format!("TLS settings: {e}")))?;
+                    .map_err(|e| Delivery::Broken(format!("TLS settings: {e}")))?;
                 tokio::time::timeout(s.timeout, conn.starttls(params, &hello))
                     .await
                     .map_err(|_| Delivery::Temporary(format!("STARTTLS with {where_} timed out")))?
-                    .map_err(|e| classify(&e, &where_))?;
+                    .map_err(|e| {
+                        if certificate_problem(&e) {
+                            Delivery::Broken(format!("STARTTLS with {where_}: {e}"))
+                        } else {
+                            classify(&e, &where_)
+                        }
+                    })?;
             }
             Security::Required => {
                 return Err(Delivery::Broken(format!(
@@ -394,10 +426,45 @@ fn classify(e: &lettre::transport::smtp::Error, server: &str) -> Delivery {
     }
 }
 
-/// TLS from the first byte, verified against the Mozilla roots (webpki-roots).
-async fn implicit_tls(tcp: TcpStream, host: &str) -> io::Result<TlsStream> {
+/// Whether a TLS failure is about the server's certificate: a setup problem that retrying
+/// will not fix.
+fn is_certificate_error(e: &io::Error) -> bool {
+    certificate_problem(e)
+}
+
+fn certificate_problem(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(e);
+    while let Some(e) = current {
+        if e.downcast_ref::<rustls::Error>()
+            .is_some_and(|r| matches!(r, rustls::Error::InvalidCertificate(_)))
+        {
+            return true;
+        }
+        if let Some(io) = e.downcast_ref::<io::Error>()
+            && let Some(inner) = io.get_ref()
+            && inner
+                .downcast_ref::<rustls::Error>()
+                .is_some_and(|r| matches!(r, rustls::Error::InvalidCertificate(_)))
+        {
+            return true;
+        }
+        current = e.source();
+    }
+    false
+}
+
+/// TLS from the first byte, verified against the Mozilla roots (webpki-roots) and `ca`.
+async fn implicit_tls(tcp: TcpStream, host: &str, ca: Option<&[u8]>) -> io::Result<TlsStream> {
+    use rustls_pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(pem) = ca {
+        for cert in rustls_pki_types::CertificateDer::pem_slice_iter(pem) {
+            roots
+                .add(cert.map_err(io::Error::other)?)
+                .map_err(io::Error::other)?;
+        }
+    }
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))

@@ -168,3 +168,154 @@ fn a_server_that_is_not_there_stops_nothing_but_fails_temporarily() {
         run.stderr
     );
 }
+
+#[test]
+fn authentication_with_the_password_from_the_environment() {
+    use crate::servers::Options;
+    let server = Scripted::with(
+        rule,
+        Options {
+            pipelining: true,
+            auth: Some(("mailer", "s3cret")),
+        },
+    );
+    let t = Test::with_examples()
+        .write("members.csv", &members(&["ok1", "ok2"]))
+        .append(
+            "config/mailout.toml",
+            &format!(
+                "\n[smtp]\nurl = \"smtp://127.0.0.1:{}?tls=none\"\nusername = \"mailer\"\n",
+                server.port
+            ),
+        );
+    t.run(&["members", "import", "members.csv"]).success();
+
+    // No password in the environment: a clear error before any job starts.
+    let run = t
+        .run(&["send", ROUNDUP, "--to", "all", "--yes", "-q"])
+        .code(1);
+    assert!(
+        run.stderr
+            .contains("needs a password in the environment variable `MAILOUT_SMTP_PASSWORD`"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        t.run(&["jobs"]).success().stdout.lines().count(),
+        1,
+        "no job was started"
+    );
+
+    // A wrong password stops the send; nobody's row changes.
+    let out = t
+        .command()
+        .env("MAILOUT_SMTP_PASSWORD", "wrong")
+        .args(["send", ROUNDUP, "--to", "all", "--yes", "-q"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("authentication refused"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        t.run(&["job", "1"])
+            .success()
+            .stdout
+            .contains("(0 sent, 0 failed, 0 skipped, 2 pending)")
+    );
+
+    // The right one delivers.
+    let out = t
+        .command()
+        .env("MAILOUT_SMTP_PASSWORD", "s3cret")
+        .args(["send", ROUNDUP, "--to", "all", "--yes", "-q"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(server.accepted().len(), 2);
+}
+
+#[test]
+fn the_overall_rate_is_held() {
+    let server = Scripted::start(rule, true);
+    let names: Vec<String> = (0..50).map(|i| format!("ok{i}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let t = Test::with_examples()
+        .write("members.csv", &members(&names))
+        .with_smtp(server.port, "concurrency = 4");
+    t.run(&["members", "import", "members.csv"]).success();
+    t.run(&[
+        "send", ROUNDUP, "--to", "all", "--yes", "-q", "--rate", "20",
+    ])
+    .success();
+    let times: Vec<std::time::Instant> = server
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(t, _, _)| *t)
+        .collect();
+    assert_eq!(times.len(), 50);
+    // At 20 a second, no one-second window holds more than 20 (and the first).
+    for (i, start) in times.iter().enumerate() {
+        let within = times[i..]
+            .iter()
+            .take_while(|t| t.duration_since(*start).as_secs_f64() < 1.0)
+            .count();
+        assert!(
+            within <= 21,
+            "{within} messages within a second of message {i}"
+        );
+    }
+    let span = times.last().unwrap().duration_since(times[0]).as_secs_f64();
+    assert!(
+        span >= 49.0 / 20.0 * 0.95,
+        "50 messages in {span:.2} s at 20/s"
+    );
+}
+
+fn slow_domain(address: &str) -> Rule {
+    if address == "slow1@slow.test" {
+        Rule::TempFail(1)
+    } else {
+        Rule::Accept
+    }
+}
+
+#[test]
+fn a_domain_that_answers_4xx_is_slowed_down_while_others_go_on() {
+    let server = Scripted::start(slow_domain, true);
+    let mut csv = String::from("email,name,branch,employer\nslow1@slow.test,S,London,NPS\n");
+    for i in 0..20 {
+        csv.push_str(&format!("fast{i}@fast.test,F,London,NPS\n"));
+    }
+    csv.push_str("slow2@slow.test,S,London,NPS\nslow3@slow.test,S,London,NPS\n");
+    let t = Test::with_examples()
+        .write("members.csv", &csv)
+        .with_smtp(server.port, "concurrency = 1");
+    t.run(&["members", "import", "members.csv"]).success();
+    t.run(&["send", ROUNDUP, "--to", "all", "--yes", "-q"])
+        .success();
+    let log = server.log.lock().unwrap().clone();
+    let (deferred_at, _, code) = log[0].clone();
+    assert_eq!((log[0].1.as_str(), code), ("slow1@slow.test", 451));
+    let next_slow = log[1..]
+        .iter()
+        .find(|(_, a, _)| a.ends_with("@slow.test"))
+        .unwrap();
+    let pause = next_slow.0.duration_since(deferred_at).as_secs_f64();
+    assert!(pause >= 0.9, "slow.test was tried again after {pause:.2} s");
+    let fast_during = log
+        .iter()
+        .filter(|(t, a, _)| a.ends_with("@fast.test") && *t < next_slow.0)
+        .count();
+    assert_eq!(fast_during, 20, "the other domain went on meanwhile");
+    assert_eq!(server.accepted().len(), 23);
+}

@@ -176,3 +176,13 @@ impl Test {
 
 /// The secret the harness gives every run for unsubscribe tokens.
 pub const TOKEN_SECRET: &str = "integration-test-secret";
+
+impl Test {
+    /// Points `[smtp]` at `url`.
+    pub fn with_smtp_url(self, url: &str) -> Test {
+        self.append(
+            "config/mailout.toml",
+            &format!("\n[smtp]\nurl = \"{url}\"\n"),
+        )
+    }
+}

@@ -360,3 +360,147 @@ fn the_sendmail_transport_pipes_each_copy_to_sendmail() {
         4
     );
 }
+
+#[test]
+fn resume_by_job_number() {
+    let t = Test::with_examples();
+    t.run(&["members", "import", "examples/members.csv"])
+        .success();
+    t.run(&["send", ROUNDUP, "--to", "employer:CRC", "--yes", "-q"])
+        .success();
+    let run = t.run(&["send", ROUNDUP, "--resume", "1", "-q"]).success();
+    assert!(
+        run.stdout.starts_with("job 1 (resumed): 5 sent"),
+        "{}",
+        run.stdout
+    );
+    let run = t.run(&["send", ROUNDUP, "--resume", "9", "-q"]).code(1);
+    assert!(run.stderr.contains("there is no job 9"), "{}", run.stderr);
+    let run = t.run(&["send", CRISIS, "--resume", "1", "-q"]).code(1);
+    assert!(
+        run.stderr.contains("job 1 sends bulletin 237, not 236"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn implicit_tls_is_verified_against_the_configured_ca() {
+    use crate::servers::TlsFront;
+    let sink = SmtpSink::start();
+    let front = TlsFront::start(sink.port);
+    let t = Test::with_examples();
+    t.run(&["members", "import", "examples/members.csv"])
+        .success();
+
+    // A certificate from an unknown CA stops the send before anyone's row changes.
+    let t = t.append(
+        "config/mailout.toml",
+        &format!("\n[smtp]\nurl = \"smtps://127.0.0.1:{}\"\n", front.port),
+    );
+    let run = t
+        .run(&["send", ROUNDUP, "--to", "employer:CRC", "--yes", "-q"])
+        .code(1);
+    assert!(
+        run.stderr.contains("TLS with 127.0.0.1:") && run.stderr.contains("certificate"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        t.run(&["job", "1"])
+            .success()
+            .stdout
+            .contains("(0 sent, 0 failed, 0 skipped, 5 pending)")
+    );
+
+    // Trusting the relay's CA, the job resumes over TLS.
+    let config = t.read("config/mailout.toml").replace(
+        &format!("smtps://127.0.0.1:{}\"", front.port),
+        &format!(
+            "smtps://127.0.0.1:{}?ca={}\"",
+            front.port,
+            front.ca.display()
+        ),
+    );
+    let t = t.write("config/mailout.toml", &config);
+    let run = t
+        .run(&["send", ROUNDUP, "--to", "employer:CRC", "--yes", "-q"])
+        .success();
+    assert!(
+        run.stdout.starts_with("job 1 (resumed): 5 sent"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(sink.messages().len(), 5);
+}
+
+#[test]
+fn starttls_is_required_and_verified_when_asked() {
+    use crate::servers::Aiosmtpd;
+    let server = Aiosmtpd::start();
+    let t = Test::with_examples();
+    t.run(&["members", "import", "examples/members.csv"])
+        .success();
+    let t = t.append(
+        "config/mailout.toml",
+        &format!(
+            "\n[smtp]\nurl = \"smtp://127.0.0.1:{}?tls=required&ca={}\"\n",
+            server.port,
+            server.ca.display()
+        ),
+    );
+    let run = t
+        .run(&["send", ROUNDUP, "--to", "employer:PbNI", "--yes", "-q"])
+        .success();
+    assert!(
+        run.stdout.starts_with("job 1 (started): 4 sent"),
+        "{}",
+        run.stdout
+    );
+    let received = server.received(4);
+    assert!(
+        received.iter().all(|l| l.contains("\"tls\": true")),
+        "{received:?}"
+    );
+}
+
+#[test]
+fn opportunistic_starttls_encrypts_without_verifying() {
+    use crate::servers::Aiosmtpd;
+    let server = Aiosmtpd::start();
+    let t = Test::with_examples();
+    t.run(&["members", "import", "examples/members.csv"])
+        .success();
+    let t = t.with_smtp_url(&format!("smtp://127.0.0.1:{}", server.port));
+    t.run(&["send", ROUNDUP, "--to", "employer:PbNI", "--yes", "-q"])
+        .success();
+    let received = server.received(4);
+    assert!(
+        received.iter().all(|l| l.contains("\"tls\": true")),
+        "{received:?}"
+    );
+}
+
+#[test]
+fn required_starttls_refuses_an_unknown_certificate() {
+    use crate::servers::Aiosmtpd;
+    let server = Aiosmtpd::start();
+    let t = Test::with_examples();
+    t.run(&["members", "import", "examples/members.csv"])
+        .success();
+    let t = t.with_smtp_url(&format!("smtp://127.0.0.1:{}?tls=required", server.port));
+    let run = t
+        .run(&["send", ROUNDUP, "--to", "employer:PbNI", "--yes", "-q"])
+        .code(1);
+    assert!(
+        run.stderr.contains("STARTTLS with 127.0.0.1:"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        t.run(&["job", "1"])
+            .success()
+            .stdout
+            .contains("(0 sent, 0 failed, 0 skipped, 4 pending)")
+    );
+}

@@ -12,6 +12,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+fn base64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
 /// A free port on 127.0.0.1.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -173,27 +178,55 @@ pub struct Scripted {
     pub port: u16,
     pub accepted: Arc<Mutex<Vec<Accepted>>>,
     pub attempts: Arc<Mutex<HashMap<String, u32>>>,
+    /// When each RCPT arrived, with its address and the reply code.
+    pub log: Arc<Mutex<Vec<(Instant, String, u16)>>>,
+}
+
+/// How the scripted server behaves as a whole.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// EHLO offers PIPELINING.
+    pub pipelining: bool,
+    /// EHLO offers AUTH PLAIN LOGIN, and a session must log in as this user and password.
+    pub auth: Option<(&'static str, &'static str)>,
 }
 
 impl Scripted {
     /// Starts the server; `rule` decides for each recipient address. With `pipelining`,
     /// EHLO offers PIPELINING.
     pub fn start(rule: fn(&str) -> Rule, pipelining: bool) -> Scripted {
+        Scripted::with(
+            rule,
+            Options {
+                pipelining,
+                ..Options::default()
+            },
+        )
+    }
+
+    /// Starts the server with `options`.
+    pub fn with(rule: fn(&str) -> Rule, options: Options) -> Scripted {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let accepted = Arc::new(Mutex::new(Vec::new()));
         let attempts = Arc::new(Mutex::new(HashMap::new()));
-        let (a, t) = (Arc::clone(&accepted), Arc::clone(&attempts));
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let shared = Shared {
+            accepted: Arc::clone(&accepted),
+            attempts: Arc::clone(&attempts),
+            log: Arc::clone(&log),
+        };
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
-                let (a, t) = (Arc::clone(&a), Arc::clone(&t));
-                std::thread::spawn(move || session(stream, rule, pipelining, &a, &t));
+                let shared = shared.clone();
+                std::thread::spawn(move || session(stream, rule, options, &shared));
             }
         });
         Scripted {
             port,
             accepted,
             attempts,
+            log,
         }
     }
 
@@ -202,13 +235,20 @@ impl Scripted {
     }
 }
 
-fn session(
-    stream: TcpStream,
-    rule: fn(&str) -> Rule,
-    pipelining: bool,
-    accepted: &Mutex<Vec<Accepted>>,
-    attempts: &Mutex<HashMap<String, u32>>,
-) {
+#[derive(Clone)]
+struct Shared {
+    accepted: Arc<Mutex<Vec<Accepted>>>,
+    attempts: Arc<Mutex<HashMap<String, u32>>>,
+    log: Arc<Mutex<Vec<(Instant, String, u16)>>>,
+}
+
+fn session(stream: TcpStream, rule: fn(&str) -> Rule, options: Options, shared: &Shared) {
+    let Shared {
+        accepted,
+        attempts,
+        log,
+    } = shared;
+    let mut authenticated = options.auth.is_none();
     let mut out = stream.try_clone().unwrap();
     let mut reader = BufReader::new(stream);
     let mut say = |text: &str| out.write_all(text.as_bytes()).is_ok();
@@ -225,10 +265,30 @@ fn session(
         let command = line.trim_end().to_string();
         let upper = command.to_uppercase();
         let ok = if upper.starts_with("EHLO") {
-            let extra = if pipelining { "250-PIPELINING\r\n" } else { "" };
+            let mut extra = String::new();
+            if options.pipelining {
+                extra.push_str("250-PIPELINING\r\n");
+            }
+            if options.auth.is_some() {
+                extra.push_str("250-AUTH PLAIN LOGIN\r\n");
+            }
             say(&format!(
                 "250-scripted.test\r\n{extra}250-8BITMIME\r\n250 ENHANCEDSTATUSCODES\r\n"
             ))
+        } else if upper.starts_with("AUTH PLAIN") {
+            let (user, password) = options.auth.unwrap_or(("", ""));
+            let expected = base64(format!("\0{user}\0{password}").as_bytes());
+            let given = command.split_whitespace().nth(2).unwrap_or("");
+            authenticated = given == expected;
+            say(if authenticated {
+                "235 2.7.0 authenticated\r\n"
+            } else {
+                "535 5.7.8 authentication failed\r\n"
+            })
+        } else if !authenticated
+            && (upper.starts_with("MAIL") || upper.starts_with("RCPT") || upper == "DATA")
+        {
+            say("530 5.7.0 authentication required\r\n")
         } else if upper.starts_with("HELO")
             || upper.starts_with("MAIL")
             || upper == "RSET"
@@ -260,6 +320,10 @@ fn session(
                 Rule::Reject => "550 5.1.1 no such user here\r\n",
                 _ => "250 2.1.5 ok\r\n",
             };
+            let code = reply[..3].parse().unwrap_or(0);
+            log.lock()
+                .unwrap()
+                .push((Instant::now(), address.clone(), code));
             if reply.starts_with('2') {
                 rcpt = Some((address, r, n));
             }
@@ -311,5 +375,218 @@ fn session(
         if !ok {
             return;
         }
+    }
+}
+
+/// A TLS front (socat, Debian package `socat`) on a free port for a plain server on
+/// `backend`, with a certificate for 127.0.0.1 issued by a test CA.
+pub struct TlsFront {
+    child: Child,
+    pub port: u16,
+    /// The test CA's certificate (PEM).
+    pub ca: PathBuf,
+    _certs: TlsCerts,
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("openssl is needed for the TLS tests");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl TlsFront {
+    pub fn start(backend: u16) -> TlsFront {
+        let certs = TlsCerts::new();
+        let d = certs.dir.path();
+        let port = free_port();
+        let child = Command::new("socat")
+            .current_dir(d)
+            .arg(format!(
+                "OPENSSL-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork,cert=server.pem,key=server.key,verify=0"
+            ))
+            .arg(format!("TCP:127.0.0.1:{backend}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("socat is needed for the TLS tests: apt-get install socat");
+        wait_for_port(port);
+        TlsFront {
+            child,
+            port,
+            ca: certs.path("ca.pem"),
+            _certs: certs,
+        }
+    }
+}
+
+impl Drop for TlsFront {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Python's aiosmtpd (Debian package `python3-aiosmtpd`) requiring STARTTLS with a
+/// certificate from a test CA; each message it receives is printed as a line of JSON
+/// saying whether the session was encrypted.
+pub struct Aiosmtpd {
+    child: Child,
+    pub port: u16,
+    pub ca: PathBuf,
+    lines: std::sync::mpsc::Receiver<String>,
+    _front: TlsCerts,
+}
+
+/// A test CA and a server certificate for 127.0.0.1, made with openssl.
+pub struct TlsCerts {
+    pub dir: tempfile::TempDir,
+}
+
+impl TlsCerts {
+    pub fn new() -> TlsCerts {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        let mut ca = vec!["req", "-x509"];
+        ca.extend(ec);
+        ca.extend([
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=mailout test CA",
+        ]);
+        openssl(d, &ca);
+        let mut csr = vec!["req"];
+        csr.extend(ec);
+        csr.extend([
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ]);
+        openssl(d, &csr);
+        std::fs::write(
+            d.join("ext"),
+            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
+        )
+        .unwrap();
+        openssl(
+            d,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                "server.pem",
+                "-days",
+                "2",
+                "-extfile",
+                "ext",
+            ],
+        );
+        TlsCerts { dir }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+const AIOSMTPD: &str = r#"
+import asyncio, json, ssl, sys
+from aiosmtpd.controller import Controller
+context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+context.load_cert_chain(sys.argv[1], sys.argv[2])
+class Handler:
+    async def handle_DATA(self, server, session, envelope):
+        print(json.dumps({"rcpt": envelope.rcpt_tos, "tls": session.ssl is not None}), flush=True)
+        return "250 2.0.0 queued"
+import socket
+probe = socket.socket(); probe.bind(("127.0.0.1", 0)); port = probe.getsockname()[1]; probe.close()
+controller = Controller(Handler(), hostname="127.0.0.1", port=port, tls_context=context, require_starttls=True)
+controller.start()
+print("ready", port, flush=True)
+import threading
+threading.Event().wait()
+"#;
+
+impl Aiosmtpd {
+    pub fn start() -> Aiosmtpd {
+        let certs = TlsCerts::new();
+        let mut child = Command::new("/usr/bin/python3")
+            .arg("-c")
+            .arg(AIOSMTPD)
+            .arg(certs.path("server.pem"))
+            .arg(certs.path("server.key"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 with python3-aiosmtpd is needed for the STARTTLS test");
+        let (tx, lines) = std::sync::mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let ready = lines
+            .recv_timeout(Duration::from_secs(30))
+            .expect("aiosmtpd did not start");
+        let port = ready
+            .strip_prefix("ready ")
+            .and_then(|p| p.trim().parse().ok())
+            .expect(&ready);
+        Aiosmtpd {
+            child,
+            port,
+            ca: certs.path("ca.pem"),
+            lines,
+            _front: certs,
+        }
+    }
+
+    /// The next `n` messages' JSON lines.
+    pub fn received(&self, n: usize) -> Vec<String> {
+        (0..n)
+            .map(|_| {
+                self.lines
+                    .recv_timeout(Duration::from_secs(30))
+                    .expect("a message")
+            })
+            .collect()
+    }
+}
+
+impl Drop for Aiosmtpd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
