@@ -168,6 +168,12 @@ impl Queue {
                 }
                 let now = Instant::now();
                 if let Some(entry) = take_ready(&mut s, now) {
+                    if entry.state == EntryState::Skipped {
+                        // Unsubscribed since the job started.
+                        drop(s);
+                        self.skip(entry);
+                        continue;
+                    }
                     s.in_flight += 1;
                     return Ok(Some(entry));
                 }
@@ -285,6 +291,20 @@ impl Queue {
             self.lock().retries.push(Reverse(Retry { due, entry }));
         }
         self.notify.notify_waiters();
+    }
+
+    /// Records that `entry` is not sent: its address is suppressed.
+    fn skip(&self, entry: Entry) {
+        tracing::debug!("skipped {}: suppressed", entry.member.email);
+        self.journal().record(Mark {
+            job: self.job,
+            seq: entry.seq,
+            state: EntryState::Skipped,
+            attempts: entry.attempts,
+            message_id: String::new(),
+            reply: "suppressed since the job started".into(),
+            at: crate::clock::stamp(),
+        });
     }
 
     /// Stops handing out recipients; the ones in flight finish.

@@ -254,7 +254,8 @@ pub trait Store: Send {
     /// Marks pending rows of suppressed addresses skipped; returns how many.
     fn skip_suppressed(&self, job: i64, at: &str) -> Result<u64>;
 
-    /// Up to `limit` pending rows of `job` after `after_seq`, in order.
+    /// Up to `limit` pending rows of `job` after `after_seq`, in order. A row whose address
+    /// has been suppressed since the job started comes back in state `Skipped`.
     fn pending(&self, job: i64, after_seq: i64, limit: usize) -> Result<Vec<Entry>>;
 
     /// Applies `marks`, in one transaction.

@@ -504,10 +504,14 @@ impl Store for SqliteStore {
         let fail = |e| self.fail("could not read the journal", e);
         let mut statement = self
             .conn
-            .prepare_cached(&format!(
-                "SELECT {ENTRY_COLUMNS} FROM journal
-                 WHERE job = ?1 AND state = 'pending' AND seq > ?2 ORDER BY seq LIMIT ?3"
-            ))
+            .prepare_cached(
+                "SELECT job, seq, email, name, branch, employer, attributes,
+                        CASE WHEN EXISTS (SELECT 1 FROM suppressions s WHERE s.email = journal.email)
+                             THEN 'skipped' ELSE state END,
+                        attempts, message_id, reply
+                 FROM journal
+                 WHERE job = ?1 AND state = 'pending' AND seq > ?2 ORDER BY seq LIMIT ?3",
+            )
             .map_err(fail)?;
         let rows = statement
             .query_map(params![job, after_seq, limit as i64], entry_row)
@@ -719,6 +723,102 @@ mod tests {
             ("a", "b/3.toml")
         );
         assert!(sent.is_sent());
+    }
+
+    fn member(email: &str, branch: &str, employer: &str) -> Member {
+        Member {
+            email: email.into(),
+            name: Some("N".into()),
+            branch: Some(branch.into()),
+            employer: Some(employer.into()),
+            attributes: [("grade".to_string(), "PO".to_string())].into(),
+        }
+    }
+
+    #[test]
+    fn jobs_snapshot_selected_members_and_track_their_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("s.sqlite")).unwrap();
+        let members = vec![
+            member("a@x.example", "London", "NPS"),
+            member("b@x.example", "Wales", "NPS"),
+            member("c@x.example", "Wales", "CRC"),
+            member("d@x.example", "Leeds", "Cafcass"),
+        ];
+        let counts = store.import_members(&mut members.into_iter()).unwrap();
+        assert_eq!((counts.added, counts.updated), (4, 0));
+        assert_eq!(store.attribute_names().unwrap(), ["grade"]);
+        store
+            .suppress("d@x.example", "manual", None, "2026-01-01T00:00:00Z")
+            .unwrap();
+        let selection = Selection {
+            all: false,
+            branches: vec!["wales".into()],
+            employers: vec!["cafcass".into(), "nps".into()],
+        };
+        assert_eq!(store.count_selected(&selection).unwrap(), 3);
+        let spec = NewJob {
+            number: 7,
+            selectors: "branch:wales,employer:cafcass,employer:nps".into(),
+            content_hash: "h".into(),
+            subject: "S".into(),
+            source: "b.toml".into(),
+            transport: "file".into(),
+            created_at: "2026-01-01T00:00:00Z".into(),
+        };
+        let job = store.create_job(&spec, &selection).unwrap();
+        assert_eq!((job.total, job.progress.pending), (3, 3));
+        assert_eq!(
+            store.find_job(7, &spec.selectors).unwrap().unwrap().id,
+            job.id
+        );
+
+        // Suppressed after the job started: its row comes back skipped.
+        store
+            .suppress("b@x.example", "unsubscribed", None, "2026-01-02T00:00:00Z")
+            .unwrap();
+        let rows = store.pending(job.id, 0, 10).unwrap();
+        let states: Vec<(&str, EntryState)> = rows
+            .iter()
+            .map(|e| (e.member.email.as_str(), e.state))
+            .collect();
+        assert_eq!(
+            states,
+            [
+                ("a@x.example", EntryState::Pending),
+                ("b@x.example", EntryState::Skipped),
+                ("c@x.example", EntryState::Pending)
+            ]
+        );
+        assert_eq!(
+            rows[0].member.attributes.get("grade").map(String::as_str),
+            Some("PO")
+        );
+        store
+            .mark(&[Mark {
+                job: job.id,
+                seq: rows[0].seq,
+                state: EntryState::Sent,
+                attempts: 1,
+                message_id: "<7.x@l>".into(),
+                reply: "250 ok".into(),
+                at: "2026-01-02T00:00:01Z".into(),
+            }])
+            .unwrap();
+        assert_eq!(
+            store
+                .skip_suppressed(job.id, "2026-01-02T00:00:02Z")
+                .unwrap(),
+            1
+        );
+        let progress = store.job(job.id).unwrap().unwrap().progress;
+        assert_eq!(
+            (progress.sent, progress.skipped, progress.pending),
+            (1, 1, 1)
+        );
+        assert_eq!(store.pending(job.id, rows[0].seq, 10).unwrap().len(), 1);
+        let sent = store.entries(job.id, EntryState::Sent).unwrap();
+        assert_eq!(sent[0].reply.as_deref(), Some("250 ok"));
     }
 
     #[test]
