@@ -47,7 +47,7 @@ impl Progress {
             let bar = ProgressBar::with_draw_target(Some(pending), ProgressDrawTarget::stderr());
             bar.set_style(
                 ProgressStyle::with_template(
-                    "{bar:30} {pos}/{len} sent  {msg}  {per_sec}  {eta} left",
+                    "{bar:30} {pos}/{len} done  {msg}  {eta} left",
                 )
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),
             );
@@ -67,8 +67,9 @@ impl Progress {
                 let failed = queue.counters.failed.load(Ordering::Relaxed);
                 match &shown {
                     Some(bar) => {
+                        let rate = sent as f64 / start.elapsed().as_secs_f64().max(0.001);
                         bar.set_position(sent + failed);
-                        bar.set_message(format!("{failed} failed"));
+                        bar.set_message(format!("{sent} sent  {failed} failed  {rate:.0}/s"));
                     }
                     None if last_line.elapsed() >= LINE_EVERY => {
                         last_line = Instant::now();
