@@ -10,6 +10,8 @@
 
 #![warn(missing_docs)]
 
+pub mod archive;
+pub mod bounces;
 pub mod bulletin;
 pub mod clock;
 pub mod config;

@@ -13,7 +13,7 @@ use mailout::send::job::{self, Plan, SendRequest, SendResult, TransportKind};
 use mailout::send::progress::Display;
 use mailout::store::{EntryState, Job};
 use mailout::workspace::{Options, Workspace};
-use mailout::{Error, clock, outbox, render::templates, serve};
+use mailout::{Error, archive, bounces, clock, outbox, render::templates, serve};
 
 /// Draft, send and archive an organisation's numbered email bulletins.
 #[derive(Parser, Debug)]
@@ -123,11 +123,68 @@ enum Command {
         /// The job's id.
         id: i64,
     },
+    /// Import received mail into the archive: .eml files, folders, mbox, Maildir, or IMAP.
+    Import {
+        /// Files and folders.
+        paths: Vec<PathBuf>,
+        /// A mailbox over IMAP: imaps://USER@HOST/MAILBOX (password in MAILOUT_IMAP_PASSWORD).
+        #[arg(long, value_name = "URL")]
+        imap: Option<String>,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The archive of received mail.
+    Archive {
+        #[command(subcommand)]
+        command: ArchiveCommand,
+    },
+    /// Read delivery status notifications; suppress hard-bounced addresses.
+    Bounces {
+        /// Files and folders of bounce messages.
+        paths: Vec<PathBuf>,
+        /// A mailbox over IMAP: imaps://USER@HOST/MAILBOX (password in MAILOUT_IMAP_PASSWORD).
+        #[arg(long, value_name = "URL")]
+        imap: Option<String>,
+    },
     /// The one-click unsubscribe endpoint.
     Serve {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8025")]
         listen: SocketAddr,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ArchiveCommand {
+    /// Numbered bulletins (gaps and duplicates marked), then other mail.
+    List,
+    /// One message: a bulletin NUMBER, #ID, or a Message-ID.
+    Show {
+        /// NUMBER, #ID or MESSAGE-ID.
+        what: String,
+        /// Print the message as received.
+        #[arg(long)]
+        raw: bool,
+    },
+    /// Full-text search: words, "phrases", AND, OR, NOT.
+    Search {
+        /// The query.
+        query: String,
+        /// Most results.
+        #[arg(long, default_value = "20")]
+        limit: usize,
+    },
+    /// Write every message, as received, to an mbox file.
+    Export {
+        /// The mbox file to write.
+        #[arg(long, value_name = "FILE")]
+        mbox: PathBuf,
+    },
+    /// Publish the archive as a static website.
+    Site {
+        /// Where to write it.
+        dir: PathBuf,
     },
 }
 
@@ -486,6 +543,137 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Import { paths, imap, json } => {
+            let workspace = Workspace::open(&options)?;
+            let store = workspace.store()?;
+            let recogniser = archive::recognise::Recogniser::new(&workspace.config)?;
+            if paths.is_empty() && imap.is_none() {
+                return Err(Error::Usage(
+                    "say what to import: files, folders, or `--imap URL`".into(),
+                ));
+            }
+            let bar = counter("importing");
+            let progress = |s: &archive::Summary| {
+                if let Some(bar) = &bar {
+                    bar.set_position(s.total());
+                }
+            };
+            let mut summary = archive::import_paths(store, &recogniser, &paths, &progress)?;
+            if let Some(url) = imap {
+                let more = archive::import_imap(store, &recogniser, &url, &progress)?;
+                summary.imported += more.imported;
+                summary.duplicates += more.duplicates;
+                summary.flagged += more.flagged;
+            }
+            if let Some(bar) = bar {
+                bar.finish_and_clear();
+            }
+            for (source, error) in &summary.unreadable {
+                eprintln!("warning: could not read `{source}`: {error}");
+            }
+            if json {
+                println!("{}", serde_json::to_string(&summary).unwrap_or_default());
+            } else {
+                println!(
+                    "imported: {}  duplicates: {}  flagged: {}",
+                    summary.imported, summary.duplicates, summary.flagged
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Archive { command } => {
+            let workspace = Workspace::open(&options)?;
+            let store = workspace.store()?;
+            archive_command(&workspace, store, command)
+        }
+        Command::Bounces { paths, imap } => {
+            let workspace = Workspace::open(&options)?;
+            let store = workspace.store()?;
+            let mut report = bounces::Report::default();
+            for path in &paths {
+                if !path.exists() {
+                    return Err(Error::Usage(format!("`{}` does not exist", path.display())));
+                }
+                let mut failed = None;
+                archive::read_path(path, &mut |item| match item {
+                    archive::Item::Message(source, raw) => {
+                        match bounces::process(store, &raw, &source, &mut report) {
+                            Ok(()) => true,
+                            Err(e) => {
+                                failed = Some(e);
+                                false
+                            }
+                        }
+                    }
+                    archive::Item::Unreadable(source, error) => {
+                        eprintln!("warning: could not read `{source}`: {error}");
+                        true
+                    }
+                });
+                if let Some(e) = failed {
+                    return Err(e);
+                }
+            }
+            if let Some(url) = imap {
+                let url = archive::imap::ImapUrl::parse(&url)?;
+                let password = std::env::var(archive::imap::PASSWORD_ENV).map_err(|_| {
+                    Error::Usage(format!(
+                        "IMAP needs a password in `{}`",
+                        archive::imap::PASSWORD_ENV
+                    ))
+                })?;
+                let key = format!("bounces:{}", url.key());
+                let state = store.imap_state(&key)?;
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| Error::Usage(e.to_string()))?;
+                runtime.block_on(archive::imap::fetch_new(
+                    &url,
+                    &password,
+                    state,
+                    &mut |batch, validity| {
+                        let last = batch.iter().map(|(uid, _)| *uid).max();
+                        for (uid, raw) in batch {
+                            bounces::process(
+                                store,
+                                &raw,
+                                &format!("{key};UID={uid}"),
+                                &mut report,
+                            )?;
+                        }
+                        if let Some(last) = last {
+                            store.set_imap_state(&key, validity, last)?;
+                        }
+                        Ok(())
+                    },
+                ))?;
+            }
+            for (b, job) in &report.bounces {
+                println!(
+                    "{:<7}  {}  {}{}{}",
+                    b.class.as_str(),
+                    b.recipient,
+                    b.status.as_deref().unwrap_or("-"),
+                    job.map(|j| format!("  job {j}")).unwrap_or_default(),
+                    b.diagnostic
+                        .as_deref()
+                        .map(|d| format!("  ({})", d.chars().take(100).collect::<String>()))
+                        .unwrap_or_default(),
+                );
+            }
+            println!(
+                "messages: {}  bounces: {}  hard: {}  soft: {}  unknown: {}  suppressed: {}  not bounces: {}",
+                report.messages,
+                report.bounces.len(),
+                report.count(bounces::Class::Hard),
+                report.count(bounces::Class::Soft),
+                report.count(bounces::Class::Unknown),
+                report.suppressed,
+                report.not_bounces
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Serve { listen } => {
             let workspace = Workspace::open(&options)?;
             let tokens = workspace.token_key()?;
@@ -515,6 +703,234 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// A counter on a terminal, nothing otherwise.
+fn counter(what: &str) -> Option<indicatif::ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(&format!(
+            "{what}: {{pos}} messages  {{per_sec}}  {{elapsed}}"
+        ))
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    Some(bar)
+}
+
+fn archive_command(
+    workspace: &Workspace,
+    store: &dyn mailout::store::Store,
+    command: ArchiveCommand,
+) -> Result<ExitCode, Error> {
+    match command {
+        ArchiveCommand::List => {
+            let entries = store.archive_list()?;
+            let mut by_number: std::collections::BTreeMap<u32, Vec<&mailout::store::ArchiveEntry>> =
+                Default::default();
+            let mut others = Vec::new();
+            for e in &entries {
+                match e.bulletin {
+                    Some(n) => by_number.entry(n).or_default().push(e),
+                    None => others.push(e),
+                }
+            }
+            let mut rows = vec![["NUMBER", "DATE", "SUBJECT"].map(String::from).to_vec()];
+            let mut previous: Option<u32> = None;
+            for (number, copies) in &by_number {
+                if let Some(p) = previous
+                    && *number > p + 1
+                {
+                    let gap = if *number == p + 2 {
+                        format!("{}", p + 1)
+                    } else {
+                        format!("{}-{}", p + 1, number - 1)
+                    };
+                    rows.push(vec![
+                        format!("missing: {gap}"),
+                        String::new(),
+                        String::new(),
+                    ]);
+                }
+                previous = Some(*number);
+                let first = copies[0];
+                let mut subject = first.subject.clone().unwrap_or_default();
+                if copies.len() > 1 {
+                    subject.push_str(&format!(
+                        "  ({} copies: {})",
+                        copies.len(),
+                        copies
+                            .iter()
+                            .map(|c| format!("#{}", c.id))
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    ));
+                }
+                rows.push(vec![
+                    number.to_string(),
+                    day(first.date.as_deref()),
+                    subject,
+                ]);
+            }
+            if by_number.is_empty() {
+                println!(
+                    "no bulletins of `{}` in the archive",
+                    workspace.config.organisation.series
+                );
+            } else {
+                print_table(&rows);
+            }
+            if !others.is_empty() {
+                println!();
+                let mut rows = vec![["ID", "DATE", "FROM", "SUBJECT"].map(String::from).to_vec()];
+                for e in others {
+                    let mut subject = e.subject.clone().unwrap_or_default();
+                    if let Some(why) = &e.flagged {
+                        subject = format!("(flagged: {why}) {subject}");
+                    }
+                    rows.push(vec![
+                        format!("#{}", e.id),
+                        day(e.date.as_deref()),
+                        e.sender.clone().unwrap_or_default(),
+                        subject,
+                    ]);
+                }
+                print_table(&rows);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ArchiveCommand::Show { what, raw } => {
+            let id = if let Some(id) = what.strip_prefix('#') {
+                id.parse::<i64>()
+                    .map_err(|_| Error::Usage(format!("`{what}` is not an archive id")))?
+            } else if what.contains('@') {
+                store
+                    .archive_by_message_id(what.trim().trim_matches(['<', '>']))?
+                    .ok_or_else(|| {
+                        Error::Usage(format!("no archived message has Message-ID `{what}`"))
+                    })?
+                    .id
+            } else {
+                let number: u32 = what.parse().map_err(|_| {
+                    Error::Usage(format!(
+                        "`{what}` is not a bulletin number, #ID or Message-ID"
+                    ))
+                })?;
+                let copies = store.archive_bulletin(number)?;
+                copies
+                    .first()
+                    .ok_or_else(|| {
+                        Error::Usage(format!("bulletin {number} is not in the archive"))
+                    })?
+                    .id
+            };
+            let message = store
+                .archive_message(id)?
+                .ok_or_else(|| Error::Usage(format!("there is no archived message #{id}")))?;
+            if raw {
+                let mut bytes = None;
+                store.archive_raw(&mut |i, compressed| {
+                    if i == id {
+                        bytes = Some(
+                            archive::parse::decompress(compressed)
+                                .map_err(|e| Error::Usage(e.to_string()))?,
+                        );
+                    }
+                    Ok(())
+                })?;
+                std::io::stdout()
+                    .write_all(&bytes.unwrap_or_default())
+                    .map_err(|e| Error::Usage(e.to_string()))?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let e = &message.entry;
+            println!("id:         #{}", e.id);
+            if let Some(n) = e.bulletin {
+                println!("bulletin:   {n}");
+            }
+            println!("subject:    {}", e.subject.as_deref().unwrap_or(""));
+            println!("from:       {}", e.sender.as_deref().unwrap_or(""));
+            println!(
+                "to:         {}",
+                message.recipients.as_deref().unwrap_or("")
+            );
+            println!("date:       {}", e.date.as_deref().unwrap_or(""));
+            println!("message-id: {}", e.message_id.as_deref().unwrap_or(""));
+            if let Some(why) = &e.flagged {
+                println!("flagged:    {why} (kept as received; `--raw` prints it)");
+            }
+            for a in &message.attachments {
+                println!(
+                    "attachment: {} ({}, {} bytes, {})",
+                    a.filename.as_deref().unwrap_or("(unnamed)"),
+                    a.content_type,
+                    a.size,
+                    a.hash.get(..12).unwrap_or(&a.hash)
+                );
+            }
+            for (i, (heading, _)) in message.sections.iter().enumerate() {
+                println!(
+                    "section {}:  {}",
+                    i + 1,
+                    heading.as_deref().unwrap_or("(untitled)")
+                );
+            }
+            println!();
+            println!("{}", message.text.as_deref().unwrap_or("").trim_end());
+            Ok(ExitCode::SUCCESS)
+        }
+        ArchiveCommand::Search { query, limit } => {
+            let hits = store.archive_search(&query, limit)?;
+            if hits.is_empty() {
+                println!("nothing found for `{query}`");
+            }
+            for h in hits {
+                let e = &h.entry;
+                let place = match (&e.bulletin, &h.section) {
+                    (Some(n), Some((i, heading))) => format!(
+                        "  [bulletin {n}, section {i}: {}]",
+                        heading.as_deref().unwrap_or("")
+                    ),
+                    (Some(n), None) => format!("  [bulletin {n}]"),
+                    _ => String::new(),
+                };
+                println!(
+                    "#{}  {}  {}{place}",
+                    e.id,
+                    day(e.date.as_deref()),
+                    e.subject.as_deref().unwrap_or("(no subject)")
+                );
+                println!(
+                    "    {}",
+                    h.snippet.split_whitespace().collect::<Vec<_>>().join(" ")
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ArchiveCommand::Export { mbox } => {
+            let n = archive::export_mbox(store, &mbox)?;
+            println!("exported {n} messages to `{}`", mbox.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        ArchiveCommand::Site { dir } => {
+            let s = archive::site::write_site(store, &workspace.config, &dir)?;
+            println!(
+                "{}: {} bulletins, {} other messages, {} attachments",
+                dir.display(),
+                s.bulletins,
+                s.messages,
+                s.attachments
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn day(date: Option<&str>) -> String {
+    date.map(|d| d.get(..10).unwrap_or(d).to_string())
+        .unwrap_or_default()
 }
 
 fn state_of(job: &Job) -> &'static str {

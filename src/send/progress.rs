@@ -46,10 +46,8 @@ impl Progress {
         let bar = (display == Display::Bar).then(|| {
             let bar = ProgressBar::with_draw_target(Some(pending), ProgressDrawTarget::stderr());
             bar.set_style(
-                ProgressStyle::with_template(
-                    "{bar:30} {pos}/{len} done  {msg}  {eta} left",
-                )
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                ProgressStyle::with_template("{bar:30} {pos}/{len} done  {msg}  {eta} left")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
             );
             bar
         });

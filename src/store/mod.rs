@@ -188,12 +188,140 @@ pub struct Mark {
     pub at: String,
 }
 
+/// A received message ready to be archived (parsing and compression happen before the
+/// store sees it).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NewMessage {
+    /// Message-ID without angle brackets, if it has one.
+    pub message_id: Option<String>,
+    /// SHA-256 of the raw bytes.
+    pub content_hash: String,
+    /// Date (RFC 3339, UTC), if it has a readable one.
+    pub date: Option<String>,
+    /// From, as `Name <address>`.
+    pub sender: Option<String>,
+    /// To and Cc addresses.
+    pub recipients: Option<String>,
+    /// Subject.
+    pub subject: Option<String>,
+    /// The bulletin number, when the message is one of our series.
+    pub bulletin: Option<u32>,
+    /// Why it could not be parsed, when it could not (it is kept raw).
+    pub flagged: Option<String>,
+    /// Size of the raw bytes.
+    pub size: u64,
+    /// The raw bytes, zstd-compressed.
+    pub raw_zstd: Vec<u8>,
+    /// The text body (converted from HTML when there is no text part).
+    pub text: Option<String>,
+    /// The HTML body, when there is one.
+    pub html: Option<String>,
+    /// Sections of a bulletin (heading, text), in order; empty for other mail.
+    pub sections: Vec<(Option<String>, String)>,
+    /// Attachments.
+    pub attachments: Vec<NewAttachment>,
+    /// Where it was imported from.
+    pub source: String,
+}
+
+/// An attachment of a received message, stored once per content.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NewAttachment {
+    /// SHA-256 of the decoded contents.
+    pub hash: String,
+    /// Its file name, if it has one.
+    pub filename: Option<String>,
+    /// Its Content-ID (for `cid:` links), if it has one.
+    pub content_id: Option<String>,
+    /// MIME type.
+    pub content_type: String,
+    /// Size of the decoded contents.
+    pub size: u64,
+    /// The contents, zstd-compressed.
+    pub data_zstd: Vec<u8>,
+}
+
+/// What happened to a message given to the archive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Archived {
+    /// Stored under this id.
+    Added(i64),
+    /// Already there (same Message-ID, or same content), under this id.
+    Duplicate(i64),
+}
+
+/// An archived message, without its bodies.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ArchiveEntry {
+    /// Archive id.
+    pub id: i64,
+    /// Message-ID without angle brackets.
+    pub message_id: Option<String>,
+    /// Date, RFC 3339.
+    pub date: Option<String>,
+    /// From.
+    pub sender: Option<String>,
+    /// Subject.
+    pub subject: Option<String>,
+    /// Bulletin number, if it is one.
+    pub bulletin: Option<u32>,
+    /// Why it could not be parsed, if it could not.
+    pub flagged: Option<String>,
+    /// Size of the raw message.
+    pub size: u64,
+}
+
+/// An archived message with its bodies.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ArchivedMessage {
+    /// Its listing.
+    pub entry: ArchiveEntry,
+    /// To and Cc.
+    pub recipients: Option<String>,
+    /// Text body.
+    pub text: Option<String>,
+    /// HTML body (as received, unsanitised).
+    pub html: Option<String>,
+    /// Bulletin sections (heading, text).
+    pub sections: Vec<(Option<String>, String)>,
+    /// Attachments.
+    pub attachments: Vec<AttachmentInfo>,
+}
+
+/// An archived message's attachment, without its contents.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AttachmentInfo {
+    /// SHA-256 of the contents (the key to [`Store::archive_attachment`]).
+    pub hash: String,
+    /// File name.
+    pub filename: Option<String>,
+    /// Content-ID.
+    pub content_id: Option<String>,
+    /// MIME type.
+    pub content_type: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// One search result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchHit {
+    /// The message.
+    pub entry: ArchiveEntry,
+    /// The section it is in (1-based position and heading), for a bulletin.
+    pub section: Option<(u32, Option<String>)>,
+    /// Words around the match; matches in `[brackets]`.
+    pub snippet: String,
+    /// Relevance (lower is better, as FTS5's bm25).
+    pub rank: f64,
+}
+
 /// The operations mailout needs from a store, whatever the backend.
 pub trait Store: Send {
     /// Where the store is, for messages (never includes a password).
     fn location(&self) -> &str;
 
-    /// The highest number built, sent or archived.
+    /// The highest number built, sent, or archived (a received bulletin of our series).
     fn highest_number(&self) -> Result<Option<u32>>;
 
     /// The record of `number`, if it has been built or sent.
@@ -266,6 +394,41 @@ pub trait Store: Send {
 
     /// The rows of `job` in `state`, in order.
     fn entries(&self, job: i64, state: EntryState) -> Result<Vec<Entry>>;
+
+    /// Journal rows for `email`, newest job first (for matching bounces).
+    fn entries_for(&self, email: &str) -> Result<Vec<Entry>>;
+
+    /// Adds `messages` to the archive in one transaction, skipping those already there
+    /// (same Message-ID, or same content).
+    fn archive_add(&self, messages: &[NewMessage]) -> Result<Vec<Archived>>;
+
+    /// Every archived message, bulletins by number then the rest by date.
+    fn archive_list(&self) -> Result<Vec<ArchiveEntry>>;
+
+    /// One archived message with its bodies.
+    fn archive_message(&self, id: i64) -> Result<Option<ArchivedMessage>>;
+
+    /// Archived messages with bulletin number `number`.
+    fn archive_bulletin(&self, number: u32) -> Result<Vec<ArchiveEntry>>;
+
+    /// The archived message with this Message-ID (without angle brackets).
+    fn archive_by_message_id(&self, message_id: &str) -> Result<Option<ArchiveEntry>>;
+
+    /// Calls `each` with every archived message's id and zstd-compressed raw bytes, in
+    /// archive order.
+    fn archive_raw(&self, each: &mut dyn FnMut(i64, &[u8]) -> Result<()>) -> Result<()>;
+
+    /// An attachment's type and zstd-compressed contents.
+    fn archive_attachment(&self, hash: &str) -> Result<Option<(String, Vec<u8>)>>;
+
+    /// Full-text search (FTS5 query syntax: words, "phrases", AND, OR, NOT), best first.
+    fn archive_search(&self, query: &str, limit: usize) -> Result<Vec<SearchHit>>;
+
+    /// What was last fetched from IMAP mailbox `mailbox`: (UIDVALIDITY, highest UID).
+    fn imap_state(&self, mailbox: &str) -> Result<Option<(u32, u32)>>;
+
+    /// Remembers what was fetched from `mailbox`.
+    fn set_imap_state(&self, mailbox: &str, uidvalidity: u32, last_uid: u32) -> Result<()>;
 }
 
 /// Opens the store at `location` (a SQLite path; `postgres://` URLs are for a later backend),

@@ -7,7 +7,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use rusqlite_migration::{M, Migrations};
 
 use super::{
-    Counts, EditionRecord, Entry, EntryState, ImportCounts, Job, Mark, NewJob, Progress, Store,
+    ArchiveEntry, Archived, ArchivedMessage, AttachmentInfo, Counts, EditionRecord, Entry,
+    EntryState, ImportCounts, Job, Mark, NewJob, NewMessage, Progress, SearchHit, Store,
     Suppression,
 };
 use crate::error::{Error, Result};
@@ -80,6 +81,60 @@ const MIGRATIONS: &[M<'static>] = &[
         ) WITHOUT ROWID;
         CREATE INDEX journal_pending ON journal(job, seq) WHERE state = 'pending';",
     ),
+    M::up(
+        "CREATE TABLE messages (
+            id           INTEGER PRIMARY KEY,
+            message_id   TEXT,
+            content_hash TEXT NOT NULL UNIQUE,
+            date         TEXT,
+            sender       TEXT,
+            recipients   TEXT,
+            subject      TEXT,
+            bulletin     INTEGER,
+            flagged      TEXT,
+            size         INTEGER NOT NULL,
+            raw_zstd     BLOB NOT NULL,
+            text_body    TEXT,
+            html_body    TEXT,
+            source       TEXT NOT NULL,
+            imported_at  TEXT NOT NULL
+        );
+        CREATE UNIQUE INDEX messages_message_id ON messages(message_id) WHERE message_id IS NOT NULL;
+        CREATE INDEX messages_bulletin ON messages(bulletin) WHERE bulletin IS NOT NULL;
+        CREATE INDEX messages_date ON messages(date);
+        CREATE TABLE message_sections (
+            message  INTEGER NOT NULL REFERENCES messages(id),
+            position INTEGER NOT NULL,
+            heading  TEXT,
+            body     TEXT NOT NULL,
+            PRIMARY KEY (message, position)
+        ) WITHOUT ROWID;
+        CREATE TABLE attachments (
+            hash         TEXT PRIMARY KEY,
+            content_type TEXT NOT NULL,
+            size         INTEGER NOT NULL,
+            data_zstd    BLOB NOT NULL
+        );
+        CREATE TABLE message_attachments (
+            message  INTEGER NOT NULL REFERENCES messages(id),
+            position INTEGER NOT NULL,
+            hash     TEXT NOT NULL REFERENCES attachments(hash),
+            filename TEXT,
+            content_id TEXT,
+            PRIMARY KEY (message, position)
+        ) WITHOUT ROWID;
+        CREATE VIRTUAL TABLE archive_search USING fts5(
+            subject, sender, heading, body,
+            message UNINDEXED, section UNINDEXED,
+            tokenize = 'unicode61 remove_diacritics 2'
+        );
+        CREATE TABLE imap_state (
+            mailbox     TEXT PRIMARY KEY,
+            uidvalidity INTEGER NOT NULL,
+            last_uid    INTEGER NOT NULL
+        );
+        CREATE INDEX journal_email ON journal(email);",
+    ),
 ];
 
 /// A store in one SQLite file.
@@ -142,7 +197,12 @@ impl Store for SqliteStore {
 
     fn highest_number(&self) -> Result<Option<u32>> {
         self.conn
-            .query_row("SELECT MAX(number) FROM editions", [], |r| r.get(0))
+            .query_row(
+                "SELECT MAX(n) FROM (SELECT MAX(number) AS n FROM editions
+                                     UNION ALL SELECT MAX(bulletin) FROM messages)",
+                [],
+                |r| r.get(0),
+            )
             .map_err(|e| self.fail("could not read the highest number", e))
     }
 
@@ -569,9 +629,332 @@ impl Store for SqliteStore {
             .map_err(fail)?;
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(fail)
     }
+
+    fn entries_for(&self, email: &str) -> Result<Vec<Entry>> {
+        let fail = |e| self.fail("could not read the journal", e);
+        let mut statement = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {ENTRY_COLUMNS} FROM journal WHERE email = ?1 ORDER BY job DESC"
+            ))
+            .map_err(fail)?;
+        let rows = statement.query_map([email], entry_row).map_err(fail)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(fail)
+    }
+
+    fn archive_add(&self, messages: &[NewMessage]) -> Result<Vec<Archived>> {
+        let fail = |e| self.fail("could not archive messages", e);
+        let now = crate::clock::stamp();
+        let tx = self.conn.unchecked_transaction().map_err(fail)?;
+        let mut out = Vec::with_capacity(messages.len());
+        {
+            let mut by_id = tx
+                .prepare_cached("SELECT id FROM messages WHERE message_id = ?1")
+                .map_err(fail)?;
+            let mut by_hash = tx
+                .prepare_cached("SELECT id FROM messages WHERE content_hash = ?1")
+                .map_err(fail)?;
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT INTO messages (message_id, content_hash, date, sender, recipients, subject,
+                       bulletin, flagged, size, raw_zstd, text_body, html_body, source, imported_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                )
+                .map_err(fail)?;
+            let mut section = tx
+                .prepare_cached(
+                    "INSERT INTO message_sections (message, position, heading, body) VALUES (?1, ?2, ?3, ?4)",
+                )
+                .map_err(fail)?;
+            let mut search = tx
+                .prepare_cached(
+                    "INSERT INTO archive_search (subject, sender, heading, body, message, section)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )
+                .map_err(fail)?;
+            let mut blob = tx
+                .prepare_cached(
+                    "INSERT INTO attachments (hash, content_type, size, data_zstd) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT(hash) DO NOTHING",
+                )
+                .map_err(fail)?;
+            let mut link = tx
+                .prepare_cached(
+                    "INSERT INTO message_attachments (message, position, hash, filename, content_id)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
+                .map_err(fail)?;
+            for m in messages {
+                let existing: Option<i64> = match &m.message_id {
+                    Some(mid) => by_id
+                        .query_row([mid], |r| r.get(0))
+                        .optional()
+                        .map_err(fail)?,
+                    None => None,
+                };
+                let existing = match existing {
+                    Some(id) => Some(id),
+                    None => by_hash
+                        .query_row([&m.content_hash], |r| r.get(0))
+                        .optional()
+                        .map_err(fail)?,
+                };
+                if let Some(id) = existing {
+                    out.push(Archived::Duplicate(id));
+                    continue;
+                }
+                insert
+                    .execute(params![
+                        m.message_id,
+                        m.content_hash,
+                        m.date,
+                        m.sender,
+                        m.recipients,
+                        m.subject,
+                        m.bulletin,
+                        m.flagged,
+                        m.size as i64,
+                        m.raw_zstd,
+                        m.text,
+                        m.html,
+                        m.source,
+                        now
+                    ])
+                    .map_err(fail)?;
+                let id = tx.last_insert_rowid();
+                if m.sections.is_empty() {
+                    if m.flagged.is_none() {
+                        search
+                            .execute(params![
+                                m.subject,
+                                m.sender,
+                                None::<String>,
+                                m.text.as_deref().unwrap_or(""),
+                                id,
+                                None::<i64>
+                            ])
+                            .map_err(fail)?;
+                    }
+                } else {
+                    for (i, (heading, body)) in m.sections.iter().enumerate() {
+                        let position = i as i64 + 1;
+                        section
+                            .execute(params![id, position, heading, body])
+                            .map_err(fail)?;
+                        search
+                            .execute(params![m.subject, m.sender, heading, body, id, position])
+                            .map_err(fail)?;
+                    }
+                }
+                for (i, a) in m.attachments.iter().enumerate() {
+                    blob.execute(params![a.hash, a.content_type, a.size as i64, a.data_zstd])
+                        .map_err(fail)?;
+                    link.execute(params![id, i as i64, a.hash, a.filename, a.content_id])
+                        .map_err(fail)?;
+                }
+                out.push(Archived::Added(id));
+            }
+        }
+        tx.commit().map_err(fail)?;
+        Ok(out)
+    }
+
+    fn archive_list(&self) -> Result<Vec<ArchiveEntry>> {
+        let fail = |e| self.fail("could not list the archive", e);
+        let mut statement = self
+            .conn
+            .prepare(&format!(
+                "SELECT {ARCHIVE_COLUMNS} FROM messages
+                 ORDER BY bulletin IS NULL, bulletin, date, id"
+            ))
+            .map_err(fail)?;
+        let rows = statement.query_map([], archive_row).map_err(fail)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(fail)
+    }
+
+    fn archive_message(&self, id: i64) -> Result<Option<ArchivedMessage>> {
+        let fail = |e| self.fail("could not read an archived message", e);
+        let found = self
+            .conn
+            .query_row(
+                &format!("SELECT {ARCHIVE_COLUMNS}, recipients, text_body, html_body FROM messages WHERE id = ?1"),
+                [id],
+                |r| {
+                    Ok(ArchivedMessage {
+                        entry: archive_row(r)?,
+                        recipients: r.get(8)?,
+                        text: r.get(9)?,
+                        html: r.get(10)?,
+                        ..ArchivedMessage::default()
+                    })
+                },
+            )
+            .optional()
+            .map_err(fail)?;
+        let Some(mut message) = found else {
+            return Ok(None);
+        };
+        let mut sections = self
+            .conn
+            .prepare_cached(
+                "SELECT heading, body FROM message_sections WHERE message = ?1 ORDER BY position",
+            )
+            .map_err(fail)?;
+        message.sections = sections
+            .query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(fail)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(fail)?;
+        let mut attachments = self
+            .conn
+            .prepare_cached(
+                "SELECT a.hash, l.filename, l.content_id, a.content_type, a.size
+                 FROM message_attachments l JOIN attachments a ON a.hash = l.hash
+                 WHERE l.message = ?1 ORDER BY l.position",
+            )
+            .map_err(fail)?;
+        message.attachments = attachments
+            .query_map([id], |r| {
+                Ok(AttachmentInfo {
+                    hash: r.get(0)?,
+                    filename: r.get(1)?,
+                    content_id: r.get(2)?,
+                    content_type: r.get(3)?,
+                    size: r.get::<_, i64>(4)? as u64,
+                })
+            })
+            .map_err(fail)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(fail)?;
+        Ok(Some(message))
+    }
+
+    fn archive_bulletin(&self, number: u32) -> Result<Vec<ArchiveEntry>> {
+        let fail = |e| self.fail("could not read the archive", e);
+        let mut statement = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {ARCHIVE_COLUMNS} FROM messages WHERE bulletin = ?1 ORDER BY date, id"
+            ))
+            .map_err(fail)?;
+        let rows = statement.query_map([number], archive_row).map_err(fail)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(fail)
+    }
+
+    fn archive_by_message_id(&self, message_id: &str) -> Result<Option<ArchiveEntry>> {
+        self.conn
+            .query_row(
+                &format!("SELECT {ARCHIVE_COLUMNS} FROM messages WHERE message_id = ?1"),
+                [message_id],
+                archive_row,
+            )
+            .optional()
+            .map_err(|e| self.fail("could not read the archive", e))
+    }
+
+    fn archive_raw(&self, each: &mut dyn FnMut(i64, &[u8]) -> Result<()>) -> Result<()> {
+        let fail = |e| self.fail("could not read the archive", e);
+        let mut statement = self
+            .conn
+            .prepare("SELECT id, raw_zstd FROM messages ORDER BY id")
+            .map_err(fail)?;
+        let mut rows = statement.query([]).map_err(fail)?;
+        while let Some(row) = rows.next().map_err(fail)? {
+            let id: i64 = row.get(0).map_err(fail)?;
+            let raw = row
+                .get_ref(1)
+                .and_then(|v| Ok(v.as_blob()?))
+                .map_err(fail)?;
+            each(id, raw)?;
+        }
+        Ok(())
+    }
+
+    fn archive_attachment(&self, hash: &str) -> Result<Option<(String, Vec<u8>)>> {
+        self.conn
+            .query_row(
+                "SELECT content_type, data_zstd FROM attachments WHERE hash = ?1",
+                [hash],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(|e| self.fail("could not read an attachment", e))
+    }
+
+    fn archive_search(&self, query: &str, limit: usize) -> Result<Vec<SearchHit>> {
+        let mut statement = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {ARCHIVE_COLUMNS_M}, s.section, s.heading,
+                        snippet(archive_search, 3, '[', ']', '…', 14),
+                        bm25(archive_search, 6.0, 2.0, 4.0, 1.0) AS rank
+                 FROM archive_search s JOIN messages m ON m.id = s.message
+                 WHERE archive_search MATCH ?1
+                 ORDER BY rank LIMIT ?2"
+            ))
+            .map_err(|e| self.fail("could not search the archive", e))?;
+        let rows = statement
+            .query_map(params![query, (limit * 4) as i64], |r| {
+                let section: Option<i64> = r.get(8)?;
+                Ok(SearchHit {
+                    entry: archive_row(r)?,
+                    section: section.map(|p| (p as u32, r.get(9).ok().flatten())),
+                    snippet: r.get(10)?,
+                    rank: r.get(11)?,
+                })
+            })
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>());
+        let hits = match rows {
+            Ok(hits) => hits,
+            Err(e) => {
+                let text = e.to_string();
+                // SQLITE_ERROR from MATCH is a query FTS5 cannot read.
+                let query_error =
+                    matches!(&e, rusqlite::Error::SqliteFailure(f, _) if f.extended_code == 1);
+                if query_error {
+                    return Err(Error::Usage(format!(
+                        "cannot search for `{query}`: {text}; use words, \"a phrase\", AND, OR, NOT and parentheses"
+                    )));
+                }
+                return Err(self.fail("could not search the archive", e));
+            }
+        };
+        // One hit per message: its best section.
+        let mut seen = std::collections::HashSet::new();
+        Ok(hits
+            .into_iter()
+            .filter(|h| seen.insert(h.entry.id))
+            .take(limit)
+            .collect())
+    }
+
+    fn imap_state(&self, mailbox: &str) -> Result<Option<(u32, u32)>> {
+        self.conn
+            .query_row(
+                "SELECT uidvalidity, last_uid FROM imap_state WHERE mailbox = ?1",
+                [mailbox],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(|e| self.fail("could not read the IMAP state", e))
+    }
+
+    fn set_imap_state(&self, mailbox: &str, uidvalidity: u32, last_uid: u32) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO imap_state (mailbox, uidvalidity, last_uid) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(mailbox) DO UPDATE SET uidvalidity = excluded.uidvalidity, last_uid = excluded.last_uid",
+                params![mailbox, uidvalidity, last_uid],
+            )
+            .map(drop)
+            .map_err(|e| self.fail("could not save the IMAP state", e))
+    }
 }
 
 const JOB_COLUMNS: &str = "id, number, selectors, content_hash, subject, source, transport, created_at, finished_at, total";
+const ARCHIVE_COLUMNS: &str = "id, message_id, date, sender, subject, bulletin, flagged, size";
+const ARCHIVE_COLUMNS_M: &str =
+    "m.id, m.message_id, m.date, m.sender, m.subject, m.bulletin, m.flagged, m.size";
 const ENTRY_COLUMNS: &str =
     "job, seq, email, name, branch, employer, attributes, state, attempts, message_id, reply";
 
@@ -647,6 +1030,19 @@ fn member_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Member> {
         branch: row.get(2)?,
         employer: row.get(3)?,
         attributes: attributes(&row.get::<_, String>(4)?),
+    })
+}
+
+fn archive_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ArchiveEntry> {
+    Ok(ArchiveEntry {
+        id: row.get(0)?,
+        message_id: row.get(1)?,
+        date: row.get(2)?,
+        sender: row.get(3)?,
+        subject: row.get(4)?,
+        bulletin: row.get(5)?,
+        flagged: row.get(6)?,
+        size: row.get::<_, i64>(7)? as u64,
     })
 }
 

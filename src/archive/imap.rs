@@ -1,0 +1,387 @@
+//! Reading a mailbox over IMAP (async-imap): `imaps://user@host/INBOX` (implicit TLS),
+//! `imap://user@host/INBOX` (STARTTLS; plain text only to a loopback server that offers
+//! none). The password comes from `MAILOUT_IMAP_PASSWORD`. The mailbox is opened read-only
+//! (EXAMINE) and what was fetched is remembered (UIDVALIDITY and the highest UID), so a rerun
+//! fetches only new mail.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures_util::StreamExt;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+use crate::error::{Error, Result};
+
+/// The environment variable holding the IMAP password.
+pub const PASSWORD_ENV: &str = "MAILOUT_IMAP_PASSWORD";
+
+/// A batch of fetched messages: (UID, raw bytes).
+pub type Fetched = Vec<(u32, Vec<u8>)>;
+
+/// Messages fetched per request.
+const FETCH: usize = 200;
+
+/// A mailbox to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImapUrl {
+    /// Implicit TLS (imaps).
+    pub implicit_tls: bool,
+    /// `?tls=none`: never encrypt (loopback only).
+    pub plain: bool,
+    /// Server host.
+    pub host: String,
+    /// Server port.
+    pub port: u16,
+    /// Login name.
+    pub user: String,
+    /// Mailbox name.
+    pub mailbox: String,
+    /// Extra trusted root certificate (PEM) from `?ca=PATH`.
+    pub ca: Option<Vec<u8>>,
+}
+
+impl ImapUrl {
+    /// Parses `imaps://user@host[:port]/MAILBOX` or `imap://…[?tls=none][&ca=PATH]`.
+    pub fn parse(text: &str) -> Result<ImapUrl> {
+        let bad = |why: &str| Error::Usage(format!("IMAP URL `{text}`: {why}"));
+        let url = url::Url::parse(text).map_err(|e| bad(&e.to_string()))?;
+        let implicit_tls = match url.scheme() {
+            "imaps" => true,
+            "imap" => false,
+            _ => return Err(bad("the scheme must be imaps:// or imap://")),
+        };
+        let host = url
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| bad("it has no host"))?
+            .trim_matches(['[', ']'])
+            .to_string();
+        let user = url::form_urlencoded::parse(format!("u={}", url.username()).as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default();
+        if user.is_empty() {
+            return Err(bad("it needs a user: imaps://USER@HOST/MAILBOX"));
+        }
+        let mailbox = url.path().trim_start_matches('/').to_string();
+        let mailbox = percent_decode(&mailbox);
+        let mut plain = false;
+        let mut ca = None;
+        for (key, value) in url.query_pairs() {
+            match (key.as_ref(), value.as_ref()) {
+                ("tls", "none") if !implicit_tls => plain = true,
+                ("tls", "required") if !implicit_tls => plain = false,
+                ("ca", path) => {
+                    ca = Some(std::fs::read(path).map_err(|source| Error::Read {
+                        path: path.into(),
+                        source,
+                    })?)
+                }
+                (k, v) => return Err(bad(&format!("unknown parameter `{k}={v}`"))),
+            }
+        }
+        if plain && !is_loopback(&host) {
+            return Err(bad("`tls=none` is only for a server on this machine"));
+        }
+        Ok(ImapUrl {
+            implicit_tls,
+            plain,
+            port: url.port().unwrap_or(if implicit_tls { 993 } else { 143 }),
+            host,
+            user,
+            mailbox: if mailbox.is_empty() {
+                "INBOX".into()
+            } else {
+                mailbox
+            },
+            ca,
+        })
+    }
+
+    /// The key the store remembers this mailbox by (no password).
+    pub fn key(&self) -> String {
+        format!(
+            "{}://{}@{}:{}/{}",
+            if self.implicit_tls { "imaps" } else { "imap" },
+            self.user,
+            self.host,
+            self.port,
+            self.mailbox
+        )
+    }
+}
+
+fn percent_decode(text: &str) -> String {
+    url::form_urlencoded::parse(format!("u={}", text.replace('+', "%2B")).as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_else(|| text.to_string())
+}
+
+fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// A TCP or TLS stream, as async-imap wants it.
+#[derive(Debug)]
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// A TLS client config: the Mozilla roots and `ca`; with `verify` false (STARTTLS to a
+/// loopback server), any certificate is accepted.
+fn tls_config(ca: Option<&[u8]>, verify: bool) -> Result<Arc<rustls::ClientConfig>> {
+    use rustls_pki_types::pem::PemObject;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Usage(format!("TLS: {e}")))?;
+    let config = if verify {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        if let Some(pem) = ca {
+            for cert in rustls_pki_types::CertificateDer::pem_slice_iter(pem) {
+                let cert = cert.map_err(|e| Error::Usage(format!("the `ca` certificate: {e}")))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| Error::Usage(format!("the `ca` certificate: {e}")))?;
+            }
+        }
+        builder.with_root_certificates(roots).with_no_client_auth()
+    } else {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))
+            .with_no_client_auth()
+    };
+    Ok(Arc::new(config))
+}
+
+/// Accepts any certificate: opportunistic STARTTLS to a server on this machine.
+#[derive(Debug)]
+struct AcceptAny(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AcceptAny {
+    fn verify_server_cert(
+        &self,
+        _: &rustls_pki_types::CertificateDer<'_>,
+        _: &[rustls_pki_types::CertificateDer<'_>],
+        _: &rustls_pki_types::ServerName<'_>,
+        _: &[u8],
+        _: rustls_pki_types::UnixTime,
+    ) -> std::result::Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+async fn tls(tcp: TcpStream, host: &str, config: Arc<rustls::ClientConfig>) -> Result<Stream> {
+    let name = rustls_pki_types::ServerName::try_from(host.to_string())
+        .map_err(|e| Error::Usage(format!("`{host}`: {e}")))?;
+    let stream = tokio_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+        .map_err(|e| Error::Usage(format!("TLS with {host}: {e}")))?;
+    Ok(Stream::Tls(Box::new(stream)))
+}
+
+fn imap_error(what: &str, e: impl std::fmt::Display) -> Error {
+    Error::Usage(format!("IMAP {what}: {e}"))
+}
+
+/// Fetches every message of `url` newer than `state` (UIDVALIDITY, highest UID), calling
+/// `batch` with each batch of (UID, raw bytes) and the mailbox's UIDVALIDITY; `batch` stores
+/// them and remembers the highest UID.
+pub async fn fetch_new(
+    url: &ImapUrl,
+    password: &str,
+    state: Option<(u32, u32)>,
+    batch: &mut dyn FnMut(Fetched, u32) -> Result<()>,
+) -> Result<u64> {
+    let tcp = TcpStream::connect((url.host.as_str(), url.port))
+        .await
+        .map_err(|e| imap_error(&format!("connection to {}:{}", url.host, url.port), e))?;
+    tcp.set_nodelay(true).ok();
+    let stream = if url.implicit_tls {
+        tls(tcp, &url.host, tls_config(url.ca.as_deref(), true)?).await?
+    } else {
+        Stream::Plain(tcp)
+    };
+    let mut client = async_imap::Client::new(stream);
+    client
+        .read_response()
+        .await
+        .map_err(|e| imap_error("greeting", e))?
+        .ok_or_else(|| imap_error("greeting", "the server closed the connection"))?;
+    if !url.implicit_tls && !url.plain {
+        match client.run_command_and_check_ok("STARTTLS", None).await {
+            Ok(()) => {
+                let Stream::Plain(tcp) = client.into_inner() else {
+                    return Err(imap_error(
+                        "STARTTLS",
+                        "the connection is already encrypted",
+                    ));
+                };
+                // A server on this machine may have a self-signed certificate: encrypt anyway.
+                let verify = !is_loopback(&url.host) || url.ca.is_some();
+                let config = tls_config(url.ca.as_deref(), verify)?;
+                client = async_imap::Client::new(tls(tcp, &url.host, config).await?);
+            }
+            Err(_) if is_loopback(&url.host) => {}
+            Err(e) => {
+                return Err(imap_error(
+                    "STARTTLS",
+                    format!(
+                        "{} refused it ({e}); the password will not go in plain text",
+                        url.host
+                    ),
+                ));
+            }
+        }
+    }
+    let mut session = client
+        .login(&url.user, password)
+        .await
+        .map_err(|(e, _)| imap_error(&format!("login as `{}`", url.user), e))?;
+    let mailbox = session
+        .examine(&url.mailbox)
+        .await
+        .map_err(|e| imap_error(&format!("mailbox `{}`", url.mailbox), e))?;
+    let validity = mailbox.uid_validity.unwrap_or(0);
+    let after = match state {
+        Some((v, last)) if v == validity => last,
+        _ => 0,
+    };
+    let mut uids: Vec<u32> = session
+        .uid_search(format!("UID {}:*", after.saturating_add(1)))
+        .await
+        .map_err(|e| imap_error("UID SEARCH", e))?
+        .into_iter()
+        .filter(|uid| *uid > after)
+        .collect();
+    uids.sort_unstable();
+    let mut fetched = 0;
+    for chunk in uids.chunks(FETCH) {
+        let set = chunk
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut messages = Vec::with_capacity(chunk.len());
+        {
+            let mut stream = session
+                .uid_fetch(&set, "(UID BODY.PEEK[])")
+                .await
+                .map_err(|e| imap_error("UID FETCH", e))?;
+            while let Some(item) = stream.next().await {
+                let fetch = item.map_err(|e| imap_error("UID FETCH", e))?;
+                if let (Some(uid), Some(body)) = (fetch.uid, fetch.body()) {
+                    messages.push((uid, body.to_vec()));
+                }
+            }
+        }
+        messages.sort_by_key(|(uid, _)| *uid);
+        fetched += messages.len() as u64;
+        batch(messages, validity)?;
+    }
+    session.logout().await.ok();
+    Ok(fetched)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        let u = ImapUrl::parse("imaps://jo%40union@mail.example.org/Bulletins").unwrap();
+        assert_eq!(
+            (u.user.as_str(), u.port, u.mailbox.as_str(), u.implicit_tls),
+            ("jo@union", 993, "Bulletins", true)
+        );
+        assert_eq!(u.key(), "imaps://jo@union@mail.example.org:993/Bulletins");
+        let u = ImapUrl::parse("imap://mailtest@127.0.0.1/?tls=none").unwrap();
+        assert!(u.plain && u.port == 143 && u.mailbox == "INBOX");
+        assert!(ImapUrl::parse("imap://mailtest@mail.example.org/?tls=none").is_err());
+        assert!(ImapUrl::parse("imaps://mail.example.org/INBOX").is_err());
+        assert!(ImapUrl::parse("pop3://a@b/INBOX").is_err());
+    }
+}

@@ -1,0 +1,436 @@
+//! The archive flow: received mail (.eml files, folders of them, mbox, Maildir, IMAP) →
+//! parse ([`parse`]) → the store (raw bytes compressed, fields and bodies in full-text
+//! search, attachments by content hash) → search, export ([`mbox`]) and a static site
+//! ([`site`]).
+//!
+//! Every message read ends up imported, counted as a duplicate (same Message-ID, or same
+//! content without one), or kept raw and flagged; nothing aborts an import but an unusable
+//! store.
+
+pub mod imap;
+pub mod mbox;
+pub mod parse;
+pub mod recognise;
+pub mod sanitise;
+pub mod site;
+
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+
+use crate::error::{Error, Result};
+use crate::store::{Archived, Store};
+use recognise::Recogniser;
+
+/// Messages parsed and stored together (one transaction).
+const BATCH: usize = 256;
+
+/// What an import did. `imported + duplicates + flagged` is every message read.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Summary {
+    /// Added to the archive.
+    pub imported: u64,
+    /// Already there.
+    pub duplicates: u64,
+    /// Kept raw because they could not be parsed.
+    pub flagged: u64,
+    /// Files that could not be read at all (path, error): not messages, not counted.
+    #[serde(skip)]
+    pub unreadable: Vec<(String, String)>,
+}
+
+impl Summary {
+    /// Every message read.
+    pub fn total(&self) -> u64 {
+        self.imported + self.duplicates + self.flagged
+    }
+}
+
+/// One thing a source yields.
+#[derive(Debug)]
+pub enum Item {
+    /// A message's raw bytes, and where it came from.
+    Message(String, Vec<u8>),
+    /// A file that could not be read.
+    Unreadable(String, String),
+}
+
+/// Parses and stores messages in batches; parsing runs on every core.
+pub struct Importer<'a> {
+    store: &'a dyn Store,
+    recogniser: &'a Recogniser,
+    threads: usize,
+    batch: Vec<(String, Vec<u8>)>,
+    /// What has been done so far.
+    pub summary: Summary,
+    /// Ids of the messages imported so far (not duplicates), for callers that want them.
+    pub added: Vec<i64>,
+    progress: &'a dyn Fn(&Summary),
+}
+
+impl<'a> Importer<'a> {
+    /// An importer into `store`; `progress` is called after each batch.
+    pub fn new(
+        store: &'a dyn Store,
+        recogniser: &'a Recogniser,
+        progress: &'a dyn Fn(&Summary),
+    ) -> Importer<'a> {
+        Importer {
+            store,
+            recogniser,
+            threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            batch: Vec::with_capacity(BATCH),
+            summary: Summary::default(),
+            added: Vec::new(),
+            progress,
+        }
+    }
+
+    /// Takes one item; stores a batch when one is full.
+    pub fn add(&mut self, item: Item) -> Result<()> {
+        match item {
+            Item::Message(source, raw) => {
+                self.batch.push((source, raw));
+                if self.batch.len() >= BATCH {
+                    self.flush()?;
+                }
+            }
+            Item::Unreadable(source, error) => {
+                tracing::warn!("could not read {source}: {error}");
+                self.summary.unreadable.push((source, error));
+            }
+        }
+        Ok(())
+    }
+
+    /// Stores what is waiting.
+    pub fn flush(&mut self) -> Result<()> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::take(&mut self.batch);
+        let chunk = batch.len().div_ceil(self.threads).max(1);
+        let recogniser = self.recogniser;
+        let parsed: Vec<crate::store::NewMessage> = std::thread::scope(|scope| {
+            let handles: Vec<_> = batch
+                .chunks(chunk)
+                .map(|part| {
+                    scope.spawn(move || {
+                        part.iter()
+                            .map(|(source, raw)| parse::parse(raw, source, recogniser))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_default())
+                .collect()
+        });
+        if parsed.len() != batch.len() {
+            return Err(Error::Usage(
+                "a message could not be parsed (a parser thread failed)".into(),
+            ));
+        }
+        let outcomes = self.store.archive_add(&parsed)?;
+        for (message, outcome) in parsed.iter().zip(outcomes) {
+            match outcome {
+                Archived::Duplicate(_) => self.summary.duplicates += 1,
+                Archived::Added(id) if message.flagged.is_some() => {
+                    self.summary.flagged += 1;
+                    self.added.push(id);
+                }
+                Archived::Added(id) => {
+                    self.summary.imported += 1;
+                    self.added.push(id);
+                }
+            }
+        }
+        (self.progress)(&self.summary);
+        self.batch = batch;
+        self.batch.clear();
+        Ok(())
+    }
+
+    /// Stores the rest and returns the summary.
+    pub fn finish(mut self) -> Result<Summary> {
+        self.flush()?;
+        Ok(self.summary)
+    }
+}
+
+/// Imports every message under `paths` (files, mbox files, Maildirs, folders of these).
+/// Files are read on a thread of their own while messages are parsed and stored.
+pub fn import_paths(
+    store: &dyn Store,
+    recogniser: &Recogniser,
+    paths: &[PathBuf],
+    progress: &dyn Fn(&Summary),
+) -> Result<Summary> {
+    for path in paths {
+        if !path.exists() {
+            return Err(Error::Read {
+                path: path.clone(),
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or folder"),
+            });
+        }
+    }
+    let (tx, rx) = mpsc::sync_channel::<Item>(BATCH * 2);
+    let mut importer = Importer::new(store, recogniser, progress);
+    std::thread::scope(|scope| -> Result<()> {
+        scope.spawn(move || {
+            for path in paths {
+                if !read_path(path, &mut |item| tx.send(item).is_ok()) {
+                    break;
+                }
+            }
+        });
+        for item in rx {
+            importer.add(item)?;
+        }
+        Ok(())
+    })?;
+    importer.finish()
+}
+
+/// Reads `path`, calling `each` with every message; stops when `each` returns false.
+/// Returns false if it was stopped.
+pub fn read_path(path: &Path, each: &mut dyn FnMut(Item) -> bool) -> bool {
+    let label = path.display().to_string();
+    if path.is_dir() {
+        if path.join("cur").is_dir() || path.join("new").is_dir() {
+            return read_maildir(path, each);
+        }
+        let mut entries = match list(path) {
+            Ok(e) => e,
+            Err(e) => return each(Item::Unreadable(label, e.to_string())),
+        };
+        entries.retain(|p| !hidden(p));
+        for entry in entries {
+            if !read_path(&entry, each) {
+                return false;
+            }
+        }
+        return true;
+    }
+    read_file(path, each)
+}
+
+fn hidden(path: &Path) -> bool {
+    path.file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+}
+
+fn list(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    entries.sort();
+    Ok(entries)
+}
+
+/// A Maildir: the messages in `cur/` and `new/`, and Maildir++ subfolders (`.Name/`).
+fn read_maildir(dir: &Path, each: &mut dyn FnMut(Item) -> bool) -> bool {
+    for sub in ["cur", "new"] {
+        let folder = dir.join(sub);
+        if !folder.is_dir() {
+            continue;
+        }
+        let files = match list(&folder) {
+            Ok(f) => f,
+            Err(e) => {
+                if !each(Item::Unreadable(
+                    folder.display().to_string(),
+                    e.to_string(),
+                )) {
+                    return false;
+                }
+                continue;
+            }
+        };
+        for file in files.into_iter().filter(|f| f.is_file() && !hidden(f)) {
+            let item = match std::fs::read(&file) {
+                Ok(raw) => Item::Message(file.display().to_string(), raw),
+                Err(e) => Item::Unreadable(file.display().to_string(), e.to_string()),
+            };
+            if !each(item) {
+                return false;
+            }
+        }
+    }
+    if let Ok(entries) = list(dir) {
+        for sub in entries.into_iter().filter(|p| hidden(p) && p.is_dir()) {
+            if (sub.join("cur").is_dir() || sub.join("new").is_dir()) && !read_maildir(&sub, each) {
+                return false;
+            }
+        }
+    }
+    true
+}
+
+/// A file: an mbox when it starts with a `From ` line, otherwise one message.
+fn read_file(path: &Path, each: &mut dyn FnMut(Item) -> bool) -> bool {
+    let label = path.display().to_string();
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) => return each(Item::Unreadable(label, e.to_string())),
+    };
+    let mut reader = BufReader::with_capacity(256 * 1024, file);
+    let mut head = [0u8; 5];
+    let mut got = 0;
+    while got < head.len() {
+        match reader.get_mut().read(&mut head[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) => return each(Item::Unreadable(label, e.to_string())),
+        }
+    }
+    let rest = std::io::Cursor::new(head[..got].to_vec()).chain(reader);
+    if &head[..got] == b"From " && !looks_like_single_message(path) {
+        let mut n = 0;
+        for message in mbox::MboxReader::new(BufReader::new(rest)) {
+            n += 1;
+            let item = match message {
+                Ok(m) => Item::Message(format!("{label}#{n}"), m.raw),
+                Err(e) => Item::Unreadable(format!("{label}#{n}"), e.to_string()),
+            };
+            if !each(item) {
+                return false;
+            }
+        }
+        true
+    } else {
+        let mut raw = Vec::new();
+        let mut rest = rest;
+        match rest.read_to_end(&mut raw) {
+            Ok(_) => each(Item::Message(label, raw)),
+            Err(e) => each(Item::Unreadable(label, e.to_string())),
+        }
+    }
+}
+
+/// An `.eml` file that starts with an mbox envelope line is still one message.
+fn looks_like_single_message(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("eml"))
+}
+
+/// Imports the new mail of the IMAP mailbox at `url` (see [`imap`]), remembering where it
+/// stopped after every batch.
+pub fn import_imap(
+    store: &dyn Store,
+    recogniser: &Recogniser,
+    url: &str,
+    progress: &dyn Fn(&Summary),
+) -> Result<Summary> {
+    let url = imap::ImapUrl::parse(url)?;
+    let password = std::env::var(imap::PASSWORD_ENV).map_err(|_| {
+        Error::Usage(format!(
+            "IMAP needs the password of `{}` in the environment variable `{}`",
+            url.user,
+            imap::PASSWORD_ENV
+        ))
+    })?;
+    let key = url.key();
+    let state = store.imap_state(&key)?;
+    let mut importer = Importer::new(store, recogniser, progress);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Usage(format!("could not start the async runtime: {e}")))?;
+    runtime.block_on(imap::fetch_new(
+        &url,
+        &password,
+        state,
+        &mut |batch, validity| {
+            let last = batch.iter().map(|(uid, _)| *uid).max();
+            for (uid, raw) in batch {
+                importer.add(Item::Message(format!("{key};UID={uid}"), raw))?;
+            }
+            importer.flush()?;
+            if let Some(last) = last {
+                store.set_imap_state(&key, validity, last)?;
+            }
+            Ok(())
+        },
+    ))?;
+    importer.finish()
+}
+
+/// Writes every archived message, raw, to an mboxrd file at `path`; returns how many.
+pub fn export_mbox(store: &dyn Store, path: &Path) -> Result<u64> {
+    let file = std::fs::File::create(path).map_err(|source| Error::Write {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut writer = mbox::MboxWriter::new(std::io::BufWriter::new(file));
+    let date = crate::clock::now()
+        .strftime("%a %b %e %H:%M:%S %Y")
+        .to_string();
+    let mut count = 0;
+    let write_error = |source| Error::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    store.archive_raw(&mut |_, compressed| {
+        let raw = parse::decompress(compressed).map_err(write_error)?;
+        writer
+            .write("MAILER-DAEMON", &date, &raw)
+            .map_err(write_error)?;
+        count += 1;
+        Ok(())
+    })?;
+    writer.finish().map_err(write_error)?;
+    Ok(count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn collect(path: &Path) -> Vec<(String, usize)> {
+        let mut out = Vec::new();
+        read_path(path, &mut |item| {
+            match item {
+                Item::Message(s, raw) => out.push((s, raw.len())),
+                Item::Unreadable(s, _) => out.push((s, usize::MAX)),
+            }
+            true
+        });
+        out
+    }
+
+    #[test]
+    fn finds_eml_mbox_and_maildir() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("a.eml"), "Subject: a\n\nx\n").unwrap();
+        std::fs::write(
+            d.join("b.mbox"),
+            "From x y\nSubject: 1\n\n1\n\nFrom x y\nSubject: 2\n\n2\n",
+        )
+        .unwrap();
+        std::fs::create_dir_all(d.join("md/cur")).unwrap();
+        std::fs::create_dir_all(d.join("md/new")).unwrap();
+        std::fs::create_dir_all(d.join("md/.Sent/cur")).unwrap();
+        std::fs::write(d.join("md/cur/1:2,S"), "Subject: c\n\nc\n").unwrap();
+        std::fs::write(d.join("md/new/2"), "Subject: d\n\nd\n").unwrap();
+        std::fs::write(d.join("md/.Sent/cur/3"), "Subject: e\n\ne\n").unwrap();
+        std::fs::write(d.join(".hidden"), "x").unwrap();
+        let found: Vec<String> = collect(d)
+            .into_iter()
+            .map(|(s, _)| s.trim_start_matches(&d.display().to_string()).to_string())
+            .collect();
+        assert_eq!(
+            found,
+            [
+                "/a.eml",
+                "/b.mbox#1",
+                "/b.mbox#2",
+                "/md/cur/1:2,S",
+                "/md/new/2",
+                "/md/.Sent/cur/3"
+            ]
+        );
+    }
+}

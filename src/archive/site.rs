@@ -1,0 +1,451 @@
+//! `mailout archive site DIR`: the archive as a static website. An index by number and
+//! date, one page per bulletin at `DIR/<number>/` (the address the bulletins' "read on the
+//! web" link points to) with previous/next links, a page per other message, a client-side
+//! search (our own small script and a JSON index), and an Atom feed. HTML from received mail
+//! is sanitised ([`super::sanitise`]).
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use handlebars::html_escape as esc;
+use serde::Serialize;
+
+use super::parse::decompress;
+use super::sanitise::sanitise;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::store::{ArchiveEntry, ArchivedMessage, Store};
+
+/// Characters of each message's text kept in the search index.
+const INDEXED_TEXT: usize = 2_000;
+
+/// What the site holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SiteSummary {
+    /// Bulletin pages.
+    pub bulletins: usize,
+    /// Pages of other messages.
+    pub messages: usize,
+    /// Attachment files.
+    pub attachments: usize,
+}
+
+#[derive(Serialize)]
+struct IndexEntry<'a> {
+    u: String,
+    t: &'a str,
+    d: &'a str,
+    x: String,
+}
+
+/// Writes the site for everything in `store` into `dir`.
+pub fn write_site(store: &dyn Store, config: &Config, dir: &Path) -> Result<SiteSummary> {
+    let entries = store.archive_list()?;
+    let mut bulletins: BTreeMap<u32, Vec<&ArchiveEntry>> = BTreeMap::new();
+    let mut others = Vec::new();
+    for e in &entries {
+        match e.bulletin {
+            Some(n) => bulletins.entry(n).or_default().push(e),
+            None => others.push(e),
+        }
+    }
+    others.sort_by(|a, b| b.date.cmp(&a.date).then(b.id.cmp(&a.id)));
+    let org = &config.organisation;
+    let mut summary = SiteSummary::default();
+    let mut index = Vec::new();
+    let mut attachments_written = std::collections::HashSet::new();
+    write(dir, "style.css", STYLE.as_bytes())?;
+    write(dir, "search.js", SEARCH_JS.as_bytes())?;
+
+    let numbers: Vec<u32> = bulletins.keys().copied().collect();
+    for (i, number) in numbers.iter().enumerate() {
+        let copies = &bulletins[number];
+        let Some(message) = store.archive_message(copies[0].id)? else {
+            continue;
+        };
+        let mut nav = String::new();
+        if let Some(prev) = i.checked_sub(1).map(|p| numbers[p]) {
+            let _ = write!(nav, "<a rel=\"prev\" href=\"../{prev}/\">← {prev}</a> ");
+        }
+        nav.push_str("<a href=\"../\">All bulletins</a>");
+        if let Some(next) = numbers.get(i + 1) {
+            let _ = write!(nav, " <a rel=\"next\" href=\"../{next}/\">{next} →</a>");
+        }
+        let mut extra = String::new();
+        if copies.len() > 1 {
+            let _ = write!(
+                extra,
+                "<p class=\"note\">{} copies of this number were received:",
+                copies.len()
+            );
+            for c in copies {
+                let _ = write!(extra, " <a href=\"../m/{}/\">#{}</a>", c.id, c.id);
+            }
+            extra.push_str("</p>");
+        }
+        let body = message_body(store, &message, "..", &mut attachments_written, dir)?;
+        let title = message
+            .entry
+            .subject
+            .clone()
+            .unwrap_or_else(|| format!("{} {number}", org.series));
+        let page = page(
+            &org.name,
+            &title,
+            "..",
+            &format!(
+                "<nav>{nav}</nav>{header}{extra}{sections}{body}<nav>{nav}</nav>",
+                header = header(&message),
+                sections = sections_nav(&message),
+            ),
+        );
+        write(dir, &format!("{number}/index.html"), page.as_bytes())?;
+        index.push(IndexEntry {
+            u: format!("{number}/"),
+            t: copies[0].subject.as_deref().unwrap_or(""),
+            d: copies[0].date.as_deref().unwrap_or(""),
+            x: indexed_text(&message),
+        });
+        summary.bulletins += 1;
+    }
+
+    // Every message has a page of its own at m/ID/ (bulletins too, for their copies).
+    let all: Vec<&ArchiveEntry> = others
+        .iter()
+        .copied()
+        .chain(bulletins.values().flatten().copied())
+        .collect();
+    for (i, entry) in all.iter().enumerate() {
+        let Some(message) = store.archive_message(entry.id)? else {
+            continue;
+        };
+        let mut nav = String::from("<a href=\"../../\">Archive</a>");
+        if entry.bulletin.is_none() {
+            if let Some(newer) = i.checked_sub(1).and_then(|p| others.get(p)) {
+                let _ = write!(
+                    nav,
+                    " <a rel=\"prev\" href=\"../{}/\">← newer</a>",
+                    newer.id
+                );
+            }
+            if let Some(older) = others.get(i + 1) {
+                let _ = write!(
+                    nav,
+                    " <a rel=\"next\" href=\"../{}/\">older →</a>",
+                    older.id
+                );
+            }
+        }
+        let body = message_body(store, &message, "../..", &mut attachments_written, dir)?;
+        let title = entry
+            .subject
+            .clone()
+            .unwrap_or_else(|| "(no subject)".into());
+        let page = page(
+            &org.name,
+            &title,
+            "../..",
+            &format!("<nav>{nav}</nav>{}{body}", header(&message)),
+        );
+        write(dir, &format!("m/{}/index.html", entry.id), page.as_bytes())?;
+        if entry.bulletin.is_none() {
+            index.push(IndexEntry {
+                u: format!("m/{}/", entry.id),
+                t: entry.subject.as_deref().unwrap_or(""),
+                d: entry.date.as_deref().unwrap_or(""),
+                x: indexed_text(&message),
+            });
+            summary.messages += 1;
+        }
+    }
+    summary.attachments = attachments_written.len();
+
+    // The index page.
+    let mut html = String::new();
+    let _ = write!(
+        html,
+        "<p><a href=\"search.html\">Search the archive</a> · <a href=\"feed.xml\">Atom feed</a></p>"
+    );
+    let _ = write!(html, "<h2>{}</h2>", esc(&org.series));
+    if numbers.is_empty() {
+        html.push_str("<p>No bulletins yet.</p>");
+    } else {
+        html.push_str("<table class=\"list\"><tr><th>No.</th><th>Date</th><th>Subject</th></tr>");
+        let mut expected = numbers.last().copied();
+        for number in numbers.iter().rev() {
+            if let Some(e) = expected
+                && e > *number + 1
+            {
+                let missing = if e - 1 == number + 1 {
+                    format!("{}", number + 1)
+                } else {
+                    format!("{}–{}", number + 1, e - 1)
+                };
+                let _ = write!(
+                    html,
+                    "<tr class=\"gap\"><td colspan=\"3\">missing: {missing}</td></tr>"
+                );
+            }
+            expected = Some(*number);
+            let first = bulletins[number][0];
+            let _ = write!(
+                html,
+                "<tr><td><a href=\"{number}/\">{number}</a></td><td>{}</td><td><a href=\"{number}/\">{}</a>{}</td></tr>",
+                esc(day(first.date.as_deref())),
+                esc(first.subject.as_deref().unwrap_or("")),
+                if bulletins[number].len() > 1 {
+                    format!(
+                        " <span class=\"note\">({} copies)</span>",
+                        bulletins[number].len()
+                    )
+                } else {
+                    String::new()
+                },
+            );
+        }
+        html.push_str("</table>");
+    }
+    if !others.is_empty() {
+        let _ = write!(
+            html,
+            "<h2>Other mail</h2><table class=\"list\"><tr><th>Date</th><th>From</th><th>Subject</th></tr>"
+        );
+        for e in &others {
+            let _ = write!(
+                html,
+                "<tr><td>{}</td><td>{}</td><td><a href=\"m/{}/\">{}</a>{}</td></tr>",
+                esc(day(e.date.as_deref())),
+                esc(e.sender.as_deref().unwrap_or("")),
+                e.id,
+                esc(e.subject.as_deref().unwrap_or("(no subject)")),
+                if e.flagged.is_some() {
+                    " <span class=\"note\">(unreadable, kept raw)</span>"
+                } else {
+                    ""
+                },
+            );
+        }
+        html.push_str("</table>");
+    }
+    write(
+        dir,
+        "index.html",
+        page(&org.name, &format!("{} archive", org.name), ".", &html).as_bytes(),
+    )?;
+
+    let search = "<p><input id=\"q\" type=\"search\" placeholder=\"Search words\" autofocus></p><ol id=\"results\"></ol><script src=\"search.js\"></script>";
+    write(
+        dir,
+        "search.html",
+        page(&org.name, "Search", ".", search).as_bytes(),
+    )?;
+    let json = serde_json::to_vec(&index).map_err(|e| Error::Usage(e.to_string()))?;
+    write(dir, "search-index.json", &json)?;
+    write(
+        dir,
+        "feed.xml",
+        atom(config, &numbers, &bulletins).as_bytes(),
+    )?;
+    Ok(summary)
+}
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
+    let path: PathBuf = dir.join(name);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|source| Error::Write {
+            path: parent.to_path_buf(),
+            source,
+        })?;
+    }
+    std::fs::write(&path, bytes).map_err(|source| Error::Write { path, source })
+}
+
+fn day(date: Option<&str>) -> &str {
+    date.map_or("", |d| d.get(..10).unwrap_or(d))
+}
+
+fn header(m: &ArchivedMessage) -> String {
+    let e = &m.entry;
+    format!(
+        "<h1>{}</h1><p class=\"meta\">From {} · {}</p>",
+        esc(e.subject.as_deref().unwrap_or("(no subject)")),
+        esc(e.sender.as_deref().unwrap_or("unknown sender")),
+        esc(e.date.as_deref().unwrap_or("no date")),
+    )
+}
+
+fn sections_nav(m: &ArchivedMessage) -> String {
+    if m.sections.len() < 2 {
+        return String::new();
+    }
+    let mut out = String::from("<details class=\"sections\"><summary>Sections</summary><ol>");
+    for (heading, _) in &m.sections {
+        let _ = write!(
+            out,
+            "<li>{}</li>",
+            esc(heading.as_deref().unwrap_or("(untitled)"))
+        );
+    }
+    out.push_str("</ol></details>");
+    out
+}
+
+/// The message's body for a page: its HTML sanitised, else its text; attachments listed
+/// and written under `attachments/HASH/NAME`.
+fn message_body(
+    store: &dyn Store,
+    m: &ArchivedMessage,
+    root: &str,
+    written: &mut std::collections::HashSet<String>,
+    dir: &Path,
+) -> Result<String> {
+    let mut cid = HashMap::new();
+    let mut list = String::new();
+    for a in &m.attachments {
+        let (hash, filename, content_id, content_type, size) =
+            (&a.hash, &a.filename, &a.content_id, &a.content_type, a.size);
+        let name = safe_name(filename.as_deref().unwrap_or("attachment"));
+        let url = format!("{root}/attachments/{hash}/{name}");
+        if written.insert(format!("{hash}/{name}"))
+            && let Some((_, data)) = store.archive_attachment(hash)?
+        {
+            let bytes = decompress(&data).unwrap_or_default();
+            write(dir, &format!("attachments/{hash}/{name}"), &bytes)?;
+        }
+        if let Some(id) = content_id {
+            cid.insert(id.clone(), url.clone());
+        }
+        if filename.is_some() {
+            let _ = write!(
+                list,
+                "<li><a href=\"{}\">{}</a> ({}, {} bytes)</li>",
+                esc(&url),
+                esc(&name),
+                esc(content_type),
+                size
+            );
+        }
+    }
+    let body = match (&m.html, &m.text) {
+        (Some(html), _) => format!("<div class=\"mail\">{}</div>", sanitise(html, cid)),
+        (None, Some(text)) => format!("<pre class=\"mail\">{}</pre>", esc(text)),
+        (None, None) => match &m.entry.flagged {
+            Some(why) => format!(
+                "<p class=\"note\">This message could not be read ({}); it is kept as received.</p>",
+                esc(why)
+            ),
+            None => "<p class=\"note\">(no text)</p>".into(),
+        },
+    };
+    if list.is_empty() {
+        Ok(body)
+    } else {
+        Ok(format!("{body}<h2>Attachments</h2><ul>{list}</ul>"))
+    }
+}
+
+fn safe_name(name: &str) -> String {
+    let cleaned: String = name
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let cleaned = cleaned.trim_start_matches('.').to_string();
+    if cleaned.is_empty() {
+        "attachment".into()
+    } else {
+        cleaned
+    }
+}
+
+fn indexed_text(m: &ArchivedMessage) -> String {
+    let text = m.text.as_deref().unwrap_or("");
+    let mut out: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if out.len() > INDEXED_TEXT {
+        let mut end = INDEXED_TEXT;
+        while !out.is_char_boundary(end) {
+            end -= 1;
+        }
+        out.truncate(end);
+    }
+    out
+}
+
+fn page(organisation: &str, title: &str, root: &str, body: &str) -> String {
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'self'; img-src 'self'; style-src 'self' 'unsafe-inline'; script-src 'self'\">\
+<title>{title} – {org}</title><link rel=\"stylesheet\" href=\"{root}/style.css\">\
+<link rel=\"alternate\" type=\"application/atom+xml\" href=\"{root}/feed.xml\"></head>\
+<body><header><a href=\"{root}/\">{org} archive</a></header><main>{body}</main></body></html>\n",
+        title = esc(title),
+        org = esc(organisation),
+    )
+}
+
+fn atom(config: &Config, numbers: &[u32], bulletins: &BTreeMap<u32, Vec<&ArchiveEntry>>) -> String {
+    let base = config.archive.site_url.trim_end_matches('/');
+    let updated = numbers
+        .iter()
+        .filter_map(|n| bulletins[n][0].date.clone())
+        .max()
+        .unwrap_or_else(|| "1970-01-01T00:00:00Z".into());
+    let mut out = format!(
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<feed xmlns=\"http://www.w3.org/2005/Atom\">\n\
+<title>{}</title>\n<id>{base}/</id>\n<link href=\"{base}/\"/>\n<link rel=\"self\" href=\"{base}/feed.xml\"/>\n<updated>{}</updated>\n",
+        esc(&config.organisation.series),
+        esc(&updated),
+    );
+    for n in numbers.iter().rev().take(50) {
+        let e = bulletins[n][0];
+        let _ = writeln!(
+            out,
+            "<entry><title>{}</title><id>{base}/{n}/</id><link href=\"{base}/{n}/\"/><updated>{}</updated><author><name>{}</name></author></entry>",
+            esc(e.subject.as_deref().unwrap_or("")),
+            esc(e.date.as_deref().unwrap_or(&updated)),
+            esc(&config.organisation.name),
+        );
+    }
+    out.push_str("</feed>\n");
+    out
+}
+
+const STYLE: &str = "body{margin:0;font-family:Georgia,serif;color:#1d1d1f;background:#f4f6f9}\
+header{background:#1f3a5f;padding:12px 20px}header a{color:#fff;font-family:Arial,sans-serif;font-weight:bold;text-decoration:none}\
+main{max-width:860px;margin:0 auto;padding:16px 20px;background:#fff;min-height:80vh}\
+nav{font-family:Arial,sans-serif;font-size:14px;margin:8px 0}nav a{margin-right:12px}\
+h1{font-family:Arial,sans-serif;color:#1f3a5f;font-size:26px}.meta,.note{color:#55595f;font-size:14px;font-family:Arial,sans-serif}\
+table.list{border-collapse:collapse;width:100%;font-family:Arial,sans-serif;font-size:14px}\
+table.list td,table.list th{border-bottom:1px solid #d9dde3;padding:6px;text-align:left;vertical-align:top}\
+tr.gap td{color:#a01f3a;font-style:italic}pre.mail{white-space:pre-wrap;font-size:15px}\
+div.mail{overflow-x:auto}#q{font-size:18px;padding:6px;width:100%;max-width:500px}\n";
+
+const SEARCH_JS: &str = r#"// Client-side search over search-index.json: every word must appear.
+(function () {
+  var box = document.getElementById('q'), out = document.getElementById('results'), index = null;
+  function show(q) {
+    out.textContent = '';
+    var words = q.toLowerCase().split(/\s+/).filter(Boolean);
+    if (!words.length || !index) return;
+    var shown = 0;
+    for (var i = 0; i < index.length && shown < 100; i++) {
+      var e = index[i], hay = (e.t + ' ' + e.x).toLowerCase();
+      if (!words.every(function (w) { return hay.indexOf(w) >= 0; })) continue;
+      var li = document.createElement('li'), a = document.createElement('a');
+      a.href = e.u; a.textContent = e.t || '(no subject)';
+      li.appendChild(a); li.appendChild(document.createTextNode(' ' + e.d.slice(0, 10)));
+      out.appendChild(li); shown++;
+    }
+    if (!shown) { var li = document.createElement('li'); li.textContent = 'Nothing found.'; out.appendChild(li); }
+  }
+  fetch('search-index.json').then(function (r) { return r.json(); }).then(function (j) { index = j; show(box.value); });
+  box.addEventListener('input', function () { show(box.value); });
+})();
+"#;

@@ -1,0 +1,425 @@
+//! `mailout import`, `mailout archive …`, `mailout bounces`: received mail in, searched,
+//! exported byte for byte, published safely.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use mailout::archive::mbox::MboxReader;
+use sha2::{Digest, Sha256};
+
+use crate::harness::{Test, repo};
+
+/// The shared corpus of real mail, or `None` (with a message) when it is not here.
+fn corpus() -> Option<PathBuf> {
+    let path = std::env::var_os("MAILOUT_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("../shared/corpus/eml"));
+    if path.is_dir() {
+        Some(path)
+    } else {
+        eprintln!(
+            "skipped: no mail corpus at {} (set MAILOUT_CORPUS)",
+            path.display()
+        );
+        None
+    }
+}
+
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(files(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out.sort();
+    out
+}
+
+fn counts(stdout: &str) -> (u64, u64, u64) {
+    let line = stdout.lines().last().unwrap();
+    let n: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    assert!(line.starts_with("imported: "), "{line}");
+    (n[0], n[1], n[2])
+}
+
+fn sha(bytes: &[u8]) -> String {
+    mailout::bulletin::hex(&Sha256::digest(bytes))
+}
+
+const BUILD_MBOX_AND_MAILDIR: &str = r#"
+import mailbox, sys, os
+out = sys.argv[1]
+box = mailbox.mbox(os.path.join(out, "all.mbox"), create=True)
+md = mailbox.Maildir(os.path.join(out, "Maildir"), create=True)
+box.lock()
+for path in sys.argv[2:]:
+    data = open(path, "rb").read()
+    box.add(data)
+    md.add(data)
+box.flush(); box.unlock()
+"#;
+
+#[test]
+fn the_whole_corpus_in_each_form_is_accounted_for_and_reimports_add_nothing() {
+    let Some(corpus) = corpus() else { return };
+    let inputs = files(&corpus);
+    let n = inputs.len() as u64;
+
+    // The eml folders.
+    let t = Test::new();
+    let corpus_arg = corpus.to_str().unwrap();
+    let (imported, duplicates, flagged) = counts(&t.run(&["import", corpus_arg]).success().stdout);
+    assert_eq!(imported + duplicates + flagged, n);
+    assert!(
+        flagged > 0 && imported > n * 9 / 10,
+        "{imported} {duplicates} {flagged}"
+    );
+    assert_eq!(
+        counts(&t.run(&["import", corpus_arg]).success().stdout),
+        (0, n, 0)
+    );
+    let json = t.run(&["import", "--json", corpus_arg]).success().stdout;
+    assert_eq!(
+        json.trim(),
+        format!("{{\"imported\":0,\"duplicates\":{n},\"flagged\":0}}")
+    );
+
+    // One mbox and one Maildir built from them by Python's mailbox module.
+    let build = Test::new();
+    let mut python = Command::new("/usr/bin/python3");
+    python
+        .arg("-c")
+        .arg(BUILD_MBOX_AND_MAILDIR)
+        .arg(build.path())
+        .args(&inputs);
+    assert!(python.status().unwrap().success());
+    for form in ["all.mbox", "Maildir"] {
+        let t = Test::new();
+        let path = build.file(form);
+        let path = path.to_str().unwrap();
+        let first = counts(&t.run(&["import", path]).success().stdout);
+        assert_eq!(first.0 + first.1 + first.2, n, "{form}: {first:?}");
+        assert_eq!(
+            counts(&t.run(&["import", path]).success().stdout),
+            (0, n, 0),
+            "{form}"
+        );
+    }
+
+    // Every stored message comes back from `archive export --mbox` byte for byte.
+    let run = t
+        .run(&["archive", "export", "--mbox", "export.mbox"])
+        .success();
+    assert_eq!(
+        run.stdout,
+        format!(
+            "exported {} messages to `export.mbox`\n",
+            imported + flagged
+        )
+    );
+    let exported: Vec<Vec<u8>> = MboxReader::new(std::io::BufReader::new(
+        std::fs::File::open(t.file("export.mbox")).unwrap(),
+    ))
+    .map(|m| m.unwrap().raw)
+    .collect();
+    assert_eq!(exported.len() as u64, imported + flagged);
+    let originals: HashSet<String> = inputs
+        .iter()
+        .map(|p| sha(&std::fs::read(p).unwrap()))
+        .collect();
+    for raw in &exported {
+        assert!(
+            originals.contains(&sha(raw)),
+            "an exported message differs from every input file"
+        );
+    }
+    let distinct: HashSet<String> = exported.iter().map(|r| sha(r)).collect();
+    assert_eq!(distinct.len(), exported.len());
+}
+
+/// Sends the example bulletins with the file transport and imports the copies.
+fn archive_of_examples() -> Test {
+    let t = Test::with_examples();
+    t.run(&["members", "import", "examples/members.csv"])
+        .success();
+    for b in ["236-pandemic-measures", "237-branch-news", "239-escaping"] {
+        t.run(&[
+            "send",
+            &format!("examples/bulletins/{b}.toml"),
+            "--to",
+            "employer:NPS",
+            "--yes",
+            "-q",
+        ])
+        .success();
+    }
+    let t = t.write("other.eml", "Message-ID: <lunch@x.example>\nFrom: Jo <jo@x.example>\nSubject: Lunch on Friday\nDate: Mon, 2 Mar 2026 10:00:00 +0000\n\nShall we meet for lunch on Friday? The pay award talk is at two.\n");
+    let (imported, ..) = counts(&t.run(&["import", "outbox", "other.eml"]).success().stdout);
+    assert!(imported > 10);
+    t
+}
+
+#[test]
+fn our_bulletins_are_recognised_with_their_sections() {
+    let t = archive_of_examples();
+    let list = t.run(&["archive", "list"]).success().stdout;
+    let lines: Vec<&str> = list.lines().collect();
+    // Dated when they were sent (SOURCE_DATE_EPOCH in the tests).
+    assert!(
+        lines[1].starts_with("236           2026-11-18  Latest From PFCU 236: Flu pandemic"),
+        "{list}"
+    );
+    assert!(
+        lines[1].contains(" copies: "),
+        "every member's copy of 236 is there: {list}"
+    );
+    assert!(lines[3].starts_with("missing: 238"), "{list}");
+    assert!(list.contains("Lunch on Friday"));
+    let show = t.run(&["archive", "show", "237"]).success().stdout;
+    for heading in [
+        // The copy of an NPS member: the sections for NPS members.
+        "NPS workload tool: reps’ feedback wanted",
+        "AGM 2026: motions now invited",
+        "Training survey: over 1,100 replies so far",
+    ] {
+        assert!(
+            show.lines()
+                .any(|l| l.starts_with("section ") && l.ends_with(heading)),
+            "section {heading} in\n{show}"
+        );
+    }
+    assert!(show.starts_with("id:         #"), "{show}");
+    assert_eq!(
+        show.lines().filter(|l| l.starts_with("section ")).count(),
+        4,
+        "{show}"
+    );
+    let by_id = t
+        .run(&["archive", "show", "<lunch@x.example>"])
+        .success()
+        .stdout;
+    assert!(by_id.contains("Shall we meet for lunch"));
+    let raw = t
+        .run(&[
+            "archive",
+            "show",
+            "--raw",
+            &format!(
+                "#{}",
+                by_id
+                    .lines()
+                    .next()
+                    .unwrap()
+                    .trim_start_matches("id:         #")
+            ),
+        ])
+        .success()
+        .stdout;
+    assert!(raw.starts_with("Message-ID: <lunch@x.example>\n"));
+}
+
+#[test]
+fn search_finds_words_phrases_and_not_with_snippets_and_sections() {
+    let t = archive_of_examples();
+    let hits = t.run(&["archive", "search", "workload"]).success().stdout;
+    assert!(hits.contains("[bulletin 237, section "), "{hits}");
+    assert!(
+        hits.contains("[workload]"),
+        "snippet marks the match: {hits}"
+    );
+    let phrase = t
+        .run(&["archive", "search", "\"pay award\""])
+        .success()
+        .stdout;
+    assert!(phrase.contains("Lunch on Friday"), "{phrase}");
+    let not = t
+        .run(&["archive", "search", "lunch NOT award"])
+        .success()
+        .stdout;
+    assert_eq!(not, "nothing found for `lunch NOT award`\n");
+    let both = t
+        .run(&["archive", "search", "lunch OR workload"])
+        .success()
+        .stdout;
+    assert!(
+        both.contains("Lunch on Friday") && both.contains("bulletin 237"),
+        "{both}"
+    );
+    let bad = t.run(&["archive", "search", "\"unbalanced"]).code(1);
+    assert!(bad.stderr.contains("cannot search for"), "{}", bad.stderr);
+}
+
+#[test]
+fn the_static_site_has_no_scripts_handlers_or_remote_loads_from_mail() {
+    let t = archive_of_examples().write(
+        "hostile.eml",
+        "Message-ID: <hostile@x.example>\nFrom: x@x.example\nSubject: Hostile\nContent-Type: text/html\n\n<html><head><script>alert(1)</script><link rel=stylesheet href=\"https://evil.example/a.css\"></head><body onload=\"steal()\"><img src=\"https://tracker.example/p.gif\" onerror=\"x()\"><p style=\"background:url(https://tracker.example/bg)\">Hello</p><a href=\"javascript:alert(2)\">js</a><iframe src=\"https://evil.example\"></iframe></body></html>\n",
+    );
+    t.run(&["import", "hostile.eml"]).success();
+    let run = t.run(&["archive", "site", "public"]).success();
+    assert!(
+        run.stdout.starts_with("public: 3 bulletins, "),
+        "{}",
+        run.stdout
+    );
+    let mut pages = 0;
+    for path in files(&t.file("public")) {
+        if path.extension().is_some_and(|e| e == "html") {
+            pages += 1;
+            let html = std::fs::read_to_string(&path).unwrap();
+            let lower = html.to_lowercase();
+            let own_script = path.ends_with("search.html")
+                && lower.matches("<script").count() == 1
+                && lower.contains("<script src=\"search.js\">");
+            assert!(
+                !lower.contains("<script") || own_script,
+                "{}",
+                path.display()
+            );
+            let handler = regex_lite::Regex::new(r#"\son[a-z]+\s*="#).unwrap();
+            assert!(
+                !handler.is_match(&lower),
+                "event handler in {}",
+                path.display()
+            );
+            for load in [
+                "src=\"http",
+                "src='http",
+                "url(",
+                "evil.example",
+                "tracker.example",
+                "javascript:",
+            ] {
+                assert!(!lower.contains(load), "{load} in {}", path.display());
+            }
+        }
+    }
+    assert!(pages > 10);
+    // Every bulletin has its page where its "read on the web" link points, with neighbours.
+    let page = t.read("public/237/index.html");
+    assert!(page.contains("href=\"../236/\"") && page.contains("href=\"../239/\""));
+    assert!(
+        t.read("public/feed.xml")
+            .contains("<id>https://pfcu.example.org/archive/237/</id>")
+    );
+    assert!(
+        t.read("public/search-index.json")
+            .contains("\"u\":\"237/\"")
+    );
+    assert!(t.read("public/index.html").contains("missing: 238"));
+}
+
+#[test]
+fn a_malformed_message_is_kept_raw_and_flagged() {
+    let t = Test::new()
+        .write("junk.eml", "\u{0}\u{1}\u{2} this is not mail\n")
+        .write("empty.eml", "");
+    let (imported, duplicates, flagged) =
+        counts(&t.run(&["import", "junk.eml", "empty.eml"]).success().stdout);
+    assert_eq!((imported, duplicates, flagged), (0, 0, 2));
+    let list = t.run(&["archive", "list"]).success().stdout;
+    assert!(list.contains("(flagged: "), "{list}");
+    let raw = t.run(&["archive", "show", "--raw", "#1"]).success().stdout;
+    assert_eq!(raw, "\u{0}\u{1}\u{2} this is not mail\n");
+}
+
+#[test]
+fn the_sisimai_bounces_are_classified_and_hard_ones_suppressed() {
+    let Some(corpus) = corpus() else { return };
+    let t = Test::new();
+    let dir = corpus.join("sisimai-set-of-emails");
+    let run = t.run(&["bounces", dir.to_str().unwrap()]).success();
+    let summary = run.stdout.lines().last().unwrap();
+    let n: Vec<u64> = summary
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    let (messages, bounces, hard, soft, unknown, suppressed, not_bounces) =
+        (n[0], n[1], n[2], n[3], n[4], n[5], n[6]);
+    assert_eq!(messages, files(&dir).len() as u64);
+    assert_eq!(hard + soft + unknown, bounces);
+    assert!(hard > 150 && soft > 20, "{summary}");
+    assert!(not_bounces < 20, "{summary}");
+    let hard_addresses: HashSet<&str> = run
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("hard "))
+        .map(|l| l.split_whitespace().nth(1).unwrap())
+        .collect();
+    assert_eq!(suppressed as usize, hard_addresses.len());
+    let list = t.run(&["suppressed"]).success().stdout;
+    let suppressed_hard: HashSet<&str> = list
+        .lines()
+        .filter(|l| l.split_whitespace().nth(1) == Some("hard-bounce"))
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(suppressed_hard, hard_addresses);
+}
+
+#[test]
+fn a_bounce_of_our_own_send_is_matched_to_its_job() {
+    let t = Test::with_examples();
+    t.run(&["members", "import", "examples/members.csv"])
+        .success();
+    t.run(&[
+        "send",
+        "examples/bulletins/237-branch-news.toml",
+        "--to",
+        "employer:CRC",
+        "--yes",
+        "-q",
+    ])
+    .success();
+    let sent = t.read("outbox/237/sent/jo.bloggs@example.net.eml");
+    let message_id = sent
+        .lines()
+        .find(|l| l.starts_with("Message-ID: "))
+        .unwrap()
+        .trim_start_matches("Message-ID: ")
+        .to_string();
+    let dsn = format!(
+        "From: MAILER-DAEMON@mx.example.net\r\nTo: info@pfcu.example.org\r\nSubject: Undelivered Mail Returned to Sender\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=b\r\n\r\n--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.net\r\n\r\nFinal-Recipient: rfc822; jo.bloggs@example.net\r\nAction: failed\r\nStatus: 5.1.1\r\nDiagnostic-Code: smtp; 550 5.1.1 <jo.bloggs@example.net>: user unknown\r\n--b\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: {message_id}\r\n--b--\r\n"
+    );
+    let t = t.write("bounce.eml", &dsn);
+    let run = t.run(&["bounces", "bounce.eml"]).success();
+    assert!(
+        run.stdout
+            .starts_with("hard     jo.bloggs@example.net  5.1.1  job 1  (550 5.1.1"),
+        "{}",
+        run.stdout
+    );
+    let suppressed = t.run(&["suppressed"]).success().stdout;
+    assert_eq!(
+        suppressed
+            .lines()
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>(),
+        ["jo.bloggs@example.net", "hard-bounce"]
+    );
+    let next = t
+        .run(&[
+            "send",
+            "examples/bulletins/238-operational-plan.toml",
+            "--to",
+            "employer:CRC",
+            "--yes",
+            "-q",
+        ])
+        .success();
+    assert!(
+        next.stdout.starts_with("job 2 (started): 4 sent"),
+        "{}",
+        next.stdout
+    );
+}
