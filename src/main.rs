@@ -870,7 +870,7 @@ fn archive_command(
                     a.hash.get(..12).unwrap_or(&a.hash)
                 );
             }
-            for (i, (heading, _)) in message.sections.iter().enumerate() {
+            for (i, heading) in message.sections.iter().enumerate() {
                 println!(
                     "section {}:  {}",
                     i + 1,
@@ -878,7 +878,9 @@ fn archive_command(
                 );
             }
             println!();
-            println!("{}", message.text.as_deref().unwrap_or("").trim_end());
+            let raw = archive::parse::decompress(&message.raw_zstd).unwrap_or_default();
+            let (text, _) = archive::parse::bodies(&raw);
+            println!("{}", text.as_deref().unwrap_or("").trim_end());
             Ok(ExitCode::SUCCESS)
         }
         ArchiveCommand::Search { query, limit } => {

@@ -22,8 +22,10 @@ use crate::error::{Error, Result};
 use crate::store::{Archived, Store};
 use recognise::Recogniser;
 
-/// Messages parsed and stored together (one transaction).
-const BATCH: usize = 256;
+/// Messages stored together (one transaction).
+const BATCH: usize = 500;
+/// Messages handed to a parser thread at a time.
+const CHUNK: usize = 64;
 
 /// What an import did. `imported + duplicates + flagged` is every message read.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -132,7 +134,18 @@ impl<'a> Importer<'a> {
                 "a message could not be parsed (a parser thread failed)".into(),
             ));
         }
-        let outcomes = self.store.archive_add(&parsed)?;
+        self.store_parsed(&parsed)?;
+        self.batch = batch;
+        self.batch.clear();
+        Ok(())
+    }
+
+    /// Stores messages parsed elsewhere, in one transaction, and counts them.
+    fn store_parsed(&mut self, parsed: &[crate::store::NewMessage]) -> Result<()> {
+        if parsed.is_empty() {
+            return Ok(());
+        }
+        let outcomes = self.store.archive_add(parsed)?;
         for (message, outcome) in parsed.iter().zip(outcomes) {
             match outcome {
                 Archived::Duplicate(_) => self.summary.duplicates += 1,
@@ -147,8 +160,6 @@ impl<'a> Importer<'a> {
             }
         }
         (self.progress)(&self.summary);
-        self.batch = batch;
-        self.batch.clear();
         Ok(())
     }
 
@@ -160,7 +171,8 @@ impl<'a> Importer<'a> {
 }
 
 /// Imports every message under `paths` (files, mbox files, Maildirs, folders of these).
-/// Files are read on a thread of their own while messages are parsed and stored.
+/// One thread reads files, one per core parses, and this one stores: parsing the next
+/// messages overlaps storing the last.
 pub fn import_paths(
     store: &dyn Store,
     recogniser: &Recogniser,
@@ -175,22 +187,93 @@ pub fn import_paths(
             });
         }
     }
-    let (tx, rx) = mpsc::sync_channel::<Item>(BATCH * 2);
+    // One core stores (the index is written by one thread); the others parse.
+    let threads = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .saturating_sub(1)
+        .max(1);
+    let (raw_tx, raw_rx) = mpsc::sync_channel::<(u64, Vec<Item>)>(threads * 2);
+    let raw_rx = std::sync::Mutex::new(raw_rx);
+    let (parsed_tx, parsed_rx) = mpsc::sync_channel::<(u64, Vec<Parsed>)>(threads * 2);
     let mut importer = Importer::new(store, recogniser, progress);
     std::thread::scope(|scope| -> Result<()> {
-        scope.spawn(move || {
+        let reader = std::thread::Builder::new().name("read".into());
+        let spawned = reader.spawn_scoped(scope, move || {
+            let mut chunk = Vec::with_capacity(CHUNK);
+            let mut seq = 0;
             for path in paths {
-                if !read_path(path, &mut |item| tx.send(item).is_ok()) {
-                    break;
+                let going = read_path(path, &mut |item| {
+                    chunk.push(item);
+                    if chunk.len() < CHUNK {
+                        return true;
+                    }
+                    seq += 1;
+                    raw_tx.send((seq, std::mem::take(&mut chunk))).is_ok()
+                });
+                if !going {
+                    return;
                 }
             }
+            if !chunk.is_empty() {
+                let _ = raw_tx.send((seq + 1, chunk));
+            }
         });
-        for item in rx {
-            importer.add(item)?;
+        spawned.map_err(|e| Error::Usage(format!("could not start a reader thread: {e}")))?;
+        for _ in 0..threads {
+            let parsed_tx = parsed_tx.clone();
+            let raw_rx = &raw_rx;
+            let parser = std::thread::Builder::new().name("parse".into());
+            let spawned = parser.spawn_scoped(scope, move || {
+                loop {
+                    let next = raw_rx.lock().map(|rx| rx.recv());
+                    let Ok(Ok((seq, items))) = next else { return };
+                    let parsed = items
+                        .into_iter()
+                        .map(|item| match item {
+                            Item::Message(source, raw) => {
+                                Parsed::Message(Box::new(parse::parse(&raw, &source, recogniser)))
+                            }
+                            Item::Unreadable(source, error) => Parsed::Unreadable(source, error),
+                        })
+                        .collect();
+                    if parsed_tx.send((seq, parsed)).is_err() {
+                        return;
+                    }
+                }
+            });
+            spawned.map_err(|e| Error::Usage(format!("could not start a parser thread: {e}")))?;
         }
-        Ok(())
+        drop(parsed_tx);
+        // Store in the order read, whatever order the parsers finish in.
+        let mut waiting = std::collections::BTreeMap::new();
+        let mut next = 1;
+        let mut batch = Vec::with_capacity(BATCH);
+        for (seq, parsed) in parsed_rx {
+            waiting.insert(seq, parsed);
+            while let Some(parsed) = waiting.remove(&next) {
+                next += 1;
+                for p in parsed {
+                    match p {
+                        Parsed::Message(m) => batch.push(*m),
+                        Parsed::Unreadable(source, error) => {
+                            importer.add(Item::Unreadable(source, error))?
+                        }
+                    }
+                }
+                if batch.len() >= BATCH {
+                    importer.store_parsed(&batch)?;
+                    batch.clear();
+                }
+            }
+        }
+        importer.store_parsed(&batch)
     })?;
     importer.finish()
+}
+
+enum Parsed {
+    Message(Box<crate::store::NewMessage>),
+    Unreadable(String, String),
 }
 
 /// Reads `path`, calling `each` with every message; stops when `each` returns false.

@@ -10,8 +10,11 @@ use super::recognise::{self, Recogniser};
 use crate::bulletin::hex;
 use crate::store::{NewAttachment, NewMessage};
 
-/// zstd level for raw messages and attachments: fast, and most of the gain.
-const LEVEL: i32 = 3;
+/// zstd level for raw messages and attachments: the fastest, and most of the gain.
+const LEVEL: i32 = 1;
+
+/// Most bytes of a message's text indexed for search.
+const MAX_INDEXED: usize = 256 * 1024;
 
 const MAIL_HEADERS: &[&str] = &[
     "From",
@@ -29,10 +32,30 @@ const MAIL_HEADERS: &[&str] = &[
     "MIME-Version",
 ];
 
-/// Compresses `bytes` for the store.
+/// Compresses `bytes` for the store, with a compression context kept per thread.
 pub fn compress(bytes: &[u8]) -> Vec<u8> {
-    // Compressing from memory to memory only fails if memory runs out; keep the bytes then.
-    zstd::bulk::compress(bytes, LEVEL).unwrap_or_else(|_| bytes.to_vec())
+    thread_local! {
+        static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
+            std::cell::RefCell::new(zstd::bulk::Compressor::new(LEVEL).ok());
+    }
+    COMPRESSOR
+        .with(|c| c.borrow_mut().as_mut().and_then(|c| c.compress(bytes).ok()))
+        // Compressing in memory only fails if memory runs out: zstd's one-shot call then.
+        .unwrap_or_else(|| zstd::bulk::compress(bytes, LEVEL).unwrap_or_else(|_| bytes.to_vec()))
+}
+
+/// A message's bodies, read again from its raw bytes: (text, HTML if it has an HTML part).
+pub fn bodies(raw: &[u8]) -> (Option<String>, Option<String>) {
+    let Some(parsed) = MessageParser::default().parse(raw) else {
+        return (None, None);
+    };
+    let text = parsed.body_text(0).map(|t| t.into_owned());
+    let html = parsed
+        .html_part(0)
+        .filter(|p| matches!(p.body, PartType::Html(_)))
+        .and_then(|_| parsed.body_html(0))
+        .map(|h| h.into_owned());
+    (text, html)
 }
 
 /// Decompresses what [`compress`] made.
@@ -51,7 +74,14 @@ pub fn parse(raw: &[u8], source: &str, recogniser: &Recogniser) -> NewMessage {
     };
     // A message has at least one of the header fields every mail carries; bytes that give
     // mail-parser none of them are not mail it could read.
-    let parsed = MessageParser::default().parse(raw);
+    // Only the headers the archive reads are parsed; the rest stay raw (Received headers are
+    // many, and parsing them is costly).
+    thread_local! {
+        static PARSER: MessageParser = MessageParser::new()
+            .with_minimal_headers()
+            .header_id(mail_parser::HeaderName::MessageId);
+    }
+    let parsed = PARSER.with(|p| p.parse(raw));
     let Some(parsed) = parsed.filter(|p| MAIL_HEADERS.iter().any(|h| p.header_raw(*h).is_some()))
     else {
         message.flagged = Some(if raw.is_empty() {
@@ -93,12 +123,18 @@ pub fn parse(raw: &[u8], source: &str, recogniser: &Recogniser) -> NewMessage {
         .collect();
     message.recipients = (!recipients.is_empty()).then(|| recipients.join(", "));
     message.subject = parsed.subject().map(|s| s.trim().to_string());
-    message.text = parsed.body_text(0).map(|t| t.into_owned());
-    message.html = parsed
-        .html_part(0)
-        .filter(|p| matches!(p.body, PartType::Html(_)))
-        .and_then(|_| parsed.body_html(0))
-        .map(|h| h.into_owned());
+    // The text indexed for search (a runaway body is cut: search needs words, not all).
+    message.text = parsed.body_text(0).map(|t| {
+        let mut t = t.into_owned();
+        if t.len() > MAX_INDEXED {
+            let mut end = MAX_INDEXED;
+            while !t.is_char_boundary(end) {
+                end -= 1;
+            }
+            t.truncate(end);
+        }
+        t
+    });
     let list_id = parsed.header_raw("List-Id");
     message.bulletin = recogniser.number(
         message.subject.as_deref(),

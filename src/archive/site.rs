@@ -280,7 +280,7 @@ fn sections_nav(m: &ArchivedMessage) -> String {
         return String::new();
     }
     let mut out = String::from("<details class=\"sections\"><summary>Sections</summary><ol>");
-    for (heading, _) in &m.sections {
+    for heading in &m.sections {
         let _ = write!(
             out,
             "<li>{}</li>",
@@ -327,7 +327,8 @@ fn message_body(
             );
         }
     }
-    let body = match (&m.html, &m.text) {
+    let (text, html) = super::parse::bodies(&decompress(&m.raw_zstd).unwrap_or_default());
+    let body = match (&html, &text) {
         (Some(html), _) => format!("<div class=\"mail\">{}</div>", sanitise(html, cid)),
         (None, Some(text)) => format!("<pre class=\"mail\">{}</pre>", esc(text)),
         (None, None) => match &m.entry.flagged {
@@ -365,7 +366,8 @@ fn safe_name(name: &str) -> String {
 }
 
 fn indexed_text(m: &ArchivedMessage) -> String {
-    let text = m.text.as_deref().unwrap_or("");
+    let (text, _) = super::parse::bodies(&decompress(&m.raw_zstd).unwrap_or_default());
+    let text = text.unwrap_or_default();
     let mut out: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
     if out.len() > INDEXED_TEXT {
         let mut end = INDEXED_TEXT;

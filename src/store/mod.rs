@@ -214,8 +214,6 @@ pub struct NewMessage {
     pub raw_zstd: Vec<u8>,
     /// The text body (converted from HTML when there is no text part).
     pub text: Option<String>,
-    /// The HTML body, when there is one.
-    pub html: Option<String>,
     /// Sections of a bulletin (heading, text), in order; empty for other mail.
     pub sections: Vec<(Option<String>, String)>,
     /// Attachments.
@@ -278,12 +276,10 @@ pub struct ArchivedMessage {
     pub entry: ArchiveEntry,
     /// To and Cc.
     pub recipients: Option<String>,
-    /// Text body.
-    pub text: Option<String>,
-    /// HTML body (as received, unsanitised).
-    pub html: Option<String>,
-    /// Bulletin sections (heading, text).
-    pub sections: Vec<(Option<String>, String)>,
+    /// The raw message, zstd-compressed (bodies are read from it when shown).
+    pub raw_zstd: Vec<u8>,
+    /// Headings of the bulletin's sections, in order.
+    pub sections: Vec<Option<String>>,
     /// Attachments.
     pub attachments: Vec<AttachmentInfo>,
 }

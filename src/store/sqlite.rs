@@ -94,19 +94,15 @@ const MIGRATIONS: &[M<'static>] = &[
             flagged      TEXT,
             size         INTEGER NOT NULL,
             raw_zstd     BLOB NOT NULL,
-            text_body    TEXT,
-            html_body    TEXT,
             source       TEXT NOT NULL,
             imported_at  TEXT NOT NULL
         );
         CREATE UNIQUE INDEX messages_message_id ON messages(message_id) WHERE message_id IS NOT NULL;
         CREATE INDEX messages_bulletin ON messages(bulletin) WHERE bulletin IS NOT NULL;
-        CREATE INDEX messages_date ON messages(date);
         CREATE TABLE message_sections (
             message  INTEGER NOT NULL REFERENCES messages(id),
             position INTEGER NOT NULL,
             heading  TEXT,
-            body     TEXT NOT NULL,
             PRIMARY KEY (message, position)
         ) WITHOUT ROWID;
         CREATE TABLE attachments (
@@ -128,6 +124,8 @@ const MIGRATIONS: &[M<'static>] = &[
             message UNINDEXED, section UNINDEXED,
             tokenize = 'unicode61 remove_diacritics 2'
         );
+        -- Fewer, larger merges while importing: the index is written in big batches.
+        INSERT INTO archive_search (archive_search, rank) VALUES ('automerge', 16);
         CREATE TABLE imap_state (
             mailbox     TEXT PRIMARY KEY,
             uidvalidity INTEGER NOT NULL,
@@ -158,9 +156,14 @@ impl SqliteStore {
         }
         let mut conn = Connection::open(path).map_err(|e| fail("could not open", e.into()))?;
         conn.busy_timeout(std::time::Duration::from_secs(30))
+            // 16 KB pages (set before the first table; no effect on an existing file):
+            // archived messages and the search index are written in big pieces.
+            .and_then(|()| conn.pragma_update(None, "page_size", 16384))
             .and_then(|()| conn.pragma_update(None, "journal_mode", "WAL"))
             .and_then(|()| conn.pragma_update(None, "synchronous", "NORMAL"))
             .and_then(|()| conn.pragma_update(None, "foreign_keys", "ON"))
+            // 16 MB of page cache: archive imports and searches touch many pages.
+            .and_then(|()| conn.pragma_update(None, "cache_size", -16_000))
             .map_err(|e| fail("could not configure", e.into()))?;
         Migrations::from_slice(MIGRATIONS)
             .to_latest(&mut conn)
@@ -657,13 +660,13 @@ impl Store for SqliteStore {
             let mut insert = tx
                 .prepare_cached(
                     "INSERT INTO messages (message_id, content_hash, date, sender, recipients, subject,
-                       bulletin, flagged, size, raw_zstd, text_body, html_body, source, imported_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                       bulletin, flagged, size, raw_zstd, source, imported_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
                 )
                 .map_err(fail)?;
             let mut section = tx
                 .prepare_cached(
-                    "INSERT INTO message_sections (message, position, heading, body) VALUES (?1, ?2, ?3, ?4)",
+                    "INSERT INTO message_sections (message, position, heading) VALUES (?1, ?2, ?3)",
                 )
                 .map_err(fail)?;
             let mut search = tx
@@ -715,8 +718,6 @@ impl Store for SqliteStore {
                         m.flagged,
                         m.size as i64,
                         m.raw_zstd,
-                        m.text,
-                        m.html,
                         m.source,
                         now
                     ])
@@ -739,7 +740,7 @@ impl Store for SqliteStore {
                     for (i, (heading, body)) in m.sections.iter().enumerate() {
                         let position = i as i64 + 1;
                         section
-                            .execute(params![id, position, heading, body])
+                            .execute(params![id, position, heading])
                             .map_err(fail)?;
                         search
                             .execute(params![m.subject, m.sender, heading, body, id, position])
@@ -777,14 +778,15 @@ impl Store for SqliteStore {
         let found = self
             .conn
             .query_row(
-                &format!("SELECT {ARCHIVE_COLUMNS}, recipients, text_body, html_body FROM messages WHERE id = ?1"),
+                &format!(
+                    "SELECT {ARCHIVE_COLUMNS}, recipients, raw_zstd FROM messages WHERE id = ?1"
+                ),
                 [id],
                 |r| {
                     Ok(ArchivedMessage {
                         entry: archive_row(r)?,
                         recipients: r.get(8)?,
-                        text: r.get(9)?,
-                        html: r.get(10)?,
+                        raw_zstd: r.get(9)?,
                         ..ArchivedMessage::default()
                     })
                 },
@@ -797,11 +799,11 @@ impl Store for SqliteStore {
         let mut sections = self
             .conn
             .prepare_cached(
-                "SELECT heading, body FROM message_sections WHERE message = ?1 ORDER BY position",
+                "SELECT heading FROM message_sections WHERE message = ?1 ORDER BY position",
             )
             .map_err(fail)?;
         message.sections = sections
-            .query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_map([id], |r| r.get(0))
             .map_err(fail)?
             .collect::<rusqlite::Result<Vec<_>>>()
             .map_err(fail)?;
@@ -882,30 +884,22 @@ impl Store for SqliteStore {
     }
 
     fn archive_search(&self, query: &str, limit: usize) -> Result<Vec<SearchHit>> {
-        let mut statement = self
+        // First the best rows by rank alone (cheap), then snippets for the few kept: a
+        // snippet for every match would cost far more than the search.
+        let ranked: rusqlite::Result<Vec<(i64, i64, f64)>> = self
             .conn
-            .prepare_cached(&format!(
-                "SELECT {ARCHIVE_COLUMNS_M}, s.section, s.heading,
-                        snippet(archive_search, 3, '[', ']', '…', 14),
-                        bm25(archive_search, 6.0, 2.0, 4.0, 1.0) AS rank
-                 FROM archive_search s JOIN messages m ON m.id = s.message
-                 WHERE archive_search MATCH ?1
-                 ORDER BY rank LIMIT ?2"
-            ))
-            .map_err(|e| self.fail("could not search the archive", e))?;
-        let rows = statement
-            .query_map(params![query, (limit * 4) as i64], |r| {
-                let section: Option<i64> = r.get(8)?;
-                Ok(SearchHit {
-                    entry: archive_row(r)?,
-                    section: section.map(|p| (p as u32, r.get(9).ok().flatten())),
-                    snippet: r.get(10)?,
-                    rank: r.get(11)?,
-                })
-            })
-            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>());
-        let hits = match rows {
-            Ok(hits) => hits,
+            .prepare_cached(
+                "SELECT rowid, message, bm25(archive_search, 6.0, 2.0, 4.0, 1.0) AS rank
+                 FROM archive_search WHERE archive_search MATCH ?1 ORDER BY rank LIMIT ?2",
+            )
+            .and_then(|mut st| {
+                st.query_map(params![query, (limit * 4) as i64], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?
+                .collect()
+            });
+        let ranked = match ranked {
+            Ok(rows) => rows,
             Err(e) => {
                 let text = e.to_string();
                 // SQLITE_ERROR from MATCH is a query FTS5 cannot read.
@@ -921,11 +915,39 @@ impl Store for SqliteStore {
         };
         // One hit per message: its best section.
         let mut seen = std::collections::HashSet::new();
-        Ok(hits
+        let best: Vec<(i64, f64)> = ranked
             .into_iter()
-            .filter(|h| seen.insert(h.entry.id))
+            .filter(|(_, message, _)| seen.insert(*message))
             .take(limit)
-            .collect())
+            .map(|(rowid, _, rank)| (rowid, rank))
+            .collect();
+        let fail = |e| self.fail("could not search the archive", e);
+        let mut detail = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {ARCHIVE_COLUMNS_M}, s.section, s.heading,
+                        snippet(archive_search, 3, '[', ']', '…', 14)
+                 FROM archive_search s JOIN messages m ON m.id = s.message
+                 WHERE archive_search MATCH ?1 AND s.rowid = ?2"
+            ))
+            .map_err(fail)?;
+        let mut hits = Vec::with_capacity(best.len());
+        for (rowid, rank) in best {
+            let hit = detail
+                .query_row(params![query, rowid], |r| {
+                    let section: Option<i64> = r.get(8)?;
+                    Ok(SearchHit {
+                        entry: archive_row(r)?,
+                        section: section.map(|p| (p as u32, r.get(9).ok().flatten())),
+                        snippet: r.get(10)?,
+                        rank,
+                    })
+                })
+                .optional()
+                .map_err(fail)?;
+            hits.extend(hit);
+        }
+        Ok(hits)
     }
 
     fn imap_state(&self, mailbox: &str) -> Result<Option<(u32, u32)>> {

@@ -1,0 +1,23 @@
+//! Importing one message: parsing, bulletin recognition, sections, and the site's HTML
+//! sanitiser never panic, and the raw bytes are always kept.
+#![no_main]
+
+use std::sync::OnceLock;
+
+use libfuzzer_sys::fuzz_target;
+use mailout::archive::{parse, recognise::Recogniser, sanitise};
+use mailout::config::Config;
+
+fuzz_target!(|data: &[u8]| {
+    static RECOGNISER: OnceLock<Recogniser> = OnceLock::new();
+    let recogniser = RECOGNISER.get_or_init(|| Recogniser::new(&Config::builtin()).unwrap());
+    let message = parse::parse(data, "fuzz", recogniser);
+    assert_eq!(parse::decompress(&message.raw_zstd).unwrap(), data);
+    if let Some(html) = &message.html {
+        let clean = sanitise::sanitise(html, Default::default());
+        assert!(!clean.to_lowercase().contains("<script"));
+    }
+    if let Some(text) = &message.text {
+        let _ = mailout::archive::recognise::sections(text);
+    }
+});

@@ -1,0 +1,117 @@
+//! End to end through a real Postfix and Dovecot on loopback (`../shared/tools/mta-setup`):
+//! `mailout send` delivers a bulletin to several members through Postfix, `mailout import
+//! --imap` fetches it from Dovecot, and the archive lists that bulletin's number with all its
+//! sections. Runs when `MAILOUT_TEST_MTA` is set (`.ci/run` sets it after starting them).
+
+use std::time::{Duration, Instant};
+
+use crate::harness::Test;
+
+#[test]
+fn a_bulletin_sent_through_postfix_comes_back_over_imap_into_the_archive() {
+    if std::env::var_os("MAILOUT_TEST_MTA").is_none() {
+        eprintln!(
+            "skipped: set MAILOUT_TEST_MTA=1 once ../shared/tools/mta-setup has started Postfix and Dovecot"
+        );
+        return;
+    }
+    // The test mailbox keeps every earlier run's mail: this run's bulletin has its own number.
+    let random = u32::from_le_bytes(mailout::clock::random_bytes::<4>().unwrap());
+    let number = 100_000 + u64::from(random % 800_000_000);
+    let tag = format!("e2e{number}");
+    let bulletin = format!(
+        r#"number = {number}
+date = 2026-11-23
+headline = "End to end"
+greeting = "Dear {{{{first_name}}}}"
+
+[[section]]
+heading = "First item {tag}"
+kind = "general"
+body = "Delivered through Postfix."
+
+[[section]]
+heading = "Second item"
+kind = "nps"
+body = "Fetched from Dovecot."
+
+[[section]]
+heading = "Third item"
+kind = "general"
+body = "Archived with its sections."
+"#
+    );
+    let mut csv = String::from("email,name,branch,employer\n");
+    for i in 1..=3 {
+        csv.push_str(&format!("{tag}-{i}@members.test,Member {i},London,NPS\n"));
+    }
+    let t = Test::with_examples()
+        .write("e2e.toml", &bulletin)
+        .write("members.csv", &csv)
+        .with_smtp_url("smtp://127.0.0.1:25");
+    t.run(&["members", "import", "members.csv"]).success();
+    let sent = t
+        .run(&["send", "e2e.toml", "--to", "all", "--yes", "-q"])
+        .success();
+    assert!(
+        sent.stdout.starts_with("job 1 (started): 3 sent, 0 failed"),
+        "{}",
+        sent.stdout
+    );
+
+    // Postfix delivers on its own schedule: fetch until the three copies are in.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let out = t
+            .command()
+            .env("MAILOUT_IMAP_PASSWORD", "mailtest-pass")
+            .args(["import", "--imap", "imap://mailtest@127.0.0.1/INBOX"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let list = t.run(&["archive", "list"]).success().stdout;
+        if list
+            .lines()
+            .any(|l| l.starts_with(&number.to_string()) && l.contains("(3 copies"))
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the bulletin did not arrive over IMAP:\n{list}"
+        );
+    }
+    let show = t
+        .run(&["archive", "show", &number.to_string()])
+        .success()
+        .stdout;
+    for heading in [
+        format!("First item {tag}"),
+        "Second item".into(),
+        "Third item".into(),
+    ] {
+        assert!(
+            show.lines()
+                .any(|l| l.starts_with("section ") && l.ends_with(heading.as_str())),
+            "{heading} in\n{show}"
+        );
+    }
+    // A rerun fetches only new mail: none of this run's copies again.
+    let again = t
+        .command()
+        .env("MAILOUT_IMAP_PASSWORD", "mailtest-pass")
+        .args(["import", "--imap", "imap://mailtest@127.0.0.1/INBOX"])
+        .output()
+        .unwrap();
+    let again = String::from_utf8_lossy(&again.stdout).to_string();
+    assert!(again.contains("duplicates: 0"), "{again}");
+    let search = t.run(&["archive", "search", &tag]).success().stdout;
+    assert!(
+        search.contains(&format!("[bulletin {number}, section 2: First item {tag}]")),
+        "{search}"
+    );
+}
