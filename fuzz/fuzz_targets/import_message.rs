@@ -13,11 +13,12 @@ fuzz_target!(|data: &[u8]| {
     let recogniser = RECOGNISER.get_or_init(|| Recogniser::new(&Config::builtin()).unwrap());
     let message = parse::parse(data, "fuzz", recogniser);
     assert_eq!(parse::decompress(&message.raw_zstd).unwrap(), data);
-    if let Some(html) = &message.html {
+    let (text, html) = parse::bodies(data);
+    if let Some(html) = &html {
         let clean = sanitise::sanitise(html, Default::default());
         assert!(!clean.to_lowercase().contains("<script"));
     }
-    if let Some(text) = &message.text {
+    if let Some(text) = text.as_deref().or(message.text.as_deref()) {
         let _ = mailout::archive::recognise::sections(text);
     }
 });

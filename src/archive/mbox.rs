@@ -95,12 +95,8 @@ impl<R: BufRead> Iterator for MboxReader<R> {
         } else if raw.ends_with(b"\n\n") {
             raw.truncate(raw.len() - 1);
         }
-        if envelope.split_whitespace().nth(1) == Some(NO_FINAL_NEWLINE) {
-            if raw.ends_with(b"\r\n") {
-                raw.truncate(raw.len() - 2);
-            } else if raw.ends_with(b"\n") {
-                raw.truncate(raw.len() - 1);
-            }
+        if envelope.split_whitespace().nth(1) == Some(NO_FINAL_NEWLINE) && raw.ends_with(b"\n") {
+            raw.truncate(raw.len() - 1);
         }
         Some(Ok(MboxMessage { envelope, raw }))
     }
@@ -110,7 +106,11 @@ impl<R: BufRead> Iterator for MboxReader<R> {
 /// new message (a `From ` line inside an mboxo message that its writer did not quote is
 /// kept as text, unless it follows a blank line).
 fn ends_blank(raw: &[u8]) -> bool {
-    raw.is_empty() || raw.ends_with(b"\n\n") || raw.ends_with(b"\n\r\n")
+    raw.is_empty()
+        || raw == b"\n"
+        || raw == b"\r\n"
+        || raw.ends_with(b"\n\n")
+        || raw.ends_with(b"\n\r\n")
 }
 
 fn envelope(line: &[u8]) -> String {
@@ -145,7 +145,6 @@ impl<W: Write> MboxWriter<W> {
             from
         };
         writeln!(self.out, "From {from} {asctime}")?;
-        let crlf = raw.windows(2).any(|w| w == b"\r\n");
         let mut rest = raw;
         while !rest.is_empty() {
             let end = memchr::memchr(b'\n', rest).map_or(rest.len(), |i| i + 1);
@@ -156,14 +155,13 @@ impl<W: Write> MboxWriter<W> {
             self.out.write_all(line)?;
             rest = &rest[end..];
         }
-        let newline: &[u8] = if crlf { b"\r\n" } else { b"\n" };
+        // A message must end with a line break (the reader takes this one off again).
         if !complete {
-            self.out.write_all(newline)?;
+            self.out.write_all(b"\n")?;
         }
-        // The separator matches the message's last line ending, so the reader can take
-        // it off exactly.
-        let last_crlf = raw.ends_with(b"\r\n") || (!complete && crlf);
-        self.out.write_all(if last_crlf { b"\r\n" } else { b"\n" })
+        // The separator matches the last line ending, so the reader can take it off exactly.
+        let ends_crlf = raw.ends_with(b"\r\n") || (!complete && raw.ends_with(b"\r"));
+        self.out.write_all(if ends_crlf { b"\r\n" } else { b"\n" })
     }
 
     /// Flushes and returns the writer.
@@ -198,6 +196,11 @@ mod tests {
             b"Subject: ends blank\n\nbody\n\n",
             b"From the very first line\nSubject: x\n\ny\n",
             b"",
+            b" \r",
+            b"a\r\n\r",
+            b"\n",
+            b"\r\n",
+            b"x\n\r\n",
         ];
         assert_eq!(round_trip(&messages), messages);
     }
