@@ -84,7 +84,11 @@ pub fn write_site(store: &dyn Store, config: &Config, dir: &Path) -> Result<Site
             }
             extra.push_str("</p>");
         }
-        let body = message_body(store, &message, "..", &mut attachments_written, dir)?;
+        let body = redact(
+            &message_body(store, &message, "..", &mut attachments_written, dir)?,
+            &message,
+            config,
+        );
         let title = message
             .entry
             .subject
@@ -105,7 +109,7 @@ pub fn write_site(store: &dyn Store, config: &Config, dir: &Path) -> Result<Site
             u: format!("{number}/"),
             t: copies[0].subject.as_deref().unwrap_or(""),
             d: copies[0].date.as_deref().unwrap_or(""),
-            x: indexed_text(&message),
+            x: redact(&indexed_text(&message), &message, config),
         });
         summary.bulletins += 1;
     }
@@ -137,7 +141,11 @@ pub fn write_site(store: &dyn Store, config: &Config, dir: &Path) -> Result<Site
                 );
             }
         }
-        let body = message_body(store, &message, "../..", &mut attachments_written, dir)?;
+        let body = redact(
+            &message_body(store, &message, "../..", &mut attachments_written, dir)?,
+            &message,
+            config,
+        );
         let title = entry
             .subject
             .clone()
@@ -154,7 +162,7 @@ pub fn write_site(store: &dyn Store, config: &Config, dir: &Path) -> Result<Site
                 u: format!("m/{}/", entry.id),
                 t: entry.subject.as_deref().unwrap_or(""),
                 d: entry.date.as_deref().unwrap_or(""),
-                x: indexed_text(&message),
+                x: redact(&indexed_text(&message), &message, config),
             });
             summary.messages += 1;
         }
@@ -365,6 +373,40 @@ fn safe_name(name: &str) -> String {
     }
 }
 
+/// A page is public: the address a copy was sent to, and a copy's personal unsubscribe
+/// links (ours carry the member's token), are taken out.
+fn redact(text: &str, m: &ArchivedMessage, config: &Config) -> String {
+    let mut out = text.to_string();
+    for address in m
+        .recipients
+        .as_deref()
+        .unwrap_or("")
+        .split(", ")
+        .filter(|a| a.contains('@'))
+    {
+        out = out.replace(address, "a member");
+    }
+    let sender = &config.sender;
+    let web = sender.unsubscribe_url.split("{token}").next().unwrap_or("");
+    let mail = format!("mailto:{}?subject=unsubscribe-", sender.unsubscribe_mailto);
+    for prefix in [web, mail.as_str()] {
+        if prefix.len() < 8 {
+            continue;
+        }
+        let mut redacted = String::with_capacity(out.len());
+        let mut rest = out.as_str();
+        while let Some(i) = rest.find(prefix) {
+            redacted.push_str(&rest[..i]);
+            redacted.push_str(&config.organisation.website);
+            rest = rest[i + prefix.len()..]
+                .trim_start_matches(|c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        }
+        redacted.push_str(rest);
+        out = redacted;
+    }
+    out
+}
+
 fn indexed_text(m: &ArchivedMessage) -> String {
     let (text, _) = super::parse::bodies(&decompress(&m.raw_zstd).unwrap_or_default());
     let text = text.unwrap_or_default();
@@ -426,7 +468,7 @@ nav{font-family:Arial,sans-serif;font-size:14px;margin:8px 0}nav a{margin-right:
 h1{font-family:Arial,sans-serif;color:#1f3a5f;font-size:26px}.meta,.note{color:#55595f;font-size:14px;font-family:Arial,sans-serif}\
 table.list{border-collapse:collapse;width:100%;font-family:Arial,sans-serif;font-size:14px}\
 table.list td,table.list th{border-bottom:1px solid #d9dde3;padding:6px;text-align:left;vertical-align:top}\
-tr.gap td{color:#a01f3a;font-style:italic}pre.mail{white-space:pre-wrap;font-size:15px}\
+tr.gap td{color:#a01f3a;font-style:italic}table.list td:first-child{white-space:nowrap}pre.mail{white-space:pre-wrap;font-size:15px}\
 div.mail{overflow-x:auto}#q{font-size:18px;padding:6px;width:100%;max-width:500px}\n";
 
 const SEARCH_JS: &str = r#"// Client-side search over search-index.json: every word must appear.

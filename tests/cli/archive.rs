@@ -315,6 +315,20 @@ fn the_static_site_has_no_scripts_handlers_or_remote_loads_from_mail() {
             .contains("\"u\":\"237/\"")
     );
     assert!(t.read("public/index.html").contains("missing: 238"));
+    // Published copies do not show whom they were sent to, nor their unsubscribe links.
+    for path in files(&t.file("public")) {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            !text.contains("/u/") && !text.contains("unsubscribe-"),
+            "a personal link in {}",
+            path.display()
+        );
+        assert!(
+            !text.contains("@members.test") && !text.contains("@example.net"),
+            "an address in {}",
+            path.display()
+        );
+    }
 }
 
 #[test]
