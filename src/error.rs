@@ -47,6 +47,17 @@ pub enum Error {
         source: BoxError,
     },
 
+    /// The store's server cannot be reached (PostgreSQL stopped, restarting, or the network
+    /// lost): worth trying again later, unlike [`Error::Store`].
+    #[error("store `{location}`: cannot reach the database: {source}")]
+    StoreUnreachable {
+        /// The URL, without password.
+        location: String,
+        /// The driver's error.
+        #[source]
+        source: BoxError,
+    },
+
     /// A template could not be parsed.
     #[error("template `{name}` is invalid")]
     Template {

@@ -1,8 +1,9 @@
-//! The store: numbering, and (as the product grows) members, suppression, send journals,
-//! approvals and the archive. One interface, [`Store`]; every SQL statement lives in a
-//! backend module behind it (today [`sqlite`]), so a second backend is an addition, not a
-//! rewrite.
+//! The store: numbering, members, suppression, send jobs and their journals, workers, and
+//! the archive. One interface, [`Store`]; every SQL statement lives in a backend module
+//! behind it: [`sqlite`] (the embedded default) and [`pg`] (PostgreSQL, for several workers on several
+//! machines). Nothing outside this folder knows which one it talks to.
 
+pub mod pg;
 pub mod sqlite;
 
 use crate::error::Result;
@@ -312,6 +313,139 @@ pub struct SearchHit {
     pub rank: f64,
 }
 
+/// A send worker (`mailout worker`, or `mailout send` working its own job) as the store
+/// knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerInfo {
+    /// Its id.
+    pub id: i64,
+    /// The machine it runs on.
+    pub host: String,
+    /// Its process id there.
+    pub pid: u32,
+    /// When it started (RFC 3339).
+    pub started_at: String,
+    /// Its last heartbeat (RFC 3339).
+    pub heartbeat_at: String,
+    /// Journal rows it has claimed so far.
+    pub claimed: u64,
+    /// Copies it has had accepted so far.
+    pub sent: u64,
+}
+
+/// One value of a row copied between stores by `mailout store migrate`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// SQL NULL.
+    Null,
+    /// An integer.
+    Integer(i64),
+    /// A floating-point number.
+    Real(f64),
+    /// Text.
+    Text(String),
+    /// Bytes.
+    Blob(Vec<u8>),
+}
+
+/// The tables `mailout store migrate` copies, in an order that keeps references valid, with
+/// the columns copied. Both backends have these tables with these columns (PostgreSQL's
+/// `archive_search` is a plain table with a generated `tsvector`; columns a backend adds for
+/// its own use, such as journal claims, are not copied).
+pub const TABLES: &[(&str, &[&str])] = &[
+    (
+        "editions",
+        &[
+            "number",
+            "content_hash",
+            "subject",
+            "source",
+            "built_at",
+            "sent_at",
+        ],
+    ),
+    ("secrets", &["name", "value"]),
+    (
+        "members",
+        &[
+            "id",
+            "email",
+            "name",
+            "branch",
+            "employer",
+            "attributes",
+            "token_key",
+            "created_at",
+            "updated_at",
+        ],
+    ),
+    ("suppressions", &["email", "reason", "detail", "at"]),
+    (
+        "jobs",
+        &[
+            "id",
+            "number",
+            "selectors",
+            "content_hash",
+            "subject",
+            "source",
+            "transport",
+            "total",
+            "created_at",
+            "finished_at",
+        ],
+    ),
+    (
+        "journal",
+        &[
+            "job",
+            "seq",
+            "email",
+            "name",
+            "branch",
+            "employer",
+            "attributes",
+            "state",
+            "attempts",
+            "message_id",
+            "reply",
+            "updated_at",
+        ],
+    ),
+    (
+        "messages",
+        &[
+            "id",
+            "message_id",
+            "content_hash",
+            "date",
+            "sender",
+            "recipients",
+            "subject",
+            "bulletin",
+            "flagged",
+            "size",
+            "raw_zstd",
+            "source",
+            "imported_at",
+        ],
+    ),
+    ("message_sections", &["message", "position", "heading"]),
+    (
+        "attachments",
+        &["hash", "content_type", "size", "data_zstd"],
+    ),
+    (
+        "message_attachments",
+        &["message", "position", "hash", "filename", "content_id"],
+    ),
+    (
+        "archive_search",
+        &["subject", "sender", "heading", "body", "message", "section"],
+    ),
+    ("imap_state", &["mailbox", "uidvalidity", "last_uid"]),
+];
+
 /// The operations mailout needs from a store, whatever the backend.
 pub trait Store: Send {
     /// Where the store is, for messages (never includes a password).
@@ -382,6 +516,42 @@ pub trait Store: Send {
     /// has been suppressed since the job started comes back in state `Skipped`.
     fn pending(&self, job: i64, after_seq: i64, limit: usize) -> Result<Vec<Entry>>;
 
+    /// Claims for `worker` up to `limit` pending rows of `job`, in order, that no live
+    /// worker holds (unclaimed, or claimed by a worker whose lease has run out), and returns
+    /// them. Workers never wait on each other's claims (`FOR UPDATE SKIP LOCKED` on
+    /// PostgreSQL). A row whose address has been suppressed since the job started comes
+    /// back in state `Skipped`.
+    fn claim(&self, job: i64, worker: i64, limit: usize) -> Result<Vec<Entry>>;
+
+    /// Jobs that are not finished, oldest first.
+    fn running_jobs(&self) -> Result<Vec<Job>>;
+
+    /// Registers a worker on `host` with process id `pid`, holding a lease of `lease_secs`.
+    fn register_worker(&self, host: &str, pid: u32, lease_secs: u32) -> Result<i64>;
+
+    /// Renews `worker`'s lease for `lease_secs` and records its counts. Returns false, and
+    /// renews nothing, when the lease had already run out: its claims may have been taken by
+    /// other workers, so it must drop them.
+    fn heartbeat(&self, worker: i64, claimed: u64, sent: u64, lease_secs: u32) -> Result<bool>;
+
+    /// A worker leaves: its pending claims are released at once and it is forgotten.
+    fn retire_worker(&self, worker: i64) -> Result<()>;
+
+    /// Workers whose lease is live, oldest first.
+    fn workers(&self) -> Result<Vec<WorkerInfo>>;
+
+    /// Reserves `count` consecutive send slots of `job` under an overall limit of `rate`
+    /// messages per second, shared by every worker of the job; returns how long to wait
+    /// before the first slot (the others follow `1/rate` apart).
+    fn reserve_sends(&self, job: i64, rate: u32, count: u32) -> Result<std::time::Duration>;
+
+    /// Slows every worker's sends to `domain` in `job` for `pause` (the domain answered
+    /// 4xx); a longer pause already there stays.
+    fn pause_domain(&self, job: i64, domain: &str, pause: std::time::Duration) -> Result<()>;
+
+    /// The domains of `job` that are paused now, with the time left.
+    fn paused_domains(&self, job: i64) -> Result<Vec<(String, std::time::Duration)>>;
+
     /// Applies `marks`, in one transaction.
     fn mark(&self, marks: &[Mark]) -> Result<()>;
 
@@ -425,16 +595,44 @@ pub trait Store: Send {
 
     /// Remembers what was fetched from `mailbox`.
     fn set_imap_state(&self, mailbox: &str, uidvalidity: u32, last_uid: u32) -> Result<()>;
+
+    /// How many rows `table` (one of [`TABLES`]) holds.
+    fn count_rows(&self, table: &str) -> Result<u64>;
+
+    /// Calls `each` with every row of `table` (one of [`TABLES`]), its columns in the order
+    /// [`TABLES`] gives, in primary-key order.
+    fn export_rows(
+        &self,
+        table: &str,
+        each: &mut dyn FnMut(Vec<Value>) -> Result<()>,
+    ) -> Result<()>;
+
+    /// Inserts `rows` into `table` (one of [`TABLES`]; columns as there), in one transaction.
+    fn import_rows(&self, table: &str, rows: &[Vec<Value>]) -> Result<()>;
+
+    /// After an import: ids handed out from now on follow the highest imported.
+    fn finish_import(&self) -> Result<()>;
 }
 
-/// Opens the store at `location` (a SQLite path; `postgres://` URLs are for a later backend),
-/// creating and migrating it as needed.
+/// The environment variable with the PostgreSQL password when the config names none.
+pub const DEFAULT_PASSWORD_ENV: &str = "MAILOUT_PG_PASSWORD";
+
+/// Whether `location` names a PostgreSQL database rather than a SQLite file.
+pub fn is_postgres(location: &str) -> bool {
+    location.starts_with("postgres://") || location.starts_with("postgresql://")
+}
+
+/// Opens the store at `location` (a SQLite path or a `postgres://` URL), creating and
+/// migrating it as needed; a PostgreSQL password missing from the URL is read from
+/// [`DEFAULT_PASSWORD_ENV`].
 pub fn open(location: &str) -> Result<Box<dyn Store>> {
-    if location.starts_with("postgres://") || location.starts_with("postgresql://") {
-        return Err(crate::error::Error::Usage(format!(
-            "store `{}`: PostgreSQL stores are not supported by this build yet; use a SQLite path",
-            redact(location)
-        )));
+    open_with(location, DEFAULT_PASSWORD_ENV)
+}
+
+/// [`open`], with the PostgreSQL password (when the URL has none) in `password_env`.
+pub fn open_with(location: &str, password_env: &str) -> Result<Box<dyn Store>> {
+    if is_postgres(location) {
+        return pg::open(location, password_env);
     }
     Ok(Box::new(sqlite::SqliteStore::open(std::path::Path::new(
         location,

@@ -9,7 +9,7 @@ use rusqlite_migration::{M, Migrations};
 use super::{
     ArchiveEntry, Archived, ArchivedMessage, AttachmentInfo, Counts, EditionRecord, Entry,
     EntryState, ImportCounts, Job, Mark, NewJob, NewMessage, Progress, SearchHit, Store,
-    Suppression,
+    Suppression, TABLES, Value, WorkerInfo,
 };
 use crate::error::{Error, Result};
 use crate::members::{Member, Selection};
@@ -133,7 +133,35 @@ const MIGRATIONS: &[M<'static>] = &[
         );
         CREATE INDEX journal_email ON journal(email);",
     ),
+    M::up(
+        "ALTER TABLE journal ADD COLUMN claimed_by INTEGER;
+        -- Times here are Unix seconds: every process sharing a SQLite file shares a clock.
+        ALTER TABLE jobs ADD COLUMN rate_next REAL;
+        CREATE TABLE workers (
+            id           INTEGER PRIMARY KEY,
+            host         TEXT NOT NULL,
+            pid          INTEGER NOT NULL,
+            started_at   TEXT NOT NULL,
+            heartbeat_at TEXT NOT NULL,
+            expires      REAL NOT NULL,
+            claimed      INTEGER NOT NULL DEFAULT 0,
+            sent         INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE TABLE domain_pauses (
+            job    INTEGER NOT NULL,
+            domain TEXT NOT NULL,
+            until  REAL NOT NULL,
+            PRIMARY KEY (job, domain)
+        ) WITHOUT ROWID;",
+    ),
 ];
+
+/// Now, in Unix seconds.
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
 
 /// A store in one SQLite file.
 pub struct SqliteStore {
@@ -582,14 +610,170 @@ impl Store for SqliteStore {
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(fail)
     }
 
+    fn claim(&self, job: i64, worker: i64, limit: usize) -> Result<Vec<Entry>> {
+        let fail = |e| self.fail("could not claim journal rows", e);
+        // BEGIN IMMEDIATE: claims by processes sharing the file are serialised.
+        let tx = rusqlite::Transaction::new_unchecked(
+            &self.conn,
+            rusqlite::TransactionBehavior::Immediate,
+        )
+        .map_err(fail)?;
+        let mut rows = {
+            let mut statement = tx
+                .prepare_cached(
+                    "UPDATE journal SET claimed_by = ?2
+                     WHERE job = ?1 AND seq IN (
+                        SELECT seq FROM journal
+                        WHERE job = ?1 AND state = 'pending'
+                          AND (claimed_by IS NULL
+                               OR claimed_by NOT IN (SELECT id FROM workers WHERE expires > ?4))
+                        ORDER BY seq LIMIT ?3)
+                     RETURNING job, seq, email, name, branch, employer, attributes,
+                        CASE WHEN EXISTS (SELECT 1 FROM suppressions s WHERE s.email = journal.email)
+                             THEN 'skipped' ELSE state END,
+                        attempts, message_id, reply",
+                )
+                .map_err(fail)?;
+            statement
+                .query_map(params![job, worker, limit as i64, unix_now()], entry_row)
+                .map_err(fail)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(fail)?
+        };
+        tx.commit().map_err(fail)?;
+        rows.sort_by_key(|e| e.seq);
+        Ok(rows)
+    }
+
+    fn running_jobs(&self) -> Result<Vec<Job>> {
+        let mut jobs = self.jobs()?;
+        jobs.retain(|j| j.finished_at.is_none());
+        jobs.reverse();
+        Ok(jobs)
+    }
+
+    fn register_worker(&self, host: &str, pid: u32, lease_secs: u32) -> Result<i64> {
+        let now = crate::clock::stamp();
+        self.conn
+            .execute(
+                "INSERT INTO workers (host, pid, started_at, heartbeat_at, expires)
+                 VALUES (?1, ?2, ?3, ?3, ?4)",
+                params![host, pid, now, unix_now() + f64::from(lease_secs)],
+            )
+            .map(|_| self.conn.last_insert_rowid())
+            .map_err(|e| self.fail("could not register the worker", e))
+    }
+
+    fn heartbeat(&self, worker: i64, claimed: u64, sent: u64, lease_secs: u32) -> Result<bool> {
+        let now = unix_now();
+        self.conn
+            .execute(
+                "UPDATE workers SET expires = ?2, heartbeat_at = ?3, claimed = ?4, sent = ?5
+                 WHERE id = ?1 AND expires > ?6",
+                params![
+                    worker,
+                    now + f64::from(lease_secs),
+                    crate::clock::stamp(),
+                    claimed as i64,
+                    sent as i64,
+                    now
+                ],
+            )
+            .map(|n| n == 1)
+            .map_err(|e| self.fail("could not renew the worker's lease", e))
+    }
+
+    fn retire_worker(&self, worker: i64) -> Result<()> {
+        let fail = |e| self.fail("could not retire the worker", e);
+        let tx = self.conn.unchecked_transaction().map_err(fail)?;
+        tx.execute(
+            "UPDATE journal SET claimed_by = NULL WHERE claimed_by = ?1 AND state = 'pending'",
+            [worker],
+        )
+        .map_err(fail)?;
+        tx.execute("DELETE FROM workers WHERE id = ?1", [worker])
+            .map_err(fail)?;
+        tx.commit().map_err(fail)
+    }
+
+    fn workers(&self) -> Result<Vec<WorkerInfo>> {
+        let fail = |e| self.fail("could not list workers", e);
+        let mut statement = self
+            .conn
+            .prepare(
+                "SELECT id, host, pid, started_at, heartbeat_at, claimed, sent
+                 FROM workers WHERE expires > ?1 ORDER BY id",
+            )
+            .map_err(fail)?;
+        let rows = statement
+            .query_map([unix_now()], |r| {
+                Ok(WorkerInfo {
+                    id: r.get(0)?,
+                    host: r.get(1)?,
+                    pid: r.get(2)?,
+                    started_at: r.get(3)?,
+                    heartbeat_at: r.get(4)?,
+                    claimed: r.get::<_, i64>(5)? as u64,
+                    sent: r.get::<_, i64>(6)? as u64,
+                })
+            })
+            .map_err(fail)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(fail)
+    }
+
+    fn reserve_sends(&self, job: i64, rate: u32, count: u32) -> Result<std::time::Duration> {
+        let now = unix_now();
+        let span = f64::from(count) / f64::from(rate.max(1));
+        let start: f64 = self
+            .conn
+            .query_row(
+                "UPDATE jobs SET rate_next = MAX(COALESCE(rate_next, 0), ?2) + ?3 WHERE id = ?1
+                 RETURNING rate_next - ?3",
+                params![job, now, span],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.fail("could not reserve send slots", e))?;
+        Ok(std::time::Duration::from_secs_f64((start - now).max(0.0)))
+    }
+
+    fn pause_domain(&self, job: i64, domain: &str, pause: std::time::Duration) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO domain_pauses (job, domain, until) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (job, domain) DO UPDATE SET until = MAX(until, excluded.until)",
+                params![job, domain, unix_now() + pause.as_secs_f64()],
+            )
+            .map(drop)
+            .map_err(|e| self.fail("could not pause a domain", e))
+    }
+
+    fn paused_domains(&self, job: i64) -> Result<Vec<(String, std::time::Duration)>> {
+        let fail = |e| self.fail("could not read paused domains", e);
+        let now = unix_now();
+        let mut statement = self
+            .conn
+            .prepare_cached("SELECT domain, until FROM domain_pauses WHERE job = ?1 AND until > ?2")
+            .map_err(fail)?;
+        let rows = statement
+            .query_map(params![job, now], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    std::time::Duration::from_secs_f64((r.get::<_, f64>(1)? - now).max(0.0)),
+                ))
+            })
+            .map_err(fail)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(fail)
+    }
+
     fn mark(&self, marks: &[Mark]) -> Result<()> {
         let fail = |e| self.fail("could not write the journal", e);
         let tx = self.conn.unchecked_transaction().map_err(fail)?;
         {
             let mut update = tx
                 .prepare_cached(
-                    "UPDATE journal SET state = ?3, attempts = ?4, message_id = ?5, reply = ?6, updated_at = ?7
-                     WHERE job = ?1 AND seq = ?2",
+                    "UPDATE journal SET state = ?3, attempts = ?4, message_id = ?5, reply = ?6, updated_at = ?7,
+                            claimed_by = CASE WHEN ?3 = 'pending' THEN claimed_by END
+                     WHERE job = ?1 AND seq = ?2 AND state = 'pending'",
                 )
                 .map_err(fail)?;
             for m in marks {
@@ -961,6 +1145,84 @@ impl Store for SqliteStore {
             .map_err(|e| self.fail("could not read the IMAP state", e))
     }
 
+    fn count_rows(&self, table: &str) -> Result<u64> {
+        table_columns(table).ok_or_else(|| Error::Usage(format!("no table `{table}`")))?;
+        count(&self.conn, &format!("SELECT COUNT(*) FROM {table}"))
+            .map_err(|e| self.fail("could not count rows", e))
+    }
+
+    fn export_rows(
+        &self,
+        table: &str,
+        each: &mut dyn FnMut(Vec<Value>) -> Result<()>,
+    ) -> Result<()> {
+        let columns =
+            table_columns(table).ok_or_else(|| Error::Usage(format!("no table `{table}`")))?;
+        let fail = |e| self.fail(&format!("could not read table {table}"), e);
+        let order = if table == "archive_search" {
+            "rowid"
+        } else {
+            "1, 2"
+        };
+        let mut statement = self
+            .conn
+            .prepare(&format!(
+                "SELECT {} FROM {table} ORDER BY {order}",
+                columns.join(", ")
+            ))
+            .map_err(fail)?;
+        let mut rows = statement.query([]).map_err(fail)?;
+        while let Some(row) = rows.next().map_err(fail)? {
+            let mut values = Vec::with_capacity(columns.len());
+            for i in 0..columns.len() {
+                use rusqlite::types::ValueRef;
+                values.push(match row.get_ref(i).map_err(fail)? {
+                    ValueRef::Null => Value::Null,
+                    ValueRef::Integer(n) => Value::Integer(n),
+                    ValueRef::Real(x) => Value::Real(x),
+                    ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
+                    ValueRef::Blob(b) => Value::Blob(b.to_vec()),
+                });
+            }
+            each(values)?;
+        }
+        Ok(())
+    }
+
+    fn import_rows(&self, table: &str, rows: &[Vec<Value>]) -> Result<()> {
+        let columns =
+            table_columns(table).ok_or_else(|| Error::Usage(format!("no table `{table}`")))?;
+        let fail = |e| self.fail(&format!("could not write table {table}"), e);
+        let tx = self.conn.unchecked_transaction().map_err(fail)?;
+        {
+            let marks: Vec<String> = (1..=columns.len()).map(|i| format!("?{i}")).collect();
+            let mut insert = tx
+                .prepare_cached(&format!(
+                    "INSERT INTO {table} ({}) VALUES ({})",
+                    columns.join(", "),
+                    marks.join(", ")
+                ))
+                .map_err(fail)?;
+            for row in rows {
+                let values = row.iter().map(|v| match v {
+                    Value::Null => rusqlite::types::Value::Null,
+                    Value::Integer(n) => rusqlite::types::Value::Integer(*n),
+                    Value::Real(x) => rusqlite::types::Value::Real(*x),
+                    Value::Text(t) => rusqlite::types::Value::Text(t.clone()),
+                    Value::Blob(b) => rusqlite::types::Value::Blob(b.clone()),
+                });
+                insert
+                    .execute(rusqlite::params_from_iter(values))
+                    .map_err(fail)?;
+            }
+        }
+        tx.commit().map_err(fail)
+    }
+
+    fn finish_import(&self) -> Result<()> {
+        Ok(())
+    }
+
     fn set_imap_state(&self, mailbox: &str, uidvalidity: u32, last_uid: u32) -> Result<()> {
         self.conn
             .execute(
@@ -971,6 +1233,11 @@ impl Store for SqliteStore {
             .map(drop)
             .map_err(|e| self.fail("could not save the IMAP state", e))
     }
+}
+
+/// The columns of `table` in [`TABLES`].
+fn table_columns(table: &str) -> Option<&'static [&'static str]> {
+    TABLES.iter().find(|(t, _)| *t == table).map(|(_, c)| *c)
 }
 
 const JOB_COLUMNS: &str = "id, number, selectors, content_hash, subject, source, transport, created_at, finished_at, total";
