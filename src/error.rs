@@ -58,6 +58,11 @@ pub enum Error {
         source: BoxError,
     },
 
+    /// A send worker's lease on its journal rows ran out before it could renew it (the
+    /// store was out of reach too long): other workers may have its rows now.
+    #[error("this worker's claim on its recipients ran out; they are free for other workers")]
+    LeaseLost,
+
     /// A template could not be parsed.
     #[error("template `{name}` is invalid")]
     Template {

@@ -97,6 +97,38 @@ enum Command {
         /// No progress display.
         #[arg(long, short = 'q')]
         quiet: bool,
+        /// Write the job and its journal, print `job: ID`, and leave the sending to
+        /// `mailout worker` processes.
+        #[arg(long, conflicts_with = "dry_run")]
+        enqueue: bool,
+    },
+    /// Send for running jobs, beside other workers on this or other machines.
+    Worker {
+        /// Work only on this job (repeatable; default: every running job).
+        #[arg(long = "job", value_name = "JOB")]
+        jobs: Vec<i64>,
+        /// Connections (default: [smtp] concurrency).
+        #[arg(long)]
+        concurrency: Option<u32>,
+        /// Relay through this SMTP server instead of [smtp] url.
+        #[arg(long, value_name = "URL")]
+        smtp: Option<String>,
+        /// Exit when nothing is pending.
+        #[arg(long)]
+        exit_when_idle: bool,
+        /// Where the file transport writes.
+        #[arg(long, default_value = outbox::DEFAULT_DIR)]
+        outbox: PathBuf,
+        /// No progress display.
+        #[arg(long, short = 'q')]
+        quiet: bool,
+    },
+    /// Live send workers: host, pid, rows claimed, copies sent, last heartbeat.
+    Workers,
+    /// The store itself.
+    Store {
+        #[command(subcommand)]
+        command: StoreCommand,
     },
     /// The member roster.
     Members {
@@ -185,6 +217,17 @@ enum ArchiveCommand {
     Site {
         /// Where to write it.
         dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum StoreCommand {
+    /// Copy this SQLite store into an empty PostgreSQL database, and check the counts.
+    Migrate {
+        /// The PostgreSQL database: postgres://USER@HOST:PORT/DB (password in the URL or
+        /// in [store] password_env).
+        #[arg(long, value_name = "URL")]
+        to: String,
     },
 }
 
@@ -295,9 +338,11 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             resume,
             outbox,
             quiet,
+            enqueue,
         } => {
             let workspace = Workspace::open(&options)?;
             let request = SendRequest {
+                enqueue,
                 file,
                 to,
                 resume,
@@ -325,6 +370,20 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
                 SendResult::Declined(_) => {
                     eprintln!("not sent");
                     Ok(ExitCode::from(1))
+                }
+                SendResult::Enqueued { job, started } => {
+                    println!("job: {}", job.id);
+                    eprintln!(
+                        "{} {} recipients pending of {}; `mailout worker` sends them",
+                        if started {
+                            "enqueued:"
+                        } else {
+                            "already enqueued:"
+                        },
+                        job.progress.pending,
+                        job.total
+                    );
+                    Ok(ExitCode::SUCCESS)
                 }
                 SendResult::Ran {
                     job,
@@ -481,6 +540,94 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
                 rows.push(vec![s.email, s.reason, s.at, s.detail.unwrap_or_default()]);
             }
             print_table(&rows);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Worker {
+            jobs,
+            concurrency,
+            smtp,
+            exit_when_idle,
+            outbox,
+            quiet,
+        } => {
+            let workspace = Workspace::open(&options)?;
+            let stats = mailout::send::work(
+                &workspace,
+                &mailout::send::WorkerOptions {
+                    jobs,
+                    transport: None,
+                    smtp_url: smtp,
+                    concurrency,
+                    rate: None,
+                    exit_when_idle,
+                    outbox,
+                    display: if quiet {
+                        Display::Quiet
+                    } else {
+                        Display::auto()
+                    },
+                },
+            )?;
+            println!(
+                "worker: {} sent, {} failed in {:.1} s",
+                stats.sent,
+                stats.failed,
+                stats.elapsed.as_secs_f64()
+            );
+            Ok(if stats.interrupted {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Command::Workers => {
+            let workspace = Workspace::open(&options)?;
+            let mut rows = vec![
+                [
+                    "WORKER",
+                    "HOST",
+                    "PID",
+                    "CLAIMED",
+                    "SENT",
+                    "HEARTBEAT",
+                    "STARTED",
+                ]
+                .map(String::from)
+                .to_vec(),
+            ];
+            for w in workspace.store()?.workers()? {
+                rows.push(vec![
+                    w.id.to_string(),
+                    w.host,
+                    w.pid.to_string(),
+                    w.claimed.to_string(),
+                    w.sent.to_string(),
+                    w.heartbeat_at,
+                    w.started_at,
+                ]);
+            }
+            print_table(&rows);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Store {
+            command: StoreCommand::Migrate { to },
+        } => {
+            let workspace = Workspace::open(&options)?;
+            let report = mailout::store::migrate::migrate(
+                workspace.store()?,
+                &to,
+                &workspace.config.store.password_env,
+                &mut |table, n| eprintln!("copied {n} rows of {table}"),
+            )?;
+            let mut rows = vec![["TABLE", "SQLITE", "POSTGRESQL"].map(String::from).to_vec()];
+            for (table, from, to) in &report.tables {
+                rows.push(vec![table.to_string(), from.to_string(), to.to_string()]);
+            }
+            print_table(&rows);
+            println!(
+                "migrated to {}; set `[store] path` to it (or pass --store) and run the same commands",
+                mailout::store::redact(&to)
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Jobs => {
@@ -677,7 +824,7 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Serve { listen } => {
             let workspace = Workspace::open(&options)?;
             let tokens = workspace.token_key()?;
-            let store = mailout::store::open(workspace.store_location())?;
+            let store = workspace.open_store()?;
             let state = std::sync::Arc::new(serve::ServeState::new(
                 store,
                 tokens,

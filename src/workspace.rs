@@ -84,8 +84,13 @@ impl Workspace {
         if let Some(store) = self.store.get() {
             return Ok(store.as_ref());
         }
-        let opened = store::open(&self.store_location)?;
+        let opened = store::open_with(&self.store_location, &self.config.store.password_env)?;
         Ok(self.store.get_or_init(|| opened).as_ref())
+    }
+
+    /// A connection of its own to the store (for a server or a send worker).
+    pub fn open_store(&self) -> Result<Box<dyn Store>> {
+        store::open_with(&self.store_location, &self.config.store.password_env)
     }
 
     /// Where the store is (a path, or a URL).

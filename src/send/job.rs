@@ -2,49 +2,19 @@
 //! and selectors (writing its whole journal before any mail moves), choose the transport,
 //! run the workers, and report.
 
-use std::path::{Path, PathBuf};
-use std::str::FromStr;
-use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::path::PathBuf;
 
-use lettre::Address;
-
-use super::journal::Journal;
+use super::RunStats;
 use super::progress::Display;
-use super::queue::Backoff;
-use super::smtp::{SmtpSettings, SmtpTransport};
-use super::transport::{FileTransport, SendmailTransport};
-use super::{RunOptions, RunStats};
+use super::worker::{Setup, WorkerOptions, work};
 use crate::clock;
 use crate::config;
-use crate::dkim::Signer;
-use crate::edition::Edition;
 use crate::error::{Error, Result};
 use crate::members::{self, Member};
 use crate::store::{EditionRecord, Job, NewJob};
 use crate::workspace::{Workspace, source_key};
 
-/// Which transport carries a send.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TransportKind {
-    /// SMTP, as `[smtp]` configures it.
-    Smtp,
-    /// One `.eml` per recipient under `outbox/<number>/sent/`.
-    File,
-    /// The local MTA's `sendmail`.
-    Sendmail,
-}
-
-impl TransportKind {
-    /// The name shown and stored.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TransportKind::Smtp => "smtp",
-            TransportKind::File => "file",
-            TransportKind::Sendmail => "sendmail",
-        }
-    }
-}
+pub use super::worker::TransportKind;
 
 /// What `mailout send` was asked to do.
 #[derive(Debug, Clone)]
@@ -67,6 +37,8 @@ pub struct SendRequest {
     pub outbox: PathBuf,
     /// How to show progress.
     pub display: Display,
+    /// `--enqueue`: write the job and its journal, and leave the sending to workers.
+    pub enqueue: bool,
 }
 
 /// Who a job goes to, before it starts.
@@ -93,6 +65,13 @@ pub enum SendResult {
     DryRun(Plan),
     /// The user said no.
     Declined(Plan),
+    /// `--enqueue`: the job is written; workers will send it.
+    Enqueued {
+        /// The job.
+        job: Job,
+        /// Whether this command created it (rather than finding it).
+        started: bool,
+    },
     /// The job ran (or had nothing left); its state now, and what this run did.
     Ran {
         /// The job after the run.
@@ -170,7 +149,8 @@ pub fn send(
         return Ok(SendResult::DryRun(plan));
     }
 
-    let setup = Setup::new(workspace, request)?;
+    let kind = transport_kind(request, config);
+    Setup::new(workspace, Some(kind), None)?;
     let now = clock::stamp();
     let (job, started) = match job {
         Some(job) => (job, false),
@@ -191,7 +171,7 @@ pub fn send(
                     content_hash: edition.content_hash.clone(),
                     subject: edition.subject.clone(),
                     source: source_key(&request.file),
-                    transport: setup.kind.as_str().to_string(),
+                    transport: kind.as_str().to_string(),
                     created_at: now.clone(),
                 },
                 &selectors.selection,
@@ -213,19 +193,23 @@ pub fn send(
     };
 
     store.skip_suppressed(job.id, &now)?;
-    let job = store.job(job.id)?.unwrap_or(job);
-    let stats = if job.progress.pending > 0 {
-        run_job(
-            workspace,
-            request,
-            setup,
-            edition,
-            &job,
-            selectors.list_name.as_deref(),
-        )?
-    } else {
-        RunStats::default()
-    };
+    if request.enqueue {
+        let job = store.job(job.id)?.unwrap_or(job);
+        return Ok(SendResult::Enqueued { job, started });
+    }
+    let stats = work(
+        workspace,
+        &WorkerOptions {
+            jobs: vec![job.id],
+            transport: request.transport,
+            smtp_url: None,
+            concurrency: request.concurrency,
+            rate: request.rate,
+            exit_when_idle: true,
+            outbox: request.outbox.clone(),
+            display: request.display,
+        },
+    )?;
     let job = store.job(job.id)?.unwrap_or(job);
     if job.progress.pending == 0 && job.finished_at.is_none() {
         store.finish_job(job.id, &clock::stamp())?;
@@ -233,7 +217,7 @@ pub fn send(
     let job = store.job(job.id)?.unwrap_or(job);
     Ok(SendResult::Ran {
         job,
-        stats,
+        stats: stats.into(),
         started,
     })
 }
@@ -244,120 +228,4 @@ fn transport_kind(request: &SendRequest, config: &config::Config) -> TransportKi
     } else {
         TransportKind::File
     })
-}
-
-/// Everything a run needs besides the job, checked before a job starts: a missing password
-/// or DKIM key is an error before any journal row is written.
-struct Setup {
-    kind: TransportKind,
-    smtp: Option<Arc<SmtpSettings>>,
-    signer: Option<Arc<Signer>>,
-    from: Address,
-}
-
-impl Setup {
-    fn new(workspace: &Workspace, request: &SendRequest) -> Result<Setup> {
-        let config = &workspace.config;
-        let kind = transport_kind(request, config);
-        let smtp = match (kind, &config.smtp) {
-            (TransportKind::Smtp, Some(smtp)) => Some(Arc::new(SmtpSettings::new(
-                &smtp.url,
-                smtp,
-                &config.sender.list_domain,
-            )?)),
-            (TransportKind::Smtp, None) => {
-                return Err(Error::Usage(
-                    "`--transport smtp` needs an `[smtp]` table in the config".into(),
-                ));
-            }
-            _ => None,
-        };
-        let signer = match &config.dkim {
-            Some(dkim) => Some(Arc::new(Signer::load(dkim, Path::new("."))?)),
-            None => None,
-        };
-        let mailbox = lettre::message::Mailbox::from_str(&config.sender.from)
-            .map_err(|e| Error::Usage(format!("`[sender] from`: {e}")))?;
-        Ok(Setup {
-            kind,
-            smtp,
-            signer,
-            from: mailbox.email,
-        })
-    }
-}
-
-fn run_job(
-    workspace: &Workspace,
-    request: &SendRequest,
-    setup: Setup,
-    edition: Edition,
-    job: &Job,
-    list_name: Option<&str>,
-) -> Result<RunStats> {
-    let config = &workspace.config;
-    let smtp = config.smtp.clone().unwrap_or_default();
-    let number = edition.number;
-    let started = job
-        .spec
-        .created_at
-        .parse::<jiff::Timestamp>()
-        .map(|t| SystemTime::UNIX_EPOCH + Duration::from_secs(t.as_second().max(0).unsigned_abs()))
-        .unwrap_or(SystemTime::UNIX_EPOCH);
-    let mailing = Arc::new(workspace.mailing(edition, list_name)?.with_date(started));
-    let concurrency = request
-        .concurrency
-        .unwrap_or(smtp.concurrency)
-        .clamp(1, 1024) as usize;
-    let options = RunOptions {
-        concurrency,
-        rate: request.rate.unwrap_or(smtp.rate),
-        max_attempts: smtp.max_attempts,
-        backoff: Backoff::default(),
-        display: request.display,
-    };
-    let journal = Journal::new(crate::store::open(workspace.store_location())?, job.id);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Usage(format!("could not start the async runtime: {e}")))?;
-    let pending = job.progress.pending;
-    let Setup {
-        kind,
-        smtp: settings,
-        signer,
-        from,
-    } = setup;
-    let result = runtime.block_on(async {
-        match (kind, settings) {
-            (TransportKind::Smtp, Some(settings)) => {
-                let transports = (0..concurrency)
-                    .map(|_| SmtpTransport::new(Arc::clone(&settings)))
-                    .collect();
-                super::run(
-                    mailing, signer, from, journal, transports, pending, &options,
-                )
-                .await
-            }
-            (TransportKind::Sendmail, _) => {
-                let transports = (0..concurrency).map(|_| SendmailTransport::new()).collect();
-                super::run(
-                    mailing, signer, from, journal, transports, pending, &options,
-                )
-                .await
-            }
-            _ => {
-                let dir = request.outbox.join(number.to_string()).join("sent");
-                let transports = (0..concurrency)
-                    .map(|_| FileTransport::new(dir.clone()))
-                    .collect();
-                super::run(
-                    mailing, signer, from, journal, transports, pending, &options,
-                )
-                .await
-            }
-        }
-    });
-    runtime.shutdown_timeout(Duration::from_secs(5));
-    result
 }

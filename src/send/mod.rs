@@ -11,13 +11,12 @@ pub mod progress;
 pub mod queue;
 pub mod smtp;
 pub mod transport;
+pub mod worker;
 
-use std::num::NonZeroU32;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use lettre::Address;
 
 use crate::dkim::Signer;
@@ -26,6 +25,7 @@ use crate::message::Mailing;
 use journal::Journal;
 use queue::{Backoff, Queue};
 use transport::{Delivery, Transport};
+pub use worker::{WorkerOptions, work};
 
 /// How a run goes.
 #[derive(Debug, Clone)]
@@ -55,26 +55,44 @@ pub struct RunStats {
     pub interrupted: bool,
 }
 
-/// Works through the pending rows of the job behind `journal`, with one transport per
-/// worker from `transports`. `pending` is how many rows are left, for the progress display.
-/// Run it on a current-thread runtime: the journal is written from the workers' thread.
+/// A queue over `journal` for a run with `options`.
+pub fn queue(journal: Journal, options: &RunOptions) -> Arc<Queue> {
+    Arc::new(Queue::new(journal, options.max_attempts, options.backoff))
+}
+
+/// Works through the rows of `queue`'s job that this worker can claim, with one transport
+/// per connection from `transports`, renewing the worker's lease every `heartbeat`.
+/// `pending` is how many rows are left, for the progress display. Run it on a
+/// current-thread runtime: the journal is written from the workers' thread. After an error
+/// the queue may still hold results to commit ([`Queue::flush`]).
+#[allow(clippy::too_many_arguments)]
 pub async fn run<T: Transport>(
     mailing: Arc<Mailing>,
     signer: Option<Arc<Signer>>,
     from: Address,
-    journal: Journal,
+    queue: Arc<Queue>,
     transports: Vec<T>,
     pending: u64,
+    heartbeat: Duration,
     options: &RunOptions,
 ) -> Result<RunStats> {
     let start = Instant::now();
-    let queue = Arc::new(Queue::new(journal, options.max_attempts, options.backoff));
-    let limiter = NonZeroU32::new(options.rate).map(|rate| {
-        Arc::new(RateLimiter::direct(
-            Quota::per_second(rate).allow_burst(NonZeroU32::MIN),
-        ))
-    });
+    let rate = options.rate;
     let display = progress::Progress::start(options.display, pending, Arc::clone(&queue));
+    let beats = {
+        let queue = Arc::clone(&queue);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(heartbeat);
+            every.tick().await;
+            loop {
+                every.tick().await;
+                if let Err(e) = queue.heartbeat() {
+                    queue.fail(e);
+                    return;
+                }
+            }
+        })
+    };
 
     let mut workers = tokio::task::JoinSet::new();
     for transport in transports {
@@ -84,7 +102,7 @@ pub async fn run<T: Transport>(
             Arc::clone(&mailing),
             signer.clone(),
             from.clone(),
-            limiter.clone(),
+            rate,
         ));
     }
     let mut interrupted = false;
@@ -110,13 +128,14 @@ pub async fn run<T: Transport>(
             }
         }
     }
+    beats.abort();
     display.finish();
+    if let Some(e) = queue.take_failure().or(first_error) {
+        return Err(e);
+    }
     let flushed = queue.flush();
     if let Some(reason) = queue.error() {
         return Err(Error::Usage(format!("the send stopped: {reason}")));
-    }
-    if let Some(e) = first_error {
-        return Err(e);
     }
     flushed?;
     let counters = &queue.counters;
@@ -134,7 +153,7 @@ async fn worker<T: Transport>(
     mailing: Arc<Mailing>,
     signer: Option<Arc<Signer>>,
     from: Address,
-    limiter: Option<Arc<DefaultDirectRateLimiter>>,
+    rate: u32,
 ) -> Result<()> {
     while let Some(entry) = queue.next().await? {
         let recipient = entry.member.recipient();
@@ -156,12 +175,17 @@ async fn worker<T: Transport>(
         let outcome = match built {
             Err(reason) => Delivery::Permanent(reason),
             Ok((to, bytes)) => {
-                if let Some(limiter) = &limiter {
-                    limiter.until_ready().await;
+                if rate > 0 {
+                    queue.wait_for_slot(rate).await?;
                 }
-                // Before this copy can be accepted, every earlier result is committed.
+                // Before this copy can be accepted, every earlier result is committed and
+                // the lease checked; if that fails the copy does not go, and this row stays
+                // as it was.
                 let mut flushed = Ok(());
-                let ready = async { flushed = queue.flush() };
+                let ready = async {
+                    flushed = queue.before_data();
+                    flushed.is_ok()
+                };
                 let outcome = transport.deliver(&from, &to, &bytes, ready).await;
                 flushed?;
                 outcome

@@ -99,7 +99,6 @@ struct Domain {
 #[derive(Default)]
 struct State {
     fresh: VecDeque<Entry>,
-    cursor: i64,
     exhausted: bool,
     fetching: bool,
     retries: BinaryHeap<Reverse<Retry>>,
@@ -107,6 +106,8 @@ struct State {
     in_flight: usize,
     stopping: bool,
     error: Option<String>,
+    failure: Option<Error>,
+    slots: VecDeque<Instant>,
 }
 
 /// The queue shared by a job's workers.
@@ -144,9 +145,77 @@ impl Queue {
         self.journal.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Commits every recorded result; a worker calls this before it sends a message's data.
+    /// Commits every recorded result.
     pub fn flush(&self) -> Result<()> {
         self.journal().flush()
+    }
+
+    /// Commits every recorded result and checks the worker's lease; a worker calls this
+    /// before it sends a message's data, and sends nothing if it fails.
+    pub fn before_data(&self) -> Result<()> {
+        if self.lock().failure.is_some() {
+            return Err(Error::Usage("the worker is stopping".into()));
+        }
+        self.journal().before_data()
+    }
+
+    /// Rows this worker has claimed through this queue.
+    pub fn claimed(&self) -> u64 {
+        self.journal().claimed()
+    }
+
+    /// When the worker's lease was last renewed.
+    pub fn renewed(&self) -> std::time::Instant {
+        self.journal().renewed()
+    }
+
+    /// Whether results are waiting to be committed (after a failed run).
+    pub fn has_unflushed(&self) -> bool {
+        self.journal().has_unflushed()
+    }
+
+    /// The heartbeat: renews the worker's lease, and takes on the slow-downs other workers
+    /// of the job have met.
+    pub fn heartbeat(&self) -> Result<()> {
+        let paused = {
+            let mut journal = self.journal();
+            journal.renew()?;
+            journal.paused_domains()?
+        };
+        let now = Instant::now();
+        let mut s = self.lock();
+        for (domain, left) in paused {
+            let until = now + left;
+            let d = s.domains.entry(domain).or_default();
+            if d.paused_until.is_none_or(|u| u < until) {
+                d.paused_until = Some(until);
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits for this worker's next send slot under the job's overall `rate` (messages per
+    /// second, shared with every worker of the job through the store).
+    pub async fn wait_for_slot(&self, rate: u32) -> Result<()> {
+        let at = {
+            let next = self.lock().slots.pop_front();
+            match next {
+                Some(at) => at,
+                None => {
+                    // A tenth of a second's worth at a time: few round trips, and a worker
+                    // that dies wastes little of the rate.
+                    let count = (rate / 10).clamp(1, 100);
+                    let wait = self.journal().reserve_sends(rate, count)?;
+                    let first = Instant::now() + wait;
+                    let gap = Duration::from_secs_f64(1.0 / f64::from(rate.max(1)));
+                    let mut s = self.lock();
+                    s.slots.extend((1..count).map(|i| first + gap * i));
+                    first
+                }
+            }
+        };
+        tokio::time::sleep_until(at).await;
+        Ok(())
     }
 
     /// The next recipient to send to, or `None` when the job has nothing left (or is
@@ -197,8 +266,7 @@ impl Queue {
                 }
             }
             if fetch {
-                let cursor = self.lock().cursor;
-                let batch = self.journal().fetch(cursor, BATCH);
+                let batch = self.journal().fetch(BATCH);
                 let mut s = self.lock();
                 s.fetching = false;
                 match batch {
@@ -206,12 +274,13 @@ impl Queue {
                         if rows.len() < BATCH {
                             s.exhausted = true;
                         }
-                        if let Some(last) = rows.last() {
-                            s.cursor = last.seq;
-                        }
                         s.fresh.extend(rows);
                     }
-                    Err(e) => s.error = Some(e.to_string()),
+                    Err(e) => {
+                        drop(s);
+                        self.notify.notify_waiters();
+                        return Err(e);
+                    }
                 }
                 drop(s);
                 self.notify.notify_waiters();
@@ -235,6 +304,7 @@ impl Queue {
         let now = Instant::now();
         let domain = domain_of(&entry.member.email);
         let attempts = entry.attempts + 1;
+        let mut shared_pause = None;
         let (state, reply) = {
             let mut s = self.lock();
             s.in_flight = s.in_flight.saturating_sub(1);
@@ -253,7 +323,9 @@ impl Queue {
                 Delivery::Temporary(reply) => {
                     let d = s.domains.entry(domain.clone()).or_default();
                     d.strikes += 1;
-                    d.paused_until = Some(now + self.backoff.delay(d.strikes));
+                    let pause = self.backoff.delay(d.strikes);
+                    d.paused_until = Some(now + pause);
+                    shared_pause = Some(pause);
                     if attempts >= self.max_attempts {
                         self.counters.failed.fetch_add(1, Ordering::Relaxed);
                         let reply = format!("gave up after {attempts} attempts: {reply}");
@@ -283,7 +355,16 @@ impl Queue {
             reply: reply.clone(),
             at: crate::clock::stamp(),
         };
-        self.journal().record(mark);
+        {
+            let mut journal = self.journal();
+            journal.record(mark);
+            if let Some(pause) = shared_pause
+                && let Err(e) = journal.pause_domain(&domain, pause)
+            {
+                // The journal's next flush meets the same trouble and stops the worker.
+                tracing::warn!("could not share the slow-down for {domain}: {e}");
+            }
+        }
         if state == EntryState::Pending {
             entry.attempts = attempts;
             entry.reply = Some(reply);
@@ -311,6 +392,20 @@ impl Queue {
     pub fn stop(&self) {
         self.lock().stopping = true;
         self.notify.notify_waiters();
+    }
+
+    /// Stops the run because of `e` (the store cannot be reached, the lease ran out).
+    pub fn fail(&self, e: Error) {
+        let mut s = self.lock();
+        s.stopping = true;
+        s.failure.get_or_insert(e);
+        drop(s);
+        self.notify.notify_waiters();
+    }
+
+    /// The error given to [`Queue::fail`], once.
+    pub fn take_failure(&self) -> Option<Error> {
+        self.lock().failure.take()
     }
 
     /// The error that stopped the job, if any.

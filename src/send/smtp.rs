@@ -279,7 +279,7 @@ impl Transport for SmtpTransport {
         from: &Address,
         to: &Address,
         message: &[u8],
-        ready: impl Future<Output = ()> + Send,
+        ready: impl Future<Output = bool> + Send,
     ) -> Delivery {
         if let Some(conn) = &mut self.conn
             && (conn.has_broken()
@@ -350,8 +350,11 @@ impl Transport for SmtpTransport {
         // trusted again.
         let (outcome, keep) = match outcome {
             Some(failed) => (failed, false),
+            None if !ready.await => {
+                // The server waits for the data; the session cannot be reused.
+                (Delivery::Broken(super::transport::NOT_READY.into()), false)
+            }
             None => {
-                ready.await;
                 let data = async {
                     match Transparent::new(message) {
                         Some(data) => conn.command(data).await,

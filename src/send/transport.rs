@@ -22,19 +22,24 @@ pub enum Delivery {
     Broken(String),
 }
 
+/// Why a message was not delivered when `ready` said no.
+pub const NOT_READY: &str = "the journal could not be written; the message was not sent";
+
 /// A way to deliver messages. Each send worker owns one (an SMTP transport is one
 /// connection).
 pub trait Transport: Send + 'static {
     /// Delivers `message` from `from` to `to`. `ready` must complete before the message can
     /// be accepted (for SMTP, before the data is sent): the worker's previous result is
     /// being committed to the journal meanwhile, so that at most one accepted copy per worker
-    /// is ever unrecorded, and the commit costs no time of its own.
+    /// is ever unrecorded, and the commit costs no time of its own. When `ready` says false
+    /// (the journal cannot be written, or the worker's claim has lapsed) the message must
+    /// not be delivered: the transport gives up on it and returns [`Delivery::Broken`].
     fn deliver(
         &mut self,
         from: &Address,
         to: &Address,
         message: &[u8],
-        ready: impl Future<Output = ()> + Send,
+        ready: impl Future<Output = bool> + Send,
     ) -> impl Future<Output = Delivery> + Send;
 
     /// Says goodbye (SMTP QUIT); best effort.
@@ -76,9 +81,11 @@ impl Transport for FileTransport {
         _from: &Address,
         to: &Address,
         message: &[u8],
-        ready: impl Future<Output = ()> + Send,
+        ready: impl Future<Output = bool> + Send,
     ) -> Delivery {
-        ready.await;
+        if !ready.await {
+            return Delivery::Broken(NOT_READY.into());
+        }
         let path = self.path_for(to);
         let dir = self.dir.clone();
         let bytes = message.to_vec();
@@ -133,13 +140,15 @@ impl Transport for SendmailTransport {
         from: &Address,
         to: &Address,
         message: &[u8],
-        ready: impl Future<Output = ()> + Send,
+        ready: impl Future<Output = bool> + Send,
     ) -> Delivery {
         let envelope = match Envelope::new(Some(from.clone()), vec![to.clone()]) {
             Ok(e) => e,
             Err(e) => return Delivery::Permanent(e.to_string()),
         };
-        ready.await;
+        if !ready.await {
+            return Delivery::Broken(NOT_READY.into());
+        }
         match self.inner.send_raw(&envelope, message).await {
             Ok(()) => Delivery::Accepted("accepted by sendmail".into()),
             Err(e) => Delivery::Temporary(format!("sendmail: {e}")),

@@ -3,6 +3,7 @@
 //! behind it: [`sqlite`] (the embedded default) and [`pg`] (PostgreSQL, for several workers on several
 //! machines). Nothing outside this folder knows which one it talks to.
 
+pub mod migrate;
 pub mod pg;
 pub mod sqlite;
 

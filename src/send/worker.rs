@@ -1,0 +1,590 @@
+//! A send worker (PRODUCT.md §8): registers itself in the store, claims pending journal
+//! rows of running jobs in batches under a lease that its heartbeat renews, and sends them.
+//! `mailout worker` runs one for any running job, on any machine that shares the store;
+//! `mailout send` runs one for its own job, so one-machine use is the same code.
+//!
+//! When the store cannot be reached, the worker sends nothing more (a message's data only
+//! goes once the previous results are committed and the lease is known to be live), keeps
+//! the results it could not write, and tries again with backoff; once the store answers it
+//! writes them, lets its old claims go and carries on under a new registration.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use lettre::Address;
+
+use super::journal::Journal;
+use super::progress::Display;
+use super::queue::{Backoff, Queue};
+use super::smtp::{SmtpSettings, SmtpTransport};
+use super::transport::{FileTransport, SendmailTransport};
+use super::{RunOptions, RunStats};
+use crate::dkim::Signer;
+use crate::error::{Error, Result};
+use crate::members;
+use crate::message::Mailing;
+use crate::store::{Job, Store};
+use crate::workspace::Workspace;
+
+/// Which transport carries a send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransportKind {
+    /// SMTP, as `[smtp]` configures it.
+    Smtp,
+    /// One `.eml` per recipient under `outbox/<number>/sent/`.
+    File,
+    /// The local MTA's `sendmail`.
+    Sendmail,
+}
+
+impl TransportKind {
+    /// The name shown and stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransportKind::Smtp => "smtp",
+            TransportKind::File => "file",
+            TransportKind::Sendmail => "sendmail",
+        }
+    }
+
+    /// The transport named `name` (as stored with a job).
+    pub fn parse(name: &str) -> Option<TransportKind> {
+        Some(match name {
+            "smtp" => TransportKind::Smtp,
+            "file" => TransportKind::File,
+            "sendmail" => TransportKind::Sendmail,
+            _ => return None,
+        })
+    }
+}
+
+/// How a worker runs.
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    /// The jobs to work on; empty for every running job.
+    pub jobs: Vec<i64>,
+    /// `--transport`: overrides the transport each job was started with.
+    pub transport: Option<TransportKind>,
+    /// `--smtp URL`: relay through this server instead of `[smtp] url`.
+    pub smtp_url: Option<String>,
+    /// `--concurrency`; default `[smtp] concurrency`.
+    pub concurrency: Option<u32>,
+    /// `--rate`; default `[smtp] rate`. The job's total over every worker.
+    pub rate: Option<u32>,
+    /// Stop when the jobs have nothing pending (`send` always does).
+    pub exit_when_idle: bool,
+    /// Where the file transport writes (`outbox/`).
+    pub outbox: PathBuf,
+    /// How to show progress.
+    pub display: Display,
+}
+
+/// What a worker did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WorkStats {
+    /// Accepted by this worker.
+    pub sent: u64,
+    /// Failed for good in this worker.
+    pub failed: u64,
+    /// How long it ran.
+    pub elapsed: Duration,
+    /// Whether it was interrupted (Ctrl-C).
+    pub interrupted: bool,
+}
+
+impl From<WorkStats> for RunStats {
+    fn from(w: WorkStats) -> RunStats {
+        RunStats {
+            sent: w.sent,
+            failed: w.failed,
+            elapsed: w.elapsed,
+            interrupted: w.interrupted,
+        }
+    }
+}
+
+/// Everything a run needs besides the job, checked before a job starts: a missing password
+/// or DKIM key is an error before any journal row is written.
+pub(crate) struct Setup {
+    smtp: Option<Arc<SmtpSettings>>,
+    signer: Option<Arc<Signer>>,
+    from: Address,
+}
+
+impl Setup {
+    /// Reads the SMTP settings (when `kind` is SMTP, or when `smtp_url` is given), the DKIM
+    /// key and the sender.
+    pub(crate) fn new(
+        workspace: &Workspace,
+        kind: Option<TransportKind>,
+        smtp_url: Option<&str>,
+    ) -> Result<Setup> {
+        let config = &workspace.config;
+        let smtp_config = config.smtp.clone().unwrap_or_default();
+        let smtp = match (smtp_url, &config.smtp) {
+            (Some(url), _) => Some(Arc::new(SmtpSettings::new(
+                url,
+                &smtp_config,
+                &config.sender.list_domain,
+            )?)),
+            (None, Some(smtp)) => Some(Arc::new(SmtpSettings::new(
+                &smtp.url,
+                smtp,
+                &config.sender.list_domain,
+            )?)),
+            (None, None) if kind == Some(TransportKind::Smtp) => {
+                return Err(Error::Usage(
+                    "`--transport smtp` needs an `[smtp]` table in the config (or `--smtp URL`)"
+                        .into(),
+                ));
+            }
+            (None, None) => None,
+        };
+        let signer = match &config.dkim {
+            Some(dkim) => Some(Arc::new(Signer::load(dkim, Path::new("."))?)),
+            None => None,
+        };
+        let mailbox = lettre::message::Mailbox::from_str(&config.sender.from)
+            .map_err(|e| Error::Usage(format!("`[sender] from`: {e}")))?;
+        Ok(Setup {
+            smtp,
+            signer,
+            from: mailbox.email,
+        })
+    }
+}
+
+/// A job as this worker sends it.
+struct Prepared {
+    mailing: Arc<Mailing>,
+    kind: TransportKind,
+}
+
+/// Runs a worker in `workspace` until its jobs have nothing pending (with
+/// `exit_when_idle`) or it is interrupted.
+pub fn work(workspace: &Workspace, options: &WorkerOptions) -> Result<WorkStats> {
+    let setup = Setup::new(workspace, options.transport, options.smtp_url.as_deref())?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Usage(format!("could not start the async runtime: {e}")))?;
+    let result = runtime.block_on(Worker::new(workspace, options, setup)?.work());
+    runtime.shutdown_timeout(Duration::from_secs(5));
+    result
+}
+
+struct Worker<'a> {
+    workspace: &'a Workspace,
+    options: &'a WorkerOptions,
+    setup: Setup,
+    host: String,
+    lease: Duration,
+    id: Option<i64>,
+    renewed: Instant,
+    prepared: HashMap<i64, Prepared>,
+    stats: WorkStats,
+}
+
+impl<'a> Worker<'a> {
+    fn new(
+        workspace: &'a Workspace,
+        options: &'a WorkerOptions,
+        setup: Setup,
+    ) -> Result<Worker<'a>> {
+        Ok(Worker {
+            workspace,
+            options,
+            setup,
+            host: hostname(),
+            lease: Duration::from_secs(workspace.config.store.lease_secs.max(1)),
+            id: None,
+            renewed: Instant::now(),
+            prepared: HashMap::new(),
+            stats: WorkStats::default(),
+        })
+    }
+
+    fn store(&self) -> Result<&dyn Store> {
+        self.workspace.store()
+    }
+
+    fn lease_secs(&self) -> u32 {
+        u32::try_from(self.lease.as_secs()).unwrap_or(u32::MAX)
+    }
+
+    fn heartbeat_every(&self) -> Duration {
+        (self.lease / 3).max(Duration::from_millis(100))
+    }
+
+    /// Registers (again, after a lost lease), first letting go of the claims of workers on
+    /// this machine whose process has gone (a send killed before a rerun).
+    fn register(&mut self) -> Result<i64> {
+        let store = self.store()?;
+        let me = std::process::id();
+        for w in store.workers()? {
+            if w.host == self.host && w.pid != me && !process_alive(w.pid) {
+                tracing::info!(
+                    "releasing the claims of worker {} (pid {} is gone)",
+                    w.id,
+                    w.pid
+                );
+                store.retire_worker(w.id)?;
+            }
+        }
+        let asked = Instant::now();
+        let id = store.register_worker(&self.host, me, self.lease_secs())?;
+        self.id = Some(id);
+        self.renewed = asked;
+        Ok(id)
+    }
+
+    /// This worker's id, with a live lease.
+    fn live_id(&mut self) -> Result<i64> {
+        match self.id {
+            Some(id) => {
+                let asked = Instant::now();
+                if self
+                    .store()?
+                    .heartbeat(id, 0, self.stats.sent, self.lease_secs())?
+                {
+                    self.renewed = asked;
+                    Ok(id)
+                } else {
+                    self.register()
+                }
+            }
+            None => self.register(),
+        }
+    }
+
+    async fn work(mut self) -> Result<WorkStats> {
+        let start = Instant::now();
+        let outcome = self.work_loop().await;
+        if let Some(id) = self.id
+            && let Ok(store) = self.store()
+            && let Err(e) = store.retire_worker(id)
+        {
+            tracing::warn!("could not retire worker {id}: {e}");
+        }
+        self.stats.elapsed = start.elapsed();
+        outcome.map(|()| self.stats)
+    }
+
+    async fn work_loop(&mut self) -> Result<()> {
+        let mut quiet_next = false;
+        let mut failures = 0u32;
+        loop {
+            let step = self.pass(quiet_next).await;
+            let (busy, idle_pending) = match step {
+                Ok(Pass::Interrupted) => {
+                    self.stats.interrupted = true;
+                    return Ok(());
+                }
+                Ok(Pass::Done { claimed, pending }) => {
+                    failures = 0;
+                    (claimed > 0, pending)
+                }
+                Err(e) if is_transient(&e) => {
+                    failures += 1;
+                    let wait = Backoff::default().delay(failures);
+                    tracing::warn!("{e}; trying again in {:.1} s", wait.as_secs_f64());
+                    eprintln!("waiting for the store: {e}");
+                    if self.pause(wait).await {
+                        self.stats.interrupted = true;
+                        return Ok(());
+                    }
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            if idle_pending == 0 && self.options.exit_when_idle {
+                return Ok(());
+            }
+            quiet_next = !busy;
+            if !busy {
+                // Nothing this worker may claim now: other workers hold the rest, or
+                // nothing is running. Look again shortly, staying registered.
+                let wait =
+                    (self.lease / 4).clamp(Duration::from_millis(100), Duration::from_secs(2));
+                if self.pause(wait).await {
+                    self.stats.interrupted = true;
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Waits `wait`; true if interrupted meanwhile.
+    async fn pause(&self, wait: Duration) -> bool {
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => false,
+            _ = tokio::signal::ctrl_c() => true,
+        }
+    }
+
+    /// One pass over the running jobs: each is worked until this worker can claim nothing
+    /// more of it.
+    async fn pass(&mut self, quiet: bool) -> Result<Pass> {
+        let store = self.store()?;
+        let jobs: Vec<Job> = if self.options.jobs.is_empty() {
+            store.running_jobs()?
+        } else {
+            let mut jobs = Vec::new();
+            for id in &self.options.jobs {
+                let job = store.job(*id)?.ok_or_else(|| {
+                    Error::Usage(format!("there is no job {id}; `mailout jobs` lists them"))
+                })?;
+                jobs.push(job);
+            }
+            jobs
+        };
+        let mut claimed = 0;
+        let mut pending = 0;
+        for job in jobs {
+            if job.progress.pending == 0 {
+                if job.finished_at.is_none() {
+                    self.store()?.finish_job(job.id, &crate::clock::stamp())?;
+                }
+                continue;
+            }
+            let worker = self.live_id()?;
+            let (got, interrupted) = self.run_job(&job, worker, quiet).await?;
+            if interrupted {
+                return Ok(Pass::Interrupted);
+            }
+            claimed += got;
+            let now = self.store()?.job(job.id)?;
+            match now {
+                Some(now) if now.progress.pending == 0 => {
+                    if now.finished_at.is_none() {
+                        self.store()?.finish_job(job.id, &crate::clock::stamp())?;
+                    }
+                }
+                Some(now) => pending += now.progress.pending,
+                None => {}
+            }
+        }
+        Ok(Pass::Done { claimed, pending })
+    }
+
+    fn prepare(&mut self, job: &Job) -> Result<&Prepared> {
+        if !self.prepared.contains_key(&job.id) {
+            let prepared = prepare(self.workspace, job, self.options.transport)?;
+            self.prepared.insert(job.id, prepared);
+        }
+        self.prepared
+            .get(&job.id)
+            .ok_or_else(|| Error::Usage("internal: a prepared job vanished".into()))
+    }
+
+    /// Works `job` as `worker` until nothing more can be claimed; returns how many rows
+    /// this worker claimed and whether it was interrupted.
+    async fn run_job(&mut self, job: &Job, worker: i64, quiet: bool) -> Result<(u64, bool)> {
+        let options = self.options;
+        let smtp = self.workspace.config.smtp.clone().unwrap_or_default();
+        let concurrency = options
+            .concurrency
+            .unwrap_or(smtp.concurrency)
+            .clamp(1, 1024) as usize;
+        let run = RunOptions {
+            concurrency,
+            rate: options.rate.unwrap_or(smtp.rate),
+            max_attempts: smtp.max_attempts,
+            backoff: Backoff::default(),
+            display: if quiet {
+                Display::Quiet
+            } else {
+                options.display
+            },
+        };
+        let heartbeat = self.heartbeat_every();
+        let lease = self.lease;
+        let renewed = self.renewed;
+        let (mailing, kind) = {
+            let p = self.prepare(job)?;
+            (Arc::clone(&p.mailing), p.kind)
+        };
+        let signer = self.setup.signer.clone();
+        let from = self.setup.from.clone();
+        let store = self.workspace.open_store()?;
+        let journal = Journal::new(store, job.id, worker, lease, renewed);
+        let queue = super::queue(journal, &run);
+        let pending = job.progress.pending;
+        let result = match (kind, &self.setup.smtp) {
+            (TransportKind::Smtp, Some(settings)) => {
+                let transports = (0..concurrency)
+                    .map(|_| SmtpTransport::new(Arc::clone(settings)))
+                    .collect();
+                super::run(
+                    mailing,
+                    signer,
+                    from,
+                    Arc::clone(&queue),
+                    transports,
+                    pending,
+                    heartbeat,
+                    &run,
+                )
+                .await
+            }
+            (TransportKind::Smtp, None) => Err(Error::Usage(format!(
+                "job {} was started over SMTP, but there is no `[smtp]` table in the config (or `--smtp URL`)",
+                job.id
+            ))),
+            (TransportKind::Sendmail, _) => {
+                let transports = (0..concurrency).map(|_| SendmailTransport::new()).collect();
+                super::run(
+                    mailing,
+                    signer,
+                    from,
+                    Arc::clone(&queue),
+                    transports,
+                    pending,
+                    heartbeat,
+                    &run,
+                )
+                .await
+            }
+            (TransportKind::File, _) => {
+                let dir = options
+                    .outbox
+                    .join(job.spec.number.to_string())
+                    .join("sent");
+                let transports = (0..concurrency)
+                    .map(|_| FileTransport::new(dir.clone()))
+                    .collect();
+                super::run(
+                    mailing,
+                    signer,
+                    from,
+                    Arc::clone(&queue),
+                    transports,
+                    pending,
+                    heartbeat,
+                    &run,
+                )
+                .await
+            }
+        };
+        let claimed = queue.claimed();
+        match result {
+            Ok(stats) => {
+                self.stats.sent += stats.sent;
+                self.stats.failed += stats.failed;
+                self.renewed = queue.renewed();
+                Ok((claimed, stats.interrupted))
+            }
+            Err(e) if is_transient(&e) => {
+                self.stats.sent += queue
+                    .counters
+                    .sent
+                    .load(std::sync::atomic::Ordering::Relaxed);
+                self.recover(&queue).await?;
+                Err(e)
+            }
+            Err(e) => {
+                if let Err(flush) = queue.flush() {
+                    tracing::warn!("could not record the last results: {flush}");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// After the store was lost: writes the results held in memory (those copies went out),
+    /// then lets this worker's claims go, so that whoever claims them next (this worker
+    /// too) starts clean.
+    async fn recover(&mut self, queue: &Queue) -> Result<()> {
+        let mut failures = 0u32;
+        loop {
+            let written = queue.flush().and_then(|()| match self.id.take() {
+                Some(id) => self.store()?.retire_worker(id),
+                None => Ok(()),
+            });
+            match written {
+                Ok(()) => return Ok(()),
+                Err(e) if is_transient(&e) => {
+                    failures += 1;
+                    let wait = Backoff::default().delay(failures);
+                    eprintln!(
+                        "waiting for the store to record what was sent: {e}; again in {:.1} s",
+                        wait.as_secs_f64()
+                    );
+                    if self.pause(wait).await {
+                        return Err(Error::Usage(
+                            "interrupted while results were still unrecorded; those recipients may receive the bulletin twice".into(),
+                        ));
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+enum Pass {
+    Interrupted,
+    Done { claimed: u64, pending: u64 },
+}
+
+/// Whether `e` passes with time (the store out of reach, a lease lost to it).
+fn is_transient(e: &Error) -> bool {
+    matches!(e, Error::StoreUnreachable { .. } | Error::LeaseLost)
+}
+
+/// The mailing of `job`, from its bulletin file as this worker's folder has it; the
+/// content must be what the job started sending.
+fn prepare(workspace: &Workspace, job: &Job, transport: Option<TransportKind>) -> Result<Prepared> {
+    let path = Path::new(&job.spec.source);
+    let edition = workspace.edition(path).map_err(|e| {
+        Error::Usage(format!(
+            "job {} sends `{}`, which this worker cannot read: {e}",
+            job.id, job.spec.source
+        ))
+    })?;
+    if edition.content_hash != job.spec.content_hash || edition.number != job.spec.number {
+        return Err(Error::Usage(format!(
+            "job {} sends bulletin {} as it was when the job started; this worker's `{}` differs, so it will not send it",
+            job.id, job.spec.number, job.spec.source
+        )));
+    }
+    let selectors = members::parse_selectors(&job.spec.selectors, &workspace.config)?;
+    let started = job
+        .spec
+        .created_at
+        .parse::<jiff::Timestamp>()
+        .map(|t| SystemTime::UNIX_EPOCH + Duration::from_secs(t.as_second().max(0).unsigned_abs()))
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    let mailing = workspace
+        .mailing(edition, selectors.list_name.as_deref())?
+        .with_date(started);
+    let kind = transport
+        .or_else(|| TransportKind::parse(&job.spec.transport))
+        .unwrap_or(TransportKind::File);
+    Ok(Prepared {
+        mailing: Arc::new(mailing),
+        kind,
+    })
+}
+
+/// This machine's name.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// Whether process `pid` on this machine is running (true when that cannot be known).
+fn process_alive(pid: u32) -> bool {
+    let proc = Path::new("/proc");
+    if !proc.join("self").exists() {
+        return true;
+    }
+    proc.join(pid.to_string()).exists()
+}
