@@ -19,6 +19,15 @@ pub fn now() -> Timestamp {
     Timestamp::now()
 }
 
+/// The real time in Unix seconds, never pinned: for leases and rate slots shared between
+/// processes, which must run on the same clock whatever `SOURCE_DATE_EPOCH` says.
+pub fn real_unix_seconds() -> f64 {
+    #[allow(clippy::disallowed_methods)]
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
 /// Now as an RFC 3339 UTC timestamp to the second (`2026-11-23T09:12:05Z`), for the store.
 pub fn stamp() -> String {
     now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()

@@ -358,11 +358,10 @@ impl<'a> Worker<'a> {
             claimed += got;
             let now = self.store()?.job(job.id)?;
             match now {
-                Some(now) if now.progress.pending == 0 => {
-                    if now.finished_at.is_none() {
-                        self.store()?.finish_job(job.id, &crate::clock::stamp())?;
-                    }
+                Some(now) if now.progress.pending == 0 && now.finished_at.is_none() => {
+                    self.store()?.finish_job(job.id, &crate::clock::stamp())?;
                 }
+                Some(now) if now.progress.pending == 0 => {}
                 Some(now) => pending += now.progress.pending,
                 None => {}
             }

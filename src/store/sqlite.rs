@@ -156,11 +156,9 @@ const MIGRATIONS: &[M<'static>] = &[
     ),
 ];
 
-/// Now, in Unix seconds.
+/// Now, in Unix seconds (real time, even when tests pin the clock).
 fn unix_now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
+    crate::clock::real_unix_seconds()
 }
 
 /// A store in one SQLite file.
