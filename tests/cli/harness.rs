@@ -9,9 +9,94 @@ pub fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// A temporary organisation folder.
+/// A temporary organisation folder, with its store in a SQLite file there (the default) or
+/// in a PostgreSQL schema of its own ([`Test::on`]).
 pub struct Test {
     dir: tempfile::TempDir,
+    schema: Option<String>,
+}
+
+/// Which store a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// `mailout.sqlite` in the test's folder.
+    Sqlite,
+    /// A schema of its own in the database `MAILOUT_TEST_PG` names.
+    Postgres,
+}
+
+impl Backend {
+    /// PostgreSQL when `MAILOUT_TEST_PG` holds a URL; otherwise says that the test is
+    /// skipped and gives `None`.
+    pub fn postgres(test: &str) -> Option<Backend> {
+        match pg_url() {
+            Some(_) => Some(Backend::Postgres),
+            None => {
+                eprintln!("MAILOUT_TEST_PG is not set: skipping {test} on PostgreSQL");
+                None
+            }
+        }
+    }
+}
+
+/// The test database's URL, from `MAILOUT_TEST_PG`.
+pub fn pg_url() -> Option<String> {
+    std::env::var("MAILOUT_TEST_PG")
+        .ok()
+        .filter(|u| !u.trim().is_empty())
+}
+
+/// Runs the test body once on SQLite and once on PostgreSQL (when `MAILOUT_TEST_PG` is set;
+/// otherwise the PostgreSQL run says it is skipped): `on_both! { fn name(backend) { … } }`
+/// makes `name::sqlite` and `name::postgres`.
+#[macro_export]
+macro_rules! on_both {
+    ($(fn $name:ident($backend:ident) $body:block)*) => {$(
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            #[allow(unused_imports)]
+            use $crate::harness::Backend;
+
+            fn body($backend: Backend) $body
+
+            #[test]
+            fn sqlite() {
+                body(Backend::Sqlite)
+            }
+
+            #[test]
+            fn postgres() {
+                if let Some(backend) = Backend::postgres(concat!(module_path!())) {
+                    body(backend)
+                }
+            }
+        }
+    )*};
+}
+
+/// A fresh schema name for one test.
+fn fresh_schema() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!(
+        "t_{}_{}_{nanos:x}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+impl Drop for Test {
+    fn drop(&mut self) {
+        if let (Some(schema), Some(url)) = (&self.schema, pg_url())
+            && let Ok(mut client) = postgres::Client::connect(&url, postgres::NoTls)
+        {
+            let _ = client.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
+        }
+    }
 }
 
 /// What a run printed and returned.
@@ -48,6 +133,7 @@ impl Test {
     pub fn new() -> Test {
         Test {
             dir: tempfile::tempdir().expect("temp dir"),
+            schema: None,
         }
     }
 
@@ -58,6 +144,25 @@ impl Test {
             copy_dir(&repo().join(folder), &t.path().join(folder));
         }
         t
+    }
+
+    /// Puts this test's store on `backend` (call it before the first run).
+    pub fn on(mut self, backend: Backend) -> Test {
+        if backend == Backend::Postgres {
+            self.schema = Some(fresh_schema());
+        }
+        self
+    }
+
+    /// The store this test's runs use: `--store` for the commands that need it spelled out.
+    pub fn store_location(&self) -> String {
+        match (&self.schema, pg_url()) {
+            (Some(schema), Some(url)) => {
+                let join = if url.contains('?') { '&' } else { '?' };
+                format!("{url}{join}schema={schema}")
+            }
+            _ => "mailout.sqlite".into(),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -89,6 +194,9 @@ impl Test {
             .env_remove("MAILOUT_LOG")
             .env("MAILOUT_TOKEN_SECRET", "integration-test-secret")
             .env("SOURCE_DATE_EPOCH", "1795000000");
+        if self.schema.is_some() {
+            command.env("MAILOUT_STORE", self.store_location());
+        }
         command
     }
 
