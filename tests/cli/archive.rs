@@ -8,7 +8,8 @@ use std::process::Command;
 use mailout::archive::mbox::MboxReader;
 use sha2::{Digest, Sha256};
 
-use crate::harness::{Test, repo};
+use crate::harness::{Backend, Test, repo};
+use crate::on_both;
 
 /// The shared corpus of real mail, or `None` (with a message) when it is not here.
 fn corpus() -> Option<PathBuf> {
@@ -146,8 +147,8 @@ fn the_whole_corpus_in_each_form_is_accounted_for_and_reimports_add_nothing() {
 }
 
 /// Sends the example bulletins with the file transport and imports the copies.
-fn archive_of_examples() -> Test {
-    let t = Test::with_examples();
+fn archive_of_examples(backend: Backend) -> Test {
+    let t = Test::with_examples().on(backend);
     t.run(&["members", "import", "examples/members.csv"])
         .success();
     for b in ["236-pandemic-measures", "237-branch-news", "239-escaping"] {
@@ -168,98 +169,8 @@ fn archive_of_examples() -> Test {
 }
 
 #[test]
-fn our_bulletins_are_recognised_with_their_sections() {
-    let t = archive_of_examples();
-    let list = t.run(&["archive", "list"]).success().stdout;
-    let lines: Vec<&str> = list.lines().collect();
-    // Dated when they were sent (SOURCE_DATE_EPOCH in the tests).
-    assert!(
-        lines[1].starts_with("236           2026-11-18  Latest From PFCU 236: Flu pandemic"),
-        "{list}"
-    );
-    assert!(
-        lines[1].contains(" copies: "),
-        "every member's copy of 236 is there: {list}"
-    );
-    assert!(lines[3].starts_with("missing: 238"), "{list}");
-    assert!(list.contains("Lunch on Friday"));
-    let show = t.run(&["archive", "show", "237"]).success().stdout;
-    for heading in [
-        // The copy of an NPS member: the sections for NPS members.
-        "NPS workload tool: reps’ feedback wanted",
-        "AGM 2026: motions now invited",
-        "Training survey: over 1,100 replies so far",
-    ] {
-        assert!(
-            show.lines()
-                .any(|l| l.starts_with("section ") && l.ends_with(heading)),
-            "section {heading} in\n{show}"
-        );
-    }
-    assert!(show.starts_with("id:         #"), "{show}");
-    assert_eq!(
-        show.lines().filter(|l| l.starts_with("section ")).count(),
-        4,
-        "{show}"
-    );
-    let by_id = t
-        .run(&["archive", "show", "<lunch@x.example>"])
-        .success()
-        .stdout;
-    assert!(by_id.contains("Shall we meet for lunch"));
-    let raw = t
-        .run(&[
-            "archive",
-            "show",
-            "--raw",
-            &format!(
-                "#{}",
-                by_id
-                    .lines()
-                    .next()
-                    .unwrap()
-                    .trim_start_matches("id:         #")
-            ),
-        ])
-        .success()
-        .stdout;
-    assert!(raw.starts_with("Message-ID: <lunch@x.example>\n"));
-}
-
-#[test]
-fn search_finds_words_phrases_and_not_with_snippets_and_sections() {
-    let t = archive_of_examples();
-    let hits = t.run(&["archive", "search", "workload"]).success().stdout;
-    assert!(hits.contains("[bulletin 237, section "), "{hits}");
-    assert!(
-        hits.contains("[workload]"),
-        "snippet marks the match: {hits}"
-    );
-    let phrase = t
-        .run(&["archive", "search", "\"pay award\""])
-        .success()
-        .stdout;
-    assert!(phrase.contains("Lunch on Friday"), "{phrase}");
-    let not = t
-        .run(&["archive", "search", "lunch NOT award"])
-        .success()
-        .stdout;
-    assert_eq!(not, "nothing found for `lunch NOT award`\n");
-    let both = t
-        .run(&["archive", "search", "lunch OR workload"])
-        .success()
-        .stdout;
-    assert!(
-        both.contains("Lunch on Friday") && both.contains("bulletin 237"),
-        "{both}"
-    );
-    let bad = t.run(&["archive", "search", "\"unbalanced"]).code(1);
-    assert!(bad.stderr.contains("cannot search for"), "{}", bad.stderr);
-}
-
-#[test]
 fn the_static_site_has_no_scripts_handlers_or_remote_loads_from_mail() {
-    let t = archive_of_examples().write(
+    let t = archive_of_examples(Backend::Sqlite).write(
         "hostile.eml",
         "Message-ID: <hostile@x.example>\nFrom: x@x.example\nSubject: Hostile\nContent-Type: text/html\n\n<html><head><script>alert(1)</script><link rel=stylesheet href=\"https://evil.example/a.css\"></head><body onload=\"steal()\"><img src=\"https://tracker.example/p.gif\" onerror=\"x()\"><p style=\"background:url(https://tracker.example/bg)\">Hello</p><a href=\"javascript:alert(2)\">js</a><iframe src=\"https://evil.example\"></iframe></body></html>\n",
     );
@@ -331,109 +242,334 @@ fn the_static_site_has_no_scripts_handlers_or_remote_loads_from_mail() {
     }
 }
 
-#[test]
-fn a_malformed_message_is_kept_raw_and_flagged() {
-    let t = Test::new()
-        .write("junk.eml", "\u{0}\u{1}\u{2} this is not mail\n")
-        .write("empty.eml", "");
-    let (imported, duplicates, flagged) =
-        counts(&t.run(&["import", "junk.eml", "empty.eml"]).success().stdout);
-    assert_eq!((imported, duplicates, flagged), (0, 0, 2));
-    let list = t.run(&["archive", "list"]).success().stdout;
-    assert!(list.contains("(flagged: "), "{list}");
-    let raw = t.run(&["archive", "show", "--raw", "#1"]).success().stdout;
-    assert_eq!(raw, "\u{0}\u{1}\u{2} this is not mail\n");
-}
+/// Files read from each source of the corpus, at most.
+const SLICE_PER_SOURCE: usize = 50;
 
-#[test]
-fn the_sisimai_bounces_are_classified_and_hard_ones_suppressed() {
-    let Some(corpus) = corpus() else { return };
-    let t = Test::new();
-    let dir = corpus.join("sisimai-set-of-emails");
-    let run = t.run(&["bounces", dir.to_str().unwrap()]).success();
-    let summary = run.stdout.lines().last().unwrap();
-    let n: Vec<u64> = summary
-        .split_whitespace()
-        .filter_map(|w| w.parse().ok())
-        .collect();
-    let (messages, bounces, hard, soft, unknown, suppressed, not_bounces) =
-        (n[0], n[1], n[2], n[3], n[4], n[5], n[6]);
-    assert_eq!(messages, files(&dir).len() as u64);
-    assert_eq!(hard + soft + unknown, bounces);
-    assert!(hard > 150 && soft > 20, "{summary}");
-    assert!(not_bounces < 20, "{summary}");
-    let hard_addresses: HashSet<&str> = run
-        .stdout
-        .lines()
-        .filter(|l| l.starts_with("hard "))
-        .map(|l| l.split_whitespace().nth(1).unwrap())
-        .collect();
-    assert_eq!(suppressed as usize, hard_addresses.len());
-    let list = t.run(&["suppressed"]).success().stdout;
-    let suppressed_hard: HashSet<&str> = list
-        .lines()
-        .filter(|l| l.split_whitespace().nth(1) == Some("hard-bounce"))
-        .map(|l| l.split_whitespace().next().unwrap())
-        .collect();
-    assert_eq!(suppressed_hard, hard_addresses);
-}
-
-#[test]
-fn a_bounce_of_our_own_send_is_matched_to_its_job() {
-    let t = Test::with_examples();
-    t.run(&["members", "import", "examples/members.csv"])
-        .success();
-    t.run(&[
-        "send",
-        "examples/bulletins/237-branch-news.toml",
-        "--to",
-        "employer:CRC",
-        "--yes",
-        "-q",
-    ])
-    .success();
-    let sent = t.read("outbox/237/sent/jo.bloggs@example.net.eml");
-    let message_id = sent
-        .lines()
-        .find(|l| l.starts_with("Message-ID: "))
+/// A modest slice of the corpus: the first files (in name order) of each of its folders
+/// (and of the files beside them), so that every source's oddities are in it.
+fn corpus_slice(corpus: &Path) -> Vec<PathBuf> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(corpus)
         .unwrap()
-        .trim_start_matches("Message-ID: ")
-        .to_string();
-    let dsn = format!(
-        "From: MAILER-DAEMON@mx.example.net\r\nTo: info@pfcu.example.org\r\nSubject: Undelivered Mail Returned to Sender\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=b\r\n\r\n--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.net\r\n\r\nFinal-Recipient: rfc822; jo.bloggs@example.net\r\nAction: failed\r\nStatus: 5.1.1\r\nDiagnostic-Code: smtp; 550 5.1.1 <jo.bloggs@example.net>: user unknown\r\n--b\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: {message_id}\r\n--b--\r\n"
-    );
-    let t = t.write("bounce.eml", &dsn);
-    let run = t.run(&["bounces", "bounce.eml"]).success();
-    assert!(
-        run.stdout
-            .starts_with("hard     jo.bloggs@example.net  5.1.1  job 1  (550 5.1.1"),
-        "{}",
-        run.stdout
-    );
-    let suppressed = t.run(&["suppressed"]).success().stdout;
-    assert_eq!(
-        suppressed
-            .lines()
-            .nth(1)
+        .map(|e| e.unwrap().path())
+        .collect();
+    entries.sort();
+    let (folders, loose): (Vec<PathBuf>, Vec<PathBuf>) =
+        entries.into_iter().partition(|e| e.is_dir());
+    let mut slice: Vec<PathBuf> = loose.into_iter().take(SLICE_PER_SOURCE).collect();
+    for folder in folders {
+        slice.extend(files(&folder).into_iter().take(SLICE_PER_SOURCE));
+    }
+    slice
+}
+
+/// One hit of `archive search`: the message's id, its date, subject and place (bulletin and
+/// section), and the snippet under it.
+#[derive(Debug)]
+struct Hit {
+    id: u64,
+    place: String,
+    snippet: String,
+}
+
+/// Where `workload` is found: the section of 237 that names it.
+const WORKLOAD_HIT: &str = "2026-11-18  Latest From PFCU 237: court-hours dispute, NI pay and AGM motions  [bulletin 237, section 2: NPS workload tool: reps’ feedback wanted]";
+/// The message that is not a bulletin (so no section).
+const LUNCH_HIT: &str = "2026-03-02  Lunch on Friday";
+
+/// Runs `archive search query` and reads its hits, in the order given.
+fn search(t: &Test, query: &str) -> Vec<Hit> {
+    let stdout = t.run(&["archive", "search", query]).success().stdout;
+    let mut hits = Vec::new();
+    let mut lines = stdout.lines();
+    while let Some(line) = lines.next() {
+        let (id, place) = line
+            .strip_prefix('#')
+            .and_then(|l| l.split_once("  "))
+            .unwrap_or_else(|| panic!("not a hit: {line:?} in\n{stdout}"));
+        let snippet = lines
+            .next()
+            .and_then(|l| l.strip_prefix("    "))
+            .unwrap_or_else(|| panic!("no snippet under {line:?} in\n{stdout}"));
+        hits.push(Hit {
+            id: id.parse().unwrap(),
+            place: place.to_string(),
+            snippet: snippet.to_string(),
+        });
+    }
+    hits
+}
+
+on_both! {
+    fn our_bulletins_are_recognised_with_their_sections(backend) {
+        let t = archive_of_examples(backend);
+        let list = t.run(&["archive", "list"]).success().stdout;
+        let lines: Vec<&str> = list.lines().collect();
+        // Dated when they were sent (SOURCE_DATE_EPOCH in the tests).
+        assert!(
+            lines[1].starts_with("236           2026-11-18  Latest From PFCU 236: Flu pandemic"),
+            "{list}"
+        );
+        assert!(
+            lines[1].contains(" copies: "),
+            "every member's copy of 236 is there: {list}"
+        );
+        assert!(lines[3].starts_with("missing: 238"), "{list}");
+        assert!(list.contains("Lunch on Friday"));
+        let show = t.run(&["archive", "show", "237"]).success().stdout;
+        for heading in [
+            // The copy of an NPS member: the sections for NPS members.
+            "NPS workload tool: reps’ feedback wanted",
+            "AGM 2026: motions now invited",
+            "Training survey: over 1,100 replies so far",
+        ] {
+            assert!(
+                show.lines()
+                    .any(|l| l.starts_with("section ") && l.ends_with(heading)),
+                "section {heading} in\n{show}"
+            );
+        }
+        assert!(show.starts_with("id:         #"), "{show}");
+        assert_eq!(
+            show.lines().filter(|l| l.starts_with("section ")).count(),
+            4,
+            "{show}"
+        );
+        let by_id = t
+            .run(&["archive", "show", "<lunch@x.example>"])
+            .success()
+            .stdout;
+        assert!(by_id.contains("Shall we meet for lunch"));
+        let raw = t
+            .run(&[
+                "archive",
+                "show",
+                "--raw",
+                &format!(
+                    "#{}",
+                    by_id
+                        .lines()
+                        .next()
+                        .unwrap()
+                        .trim_start_matches("id:         #")
+                ),
+            ])
+            .success()
+            .stdout;
+        assert!(raw.starts_with("Message-ID: <lunch@x.example>\n"));
+        t.assert_store_on(backend);
+    }
+
+    fn search_finds_words_phrases_and_not_with_snippets_and_sections(backend) {
+        let t = archive_of_examples(backend);
+        // Every NPS member's copy of 237 was imported, and each is a hit of its own.
+        let copies = std::fs::read_dir(t.file("outbox/237/sent"))
             .unwrap()
+            .count();
+        assert!(copies > 1, "{copies} copies of 237");
+
+        let hits = search(&t, "workload");
+        assert_eq!(hits.len(), copies, "{hits:#?}");
+        for hit in &hits {
+            assert_eq!(hit.place, WORKLOAD_HIT, "{hits:#?}");
+            assert!(
+                hit.snippet.contains("[workload]"),
+                "snippet marks the match: {hits:#?}"
+            );
+        }
+        let ids: HashSet<u64> = hits.iter().map(|h| h.id).collect();
+        assert_eq!(ids.len(), copies, "distinct messages: {hits:#?}");
+
+        let phrase = search(&t, "\"pay award\"");
+        assert_eq!(phrase.len(), 1, "{phrase:#?}");
+        assert_eq!(phrase[0].place, LUNCH_HIT, "{phrase:#?}");
+        assert!(
+            phrase[0].snippet.contains("The [pay award] talk"),
+            "snippet marks the phrase: {phrase:#?}"
+        );
+
+        let not = t
+            .run(&["archive", "search", "lunch NOT award"])
+            .success()
+            .stdout;
+        assert_eq!(not, "nothing found for `lunch NOT award`\n");
+
+        let both = search(&t, "lunch OR workload");
+        assert_eq!(both.len(), copies + 1, "{both:#?}");
+        let lunch: Vec<&Hit> = both.iter().filter(|h| h.place == LUNCH_HIT).collect();
+        assert_eq!(lunch.len(), 1, "{both:#?}");
+        assert!(
+            lunch[0].snippet.contains("meet for [lunch] on Friday"),
+            "{both:#?}"
+        );
+        let bulletin: Vec<&Hit> = both.iter().filter(|h| h.place == WORKLOAD_HIT).collect();
+        assert_eq!(bulletin.len(), copies, "{both:#?}");
+        assert!(
+            bulletin.iter().all(|h| h.snippet.contains("[workload]")),
+            "{both:#?}"
+        );
+        assert_eq!(
+            bulletin.iter().map(|h| h.id).collect::<HashSet<_>>(),
+            ids,
+            "the same copies as for `workload`"
+        );
+
+        let bad = t.run(&["archive", "search", "\"unbalanced"]).code(1);
+        assert!(bad.stderr.contains("cannot search for"), "{}", bad.stderr);
+        t.assert_store_on(backend);
+    }
+
+    fn a_malformed_message_is_kept_raw_and_flagged(backend) {
+        let t = Test::new()
+            .on(backend)
+            .write("junk.eml", "\u{0}\u{1}\u{2} this is not mail\n")
+            .write("empty.eml", "");
+        let (imported, duplicates, flagged) =
+            counts(&t.run(&["import", "junk.eml", "empty.eml"]).success().stdout);
+        assert_eq!((imported, duplicates, flagged), (0, 0, 2));
+        let list = t.run(&["archive", "list"]).success().stdout;
+        assert!(list.contains("(flagged: "), "{list}");
+        let raw = t.run(&["archive", "show", "--raw", "#1"]).success().stdout;
+        assert_eq!(raw, "\u{0}\u{1}\u{2} this is not mail\n");
+        t.assert_store_on(backend);
+    }
+
+    fn the_sisimai_bounces_are_classified_and_hard_ones_suppressed(backend) {
+        let Some(corpus) = corpus() else { return };
+        let t = Test::new().on(backend);
+        let dir = corpus.join("sisimai-set-of-emails");
+        let run = t.run(&["bounces", dir.to_str().unwrap()]).success();
+        let summary = run.stdout.lines().last().unwrap();
+        let n: Vec<u64> = summary
             .split_whitespace()
-            .take(2)
-            .collect::<Vec<_>>(),
-        ["jo.bloggs@example.net", "hard-bounce"]
-    );
-    let next = t
-        .run(&[
+            .filter_map(|w| w.parse().ok())
+            .collect();
+        let (messages, bounces, hard, soft, unknown, suppressed, not_bounces) =
+            (n[0], n[1], n[2], n[3], n[4], n[5], n[6]);
+        assert_eq!(messages, files(&dir).len() as u64);
+        assert_eq!(hard + soft + unknown, bounces);
+        assert!(hard > 150 && soft > 20, "{summary}");
+        assert!(not_bounces < 20, "{summary}");
+        let hard_addresses: HashSet<&str> = run
+            .stdout
+            .lines()
+            .filter(|l| l.starts_with("hard "))
+            .map(|l| l.split_whitespace().nth(1).unwrap())
+            .collect();
+        assert_eq!(suppressed as usize, hard_addresses.len());
+        let list = t.run(&["suppressed"]).success().stdout;
+        let suppressed_hard: HashSet<&str> = list
+            .lines()
+            .filter(|l| l.split_whitespace().nth(1) == Some("hard-bounce"))
+            .map(|l| l.split_whitespace().next().unwrap())
+            .collect();
+        assert_eq!(suppressed_hard, hard_addresses);
+        t.assert_store_on(backend);
+    }
+
+    fn a_bounce_of_our_own_send_is_matched_to_its_job(backend) {
+        let t = Test::with_examples().on(backend);
+        t.run(&["members", "import", "examples/members.csv"])
+            .success();
+        t.run(&[
             "send",
-            "examples/bulletins/238-operational-plan.toml",
+            "examples/bulletins/237-branch-news.toml",
             "--to",
             "employer:CRC",
             "--yes",
             "-q",
         ])
         .success();
-    assert!(
-        next.stdout.starts_with("job 2 (started): 4 sent"),
-        "{}",
-        next.stdout
-    );
+        let sent = t.read("outbox/237/sent/jo.bloggs@example.net.eml");
+        let message_id = sent
+            .lines()
+            .find(|l| l.starts_with("Message-ID: "))
+            .unwrap()
+            .trim_start_matches("Message-ID: ")
+            .to_string();
+        let dsn = format!(
+            "From: MAILER-DAEMON@mx.example.net\r\nTo: info@pfcu.example.org\r\nSubject: Undelivered Mail Returned to Sender\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=b\r\n\r\n--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.net\r\n\r\nFinal-Recipient: rfc822; jo.bloggs@example.net\r\nAction: failed\r\nStatus: 5.1.1\r\nDiagnostic-Code: smtp; 550 5.1.1 <jo.bloggs@example.net>: user unknown\r\n--b\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: {message_id}\r\n--b--\r\n"
+        );
+        let t = t.write("bounce.eml", &dsn);
+        let run = t.run(&["bounces", "bounce.eml"]).success();
+        assert!(
+            run.stdout
+                .starts_with("hard     jo.bloggs@example.net  5.1.1  job 1  (550 5.1.1"),
+            "{}",
+            run.stdout
+        );
+        let suppressed = t.run(&["suppressed"]).success().stdout;
+        assert_eq!(
+            suppressed
+                .lines()
+                .nth(1)
+                .unwrap()
+                .split_whitespace()
+                .take(2)
+                .collect::<Vec<_>>(),
+            ["jo.bloggs@example.net", "hard-bounce"]
+        );
+        let next = t
+            .run(&[
+                "send",
+                "examples/bulletins/238-operational-plan.toml",
+                "--to",
+                "employer:CRC",
+                "--yes",
+                "-q",
+            ])
+            .success();
+        assert!(
+            next.stdout.starts_with("job 2 (started): 4 sent"),
+            "{}",
+            next.stdout
+        );
+        t.assert_store_on(backend);
+    }
+
+    fn a_slice_of_the_corpus_is_accounted_for_and_exported_byte_for_byte(backend) {
+        let Some(corpus) = corpus() else { return };
+        let inputs = corpus_slice(&corpus);
+        let n = inputs.len() as u64;
+        assert!(n > 100, "{n} files in the slice of {}", corpus.display());
+        let mut args = vec!["import".to_string()];
+        args.extend(inputs.iter().map(|p| p.to_str().unwrap().to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+
+        let t = Test::new().on(backend);
+        let (imported, duplicates, flagged) = counts(&t.run(&args).success().stdout);
+        assert_eq!(imported + duplicates + flagged, n);
+        assert!(imported > n / 2, "{imported} {duplicates} {flagged}");
+        assert_eq!(counts(&t.run(&args).success().stdout), (0, n, 0));
+
+        // Every stored message comes back from `archive export --mbox` byte for byte.
+        let run = t
+            .run(&["archive", "export", "--mbox", "export.mbox"])
+            .success();
+        assert_eq!(
+            run.stdout,
+            format!(
+                "exported {} messages to `export.mbox`\n",
+                imported + flagged
+            )
+        );
+        let exported: Vec<Vec<u8>> = MboxReader::new(std::io::BufReader::new(
+            std::fs::File::open(t.file("export.mbox")).unwrap(),
+        ))
+        .map(|m| m.unwrap().raw)
+        .collect();
+        assert_eq!(exported.len() as u64, imported + flagged);
+        let originals: HashSet<String> = inputs
+            .iter()
+            .map(|p| sha(&std::fs::read(p).unwrap()))
+            .collect();
+        for raw in &exported {
+            assert!(
+                originals.contains(&sha(raw)),
+                "an exported message differs from every input file"
+            );
+        }
+        let distinct: HashSet<String> = exported.iter().map(|r| sha(r)).collect();
+        assert_eq!(distinct.len(), exported.len());
+        t.assert_store_on(backend);
+    }
 }

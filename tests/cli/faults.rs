@@ -1,7 +1,8 @@
 //! Delivery faults from a scripted SMTP server: 4xx retried, 5xx failed with the reply,
 //! dropped connections and stalls retried, and the exit code.
 
-use crate::harness::Test;
+use crate::harness::{Backend, Test};
+use crate::on_both;
 use crate::servers::{Rule, Scripted};
 
 const ROUNDUP: &str = "examples/bulletins/237-branch-news.toml";
@@ -29,23 +30,24 @@ fn members(names: &[&str]) -> String {
     csv
 }
 
-#[test]
-fn temporary_failures_are_retried_and_permanent_ones_recorded() {
-    faults_are_handled(false);
+on_both! {
+    fn temporary_failures_are_retried_and_permanent_ones_recorded(backend) {
+        faults_are_handled(backend, false);
+    }
+
+    fn temporary_failures_are_retried_and_permanent_ones_recorded_when_pipelining(backend) {
+        faults_are_handled(backend, true);
+    }
 }
 
-#[test]
-fn temporary_failures_are_retried_and_permanent_ones_recorded_when_pipelining() {
-    faults_are_handled(true);
-}
-
-fn faults_are_handled(pipelining: bool) {
+fn faults_are_handled(backend: Backend, pipelining: bool) {
     let server = Scripted::start(rule, pipelining);
     let names = [
         "ok1", "temp1", "ok2", "bad1", "full1", "ok3", "refused1", "drop1", "stall1", "temp2",
         "bad2", "ok4",
     ];
     let t = Test::with_examples()
+        .on(backend)
         .write("members.csv", &members(&names))
         .with_smtp(
             server.port,
@@ -130,6 +132,7 @@ fn faults_are_handled(pipelining: bool) {
         attempts,
         "nobody was tried again"
     );
+    t.assert_store_on(backend);
 }
 
 #[test]

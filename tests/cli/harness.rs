@@ -79,11 +79,10 @@ macro_rules! on_both {
 fn fresh_schema() -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static NEXT: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
+    // Random, so that a schema left by a killed run is never taken up again.
+    let random = u32::from_le_bytes(mailout::clock::random_bytes().expect("random bytes"));
     format!(
-        "t_{}_{}_{nanos:x}",
+        "t_{}_{}_{random:x}",
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     )
@@ -292,5 +291,36 @@ impl Test {
             "config/mailout.toml",
             &format!("\n[smtp]\nurl = \"{url}\"\n"),
         )
+    }
+}
+
+impl Test {
+    /// Checks that this test's runs really used `backend`: on SQLite the file is in the
+    /// folder; on PostgreSQL no SQLite file appeared and the test's schema holds tables.
+    #[track_caller]
+    pub fn assert_store_on(&self, backend: Backend) {
+        let file = self.file("mailout.sqlite");
+        match backend {
+            Backend::Sqlite => assert!(file.exists(), "no store at {}", file.display()),
+            Backend::Postgres => {
+                assert!(
+                    !file.exists(),
+                    "a PostgreSQL test wrote {}: MAILOUT_STORE was not used",
+                    file.display()
+                );
+                let schema = self.schema.as_deref().expect("Test::on(Backend::Postgres)");
+                let url = pg_url().expect("MAILOUT_TEST_PG");
+                let mut client = postgres::Client::connect(&url, postgres::NoTls)
+                    .expect("connect to MAILOUT_TEST_PG");
+                let tables: i64 = client
+                    .query_one(
+                        "SELECT count(*) FROM information_schema.tables WHERE table_schema = $1",
+                        &[&schema],
+                    )
+                    .expect("count the schema's tables")
+                    .get(0);
+                assert!(tables > 0, "schema {schema} holds no tables");
+            }
+        }
     }
 }

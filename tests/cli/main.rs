@@ -12,6 +12,7 @@ mod members;
 mod mime;
 mod new;
 mod samples;
+mod scale;
 mod send;
 mod serve;
 mod servers;

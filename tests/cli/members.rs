@@ -1,6 +1,7 @@
 //! `mailout members import | list`, `lists`, `unsubscribe`, `suppressed`.
 
 use crate::harness::Test;
+use crate::on_both;
 
 const CSV: &str = "email,name,branch,employer,grade\n\
     Jo.Bloggs@Members.Test,Jo Bloggs,London,NPS,PO\n\
@@ -10,124 +11,127 @@ const CSV: &str = "email,name,branch,employer,grade\n\
     bob@members.test,Bob,Yorkshire,NPS,\n\
     JO.BLOGGS@members.test,Jo Bloggs-Smith,London,NPS,SPO\n";
 
-#[test]
-fn import_reports_bad_rows_by_line_and_normalises_addresses() {
-    let t = Test::new().write("members.csv", CSV);
-    let run = t.run(&["members", "import", "members.csv"]).success();
-    assert_eq!(
-        run.stderr,
-        "members.csv:3: warning: `not-an-address` is not a valid email address; row skipped\n\
-         members.csv:5: warning: no email address; row skipped\n"
-    );
-    assert_eq!(
-        run.stdout,
-        "imported `members.csv`: 3 new, 0 updated, 2 rows skipped\n"
-    );
-    let list = t.run(&["members", "list"]).success().stdout;
-    assert_eq!(
-        list,
-        "EMAIL                   NAME             BRANCH     EMPLOYER  SUPPRESSED\n\
-         ann@members.test        Clarke, Ann      Wales      Cafcass\n\
-         bob@members.test        Bob              Yorkshire  NPS\n\
-         jo.bloggs@members.test  Jo Bloggs-Smith  London     NPS\n"
-    );
-}
+on_both! {
+    fn import_reports_bad_rows_by_line_and_normalises_addresses(backend) {
+        let t = Test::new().on(backend).write("members.csv", CSV);
+        let run = t.run(&["members", "import", "members.csv"]).success();
+        assert_eq!(
+            run.stderr,
+            "members.csv:3: warning: `not-an-address` is not a valid email address; row skipped\n\
+             members.csv:5: warning: no email address; row skipped\n"
+        );
+        assert_eq!(
+            run.stdout,
+            "imported `members.csv`: 3 new, 0 updated, 2 rows skipped\n"
+        );
+        let list = t.run(&["members", "list"]).success().stdout;
+        assert_eq!(
+            list,
+            "EMAIL                   NAME             BRANCH     EMPLOYER  SUPPRESSED\n\
+             ann@members.test        Clarke, Ann      Wales      Cafcass\n\
+             bob@members.test        Bob              Yorkshire  NPS\n\
+             jo.bloggs@members.test  Jo Bloggs-Smith  London     NPS\n"
+        );
+        t.assert_store_on(backend);
+    }
 
-#[test]
-fn a_rerun_updates_and_never_duplicates() {
-    let t = Test::new().write("members.csv", CSV);
-    t.run(&["members", "import", "members.csv"]).success();
-    let changed = CSV.replace("Bob,Yorkshire", "Robert,Yorkshire");
-    let t = t.write("members.csv", &changed);
-    let run = t.run(&["members", "import", "members.csv"]).success();
-    assert_eq!(
-        run.stdout,
-        "imported `members.csv`: 0 new, 4 updated, 2 rows skipped\n"
-    );
-    let list = t.run(&["members", "list"]).success().stdout;
-    assert_eq!(list.lines().count(), 4, "{list}");
-    assert!(list.contains("bob@members.test        Robert"), "{list}");
-}
+    fn a_rerun_updates_and_never_duplicates(backend) {
+        let t = Test::new().on(backend).write("members.csv", CSV);
+        t.run(&["members", "import", "members.csv"]).success();
+        let changed = CSV.replace("Bob,Yorkshire", "Robert,Yorkshire");
+        let t = t.write("members.csv", &changed);
+        let run = t.run(&["members", "import", "members.csv"]).success();
+        assert_eq!(
+            run.stdout,
+            "imported `members.csv`: 0 new, 4 updated, 2 rows skipped\n"
+        );
+        let list = t.run(&["members", "list"]).success().stdout;
+        assert_eq!(list.lines().count(), 4, "{list}");
+        assert!(list.contains("bob@members.test        Robert"), "{list}");
+        t.assert_store_on(backend);
+    }
 
-#[test]
-fn lists_count_members_and_named_lists() {
-    let t = Test::with_examples();
-    t.run(&["members", "import", "examples/members.csv"])
-        .success();
-    let lists = t.run(&["lists"]).success().stdout;
-    assert!(lists.starts_with("LIST"), "{lists}");
-    assert!(lists.contains("\nall                  "), "{lists}");
-    assert!(
-        lists
-            .lines()
-            .any(|l| l.starts_with("all ") && l.ends_with(" 25")),
-        "{lists}"
-    );
-    assert!(
-        lists
-            .lines()
-            .any(|l| l.starts_with("employer:CRC ") && l.ends_with(" 5")),
-        "{lists}"
-    );
-    assert!(
-        lists.lines().any(|l| l
-            .starts_with("north-and-cafcass (branch:Yorkshire, employer:Cafcass)")
-            && l.ends_with(" 11")),
-        "{lists}"
-    );
-    let crc = t
-        .run(&["members", "list", "--to", "employer:crc"])
-        .success()
-        .stdout;
-    assert_eq!(crc.lines().count(), 6, "{crc}");
-}
+    fn lists_count_members_and_named_lists(backend) {
+        let t = Test::with_examples().on(backend);
+        t.run(&["members", "import", "examples/members.csv"])
+            .success();
+        let lists = t.run(&["lists"]).success().stdout;
+        assert!(lists.starts_with("LIST"), "{lists}");
+        assert!(lists.contains("\nall                  "), "{lists}");
+        assert!(
+            lists
+                .lines()
+                .any(|l| l.starts_with("all ") && l.ends_with(" 25")),
+            "{lists}"
+        );
+        assert!(
+            lists
+                .lines()
+                .any(|l| l.starts_with("employer:CRC ") && l.ends_with(" 5")),
+            "{lists}"
+        );
+        assert!(
+            lists.lines().any(|l| l
+                .starts_with("north-and-cafcass (branch:Yorkshire, employer:Cafcass)")
+                && l.ends_with(" 11")),
+            "{lists}"
+        );
+        let crc = t
+            .run(&["members", "list", "--to", "employer:crc"])
+            .success()
+            .stdout;
+        assert_eq!(crc.lines().count(), 6, "{crc}");
+        t.assert_store_on(backend);
+    }
 
-#[test]
-fn unsubscribed_addresses_are_listed_and_not_counted() {
-    let t = Test::new().write("members.csv", CSV);
-    t.run(&["members", "import", "members.csv"]).success();
-    let run = t
-        .run(&[
-            "unsubscribe",
-            "BOB@members.test",
-            "--reason",
-            "asked by phone",
-        ])
-        .success();
-    assert_eq!(run.stdout, "suppressed bob@members.test\n");
-    let again = t.run(&["unsubscribe", "bob@members.test"]).success();
-    assert_eq!(again.stdout, "bob@members.test was already suppressed\n");
-    let suppressed = t.run(&["suppressed"]).success().stdout;
-    let row = suppressed.lines().nth(1).unwrap();
-    assert!(
-        row.starts_with("bob@members.test  manual  2026-11-18T"),
-        "{suppressed}"
-    );
-    assert!(row.ends_with("asked by phone"), "{suppressed}");
-    let lists = t.run(&["lists"]).success().stdout;
-    assert!(
-        lists
-            .lines()
-            .any(|l| l.starts_with("all ") && l.ends_with(" 2")),
-        "{lists}"
-    );
-    assert!(lists.contains("(1 suppressed members are not counted)"));
-    assert!(
-        t.run(&["unsubscribe", "nonsense"])
-            .code(1)
-            .stderr
-            .contains("`nonsense` is not an email address")
-    );
-}
+    fn unsubscribed_addresses_are_listed_and_not_counted(backend) {
+        let t = Test::new().on(backend).write("members.csv", CSV);
+        t.run(&["members", "import", "members.csv"]).success();
+        let run = t
+            .run(&[
+                "unsubscribe",
+                "BOB@members.test",
+                "--reason",
+                "asked by phone",
+            ])
+            .success();
+        assert_eq!(run.stdout, "suppressed bob@members.test\n");
+        let again = t.run(&["unsubscribe", "bob@members.test"]).success();
+        assert_eq!(again.stdout, "bob@members.test was already suppressed\n");
+        let suppressed = t.run(&["suppressed"]).success().stdout;
+        let row = suppressed.lines().nth(1).unwrap();
+        assert!(
+            row.starts_with("bob@members.test  manual  2026-11-18T"),
+            "{suppressed}"
+        );
+        assert!(row.ends_with("asked by phone"), "{suppressed}");
+        let lists = t.run(&["lists"]).success().stdout;
+        assert!(
+            lists
+                .lines()
+                .any(|l| l.starts_with("all ") && l.ends_with(" 2")),
+            "{lists}"
+        );
+        assert!(lists.contains("(1 suppressed members are not counted)"));
+        assert!(
+            t.run(&["unsubscribe", "nonsense"])
+                .code(1)
+                .stderr
+                .contains("`nonsense` is not an email address")
+        );
+        t.assert_store_on(backend);
+    }
 
-#[test]
-fn a_csv_without_a_header_is_refused() {
-    let t = Test::new().write("members.csv", "jo@members.test,Jo,London,NPS\n");
-    let run = t.run(&["members", "import", "members.csv"]).code(1);
-    assert!(
-        run.stderr
-            .contains("the first row must name the columns, and one must be `email`"),
-        "{}",
-        run.stderr
-    );
+    fn a_csv_without_a_header_is_refused(backend) {
+        let t = Test::new()
+            .on(backend)
+            .write("members.csv", "jo@members.test,Jo,London,NPS\n");
+        let run = t.run(&["members", "import", "members.csv"]).code(1);
+        assert!(
+            run.stderr
+                .contains("the first row must name the columns, and one must be `email`"),
+            "{}",
+            run.stderr
+        );
+    }
 }

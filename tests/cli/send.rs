@@ -6,12 +6,12 @@ use std::process::Stdio;
 
 use mailout::token::TokenKey;
 
-use crate::harness::{TOKEN_SECRET, Test};
+use crate::harness::{Backend, TOKEN_SECRET, Test};
+use crate::on_both;
 use crate::servers::SmtpSink;
 
 const CRISIS: &str = "examples/bulletins/236-pandemic-measures.toml";
 const ROUNDUP: &str = "examples/bulletins/237-branch-news.toml";
-
 /// The token in a List-Unsubscribe header value.
 fn token_in(list_unsubscribe: &str) -> String {
     list_unsubscribe
@@ -22,82 +22,15 @@ fn token_in(list_unsubscribe: &str) -> String {
         .to_string()
 }
 
-#[test]
-fn ten_thousand_members_get_one_personal_copy_each_over_smtp() {
-    let sink = SmtpSink::start();
-    let t = Test::with_examples()
-        .with_members(10_000)
-        .with_smtp(sink.port, "concurrency = 4");
-    let run = t
-        .run(&["send", CRISIS, "--to", "all", "--yes", "-q"])
-        .success();
-    assert!(
-        run.stdout
-            .starts_with("job 1 (started): 10000 sent, 0 failed, 0 skipped, 0 pending of 10000;"),
-        "{}",
-        run.stdout
-    );
-
-    let messages = sink.messages();
-    assert_eq!(messages.len(), 10_000);
-    let keys = TokenKey::new(TOKEN_SECRET.as_bytes().to_vec());
-    let mut ids = HashSet::new();
-    let mut tokens = HashSet::new();
-    let mut rcpts = HashSet::new();
-    for m in &messages {
-        let to = m.header("To").unwrap();
-        assert!(
-            to.ends_with(&format!("<{}>", m.rcpt)),
-            "To {to} for {}",
-            m.rcpt
-        );
-        let token = token_in(&m.header("List-Unsubscribe").unwrap());
-        assert!(keys.verify(&token, &m.rcpt), "token of {}", m.rcpt);
-        ids.insert(m.header("Message-ID").unwrap());
-        tokens.insert(token);
-        rcpts.insert(m.rcpt.clone());
-    }
-    assert_eq!(
-        (ids.len(), tokens.len(), rcpts.len()),
-        (10_000, 10_000, 10_000)
-    );
-    // The greeting uses each member's first name.
-    let one = messages
-        .iter()
-        .find(|m| m.rcpt == "member00042@members.test")
-        .unwrap();
-    assert!(one.text.contains("Dear Member42"), "greeting");
-
-    // Running the same command again sends nothing new.
-    let again = t
-        .run(&["send", CRISIS, "--to", "all", "--yes", "-q"])
-        .success();
-    assert!(
-        again.stdout.starts_with(
-            "job 1 (resumed): 10000 sent, 0 failed, 0 skipped, 0 pending of 10000; this run: 0 sent"
-        ),
-        "{}",
-        again.stdout
-    );
-    assert_eq!(sink.messages().len(), 10_000);
-    let jobs = t.run(&["jobs"]).success().stdout;
-    assert!(
-        jobs.lines()
-            .nth(1)
-            .unwrap()
-            .starts_with("1    236     all  finished  10000"),
-        "{jobs}"
-    );
-}
-
 /// Kills a send with SIGKILL once `after` copies are journaled as sent, runs it again to
 /// the end, and checks that everyone got the bulletin, duplicates are at most the
 /// concurrency (with the same Message-ID), and the journal says sent for all.
-fn killed_and_rerun(after: usize) {
+fn killed_and_rerun(backend: Backend, after: usize) {
     const MEMBERS: usize = 2_000;
     const CONCURRENCY: usize = 4;
     let sink = SmtpSink::start();
     let t = Test::with_examples()
+        .on(backend)
         .with_members(MEMBERS)
         .with_smtp(sink.port, &format!("concurrency = {CONCURRENCY}"));
     let mut child = t
@@ -168,94 +101,211 @@ fn killed_and_rerun(after: usize) {
         )),
         "{job}"
     );
+    t.assert_store_on(backend);
 }
 
-#[test]
-fn a_send_killed_early_resumes_with_nobody_skipped_or_mailed_twice() {
-    killed_and_rerun(7);
-}
+on_both! {
+    fn ten_thousand_members_get_one_personal_copy_each_over_smtp(backend) {
+        let sink = SmtpSink::start();
+        let t = Test::with_examples()
+            .on(backend)
+            .with_members(10_000)
+            .with_smtp(sink.port, "concurrency = 4");
+        let run = t
+            .run(&["send", CRISIS, "--to", "all", "--yes", "-q"])
+            .success();
+        assert!(
+            run.stdout.starts_with(
+                "job 1 (started): 10000 sent, 0 failed, 0 skipped, 0 pending of 10000;"
+            ),
+            "{}",
+            run.stdout
+        );
 
-#[test]
-fn a_send_killed_midway_resumes_with_nobody_skipped_or_mailed_twice() {
-    killed_and_rerun(911);
-}
+        let messages = sink.messages();
+        assert_eq!(messages.len(), 10_000);
+        let keys = TokenKey::new(TOKEN_SECRET.as_bytes().to_vec());
+        let mut ids = HashSet::new();
+        let mut tokens = HashSet::new();
+        let mut rcpts = HashSet::new();
+        for m in &messages {
+            let to = m.header("To").unwrap();
+            assert!(
+                to.ends_with(&format!("<{}>", m.rcpt)),
+                "To {to} for {}",
+                m.rcpt
+            );
+            let token = token_in(&m.header("List-Unsubscribe").unwrap());
+            assert!(keys.verify(&token, &m.rcpt), "token of {}", m.rcpt);
+            ids.insert(m.header("Message-ID").unwrap());
+            tokens.insert(token);
+            rcpts.insert(m.rcpt.clone());
+        }
+        assert_eq!(
+            (ids.len(), tokens.len(), rcpts.len()),
+            (10_000, 10_000, 10_000)
+        );
+        // The greeting uses each member's first name.
+        let one = messages
+            .iter()
+            .find(|m| m.rcpt == "member00042@members.test")
+            .unwrap();
+        assert!(one.text.contains("Dear Member42"), "greeting");
 
-#[test]
-fn a_send_killed_near_the_end_resumes_with_nobody_skipped_or_mailed_twice() {
-    killed_and_rerun(1_876);
-}
+        // Running the same command again sends nothing new.
+        let again = t
+            .run(&["send", CRISIS, "--to", "all", "--yes", "-q"])
+            .success();
+        assert!(
+            again.stdout.starts_with(
+                "job 1 (resumed): 10000 sent, 0 failed, 0 skipped, 0 pending of 10000; this run: 0 sent"
+            ),
+            "{}",
+            again.stdout
+        );
+        assert_eq!(sink.messages().len(), 10_000);
+        let jobs = t.run(&["jobs"]).success().stdout;
+        assert!(
+            jobs.lines()
+                .nth(1)
+                .unwrap()
+                .starts_with("1    236     all  finished  10000"),
+            "{jobs}"
+        );
+        t.assert_store_on(backend);
+    }
 
-#[test]
-fn without_smtp_copies_go_to_files_and_sections_follow_the_audience() {
-    let t = Test::with_examples();
-    t.run(&["members", "import", "examples/members.csv"])
-        .success();
-    let run = t
-        .run(&[
-            "send",
-            ROUNDUP,
-            "--to",
-            "employer:CRC,branch:Wales",
-            "--yes",
-        ])
-        .success();
-    // Five CRC members and five in Wales, one of them both.
-    assert!(
-        run.stdout.starts_with("job 1 (started): 9 sent, 0 failed"),
-        "{}",
-        run.stdout
-    );
-    let files: Vec<String> = std::fs::read_dir(t.file("outbox/237/sent"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    assert_eq!(files.len(), 9);
-    // A CRC member gets the CRC item but not the Cafcass one; a Cafcass member in Wales
-    // gets the Cafcass item.
-    let crc = t.read("outbox/237/sent/jo.bloggs@example.net.eml");
-    assert!(crc.contains("CRC contracts: what the transfer means for you"));
-    assert!(!crc.contains("court-hours dispute: indicative ballot"));
-    let job = t.run(&["jobs"]).success().stdout;
-    assert!(job.contains("branch:wales,employer:crc"), "{job}");
-}
+    fn a_send_killed_early_resumes_with_nobody_skipped_or_mailed_twice(backend) {
+        killed_and_rerun(backend, 7);
+    }
 
-#[test]
-fn dry_run_shows_who_and_changes_nothing() {
-    let t = Test::with_examples();
-    t.run(&["members", "import", "examples/members.csv"])
-        .success();
-    let run = t
-        .run(&["send", ROUNDUP, "--to", "employer:PbNI", "--dry-run"])
-        .success();
-    assert!(
-        run.stdout.starts_with("would send `Latest From PFCU 237: court-hours dispute, NI pay and AGM motions` (bulletin 237) to 4 members (--to employer:pbni)\n"),
-        "{}",
-        run.stdout
-    );
-    assert_eq!(run.stdout.lines().count(), 5);
-    assert!(t.run(&["jobs"]).success().stdout.lines().count() == 1);
-    assert!(!t.file("outbox/237/sent").exists());
-    // The number is not used up by a dry run.
-    assert_eq!(t.run(&["new"]).success().stdout, "bulletins/236.toml\n");
-}
+    fn a_send_killed_midway_resumes_with_nobody_skipped_or_mailed_twice(backend) {
+        killed_and_rerun(backend, 911);
+    }
 
-#[test]
-fn suppressed_members_are_never_sent_to() {
-    let t = Test::with_examples();
-    t.run(&["members", "import", "examples/members.csv"])
-        .success();
-    t.run(&["unsubscribe", "jo.bloggs@example.net"]).success();
-    let run = t
-        .run(&["send", ROUNDUP, "--to", "employer:CRC", "--yes"])
-        .success();
-    assert!(
-        run.stdout.starts_with("job 1 (started): 4 sent, 0 failed"),
-        "{}",
-        run.stdout
-    );
-    assert!(!t.file("outbox/237/sent/jo.bloggs@example.net.eml").exists());
-}
+    fn a_send_killed_near_the_end_resumes_with_nobody_skipped_or_mailed_twice(backend) {
+        killed_and_rerun(backend, 1_876);
+    }
 
+    fn without_smtp_copies_go_to_files_and_sections_follow_the_audience(backend) {
+        let t = Test::with_examples().on(backend);
+        t.run(&["members", "import", "examples/members.csv"])
+            .success();
+        let run = t
+            .run(&[
+                "send",
+                ROUNDUP,
+                "--to",
+                "employer:CRC,branch:Wales",
+                "--yes",
+            ])
+            .success();
+        // Five CRC members and five in Wales, one of them both.
+        assert!(
+            run.stdout.starts_with("job 1 (started): 9 sent, 0 failed"),
+            "{}",
+            run.stdout
+        );
+        let files: Vec<String> = std::fs::read_dir(t.file("outbox/237/sent"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(files.len(), 9);
+        // A CRC member gets the CRC item but not the Cafcass one; a Cafcass member in Wales
+        // gets the Cafcass item.
+        let crc = t.read("outbox/237/sent/jo.bloggs@example.net.eml");
+        assert!(crc.contains("CRC contracts: what the transfer means for you"));
+        assert!(!crc.contains("court-hours dispute: indicative ballot"));
+        let job = t.run(&["jobs"]).success().stdout;
+        assert!(job.contains("branch:wales,employer:crc"), "{job}");
+        t.assert_store_on(backend);
+    }
+
+    fn dry_run_shows_who_and_changes_nothing(backend) {
+        let t = Test::with_examples().on(backend);
+        t.run(&["members", "import", "examples/members.csv"])
+            .success();
+        let run = t
+            .run(&["send", ROUNDUP, "--to", "employer:PbNI", "--dry-run"])
+            .success();
+        assert!(
+            run.stdout.starts_with("would send `Latest From PFCU 237: court-hours dispute, NI pay and AGM motions` (bulletin 237) to 4 members (--to employer:pbni)\n"),
+            "{}",
+            run.stdout
+        );
+        assert_eq!(run.stdout.lines().count(), 5);
+        assert!(t.run(&["jobs"]).success().stdout.lines().count() == 1);
+        assert!(!t.file("outbox/237/sent").exists());
+        // The number is not used up by a dry run.
+        assert_eq!(t.run(&["new"]).success().stdout, "bulletins/236.toml\n");
+        t.assert_store_on(backend);
+    }
+
+    fn suppressed_members_are_never_sent_to(backend) {
+        let t = Test::with_examples().on(backend);
+        t.run(&["members", "import", "examples/members.csv"])
+            .success();
+        t.run(&["unsubscribe", "jo.bloggs@example.net"]).success();
+        let run = t
+            .run(&["send", ROUNDUP, "--to", "employer:CRC", "--yes"])
+            .success();
+        assert!(
+            run.stdout.starts_with("job 1 (started): 4 sent, 0 failed"),
+            "{}",
+            run.stdout
+        );
+        assert!(!t.file("outbox/237/sent/jo.bloggs@example.net.eml").exists());
+        t.assert_store_on(backend);
+    }
+
+    fn selectors_must_be_known_and_select_someone(backend) {
+        let t = Test::with_examples().on(backend);
+        t.run(&["members", "import", "examples/members.csv"])
+            .success();
+        let run = t
+            .run(&["send", ROUNDUP, "--to", "employr:NPS", "--yes"])
+            .code(1);
+        assert!(
+            run.stderr.contains("unknown selector `employr:NPS`"),
+            "{}",
+            run.stderr
+        );
+        let run = t
+            .run(&["send", ROUNDUP, "--to", "branch:Atlantis", "--yes"])
+            .code(1);
+        assert!(
+            run.stderr.contains("`--to branch:atlantis` selects nobody"),
+            "{}",
+            run.stderr
+        );
+        let run = t.run(&["send", ROUNDUP, "--yes"]).code(1);
+        assert!(run.stderr.contains("say who receives it"), "{}", run.stderr);
+        t.assert_store_on(backend);
+    }
+
+    fn resume_by_job_number(backend) {
+        let t = Test::with_examples().on(backend);
+        t.run(&["members", "import", "examples/members.csv"])
+            .success();
+        t.run(&["send", ROUNDUP, "--to", "employer:CRC", "--yes", "-q"])
+            .success();
+        let run = t.run(&["send", ROUNDUP, "--resume", "1", "-q"]).success();
+        assert!(
+            run.stdout.starts_with("job 1 (resumed): 5 sent"),
+            "{}",
+            run.stdout
+        );
+        let run = t.run(&["send", ROUNDUP, "--resume", "9", "-q"]).code(1);
+        assert!(run.stderr.contains("there is no job 9"), "{}", run.stderr);
+        let run = t.run(&["send", CRISIS, "--resume", "1", "-q"]).code(1);
+        assert!(
+            run.stderr.contains("job 1 sends bulletin 237, not 236"),
+            "{}",
+            run.stderr
+        );
+        t.assert_store_on(backend);
+    }
+}
 #[test]
 fn a_number_being_sent_cannot_change_content() {
     let t = Test::with_examples();
@@ -275,31 +325,6 @@ fn a_number_being_sent_cannot_change_content() {
         "{}",
         run.stderr
     );
-}
-
-#[test]
-fn selectors_must_be_known_and_select_someone() {
-    let t = Test::with_examples();
-    t.run(&["members", "import", "examples/members.csv"])
-        .success();
-    let run = t
-        .run(&["send", ROUNDUP, "--to", "employr:NPS", "--yes"])
-        .code(1);
-    assert!(
-        run.stderr.contains("unknown selector `employr:NPS`"),
-        "{}",
-        run.stderr
-    );
-    let run = t
-        .run(&["send", ROUNDUP, "--to", "branch:Atlantis", "--yes"])
-        .code(1);
-    assert!(
-        run.stderr.contains("`--to branch:atlantis` selects nobody"),
-        "{}",
-        run.stderr
-    );
-    let run = t.run(&["send", ROUNDUP, "--yes"]).code(1);
-    assert!(run.stderr.contains("say who receives it"), "{}", run.stderr);
 }
 
 #[test]
@@ -358,29 +383,6 @@ fn the_sendmail_transport_pipes_each_copy_to_sendmail() {
             .matches("\nList-Unsubscribe-Post: List-Unsubscribe=One-Click")
             .count(),
         4
-    );
-}
-
-#[test]
-fn resume_by_job_number() {
-    let t = Test::with_examples();
-    t.run(&["members", "import", "examples/members.csv"])
-        .success();
-    t.run(&["send", ROUNDUP, "--to", "employer:CRC", "--yes", "-q"])
-        .success();
-    let run = t.run(&["send", ROUNDUP, "--resume", "1", "-q"]).success();
-    assert!(
-        run.stdout.starts_with("job 1 (resumed): 5 sent"),
-        "{}",
-        run.stdout
-    );
-    let run = t.run(&["send", ROUNDUP, "--resume", "9", "-q"]).code(1);
-    assert!(run.stderr.contains("there is no job 9"), "{}", run.stderr);
-    let run = t.run(&["send", CRISIS, "--resume", "1", "-q"]).code(1);
-    assert!(
-        run.stderr.contains("job 1 sends bulletin 237, not 236"),
-        "{}",
-        run.stderr
     );
 }
 
