@@ -1,0 +1,104 @@
+//! The send journal alone, without SMTP: claims and marks per second on SQLite and (when
+//! `MAILOUT_BENCH_PG` holds a URL) PostgreSQL, the way a worker uses it: claim 1,000 rows,
+//! mark them in groups of 16 (one group commit per message's data, at 16 connections).
+//!
+//! `cargo bench --bench journal` (`MAILOUT_BENCH_PG=$(../shared/tools/pg-setup)` for
+//! PostgreSQL; ROWS=N to change the 100,000 rows).
+
+use std::time::Instant;
+
+use mailout::members::{Member, Selection};
+use mailout::store::{self, EntryState, Mark, NewJob, Store};
+
+fn members(n: usize) -> impl Iterator<Item = Member> {
+    (0..n).map(|i| Member {
+        email: format!("member{i:07}@members.test"),
+        name: Some(format!("Member{i} Surname")),
+        branch: Some("London".into()),
+        employer: Some("NPS".into()),
+        attributes: Default::default(),
+    })
+}
+
+fn bench(name: &str, store: &dyn Store, rows: usize) {
+    store
+        .import_members(&mut members(rows))
+        .expect("import members");
+    let job = store
+        .create_job(
+            &NewJob {
+                number: 1,
+                selectors: "all".into(),
+                content_hash: "bench".into(),
+                subject: "Benchmark".into(),
+                source: "bench.toml".into(),
+                transport: "smtp".into(),
+                created_at: "2026-11-23T00:00:00Z".into(),
+            },
+            &Selection {
+                all: true,
+                branches: Vec::new(),
+                employers: Vec::new(),
+            },
+        )
+        .expect("create job");
+    let worker = store
+        .register_worker("bench", std::process::id(), 60)
+        .expect("register");
+    let start = Instant::now();
+    let mut done = 0;
+    loop {
+        let claimed = store.claim(job.id, worker, 1000).expect("claim");
+        if claimed.is_empty() {
+            break;
+        }
+        for group in claimed.chunks(16) {
+            let marks: Vec<Mark> = group
+                .iter()
+                .map(|e| Mark {
+                    job: e.job,
+                    seq: e.seq,
+                    state: EntryState::Sent,
+                    attempts: 1,
+                    message_id: format!("{}.{}@bench", e.job, e.seq),
+                    reply: "250 2.0.0 Ok: queued".into(),
+                    at: "2026-11-23T00:00:01Z".into(),
+                })
+                .collect();
+            store.mark(&marks).expect("mark");
+        }
+        done += claimed.len();
+    }
+    let secs = start.elapsed().as_secs_f64();
+    assert_eq!(done, rows);
+    let after = store.job(job.id).expect("job").expect("job");
+    assert_eq!(after.progress.sent, rows as u64);
+    println!(
+        "{name:<11} {rows} rows claimed and marked in {secs:.2} s: {:.0} claims+marks/s",
+        rows as f64 / secs
+    );
+}
+
+fn main() {
+    let rows: usize = std::env::var("ROWS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(100_000);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("bench.sqlite");
+    let sqlite = store::open(&path.to_string_lossy()).expect("open SQLite");
+    bench("SQLite", sqlite.as_ref(), rows);
+    match std::env::var("MAILOUT_BENCH_PG") {
+        Ok(url) if !url.is_empty() => {
+            let schema = format!("bench_{}", std::process::id());
+            let join = if url.contains('?') { '&' } else { '?' };
+            let pg = store::open(&format!("{url}{join}schema={schema}")).expect("open PostgreSQL");
+            bench("PostgreSQL", pg.as_ref(), rows);
+            drop(pg);
+            if let Ok(mut client) = postgres::Client::connect(&url, postgres::NoTls) {
+                let _ = client.batch_execute(&format!("DROP SCHEMA {schema} CASCADE"));
+            }
+        }
+        _ => println!("PostgreSQL  skipped (MAILOUT_BENCH_PG is not set)"),
+    }
+}
