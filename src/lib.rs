@@ -10,6 +10,7 @@
 
 #![warn(missing_docs)]
 
+pub mod approval;
 pub mod archive;
 pub mod bounces;
 pub mod bulletin;

@@ -101,6 +101,25 @@ enum Command {
         /// `mailout worker` processes.
         #[arg(long, conflicts_with = "dry_run")]
         enqueue: bool,
+        /// Send a proof to these addresses now ([PROOF] subject; no job, no number used).
+        #[arg(long, value_name = "ADDR[,ADDR...]", value_delimiter = ',', conflicts_with_all = ["to", "resume", "enqueue", "dry_run"])]
+        proof: Vec<String>,
+        /// With --proof: render the copy as this member receives it.
+        #[arg(long, value_name = "ADDR", requires = "proof")]
+        as_member: Option<String>,
+    },
+    /// Approve a bulletin's content as it is now ([approval] required).
+    Approve {
+        /// The bulletin file.
+        file: PathBuf,
+        /// Who approves.
+        #[arg(long = "as", value_name = "NAME")]
+        name: String,
+    },
+    /// The approvals of a bulletin, and whether they still hold.
+    Approvals {
+        /// The bulletin file.
+        file: PathBuf,
     },
     /// Send for running jobs, beside other workers on this or other machines.
     Worker {
@@ -339,8 +358,47 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             outbox,
             quiet,
             enqueue,
+            proof,
+            as_member,
         } => {
             let workspace = Workspace::open(&options)?;
+            if !proof.is_empty() {
+                let result = mailout::send::proof::send_proof(
+                    &workspace,
+                    &mailout::send::proof::ProofRequest {
+                        file,
+                        to: proof,
+                        as_member,
+                        transport: transport.map(|t| match t {
+                            TransportArg::Smtp => TransportKind::Smtp,
+                            TransportArg::File => TransportKind::File,
+                            TransportArg::Sendmail => TransportKind::Sendmail,
+                        }),
+                        outbox,
+                    },
+                )?;
+                let mut failed = false;
+                for (address, outcome) in &result.deliveries {
+                    match outcome {
+                        mailout::send::transport::Delivery::Accepted(reply) => {
+                            println!("proof sent to {address}: {reply}");
+                        }
+                        other => {
+                            failed = true;
+                            eprintln!("proof not sent to {address}: {other:?}");
+                        }
+                    }
+                }
+                eprintln!(
+                    "`{}` (bulletin {}; no job started, the number is not used)",
+                    result.subject, result.number
+                );
+                return Ok(if failed {
+                    ExitCode::from(2)
+                } else {
+                    ExitCode::SUCCESS
+                });
+            }
             let request = SendRequest {
                 enqueue,
                 file,
@@ -579,6 +637,49 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             } else {
                 ExitCode::SUCCESS
             })
+        }
+        Command::Approve { file, name } => {
+            let workspace = Workspace::open(&options)?;
+            let status = mailout::approval::approve(&workspace, &file, &name)?;
+            println!(
+                "approved `{}` as {} (content {}); {} of {} required",
+                file.display(),
+                name.trim(),
+                &status.content_hash[..12],
+                status.valid(),
+                status.required
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Approvals { file } => {
+            let workspace = Workspace::open(&options)?;
+            let status = mailout::approval::status(&workspace, &file)?;
+            let mut rows = vec![
+                ["NAME", "AT", "CONTENT", "STATE"]
+                    .map(String::from)
+                    .to_vec(),
+            ];
+            for (a, current) in &status.approvals {
+                rows.push(vec![
+                    a.name.clone(),
+                    a.at.clone(),
+                    a.content_hash[..12.min(a.content_hash.len())].to_string(),
+                    if *current {
+                        "valid"
+                    } else {
+                        "void: changed since"
+                    }
+                    .to_string(),
+                ]);
+            }
+            print_table(&rows);
+            println!(
+                "content now {}: {} of {} required approvals",
+                &status.content_hash[..12],
+                status.valid(),
+                status.required
+            );
+            Ok(ExitCode::SUCCESS)
         }
         Command::Workers => {
             let workspace = Workspace::open(&options)?;

@@ -44,6 +44,9 @@ pub struct Mailing {
     series_slug: String,
     attachments: Vec<EncodedAttachment>,
     variants: Mutex<HashMap<Vec<bool>, Arc<Variant>>>,
+    /// For proofs: makes every Message-ID different from the real copies' (so a proof
+    /// never stands in for the member's copy in a mailbox that drops duplicates).
+    proof: Option<String>,
 }
 
 impl std::fmt::Debug for Mailing {
@@ -177,6 +180,7 @@ impl Mailing {
             series_slug,
             attachments,
             variants: Mutex::new(HashMap::new()),
+            proof: None,
         })
     }
 
@@ -184,6 +188,13 @@ impl Mailing {
     /// started, the same for every copy and every resume).
     pub fn with_date(mut self, date: SystemTime) -> Mailing {
         self.date = date;
+        self
+    }
+
+    /// Marks this mailing as a proof: Message-IDs carry `nonce` (and `proof`), so they
+    /// differ from the copies members will receive.
+    pub fn as_proof(mut self, nonce: &str) -> Mailing {
+        self.proof = Some(nonce.to_string());
         self
     }
 
@@ -201,12 +212,20 @@ impl Mailing {
             .chain_update(self.edition.number.to_be_bytes())
             .chain_update(address.trim().to_lowercase())
             .finalize();
-        format!(
-            "<{}.{}@{}>",
-            self.edition.number,
-            hex(&digest[..10]),
-            self.edition.config.sender.list_domain
-        )
+        match &self.proof {
+            Some(nonce) => format!(
+                "<{}.proof.{nonce}.{}@{}>",
+                self.edition.number,
+                hex(&digest[..10]),
+                self.edition.config.sender.list_domain
+            ),
+            None => format!(
+                "<{}.{}@{}>",
+                self.edition.number,
+                hex(&digest[..10]),
+                self.edition.config.sender.list_domain
+            ),
+        }
     }
 
     /// The copy for `recipient`. With `all_sections`, every section is shown whatever the

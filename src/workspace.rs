@@ -93,6 +93,11 @@ impl Workspace {
         store::open_with(&self.store_location, &self.config.store.password_env)
     }
 
+    /// The folder paths in bulletins are relative to.
+    pub fn base(&self) -> &Path {
+        &self.base
+    }
+
     /// Where the store is (a path, or a URL).
     pub fn store_location(&self) -> &str {
         &self.store_location
@@ -244,6 +249,35 @@ impl Workspace {
         let built = outbox::write_build(outbox, number, &copy, &parts)?;
         self.store()?.record_build(&record)?;
         Ok(built)
+    }
+
+    /// The bulletin at `path` ready to look at (`mailout preview`), with the warnings
+    /// `check` finds: checked, numbered and rendered as `build` would, but read-only. No
+    /// store is created, no number is taken and no build is recorded. Unsubscribe links are
+    /// signed with the configured secret when it is set, else with a placeholder key (a
+    /// preview's links are never a member's).
+    pub fn draft(&self, path: &Path) -> Result<(Mailing, Vec<Diagnostic>)> {
+        let checked = self.check(path)?;
+        if checked.errors() > 0 {
+            return Err(Error::Invalid(checked.diagnostics));
+        }
+        let bulletin = Bulletin::load(path)?;
+        let number = match &bulletin.number {
+            Some(n) => *n.get_ref(),
+            None => checked.number.unwrap_or(self.config.numbering.start),
+        };
+        let date = bulletin
+            .date
+            .as_ref()
+            .map(|d| *d.get_ref())
+            .unwrap_or_else(clock::today);
+        let edition = Edition::new(bulletin, self.config.clone(), number, date, &self.base)?;
+        let tokens = match std::env::var(&self.config.sender.token_secret_env) {
+            Ok(secret) if !secret.is_empty() => TokenKey::new(secret.into_bytes()),
+            _ => TokenKey::new(b"mailout preview".to_vec()),
+        };
+        let mailing = Mailing::new(edition, Renderer::new(&self.templates)?, tokens, None)?;
+        Ok((mailing, checked.diagnostics))
     }
 }
 

@@ -161,6 +161,12 @@ pub fn send(
                     selectors.key
                 )));
             }
+            if config.approval.required > 0 {
+                let status = crate::approval::status(workspace, &request.file)?;
+                if !status.satisfied() {
+                    return Err(Error::Usage(status.refusal(&request.file)));
+                }
+            }
             if !confirm(&plan) {
                 return Ok(SendResult::Declined(plan));
             }

@@ -8,6 +8,7 @@
 pub mod job;
 pub mod journal;
 pub mod progress;
+pub mod proof;
 pub mod queue;
 pub mod smtp;
 pub mod transport;

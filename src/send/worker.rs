@@ -157,6 +157,23 @@ impl Setup {
     }
 }
 
+impl Setup {
+    /// The SMTP settings, when there are any.
+    pub(crate) fn smtp_settings(&self) -> Option<Arc<SmtpSettings>> {
+        self.smtp.clone()
+    }
+
+    /// The DKIM signer, when `[dkim]` is configured.
+    pub(crate) fn signer(&self) -> Option<&Signer> {
+        self.signer.as_deref()
+    }
+
+    /// The envelope sender.
+    pub(crate) fn from(&self) -> &Address {
+        &self.from
+    }
+}
+
 /// A job as this worker sends it.
 struct Prepared {
     mailing: Arc<Mailing>,

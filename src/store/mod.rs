@@ -334,6 +334,19 @@ pub struct WorkerInfo {
     pub sent: u64,
 }
 
+/// A sign-off of a bulletin's exact content (PRODUCT.md §6a).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Approval {
+    /// The bulletin file, as the store names it.
+    pub source: String,
+    /// Who approved.
+    pub name: String,
+    /// SHA-256 of everything that shapes what members receive, when approved.
+    pub content_hash: String,
+    /// When (RFC 3339).
+    pub at: String,
+}
+
 /// One value of a row copied between stores by `mailout store migrate`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
@@ -445,6 +458,7 @@ pub const TABLES: &[(&str, &[&str])] = &[
         &["subject", "sender", "heading", "body", "message", "section"],
     ),
     ("imap_state", &["mailbox", "uidvalidity", "last_uid"]),
+    ("approvals", &["source", "name", "content_hash", "at"]),
 ];
 
 /// The operations mailout needs from a store, whatever the backend.
@@ -478,6 +492,16 @@ pub trait Store: Send {
     /// Members selected by `selection` (all members, suppressed or not, when `None`), by
     /// address.
     fn members(&self, selection: Option<&Selection>) -> Result<Vec<Member>>;
+
+    /// The member with address `email` (normalised), if there is one.
+    fn member(&self, email: &str) -> Result<Option<Member>>;
+
+    /// Records that `approval.name` approved `approval.source` with `approval.content_hash`
+    /// (replacing that person's earlier approval of the file).
+    fn approve(&self, approval: &Approval) -> Result<()>;
+
+    /// The approvals of `source`, oldest first.
+    fn approvals(&self, source: &str) -> Result<Vec<Approval>>;
 
     /// The members whose token key (see [`crate::token::address_key`]) is `key`.
     fn members_by_token_key(&self, key: &[u8]) -> Result<Vec<Member>>;

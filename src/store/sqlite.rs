@@ -7,8 +7,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use rusqlite_migration::{M, Migrations};
 
 use super::{
-    ArchiveEntry, Archived, ArchivedMessage, AttachmentInfo, Counts, EditionRecord, Entry,
-    EntryState, ImportCounts, Job, Mark, NewJob, NewMessage, Progress, SearchHit, Store,
+    Approval, ArchiveEntry, Archived, ArchivedMessage, AttachmentInfo, Counts, EditionRecord,
+    Entry, EntryState, ImportCounts, Job, Mark, NewJob, NewMessage, Progress, SearchHit, Store,
     Suppression, TABLES, Value, WorkerInfo,
 };
 use crate::error::{Error, Result};
@@ -152,6 +152,15 @@ const MIGRATIONS: &[M<'static>] = &[
             domain TEXT NOT NULL,
             until  REAL NOT NULL,
             PRIMARY KEY (job, domain)
+        ) WITHOUT ROWID;",
+    ),
+    M::up(
+        "CREATE TABLE approvals (
+            source       TEXT NOT NULL,
+            name         TEXT NOT NULL,
+            content_hash TEXT NOT NULL,
+            at           TEXT NOT NULL,
+            PRIMARY KEY (source, name)
         ) WITHOUT ROWID;",
     ),
 ];
@@ -384,6 +393,49 @@ impl Store for SqliteStore {
             .map_err(fail)?;
         let rows = statement
             .query_map(rusqlite::params_from_iter(args.iter()), member_row)
+            .map_err(fail)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(fail)
+    }
+
+    fn member(&self, email: &str) -> Result<Option<Member>> {
+        self.conn
+            .query_row(
+                "SELECT email, name, branch, employer, attributes FROM members WHERE email = ?1",
+                [email],
+                member_row,
+            )
+            .optional()
+            .map_err(|e| self.fail("could not read a member", e))
+    }
+
+    fn approve(&self, a: &Approval) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO approvals (source, name, content_hash, at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (source, name) DO UPDATE SET content_hash = excluded.content_hash, at = excluded.at",
+                params![a.source, a.name, a.content_hash, a.at],
+            )
+            .map(drop)
+            .map_err(|e| self.fail("could not record the approval", e))
+    }
+
+    fn approvals(&self, source: &str) -> Result<Vec<Approval>> {
+        let fail = |e| self.fail("could not read approvals", e);
+        let mut statement = self
+            .conn
+            .prepare(
+                "SELECT source, name, content_hash, at FROM approvals WHERE source = ?1 ORDER BY at, name",
+            )
+            .map_err(fail)?;
+        let rows = statement
+            .query_map([source], |r| {
+                Ok(Approval {
+                    source: r.get(0)?,
+                    name: r.get(1)?,
+                    content_hash: r.get(2)?,
+                    at: r.get(3)?,
+                })
+            })
             .map_err(fail)?;
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(fail)
     }

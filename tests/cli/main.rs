@@ -4,6 +4,7 @@
 mod archive;
 mod build;
 mod check;
+mod drafting;
 mod e2e;
 mod faults;
 mod harness;
