@@ -20,6 +20,7 @@ pub mod diagnostic;
 pub mod dkim;
 pub mod edition;
 pub mod error;
+pub mod lint;
 pub mod members;
 pub mod message;
 pub mod numbering;
