@@ -46,11 +46,14 @@ enum Command {
         #[arg(long)]
         number: Option<u32>,
     },
-    /// Report every mistake in bulletin files, as FILE:LINE:COL.
+    /// Report every mistake in bulletin files, as FILE:LINE:COL, and the pre-send warnings.
     Check {
         /// Bulletin files.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Treat the pre-send warnings as errors (exit 1).
+        #[arg(long)]
+        strict: bool,
     },
     /// Build bulletins into OUTBOX/<number>/bulletin.{html,txt,eml}.
     Build {
@@ -101,6 +104,9 @@ enum Command {
         /// `mailout worker` processes.
         #[arg(long, conflicts_with = "dry_run")]
         enqueue: bool,
+        /// Refuse to start a job while the pre-send checks give warnings.
+        #[arg(long)]
+        strict: bool,
         /// Send a proof to these addresses now ([PROOF] subject; no job, no number used).
         #[arg(long, value_name = "ADDR[,ADDR...]", value_delimiter = ',', conflicts_with_all = ["to", "resume", "enqueue", "dry_run"])]
         proof: Vec<String>,
@@ -202,6 +208,15 @@ enum Command {
     Serve {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8025")]
+        listen: SocketAddr,
+    },
+    /// A live page while drafting: HTML and text side by side, per audience; it rebuilds
+    /// when the bulletin, a template or the config changes.
+    Preview {
+        /// The bulletin file.
+        file: PathBuf,
+        /// Address to listen on (loopback by default; port 0 picks a free one).
+        #[arg(long, default_value = "127.0.0.1:8026")]
         listen: SocketAddr,
     },
 }
@@ -317,11 +332,20 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             println!("{}", path.display());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Check { files } => {
+        Command::Check { files, strict } => {
             let workspace = Workspace::open(&options)?;
             let mut failed = false;
+            // A warning about sending rather than about a file: once, without a place.
+            for warning in workspace.send_warnings(workspace.config.smtp.is_some()) {
+                let severity = if strict { "error" } else { "warning" };
+                eprintln!("{severity}: {warning}");
+                failed |= strict;
+            }
             for file in &files {
-                let checked = workspace.check(file)?;
+                let mut checked = workspace.check(file)?;
+                if strict {
+                    mailout::lint::make_errors(&mut checked.diagnostics);
+                }
                 for d in &checked.diagnostics {
                     eprintln!("{d}");
                 }
@@ -332,8 +356,13 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
                         .number
                         .map(|n| format!(", number {n}"))
                         .unwrap_or_default();
+                    let warnings = match checked.warnings() {
+                        0 => String::new(),
+                        1 => ", 1 warning".to_string(),
+                        n => format!(", {n} warnings"),
+                    };
                     println!(
-                        "{}: ok ({} section{}{number})",
+                        "{}: ok ({} section{}{number}{warnings})",
                         file.display(),
                         checked.sections,
                         if checked.sections == 1 { "" } else { "s" }
@@ -358,6 +387,7 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             outbox,
             quiet,
             enqueue,
+            strict,
             proof,
             as_member,
         } => {
@@ -401,6 +431,7 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             }
             let request = SendRequest {
                 enqueue,
+                strict,
                 file,
                 to,
                 resume,
@@ -920,6 +951,21 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
                 report.suppressed,
                 report.not_bounces
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Preview { file, listen } => {
+            let preview = mailout::preview::Preview::start(options, file)?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .map_err(|e| Error::Usage(format!("could not start the async runtime: {e}")))?;
+            runtime.block_on(preview.serve(listen, |bound| {
+                if !bound.ip().is_loopback() {
+                    eprintln!("warning: the preview is open to the network on {bound}");
+                }
+                println!("preview: http://{bound}/");
+            }))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Serve { listen } => {

@@ -10,6 +10,8 @@ use crate::config::{self, Config};
 use crate::diagnostic::{self, Diagnostic};
 use crate::edition::Edition;
 use crate::error::{Error, Result};
+use crate::lint;
+use crate::members::Selection;
 use crate::message::Mailing;
 use crate::numbering;
 use crate::outbox::{self, Built};
@@ -54,6 +56,11 @@ impl Checked {
     /// How many problems are errors.
     pub fn errors(&self) -> usize {
         self.diagnostics.iter().filter(|d| d.is_error()).count()
+    }
+
+    /// How many problems are warnings (the pre-send checks).
+    pub fn warnings(&self) -> usize {
+        self.diagnostics.len() - self.errors()
     }
 }
 
@@ -138,8 +145,18 @@ impl Workspace {
     }
 
     /// Every problem in the bulletin at `path`: structure, content, and its number against
-    /// the store's history.
+    /// the store's history; and the pre-send warnings (PRODUCT.md §6a, see [`lint`]).
     pub fn check(&self, path: &Path) -> Result<Checked> {
+        self.inspect(path, true)
+    }
+
+    /// Every problem in the bulletin at `path`, without the pre-send warnings: what a build
+    /// needs to know.
+    pub fn validate(&self, path: &Path) -> Result<Checked> {
+        self.inspect(path, false)
+    }
+
+    fn inspect(&self, path: &Path, warnings: bool) -> Result<Checked> {
         let source = std::fs::read_to_string(path).map_err(|source| Error::Read {
             path: path.to_path_buf(),
             source,
@@ -177,16 +194,70 @@ impl Workspace {
                     None => self.config.numbering.start,
                 });
             }
+            if warnings {
+                let render = !diagnostics.iter().any(Diagnostic::is_error);
+                diagnostics.extend(self.lint(b, checked.number, store, render)?);
+            }
         }
         diagnostic::sort(&mut diagnostics);
         checked.diagnostics = diagnostics;
         Ok(checked)
     }
 
+    /// The pre-send warnings about bulletin `b` (see [`lint`]), numbered `number`. The
+    /// audience checks need a store with members; `render` measures the HTML part as `build`
+    /// renders it (only for a bulletin without errors).
+    fn lint(
+        &self,
+        b: &Bulletin,
+        number: Option<u32>,
+        store: Option<&dyn Store>,
+        render: bool,
+    ) -> Result<Vec<Diagnostic>> {
+        let number = number.unwrap_or(self.config.numbering.start);
+        let mut found = lint::content(b, &self.config, number);
+        if let Some(store) = store
+            && lint::has_audiences(b, &self.config)
+        {
+            let counts = store.counts()?;
+            if counts.all + counts.suppressed > 0 {
+                let names = counts.branches.into_iter().chain(counts.employers);
+                let count = |s: &Selection| store.count_selected(s);
+                let roster = lint::Roster {
+                    names: names.map(|(name, _)| name).collect(),
+                    count: &count,
+                };
+                found.extend(lint::audiences(b, &self.config, &roster)?);
+            }
+        }
+        if render {
+            let date = b.date.as_ref().map_or_else(clock::today, |d| *d.get_ref());
+            let size = Edition::new(b.clone(), self.config.clone(), number, date, &self.base)
+                .and_then(|edition| lint::measure_html(edition, &self.templates));
+            match size {
+                Ok(bytes) => found.extend(lint::html_size(b, bytes)),
+                // `build` reports what stops the render; `check` has nothing to measure.
+                Err(e) => tracing::debug!("not measuring the HTML part: {e}"),
+            }
+        }
+        Ok(found)
+    }
+
+    /// The pre-send warnings about a send rather than a file: no unsubscribe secret in the
+    /// environment when sending over SMTP (`smtp`).
+    pub fn send_warnings(&self, smtp: bool) -> Vec<String> {
+        if !smtp {
+            return Vec::new();
+        }
+        lint::unsubscribe_secret(&self.config, &|name| std::env::var(name).ok())
+            .into_iter()
+            .collect()
+    }
+
     /// Loads, validates and numbers the bulletin at `path`. Any error in it fails with every
     /// problem found.
     pub fn edition(&self, path: &Path) -> Result<Edition> {
-        let checked = self.check(path)?;
+        let checked = self.validate(path)?;
         if checked.errors() > 0 {
             return Err(Error::Invalid(checked.diagnostics));
         }

@@ -39,6 +39,8 @@ pub struct SendRequest {
     pub display: Display,
     /// `--enqueue`: write the job and its journal, and leave the sending to workers.
     pub enqueue: bool,
+    /// `--strict`: refuse to start a job while the pre-send checks give warnings.
+    pub strict: bool,
 }
 
 /// Who a job goes to, before it starts.
@@ -161,6 +163,7 @@ pub fn send(
                     selectors.key
                 )));
             }
+            pre_send_checks(workspace, request, kind)?;
             if config.approval.required > 0 {
                 let status = crate::approval::status(workspace, &request.file)?;
                 if !status.satisfied() {
@@ -226,6 +229,43 @@ pub fn send(
         stats: stats.into(),
         started,
     })
+}
+
+/// The pre-send checks (PRODUCT.md §6a) before a job starts: the warnings `check` gives,
+/// and a missing unsubscribe secret for a send over SMTP, printed to stderr. With
+/// `--strict` they are errors and the send is refused.
+fn pre_send_checks(
+    workspace: &Workspace,
+    request: &SendRequest,
+    kind: TransportKind,
+) -> Result<()> {
+    let mut placed: Vec<_> = workspace
+        .check(&request.file)?
+        .diagnostics
+        .into_iter()
+        .filter(|d| !d.is_error())
+        .collect();
+    let general = workspace.send_warnings(kind == TransportKind::Smtp);
+    let severity = if request.strict {
+        crate::lint::make_errors(&mut placed);
+        "error"
+    } else {
+        "warning"
+    };
+    for warning in &general {
+        eprintln!("{severity}: {warning}");
+    }
+    for d in &placed {
+        eprintln!("{d}");
+    }
+    let count = placed.len() + general.len();
+    if request.strict && count > 0 {
+        return Err(Error::Usage(format!(
+            "not sending: the pre-send checks gave {count} warning{} and `--strict` makes them errors",
+            if count == 1 { "" } else { "s" }
+        )));
+    }
+    Ok(())
 }
 
 fn transport_kind(request: &SendRequest, config: &config::Config) -> TransportKind {

@@ -215,7 +215,7 @@ impl<'a> Worker<'a> {
             workspace,
             options,
             setup,
-            host: hostname(),
+            host: crate::host::hostname(),
             lease: Duration::from_secs(workspace.config.store.lease_secs.max(1)),
             id: None,
             renewed: Instant::now(),
@@ -241,16 +241,7 @@ impl<'a> Worker<'a> {
     fn register(&mut self) -> Result<i64> {
         let store = self.store()?;
         let me = std::process::id();
-        for w in store.workers()? {
-            if w.host == self.host && w.pid != me && !process_alive(w.pid) {
-                tracing::info!(
-                    "releasing the claims of worker {} (pid {} is gone)",
-                    w.id,
-                    w.pid
-                );
-                store.retire_worker(w.id)?;
-            }
-        }
+        crate::host::reap_dead_workers(store)?;
         let asked = Instant::now();
         let id = store.register_worker(&self.host, me, self.lease_secs())?;
         self.id = Some(id);
@@ -584,23 +575,4 @@ fn prepare(workspace: &Workspace, job: &Job, transport: Option<TransportKind>) -
         mailing: Arc::new(mailing),
         kind,
     })
-}
-
-/// This machine's name.
-pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".into())
-}
-
-/// Whether process `pid` on this machine is running (true when that cannot be known).
-fn process_alive(pid: u32) -> bool {
-    let proc = Path::new("/proc");
-    if !proc.join("self").exists() {
-        return true;
-    }
-    proc.join(pid.to_string()).exists()
 }

@@ -1,0 +1,803 @@
+//! The pre-send checks (PRODUCT.md §6a): not mistakes in the file, but things that hurt a
+//! mailout once it has gone out (a clipped message, an image nobody can read, a link that
+//! says nothing, a section that reaches nobody). Each is a warning at its place in the
+//! bulletin; `--strict` makes them errors. `mailout check` and every send run them, through
+//! [`Workspace::check`](crate::workspace::Workspace::check).
+
+use std::ops::Range;
+
+use toml::Spanned;
+
+use crate::bulletin::{self, Bulletin, Section};
+use crate::config::Config;
+use crate::diagnostic::{Diagnostic, Severity};
+use crate::edition::Edition;
+use crate::error::Result;
+use crate::members::Selection;
+use crate::message::Mailing;
+use crate::recipient::Recipient;
+use crate::render::Renderer;
+use crate::render::markdown::{self, Link};
+use crate::render::templates::Templates;
+use crate::token::TokenKey;
+use crate::toml_file::{self, Span};
+
+/// Gmail shows only this much of a message's HTML, then "[Message clipped] View entire
+/// message" (hiding the rest, the footer and its unsubscribe link with it).
+pub const GMAIL_CLIP_BYTES: usize = 102 * 1024;
+
+/// A subject longer than this is cut short in most inboxes (and is RFC 5322's line length).
+pub const MAX_SUBJECT_CHARS: usize = 78;
+
+/// Link texts that say nothing about where a link leads (compared in lowercase, after
+/// trimming punctuation and spaces).
+const VAGUE_LINK_TEXTS: &[&str] = &[
+    "click",
+    "click here",
+    "click this link",
+    "details",
+    "find out more",
+    "follow this link",
+    "go",
+    "here",
+    "learn more",
+    "link",
+    "more",
+    "more info",
+    "more information",
+    "read more",
+    "see here",
+    "see more",
+    "this",
+    "this link",
+    "this page",
+];
+
+/// Warnings about what the bulletin says (its images, links and subject): the checks that
+/// need neither the store nor a render. `number` is the number the bulletin will get.
+pub fn content(bulletin: &Bulletin, config: &Config, number: u32) -> Vec<Diagnostic> {
+    let mut found = images_without_alt(bulletin);
+    found.extend(vague_link_texts(bulletin));
+    found.extend(plain_http_links(bulletin));
+    found.extend(subject(bulletin, config, number));
+    found
+}
+
+/// The HTML part over Gmail's 102 KB: `html_bytes` is the size of the full copy's HTML part,
+/// decoded, as `build` writes it. Placed at the longest body, the likeliest thing to cut.
+pub fn html_size(bulletin: &Bulletin, html_bytes: usize) -> Option<Diagnostic> {
+    if html_bytes <= GMAIL_CLIP_BYTES {
+        return None;
+    }
+    let span = bodies(bulletin)
+        .max_by_key(|b| b.get_ref().len())
+        .map_or(0..0, |b| b.span());
+    Some(warning(
+        bulletin,
+        span,
+        format!(
+            "the HTML part is {} KB; Gmail clips messages over {} KB, hiding the rest (and the unsubscribe link) behind \"View entire message\"",
+            html_bytes.div_ceil(1024),
+            GMAIL_CLIP_BYTES / 1024
+        ),
+    ))
+}
+
+/// The size in bytes of the HTML part of `edition`'s full copy, rendered as `build`
+/// renders it. The unsubscribe tokens in it have a fixed length, so any key measures it.
+pub fn measure_html(edition: Edition, templates: &Templates) -> Result<usize> {
+    let list = Recipient::address_only(&edition.config.sender.list_address);
+    let renderer = Renderer::new(templates)?;
+    let mailing = Mailing::new(edition, renderer, TokenKey::new(*b"pre-send check"), None)?;
+    Ok(mailing.parts_for(&list, true)?.html.len())
+}
+
+/// Images without alt text: readers with images off, and screen readers, get nothing.
+pub fn images_without_alt(bulletin: &Bulletin) -> Vec<Diagnostic> {
+    links(bulletin)
+        .filter(|(_, link)| link.image && link.text.trim().is_empty())
+        .map(|(body, link)| {
+            let url = link.url.trim();
+            warning(
+                bulletin,
+                place(bulletin, body, &link.range),
+                format!(
+                    "image `{url}` has no alt text; with images off or a screen reader it is lost (write `![what it shows]({url})`)"
+                ),
+            )
+        })
+        .collect()
+}
+
+/// Links whose text says nothing about where they lead ("click here", "read more"), or
+/// that have no text at all.
+pub fn vague_link_texts(bulletin: &Bulletin) -> Vec<Diagnostic> {
+    let mut found = Vec::new();
+    for (body, all) in bodies(bulletin).map(|b| (b, markdown::links(b.get_ref()))) {
+        for link in all.iter().filter(|l| !l.image) {
+            let text = normalise_link_text(&link.text);
+            // An image as the link's text: its own alt text is checked above.
+            let holds_image = all.iter().any(|i| {
+                i.image && i.range.start >= link.range.start && i.range.end <= link.range.end
+            });
+            let message = if text.is_empty() && !holds_image {
+                format!(
+                    "the link to `{}` has no text; say where it leads",
+                    link.url.trim()
+                )
+            } else if VAGUE_LINK_TEXTS.contains(&text.as_str()) {
+                format!(
+                    "link text `{}` says nothing about where it leads; let the text name it instead",
+                    link.text.trim()
+                )
+            } else {
+                continue;
+            };
+            found.push(warning(
+                bulletin,
+                place(bulletin, body, &link.range),
+                message,
+            ));
+        }
+    }
+    found
+}
+
+/// Lowercase, with spaces collapsed and punctuation trimmed from both ends.
+fn normalise_link_text(text: &str) -> String {
+    text.trim_matches(|c: char| !c.is_alphanumeric())
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
+}
+
+/// Links and images over plain `http://`: readable and changeable on the way.
+pub fn plain_http_links(bulletin: &Bulletin) -> Vec<Diagnostic> {
+    links(bulletin)
+        .filter(|(_, link)| link.url.trim().to_ascii_lowercase().starts_with("http://"))
+        .map(|(body, link)| {
+            let what = if link.image {
+                "image is loaded"
+            } else {
+                "link goes"
+            };
+            warning(
+                bulletin,
+                place(bulletin, body, &link.range),
+                format!(
+                    "{what} over plain `http://` (`{}`); use `https://`",
+                    link.url.trim()
+                ),
+            )
+        })
+        .collect()
+}
+
+/// A subject over [`MAX_SUBJECT_CHARS`], or in capitals. Placed at `subject`, else at
+/// `headline` (which the default subject is made from).
+pub fn subject(bulletin: &Bulletin, config: &Config, number: u32) -> Vec<Diagnostic> {
+    let subject = bulletin.subject_for(config, number);
+    let span = bulletin
+        .subject
+        .as_ref()
+        .or(bulletin.headline.as_ref())
+        .map_or(0..0, |s| s.span());
+    let mut found = Vec::new();
+    let length = subject.chars().count();
+    if length > MAX_SUBJECT_CHARS {
+        found.push(warning(
+            bulletin,
+            span.clone(),
+            format!(
+                "the subject is {length} characters (`{subject}`); over {MAX_SUBJECT_CHARS} it is cut short in most inboxes"
+            ),
+        ));
+    }
+    // The series title is the organisation's; judge what this bulletin adds to it.
+    let own = strip_series(&subject, &config.organisation.series);
+    if in_capitals(own) {
+        found.push(warning(
+            bulletin,
+            span,
+            format!("the subject is in capitals (`{subject}`); it reads as shouting, and spam filters count it against the mail"),
+        ));
+    }
+    found
+}
+
+/// `subject` without a leading `{series} {number}: `.
+fn strip_series<'s>(subject: &'s str, series: &str) -> &'s str {
+    let Some(rest) = subject.strip_prefix(series) else {
+        return subject;
+    };
+    rest.trim_start()
+        .trim_start_matches(|c: char| c.is_ascii_digit())
+        .trim_start_matches(':')
+        .trim_start()
+}
+
+/// Whether most of the letters of `text` are in words written wholly in capitals. Short
+/// texts and the odd acronym (`NPS, CRC and PbNI`) are not capitals.
+fn in_capitals(text: &str) -> bool {
+    let mut letters = 0;
+    let mut shouted = 0;
+    for word in text.split(|c: char| !c.is_alphabetic()) {
+        let n = word.chars().count();
+        letters += n;
+        if n >= 2 && !word.chars().any(char::is_lowercase) {
+            shouted += word.chars().filter(|c| c.is_uppercase()).count();
+        }
+    }
+    letters >= 6 && shouted * 2 > letters
+}
+
+/// What the store knows about the members, for the audience checks.
+pub struct Roster<'a> {
+    /// Every branch and employer name sendable members have, as written.
+    pub names: Vec<String>,
+    /// How many sendable members `selection` reaches.
+    pub count: &'a dyn Fn(&Selection) -> Result<u64>,
+}
+
+/// Whether any section has an audience (its own or its kind's), so that the store need be
+/// asked only then.
+pub fn has_audiences(bulletin: &Bulletin, config: &Config) -> bool {
+    bulletin.sections.iter().any(|s| {
+        !s.audience.is_empty()
+            || s.kind
+                .as_ref()
+                .and_then(|k| config.section_kind(k.get_ref()))
+                .is_some_and(|k| !k.audience.is_empty())
+    })
+}
+
+/// Sections whose audience reaches no member (placed at `audience`, or at `kind` when the
+/// kind gives the audience), and audience names that are no member's branch or employer
+/// (placed at the name). A name is reported once: in a section that reaches nobody, the
+/// unknown names are named in that section's warning.
+pub fn audiences(bulletin: &Bulletin, config: &Config, roster: &Roster) -> Result<Vec<Diagnostic>> {
+    let known: Vec<&str> = roster.names.iter().map(String::as_str).collect();
+    let is_known = |name: &str| {
+        known
+            .iter()
+            .any(|k| k.trim().eq_ignore_ascii_case(name.trim()))
+    };
+    let mut found = Vec::new();
+    for section in &bulletin.sections {
+        let heading = section.heading.get_ref().trim();
+        let (names, span, from_kind): (Vec<&str>, Span, Option<&str>) =
+            if let Some(first) = section.audience.first() {
+                let names = section.audience.iter().map(|a| a.get_ref().as_str());
+                (
+                    names.collect(),
+                    audience_key(bulletin, section, first),
+                    None,
+                )
+            } else if let Some(kind) = &section.kind
+                && let Some(k) = config.section_kind(kind.get_ref())
+                && !k.audience.is_empty()
+            {
+                let names = k.audience.iter().map(String::as_str).collect();
+                (names, kind.span(), Some(kind.get_ref().as_str()))
+            } else {
+                continue;
+            };
+        let names: Vec<&str> = names.into_iter().filter(|n| !n.trim().is_empty()).collect();
+        if names.is_empty() {
+            continue;
+        }
+        let wanted: Vec<String> = names.iter().map(|n| n.trim().to_lowercase()).collect();
+        let selection = Selection {
+            all: false,
+            branches: wanted.clone(),
+            employers: wanted,
+        };
+        if (roster.count)(&selection)? == 0 {
+            let unknown: Vec<&str> = names.iter().copied().filter(|n| !is_known(n)).collect();
+            let whom = match from_kind {
+                Some(kind) => format!("kind `{kind}` goes to {}, which", toml_file::list(&names)),
+                None => format!("its audience {}", toml_file::list(&names)),
+            };
+            let hint = unknown_hint(&unknown, &known);
+            found.push(warning(
+                bulletin,
+                span,
+                format!("section `{heading}`: {whom} matches no member in the store, so nobody will receive it{hint}"),
+            ));
+            continue;
+        }
+        for name in &section.audience {
+            let text = name.get_ref().trim();
+            if text.is_empty() || is_known(text) {
+                continue;
+            }
+            let hint = match toml_file::suggest(text, &known) {
+                Some(k) => format!("; did you mean `{k}`?"),
+                None => String::new(),
+            };
+            found.push(warning(
+                bulletin,
+                name.span(),
+                format!("`{text}` is not the branch or employer of any member{hint}"),
+            ));
+        }
+    }
+    Ok(found)
+}
+
+fn unknown_hint(unknown: &[&str], known: &[&str]) -> String {
+    let Some(first) = unknown.first() else {
+        return String::new();
+    };
+    let not = if unknown.len() == 1 {
+        format!("`{first}` is not a known branch or employer")
+    } else {
+        format!(
+            "{} are not known branches or employers",
+            toml_file::list(unknown)
+        )
+    };
+    match unknown
+        .iter()
+        .find_map(|u| toml_file::suggest(u, known).map(|k| (u, k)))
+    {
+        Some((u, k)) => format!(" ({not}; did you mean `{k}` for `{u}`?)"),
+        None => format!(" ({not})"),
+    }
+}
+
+/// The `audience` key of `section`, found before its first name; the name itself if the
+/// key cannot be found.
+fn audience_key(bulletin: &Bulletin, section: &Section, first: &Spanned<String>) -> Span {
+    let from = section.span.start.min(first.span().start);
+    bulletin
+        .source
+        .get(from..first.span().start)
+        .and_then(|before| before.rfind("audience"))
+        .map_or(first.span(), |i| from + i..from + i + "audience".len())
+}
+
+/// No unsubscribe secret in the environment for a send over SMTP: the tokens are then
+/// signed with a secret that lives only in the store. `env` reads a variable.
+pub fn unsubscribe_secret(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Option<String> {
+    let name = &config.sender.token_secret_env;
+    match env(name) {
+        Some(secret) if !secret.is_empty() => None,
+        _ => Some(format!(
+            "no unsubscribe secret: `{name}` is not set, so unsubscribe links are signed with a secret kept only in the store; set `{name}` where mailout sends and serves"
+        )),
+    }
+}
+
+/// `--strict`: every warning becomes an error.
+pub fn make_errors(diagnostics: &mut [Diagnostic]) {
+    for d in diagnostics {
+        d.severity = Severity::Error;
+    }
+}
+
+/// The intro and every section's body: the Markdown in the file.
+fn bodies(bulletin: &Bulletin) -> impl Iterator<Item = &Spanned<String>> {
+    bulletin
+        .intro
+        .iter()
+        .chain(bulletin.sections.iter().map(|s| &s.body))
+}
+
+/// Every link and image in the bulletin's Markdown, with the body it is in.
+fn links(bulletin: &Bulletin) -> impl Iterator<Item = (&Spanned<String>, Link)> {
+    bodies(bulletin).flat_map(|b| {
+        markdown::links(b.get_ref())
+            .into_iter()
+            .map(move |l| (b, l))
+    })
+}
+
+fn warning(bulletin: &Bulletin, span: Span, message: String) -> Diagnostic {
+    Diagnostic::warning(&bulletin.path, &bulletin.source, span, message)
+}
+
+/// The place in the file of `range`, a byte range of the decoded string `body`.
+fn place(bulletin: &Bulletin, body: &Spanned<String>, range: &Range<usize>) -> Span {
+    let span = body.span();
+    if span.is_empty() {
+        return span;
+    }
+    match StringMap::new(&bulletin.source, &span, body.get_ref()) {
+        Some(map) => map.span(range),
+        None => bulletin::string_span(&bulletin.source, &span, body.get_ref(), range.clone()),
+    }
+}
+
+/// Where each byte of a TOML string's value is in the file: the string's quotes and the
+/// first newline of a `"""`/`'''` string are skipped, escapes (`\n`, `\"`, `\u00e9`) and
+/// line-ending backslashes in basic strings decoded.
+#[derive(Debug)]
+struct StringMap {
+    /// For each byte of the value (and one past its end), where its character starts.
+    starts: Vec<usize>,
+    /// For each byte offset of the value (and its end), where the character before it ends.
+    ends: Vec<usize>,
+}
+
+impl StringMap {
+    /// The map of the string literal at `span` in `source`, if it decodes to `value`.
+    fn new(source: &str, span: &Span, value: &str) -> Option<StringMap> {
+        // The toml parser may or may not turn CRLF into LF inside multi-line strings.
+        [false, true].into_iter().find_map(|crlf_as_lf| {
+            let map = Self::decode(source, span, crlf_as_lf)?;
+            (map.0 == value).then_some(map.1)
+        })
+    }
+
+    fn decode(source: &str, span: &Span, crlf_as_lf: bool) -> Option<(String, StringMap)> {
+        let raw = source.get(span.clone())?;
+        let (quote, basic) = [("\"\"\"", true), ("'''", false), ("\"", true), ("'", false)]
+            .into_iter()
+            .find(|(q, _)| raw.len() >= 2 * q.len() && raw.starts_with(q) && raw.ends_with(q))?;
+        let multiline = quote.len() == 3;
+        let mut at = span.start + quote.len();
+        let end = span.end - quote.len();
+        if multiline {
+            for newline in ["\r\n", "\n"] {
+                if source[at..end].starts_with(newline) {
+                    at += newline.len();
+                    break;
+                }
+            }
+        }
+        let mut value = String::new();
+        let mut starts = Vec::new();
+        let mut ends = vec![at];
+        let push = |value: &mut String,
+                    starts: &mut Vec<usize>,
+                    ends: &mut Vec<usize>,
+                    c: char,
+                    from: usize,
+                    to: usize| {
+            value.push(c);
+            starts.extend(std::iter::repeat_n(from, c.len_utf8()));
+            ends.extend(std::iter::repeat_n(to, c.len_utf8()));
+        };
+        while at < end {
+            let rest = &source[at..end];
+            if crlf_as_lf && rest.starts_with("\r\n") {
+                push(&mut value, &mut starts, &mut ends, '\n', at, at + 2);
+                at += 2;
+                continue;
+            }
+            let c = rest.chars().next()?;
+            if !(basic && c == '\\') {
+                push(&mut value, &mut starts, &mut ends, c, at, at + c.len_utf8());
+                at += c.len_utf8();
+                continue;
+            }
+            let next = rest[1..].chars().next()?;
+            let simple = match next {
+                'b' => Some('\u{8}'),
+                't' => Some('\t'),
+                'n' => Some('\n'),
+                'f' => Some('\u{c}'),
+                'r' => Some('\r'),
+                'e' => Some('\u{1b}'),
+                '"' => Some('"'),
+                '\\' => Some('\\'),
+                _ => None,
+            };
+            if let Some(decoded) = simple {
+                push(&mut value, &mut starts, &mut ends, decoded, at, at + 2);
+                at += 2;
+                continue;
+            }
+            let digits = match next {
+                'x' => 2,
+                'u' => 4,
+                'U' => 8,
+                _ => 0,
+            };
+            if digits > 0 {
+                let hex = rest.get(2..2 + digits)?;
+                let decoded = char::from_u32(u32::from_str_radix(hex, 16).ok()?)?;
+                push(
+                    &mut value,
+                    &mut starts,
+                    &mut ends,
+                    decoded,
+                    at,
+                    at + 2 + digits,
+                );
+                at += 2 + digits;
+                continue;
+            }
+            // A line-ending backslash: it, the line break and the whitespace after vanish.
+            if !multiline {
+                return None;
+            }
+            let after = rest[1..].trim_start_matches([' ', '\t']);
+            if !(after.starts_with('\n') || after.starts_with("\r\n")) {
+                return None;
+            }
+            let skipped = after.trim_start_matches([' ', '\t', '\r', '\n']);
+            at = end - skipped.len();
+        }
+        starts.push(at);
+        Some((value, StringMap { starts, ends }))
+    }
+
+    /// The file span of `range` of the value.
+    fn span(&self, range: &Range<usize>) -> Span {
+        let last = self.starts.len() - 1;
+        let start = self.starts[range.start.min(last)];
+        let end = self.ends[range.end.min(last)].max(start);
+        start..end
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn parse(src: &str) -> Bulletin {
+        let (b, problems) = Bulletin::parse(Path::new("b.toml"), src);
+        assert!(problems.is_empty(), "{problems:?}");
+        b.unwrap()
+    }
+
+    fn places(found: &[Diagnostic]) -> Vec<String> {
+        found
+            .iter()
+            .map(|d| format!("{}:{}: {}", d.line, d.column, d.message))
+            .collect()
+    }
+
+    fn section(body: &str) -> String {
+        format!("[[section]]\nheading = \"H\"\nbody = {body}\n")
+    }
+
+    #[test]
+    fn an_image_without_alt_text_is_placed_at_the_image() {
+        let b = parse(&section(
+            "\"\"\"\nA photo:\n\n  ![](https://x.example/a.png) and ![a picket line](https://x.example/b.png)\n\"\"\"",
+        ));
+        let found = places(&images_without_alt(&b));
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].starts_with("6:3: image `https://x.example/a.png` has no alt text"),
+            "{found:?}"
+        );
+        assert_eq!(images_without_alt(&b)[0].severity, Severity::Warning);
+    }
+
+    #[test]
+    fn vague_link_texts_are_found_whatever_their_case_and_punctuation() {
+        let b = parse(&section(
+            "'''\n[Click here!](https://a.example) [read more…](https://b.example)\n[HERE](https://c.example), [the pay offer](https://d.example), [](https://e.example)\n'''",
+        ));
+        let found = places(&vague_link_texts(&b));
+        assert_eq!(found.len(), 4, "{found:?}");
+        assert!(
+            found[0].starts_with("4:1: link text `Click here!` says nothing"),
+            "{found:?}"
+        );
+        assert!(
+            found[1].starts_with("4:34: link text `read more…` says nothing"),
+            "{found:?}"
+        );
+        assert!(
+            found[2].starts_with("5:1: link text `HERE` says nothing"),
+            "{found:?}"
+        );
+        assert!(
+            found[3].starts_with("5:64: the link to `https://e.example` has no text"),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn a_linked_image_is_not_a_link_without_text() {
+        let b = parse(&section(
+            "\"[![](https://x.example/a.png)](https://x.example)\"",
+        ));
+        assert!(vague_link_texts(&b).is_empty());
+        assert_eq!(images_without_alt(&b).len(), 1);
+    }
+
+    #[test]
+    fn plain_http_links_and_images() {
+        let b = parse(&section(
+            "\"\"\"\nSee [the plan](HTTP://x.example/plan), [safe](https://x.example) and ![logo](http://x.example/l.png).\n\"\"\"",
+        ));
+        let found = places(&plain_http_links(&b));
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(
+            found[0].starts_with("4:5: link goes over plain `http://` (`HTTP://x.example/plan`)"),
+            "{found:?}"
+        );
+        assert!(
+            found[1].starts_with("4:70: image is loaded over plain `http://`"),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn places_are_exact_after_escapes_in_basic_strings() {
+        // `\"` and `\u00e9` are two and six characters in the file but one in the value,
+        // and a line-ending backslash joins two lines.
+        let src = section(
+            "\"\"\"\nSay \\\"hi\\\" caf\\u00e9 \\\n    then [here](https://x.example)\n\"\"\"",
+        );
+        let b = parse(&src);
+        let found = vague_link_texts(&b);
+        assert_eq!(found.len(), 1);
+        let at = src.find("[here]").unwrap();
+        let line = src[..at].matches('\n').count() + 1;
+        let column = at - src[..at].rfind('\n').unwrap();
+        assert_eq!((found[0].line, found[0].column), (line, column));
+        assert_eq!((line, column), (5, 10));
+        assert_eq!(found[0].width, "[here](https://x.example)".len());
+
+        // In `body = "a\t\"q\" [x](…)"` the link is at column 18, not 14.
+        let one_line = section("\"a\\t\\\"q\\\" [x](http://x.example)\"");
+        let found = plain_http_links(&parse(&one_line));
+        assert_eq!((found[0].line, found[0].column), (3, 18), "{found:?}");
+
+        // Literal strings have no escapes: a backslash is itself.
+        let literal = section("'''\nC:\\new \\u00e9 \\\n[x](http://x.example)\n'''");
+        let found = plain_http_links(&parse(&literal));
+        assert_eq!((found[0].line, found[0].column), (5, 1), "{found:?}");
+    }
+
+    #[test]
+    fn places_are_exact_in_crlf_files() {
+        let src = "[[section]]\r\nheading = \"H\"\r\nbody = \"\"\"\r\nline\r\n  ![](https://x.example/a.png)\r\n\"\"\"\r\n";
+        let b = parse(src);
+        let found = places(&images_without_alt(&b));
+        assert!(found[0].starts_with("5:3: image"), "{found:?}");
+    }
+
+    #[test]
+    fn the_html_size_is_placed_at_the_longest_body() {
+        let src = format!(
+            "{}{}",
+            section("\"short\""),
+            section(&format!("\"\"\"\n{}\n\"\"\"", "word ".repeat(100)))
+        );
+        let b = parse(&src);
+        assert!(html_size(&b, GMAIL_CLIP_BYTES).is_none());
+        let d = html_size(&b, 150 * 1024 + 1).unwrap();
+        assert_eq!((d.line, d.column), (6, 8));
+        assert!(
+            d.message
+                .starts_with("the HTML part is 151 KB; Gmail clips messages over 102 KB"),
+            "{}",
+            d.message
+        );
+    }
+
+    #[test]
+    fn long_subjects_and_subjects_in_capitals() {
+        let config = Config::builtin();
+        let long = format!("subject = \"{}\"\n{}", "a".repeat(79), section("\"b\""));
+        let found = places(&subject(&parse(&long), &config, 1));
+        assert_eq!(found.len(), 1);
+        assert!(
+            found[0].starts_with("1:11: the subject is 79 characters"),
+            "{found:?}"
+        );
+
+        let shouting = format!("headline = \"PAY OFFER: VOTE NOW\"\n{}", section("\"b\""));
+        let found = places(&subject(&parse(&shouting), &config, 1));
+        assert_eq!(found.len(), 1);
+        assert!(
+            found[0].starts_with("1:12: the subject is in capitals"),
+            "{found:?}"
+        );
+
+        for fine in [
+            "NPS, CRC and PbNI: pay",
+            "Pay",
+            "NPS",
+            "Flu pandemic: what we are doing",
+        ] {
+            let src = format!("headline = \"{fine}\"\n{}", section("\"b\""));
+            assert!(subject(&parse(&src), &config, 1).is_empty(), "{fine}");
+        }
+        // Exactly 78 characters is fine.
+        let src = format!("subject = \"{}\"\n{}", "a".repeat(78), section("\"b\""));
+        assert!(subject(&parse(&src), &config, 1).is_empty());
+    }
+
+    fn roster<'a>(names: &[&str], count: &'a dyn Fn(&Selection) -> Result<u64>) -> Roster<'a> {
+        Roster {
+            names: names.iter().map(|s| s.to_string()).collect(),
+            count,
+        }
+    }
+
+    #[test]
+    fn an_audience_that_reaches_nobody_is_one_warning_at_its_key() {
+        let src = "[[section]]\nheading = \"Ballot\"\naudience = [\"Nobody\", \"Cafcas\"]\nbody = \"b\"\n\n[[section]]\nheading = \"Pay\"\naudience = [\"nps\", \"Londn\"]\nbody = \"b\"\n";
+        let b = parse(src);
+        let count = |s: &Selection| -> Result<u64> {
+            Ok(if s.employers.iter().any(|e| e == "nps") {
+                3
+            } else {
+                0
+            })
+        };
+        let found = places(
+            &audiences(
+                &b,
+                &Config::builtin(),
+                &roster(&["NPS", "Cafcass", "London"], &count),
+            )
+            .unwrap(),
+        );
+        assert_eq!(found.len(), 2, "{found:#?}");
+        assert!(
+            found[0].starts_with("3:1: section `Ballot`: its audience `Nobody`, `Cafcas` matches no member in the store, so nobody will receive it (`Nobody`, `Cafcas` are not known branches or employers; did you mean `Cafcass` for `Cafcas`?)"),
+            "{found:#?}"
+        );
+        assert!(
+            found[1].starts_with(
+                "8:20: `Londn` is not the branch or employer of any member; did you mean `London`?"
+            ),
+            "{found:#?}"
+        );
+    }
+
+    #[test]
+    fn a_kind_audience_that_reaches_nobody_is_placed_at_the_kind() {
+        let mut config = Config::builtin();
+        config.sections.get_mut("crc").unwrap().audience = vec!["CRC".into()];
+        let b = parse("[[section]]\nheading = \"Contracts\"\nkind = \"crc\"\nbody = \"b\"\n");
+        let nobody = |_: &Selection| -> Result<u64> { Ok(0) };
+        let found = places(&audiences(&b, &config, &roster(&["NPS"], &nobody)).unwrap());
+        assert_eq!(found.len(), 1);
+        assert!(
+            found[0].starts_with(
+                "3:8: section `Contracts`: kind `crc` goes to `CRC`, which matches no member"
+            ),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn the_unsubscribe_secret() {
+        let config = Config::builtin();
+        let set = |_: &str| Some("s3cret".to_string());
+        let unset = |_: &str| None;
+        let empty = |_: &str| Some(String::new());
+        assert_eq!(unsubscribe_secret(&config, &set), None);
+        for env in [&unset as &dyn Fn(&str) -> Option<String>, &empty] {
+            let message = unsubscribe_secret(&config, env).unwrap();
+            assert!(
+                message.starts_with("no unsubscribe secret: `MAILOUT_TOKEN_SECRET` is not set"),
+                "{message}"
+            );
+        }
+    }
+
+    #[test]
+    fn strict_turns_warnings_into_errors() {
+        let b = parse(&section("\"![](https://x.example/a.png)\""));
+        let mut found = images_without_alt(&b);
+        make_errors(&mut found);
+        assert!(found[0].is_error());
+        assert!(found[0].to_string().starts_with("b.toml:3:9: error: image"));
+    }
+
+    #[test]
+    fn a_clean_bulletin_has_no_content_warnings() {
+        let src = format!(
+            "headline = \"Pay talks resume\"\nintro = \"See [the offer](https://x.example/offer).\"\n{}",
+            section(
+                "\"\"\"\n![A picket line](https://x.example/p.png)\nWrite to [the office](mailto:office@x.example).\n\"\"\""
+            )
+        );
+        assert!(content(&parse(&src), &Config::builtin(), 240).is_empty());
+    }
+}
