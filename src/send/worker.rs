@@ -507,12 +507,17 @@ impl<'a> Worker<'a> {
     async fn recover(&mut self, queue: &Queue) -> Result<()> {
         let mut failures = 0u32;
         loop {
-            let written = queue.flush().and_then(|()| match self.id.take() {
+            // The old registration goes only once it is retired: until then its claims
+            // would wait for the lease to run out.
+            let written = queue.flush().and_then(|()| match self.id {
                 Some(id) => self.store()?.retire_worker(id),
                 None => Ok(()),
             });
             match written {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    self.id = None;
+                    return Ok(());
+                }
                 Err(e) if is_transient(&e) => {
                     failures += 1;
                     let wait = Backoff::default().delay(failures);

@@ -2852,7 +2852,7 @@ mod fts {
     }
 
     /// Pairs of consecutive words in the phrases that match in the body.
-    fn phrase_links(node: &Node, out: &mut Vec<((String, bool), (String, bool))>) {
+    fn phrase_links(node: &Node, out: &mut Vec<Link>) {
         match node {
             Node::Phrase { words, weights } if weights & D != 0 => {
                 out.extend(words.windows(2).map(|w| (w[0].clone(), w[1].clone())));
@@ -2881,6 +2881,9 @@ mod fts {
         }
     }
 
+    /// Two consecutive words of a phrase (each with whether it is a prefix).
+    pub(super) type Link = ((String, bool), (String, bool));
+
     /// A search query, translated.
     #[derive(Debug, Clone, PartialEq)]
     pub(super) struct Query {
@@ -2889,7 +2892,7 @@ mod fts {
         /// The words to bracket in snippets.
         pub(super) terms: Vec<(String, bool)>,
         /// Consecutive words of a phrase: matched side by side, they share brackets.
-        pub(super) links: Vec<((String, bool), (String, bool))>,
+        pub(super) links: Vec<Link>,
     }
 
     /// Translates an FTS5 query (words, "phrases", `prefix*`, AND, OR, NOT, parentheses,
@@ -2928,11 +2931,7 @@ mod fts {
 
     /// Words of the body around the best place for `terms`, matches in `[brackets]`, as
     /// FTS5's `snippet(…, '[', ']', '…', 14)` shows them.
-    pub(super) fn snippet(
-        body: &str,
-        terms: &[(String, bool)],
-        links: &[((String, bool), (String, bool))],
-    ) -> String {
+    pub(super) fn snippet(body: &str, terms: &[(String, bool)], links: &[Link]) -> String {
         const WINDOW: usize = 14;
         let matches = |word: &str, (term, prefix): &(String, bool)| {
             if *prefix {
