@@ -47,8 +47,10 @@ fn bench(name: &str, store: &dyn Store, rows: usize) {
         .expect("register");
     let start = Instant::now();
     let mut done = 0;
+    let mut after = 0;
     loop {
-        let claimed = store.claim(job.id, worker, 1000).expect("claim");
+        let claimed = store.claim(job.id, worker, after, 1000).expect("claim");
+        after = claimed.last().map_or(after, |e| e.seq);
         if claimed.is_empty() {
             break;
         }

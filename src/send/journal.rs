@@ -9,6 +9,7 @@
 //! batch takes tens of microseconds on SQLite, far less than the thread switches a separate
 //! journal thread would cost for every message.
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
@@ -17,12 +18,20 @@ use crate::store::{Entry, Mark, Store};
 /// A job's journal, worked by one worker.
 pub struct Journal {
     store: Box<dyn Store>,
+    /// For a remote store: a second connection that commits results off the runtime's
+    /// thread ([`Journal::take_unflushed`]).
+    committer: Option<Arc<Mutex<Box<dyn Store>>>>,
+    /// Results recorded so far, and committed so far (counts).
+    recorded: u64,
+    committed: u64,
     job: i64,
     worker: i64,
     lease: Duration,
     /// When the last renewal that succeeded was asked for: the lease runs from then.
     renewed: Instant,
     unflushed: Vec<Mark>,
+    /// The last row claimed onwards.
+    cursor: i64,
     claimed: u64,
     sent: u64,
 }
@@ -39,11 +48,15 @@ impl Journal {
     ) -> Journal {
         Journal {
             store,
+            committer: None,
+            recorded: 0,
+            committed: 0,
             job,
             worker,
             lease,
             renewed,
             unflushed: Vec::new(),
+            cursor: 0,
             claimed: 0,
             sent: 0,
         }
@@ -59,9 +72,24 @@ impl Journal {
         self.store.as_ref()
     }
 
-    /// Claims up to `limit` pending rows for this worker, in order.
+    /// Claims up to `limit` pending rows for this worker: onwards from the last row it
+    /// claimed, then (when those run short) any left behind earlier in the job, such as
+    /// the rows of a worker whose lease ran out.
     pub fn fetch(&mut self, limit: usize) -> Result<Vec<Entry>> {
-        let rows = self.store.claim(self.job, self.worker, limit)?;
+        let mut rows = self
+            .store
+            .claim(self.job, self.worker, self.cursor, limit)?;
+        if let Some(last) = rows.last() {
+            self.cursor = last.seq;
+        }
+        if rows.len() < limit && self.cursor > 0 {
+            let behind = self
+                .store
+                .claim(self.job, self.worker, 0, limit - rows.len())?;
+            rows.extend(behind);
+            rows.sort_by_key(|e| e.seq);
+            rows.dedup_by_key(|e| e.seq);
+        }
         self.claimed += rows.len() as u64;
         Ok(rows)
     }
@@ -76,9 +104,17 @@ impl Journal {
         self.renewed
     }
 
+    /// Commits results through `committer` (a connection of its own) off the runtime's
+    /// thread: see [`Journal::take_unflushed`].
+    pub fn with_committer(mut self, committer: Box<dyn Store>) -> Journal {
+        self.committer = Some(Arc::new(Mutex::new(committer)));
+        self
+    }
+
     /// Holds `mark` until the next [`Journal::flush`].
     pub fn record(&mut self, mark: Mark) {
         self.unflushed.push(mark);
+        self.recorded += 1;
     }
 
     /// Commits every held result in one transaction.
@@ -87,13 +123,57 @@ impl Journal {
             return Ok(());
         }
         self.store.mark(&self.unflushed)?;
-        self.sent += self
-            .unflushed
+        let marks = std::mem::take(&mut self.unflushed);
+        self.committed_up_to(self.recorded, &marks);
+        Ok(())
+    }
+
+    /// How many results have been recorded so far.
+    pub fn recorded(&self) -> u64 {
+        self.recorded
+    }
+
+    /// How many of them are committed.
+    pub fn committed(&self) -> u64 {
+        self.committed
+    }
+
+    /// For committing off the runtime's thread: the held results, how many results will be
+    /// committed once they are, and the connection to commit them on. `None` when the store
+    /// commits in place (SQLite), or nothing is held.
+    #[allow(clippy::type_complexity)]
+    pub fn take_unflushed(&mut self) -> Option<(Vec<Mark>, u64, Arc<Mutex<Box<dyn Store>>>)> {
+        let committer = self.committer.clone()?;
+        if self.unflushed.is_empty() {
+            return None;
+        }
+        Some((
+            std::mem::take(&mut self.unflushed),
+            self.recorded,
+            committer,
+        ))
+    }
+
+    /// `marks`, taken by [`Journal::take_unflushed`], are committed, and with them every
+    /// result up to `upto`.
+    pub fn committed_up_to(&mut self, upto: u64, marks: &[Mark]) {
+        self.committed = self.committed.max(upto);
+        self.sent += marks
             .iter()
             .filter(|m| m.state == crate::store::EntryState::Sent)
             .count() as u64;
-        self.unflushed.clear();
-        Ok(())
+    }
+
+    /// `marks`, taken by [`Journal::take_unflushed`], could not be committed: they are held
+    /// again, ahead of anything recorded since.
+    pub fn restore(&mut self, mut marks: Vec<Mark>) {
+        marks.append(&mut self.unflushed);
+        self.unflushed = marks;
+    }
+
+    /// Whether commits go through a committer of their own.
+    pub fn commits_apart(&self) -> bool {
+        self.committer.is_some()
     }
 
     /// Whether results are waiting to be committed.
@@ -105,6 +185,11 @@ impl Journal {
     /// called before a message's data is sent. An error means the message must not go.
     pub fn before_data(&mut self) -> Result<()> {
         self.flush()?;
+        self.check_lease()
+    }
+
+    /// Renews the lease if half of it has gone.
+    pub fn check_lease(&mut self) -> Result<()> {
         if self.renewed.elapsed() > self.lease / 2 {
             self.renew()?;
         }

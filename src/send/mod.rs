@@ -184,7 +184,7 @@ async fn worker<T: Transport>(
                 // as it was.
                 let mut flushed = Ok(());
                 let ready = async {
-                    flushed = queue.before_data();
+                    flushed = queue.before_data_shared().await;
                     flushed.is_ok()
                 };
                 let outcome = transport.deliver(&from, &to, &bytes, ready).await;

@@ -113,6 +113,8 @@ struct State {
 /// The queue shared by a job's workers.
 pub struct Queue {
     state: Mutex<State>,
+    /// Held while a commit runs apart (see [`Queue::before_data_shared`]).
+    commit_turn: tokio::sync::Mutex<()>,
     notify: Notify,
     journal: Mutex<Journal>,
     job: i64,
@@ -127,6 +129,7 @@ impl Queue {
     pub fn new(journal: Journal, max_attempts: u32, backoff: Backoff) -> Queue {
         Queue {
             state: Mutex::new(State::default()),
+            commit_turn: tokio::sync::Mutex::new(()),
             notify: Notify::new(),
             job: journal.job(),
             journal: Mutex::new(journal),
@@ -167,6 +170,45 @@ impl Queue {
     /// When the worker's lease was last renewed.
     pub fn renewed(&self) -> std::time::Instant {
         self.journal().renewed()
+    }
+
+    /// [`Queue::before_data`] for a worker: with a remote store, the commit runs on a
+    /// blocking thread while the other connections go on, and a worker that finds a commit
+    /// under way waits for it and then commits everything recorded meanwhile (group
+    /// commit), so a commit's round trip is paid once for many messages.
+    pub async fn before_data_shared(&self) -> Result<()> {
+        if !self.journal().commits_apart() {
+            return self.before_data();
+        }
+        if self.lock().failure.is_some() {
+            return Err(Error::Usage("the worker is stopping".into()));
+        }
+        let target = self.journal().recorded();
+        let _turn = self.commit_turn.lock().await;
+        if self.journal().committed() < target {
+            let taken = self.journal().take_unflushed();
+            if let Some((marks, upto, committer)) = taken {
+                let outcome = tokio::task::spawn_blocking(move || {
+                    let result = committer
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .mark(&marks);
+                    (result, marks)
+                })
+                .await;
+                match outcome {
+                    Ok((Ok(()), marks)) => self.journal().committed_up_to(upto, &marks),
+                    Ok((Err(e), marks)) => {
+                        self.journal().restore(marks);
+                        return Err(e);
+                    }
+                    Err(e) => {
+                        return Err(Error::Usage(format!("the journal's commit failed: {e}")));
+                    }
+                }
+            }
+        }
+        self.journal().check_lease()
     }
 
     /// Whether results are waiting to be committed (after a failed run).

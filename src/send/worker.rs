@@ -417,7 +417,11 @@ impl<'a> Worker<'a> {
         let signer = self.setup.signer.clone();
         let from = self.setup.from.clone();
         let store = self.workspace.open_store()?;
-        let journal = Journal::new(store, job.id, worker, lease, renewed);
+        let remote = store.is_remote();
+        let mut journal = Journal::new(store, job.id, worker, lease, renewed);
+        if remote {
+            journal = journal.with_committer(self.workspace.open_store()?);
+        }
         let queue = super::queue(journal, &run);
         let pending = job.progress.pending;
         let result = match (kind, &self.setup.smtp) {

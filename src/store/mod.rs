@@ -466,6 +466,13 @@ pub trait Store: Send {
     /// Where the store is, for messages (never includes a password).
     fn location(&self) -> &str;
 
+    /// Whether each call is a round trip to a server (PostgreSQL) rather than a local file:
+    /// the sender then commits results on a thread of its own while it goes on sending,
+    /// instead of waiting for each commit.
+    fn is_remote(&self) -> bool {
+        false
+    }
+
     /// The highest number built, sent, or archived (a received bulletin of our series).
     fn highest_number(&self) -> Result<Option<u32>>;
 
@@ -541,12 +548,13 @@ pub trait Store: Send {
     /// has been suppressed since the job started comes back in state `Skipped`.
     fn pending(&self, job: i64, after_seq: i64, limit: usize) -> Result<Vec<Entry>>;
 
-    /// Claims for `worker` up to `limit` pending rows of `job`, in order, that no live
-    /// worker holds (unclaimed, or claimed by a worker whose lease has run out), and returns
-    /// them. Workers never wait on each other's claims (`FOR UPDATE SKIP LOCKED` on
+    /// Claims for `worker` up to `limit` pending rows of `job` after `after_seq`, in order,
+    /// that no live worker holds (unclaimed, or claimed by a worker whose lease has run out),
+    /// and returns them. (A worker claims onwards from its last row, so a claim does not
+    /// wade through the rows already sent; it starts again from 0 for rows left behind.) Workers never wait on each other's claims (`FOR UPDATE SKIP LOCKED` on
     /// PostgreSQL). A row whose address has been suppressed since the job started comes
     /// back in state `Skipped`.
-    fn claim(&self, job: i64, worker: i64, limit: usize) -> Result<Vec<Entry>>;
+    fn claim(&self, job: i64, worker: i64, after_seq: i64, limit: usize) -> Result<Vec<Entry>>;
 
     /// Jobs that are not finished, oldest first.
     fn running_jobs(&self) -> Result<Vec<Job>>;

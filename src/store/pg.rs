@@ -790,7 +790,7 @@ const CLAIM: &str = "
 UPDATE journal j SET claimed_by = $2
 WHERE j.job = $1 AND j.seq = ANY (ARRAY(
     SELECT seq FROM journal
-    WHERE job = $1 AND state = 'pending'
+    WHERE job = $1 AND state = 'pending' AND seq > $4
       AND (claimed_by IS NULL
            OR NOT EXISTS (SELECT 1 FROM workers w WHERE w.id = journal.claimed_by AND w.expires > now()))
     ORDER BY seq LIMIT $3
@@ -1346,6 +1346,10 @@ fn to_pg(value: &Value, ty: &Type) -> std::result::Result<PgValue, String> {
 }
 
 impl Store for PgStore {
+    fn is_remote(&self) -> bool {
+        true
+    }
+
     fn location(&self) -> &str {
         &self.location
     }
@@ -1788,11 +1792,11 @@ impl Store for PgStore {
         })
     }
 
-    fn claim(&self, job: i64, worker: i64, limit: usize) -> Result<Vec<Entry>> {
+    fn claim(&self, job: i64, worker: i64, after: i64, limit: usize) -> Result<Vec<Entry>> {
         let limit = wide(limit as u64);
         self.call("could not claim journal rows", move |db| {
             let mut rows = db
-                .query(CLAIM, &[&job, &worker, &limit])?
+                .query(CLAIM, &[&job, &worker, &limit, &after])?
                 .iter()
                 .map(entry_row)
                 .collect::<Step<Vec<Entry>>>()?;
@@ -3458,7 +3462,7 @@ mod tests {
                 std::thread::spawn(move || {
                     let store = open(&url, "MAILOUT_TEST_PG_PASSWORD").unwrap();
                     barrier.wait();
-                    store.claim(job.id, w, 100).unwrap()
+                    store.claim(job.id, w, 0, 100).unwrap()
                 })
             })
             .collect::<Vec<_>>()
@@ -3478,13 +3482,13 @@ mod tests {
 
         // A worker with a one-second lease claims the rest, then stops renewing it.
         let brief = store.register_worker("h3", 3, 1).unwrap();
-        let held = store.claim(job.id, brief, 1000).unwrap();
+        let held = store.claim(job.id, brief, 0, 1000).unwrap();
         assert_eq!(held.len(), 99);
         assert_eq!(store.workers().unwrap().len(), 3);
-        assert!(store.claim(job.id, w1, 100).unwrap().is_empty());
+        assert!(store.claim(job.id, w1, 0, 100).unwrap().is_empty());
         let started = Instant::now();
         let taken = loop {
-            let rows = store.claim(job.id, w1, 1000).unwrap();
+            let rows = store.claim(job.id, w1, 0, 1000).unwrap();
             if !rows.is_empty() || started.elapsed() > Duration::from_secs(5) {
                 break rows;
             }
@@ -3538,7 +3542,7 @@ mod tests {
 
         // Retiring releases claims at once.
         store.retire_worker(w2).unwrap();
-        let released = store.claim(job.id, w1, 1000).unwrap();
+        let released = store.claim(job.id, w1, 0, 1000).unwrap();
         assert_eq!(released.len(), if m010_marked { 100 } else { 99 });
         store.finish_job(job.id, "2026-01-01T00:00:03Z").unwrap();
         assert!(store.running_jobs().unwrap().is_empty());

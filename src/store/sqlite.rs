@@ -660,7 +660,7 @@ impl Store for SqliteStore {
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(fail)
     }
 
-    fn claim(&self, job: i64, worker: i64, limit: usize) -> Result<Vec<Entry>> {
+    fn claim(&self, job: i64, worker: i64, after: i64, limit: usize) -> Result<Vec<Entry>> {
         let fail = |e| self.fail("could not claim journal rows", e);
         // BEGIN IMMEDIATE: claims by processes sharing the file are serialised.
         let tx = rusqlite::Transaction::new_unchecked(
@@ -674,7 +674,7 @@ impl Store for SqliteStore {
                     "UPDATE journal SET claimed_by = ?2
                      WHERE job = ?1 AND seq IN (
                         SELECT seq FROM journal
-                        WHERE job = ?1 AND state = 'pending'
+                        WHERE job = ?1 AND state = 'pending' AND seq > ?5
                           AND (claimed_by IS NULL
                                OR claimed_by NOT IN (SELECT id FROM workers WHERE expires > ?4))
                         ORDER BY seq LIMIT ?3)
@@ -685,7 +685,10 @@ impl Store for SqliteStore {
                 )
                 .map_err(fail)?;
             statement
-                .query_map(params![job, worker, limit as i64, unix_now()], entry_row)
+                .query_map(
+                    params![job, worker, limit as i64, unix_now(), after],
+                    entry_row,
+                )
                 .map_err(fail)?
                 .collect::<rusqlite::Result<Vec<_>>>()
                 .map_err(fail)?
