@@ -191,12 +191,7 @@ impl Preview {
     /// Serves the page on `listen` until Ctrl-C; `ready` is called with the bound address
     /// once the socket listens.
     pub async fn serve(&self, listen: SocketAddr, ready: impl FnOnce(SocketAddr)) -> Result<()> {
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .map_err(|e| Error::Usage(format!("could not listen on {listen}: {e}")))?;
-        let bound = listener
-            .local_addr()
-            .map_err(|e| Error::Usage(format!("could not listen on {listen}: {e}")))?;
+        let (listener, bound) = crate::serve::bind(listen).await?;
         ready(bound);
         let app = router(Arc::clone(&self.shared), bound.ip().is_loopback());
         let server = axum::serve(listener, app);

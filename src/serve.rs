@@ -56,18 +56,23 @@ pub fn router(state: Arc<ServeState>) -> Router {
         .with_state(state)
 }
 
+/// A listening socket on `listen`, and the address it got (the port, when `listen` says 0).
+pub async fn bind(listen: SocketAddr) -> Result<(tokio::net::TcpListener, SocketAddr)> {
+    let failed = |e: std::io::Error| Error::Usage(format!("could not listen on {listen}: {e}"));
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(failed)?;
+    let bound = listener.local_addr().map_err(failed)?;
+    Ok((listener, bound))
+}
+
 /// Serves on `listen` until Ctrl-C; `ready` is called once the socket is bound.
 pub async fn serve(
     state: Arc<ServeState>,
     listen: SocketAddr,
     ready: impl FnOnce(SocketAddr),
 ) -> Result<()> {
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|e| Error::Usage(format!("could not listen on {listen}: {e}")))?;
-    let bound = listener
-        .local_addr()
-        .map_err(|e| Error::Usage(format!("could not listen on {listen}: {e}")))?;
+    let (listener, bound) = bind(listen).await?;
     ready(bound);
     axum::serve(listener, router(state))
         .with_graceful_shutdown(async {

@@ -39,23 +39,12 @@ fn pg_ctl(action: &str, (version, name): &(String, String)) {
     assert!(status.success(), "pg_ctlcluster {action} failed");
 }
 
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
 #[test]
 fn a_postgresql_restart_mid_send_pauses_the_worker_which_then_finishes() {
     let Some(backend) = Backend::postgres("the PostgreSQL restart test") else {
         return;
     };
-    let Some(cluster) = cluster().filter(|_| is_root()) else {
+    let Some(cluster) = cluster().filter(|_| servers::running_as_root()) else {
         eprintln!("not root, or no pg_lsclusters: skipping the PostgreSQL restart test");
         return;
     };

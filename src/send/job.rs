@@ -269,9 +269,7 @@ fn pre_send_checks(
 }
 
 fn transport_kind(request: &SendRequest, config: &config::Config) -> TransportKind {
-    request.transport.unwrap_or(if config.smtp.is_some() {
-        TransportKind::Smtp
-    } else {
-        TransportKind::File
-    })
+    request
+        .transport
+        .unwrap_or_else(|| TransportKind::default_for(config))
 }

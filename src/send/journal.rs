@@ -67,11 +67,6 @@ impl Journal {
         self.job
     }
 
-    /// The store behind it.
-    pub fn store(&self) -> &dyn Store {
-        self.store.as_ref()
-    }
-
     /// Claims up to `limit` pending rows for this worker: onwards from the last row it
     /// claimed, then (when those run short) any left behind earlier in the job, such as
     /// the rows of a worker whose lease ran out.
@@ -174,11 +169,6 @@ impl Journal {
     /// Whether commits go through a committer of their own.
     pub fn commits_apart(&self) -> bool {
         self.committer.is_some()
-    }
-
-    /// Whether results are waiting to be committed.
-    pub fn has_unflushed(&self) -> bool {
-        !self.unflushed.is_empty()
     }
 
     /// Commits held results and makes sure the lease will outlive the next delivery:

@@ -4,13 +4,12 @@
 //! that member receives it.
 
 use std::future::ready;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::str::FromStr;
 
 use lettre::Address;
 
-use super::smtp::SmtpTransport;
-use super::transport::{Delivery, FileTransport, SendmailTransport, Transport};
+use super::transport::{Delivery, Transport};
 use super::worker::{Setup, TransportKind};
 use crate::error::{Error, Result};
 use crate::members::normalise_address;
@@ -87,57 +86,21 @@ pub fn send_proof(workspace: &Workspace, request: &ProofRequest) -> Result<Proof
 
     let kind = request
         .transport
-        .unwrap_or(if workspace.config.smtp.is_some() {
-            TransportKind::Smtp
-        } else {
-            TransportKind::File
-        });
+        .unwrap_or_else(|| TransportKind::default_for(&workspace.config));
     let setup = Setup::new(workspace, Some(kind), None)?;
+    let mut transport =
+        setup.transport(kind, &request.outbox.join(number.to_string()).join("proof"))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| Error::Usage(format!("could not start the async runtime: {e}")))?;
-    let deliveries = runtime.block_on(async {
-        match kind {
-            TransportKind::Smtp => {
-                let settings = setup.smtp_settings().ok_or_else(|| {
-                    Error::Usage("`--transport smtp` needs an `[smtp]` table in the config".into())
-                })?;
-                let mut transport = SmtpTransport::new(settings);
-                deliver_all(
-                    &mailing,
-                    &setup,
-                    &addresses,
-                    as_member.as_ref(),
-                    &mut transport,
-                )
-                .await
-            }
-            TransportKind::Sendmail => {
-                let mut transport = SendmailTransport::new();
-                deliver_all(
-                    &mailing,
-                    &setup,
-                    &addresses,
-                    as_member.as_ref(),
-                    &mut transport,
-                )
-                .await
-            }
-            TransportKind::File => {
-                let dir = request.outbox.join(number.to_string()).join("proof");
-                let mut transport = FileTransport::new(dir);
-                deliver_all(
-                    &mailing,
-                    &setup,
-                    &addresses,
-                    as_member.as_ref(),
-                    &mut transport,
-                )
-                .await
-            }
-        }
-    })?;
+    let deliveries = runtime.block_on(deliver_all(
+        &mailing,
+        &setup,
+        &addresses,
+        as_member.as_ref(),
+        &mut transport,
+    ))?;
     Ok(ProofResult {
         number,
         subject,
@@ -179,9 +142,4 @@ async fn deliver_all<T: Transport>(
     }
     transport.close().await;
     Ok(out)
-}
-
-/// Where `--proof` copies written by the file transport go.
-pub fn proof_dir(outbox: &Path, number: u32) -> PathBuf {
-    outbox.join(number.to_string()).join("proof")
 }

@@ -211,11 +211,6 @@ impl Queue {
         self.journal().check_lease()
     }
 
-    /// Whether results are waiting to be committed (after a failed run).
-    pub fn has_unflushed(&self) -> bool {
-        self.journal().has_unflushed()
-    }
-
     /// The heartbeat: renews the worker's lease, and takes on the slow-downs other workers
     /// of the job have met.
     pub fn heartbeat(&self) -> Result<()> {

@@ -157,3 +157,37 @@ impl Transport for SendmailTransport {
 
     async fn close(&mut self) {}
 }
+
+/// One of the transports, chosen at run time (by the job, `--transport` or the config).
+pub enum AnyTransport {
+    /// SMTP: one connection.
+    Smtp(Box<super::smtp::SmtpTransport>),
+    /// Files under the outbox.
+    File(FileTransport),
+    /// The local `sendmail`.
+    Sendmail(SendmailTransport),
+}
+
+impl Transport for AnyTransport {
+    async fn deliver(
+        &mut self,
+        from: &Address,
+        to: &Address,
+        message: &[u8],
+        ready: impl Future<Output = bool> + Send,
+    ) -> Delivery {
+        match self {
+            AnyTransport::Smtp(t) => t.deliver(from, to, message, ready).await,
+            AnyTransport::File(t) => t.deliver(from, to, message, ready).await,
+            AnyTransport::Sendmail(t) => t.deliver(from, to, message, ready).await,
+        }
+    }
+
+    async fn close(&mut self) {
+        match self {
+            AnyTransport::Smtp(t) => t.close().await,
+            AnyTransport::File(t) => t.close().await,
+            AnyTransport::Sendmail(t) => t.close().await,
+        }
+    }
+}

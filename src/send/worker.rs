@@ -20,7 +20,7 @@ use super::journal::Journal;
 use super::progress::Display;
 use super::queue::{Backoff, Queue};
 use super::smtp::{SmtpSettings, SmtpTransport};
-use super::transport::{FileTransport, SendmailTransport};
+use super::transport::{AnyTransport, FileTransport, SendmailTransport};
 use super::{RunOptions, RunStats};
 use crate::dkim::Signer;
 use crate::error::{Error, Result};
@@ -41,6 +41,15 @@ pub enum TransportKind {
 }
 
 impl TransportKind {
+    /// The transport when none is named: SMTP when `[smtp]` is configured, else files.
+    pub fn default_for(config: &crate::config::Config) -> TransportKind {
+        if config.smtp.is_some() {
+            TransportKind::Smtp
+        } else {
+            TransportKind::File
+        }
+    }
+
     /// The name shown and stored.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -158,9 +167,23 @@ impl Setup {
 }
 
 impl Setup {
-    /// The SMTP settings, when there are any.
-    pub(crate) fn smtp_settings(&self) -> Option<Arc<SmtpSettings>> {
-        self.smtp.clone()
+    /// A transport of `kind` (one SMTP connection; files go into `file_dir`).
+    pub(crate) fn transport(&self, kind: TransportKind, file_dir: &Path) -> Result<AnyTransport> {
+        Ok(match (kind, &self.smtp) {
+            (TransportKind::Smtp, Some(settings)) => {
+                AnyTransport::Smtp(Box::new(SmtpTransport::new(Arc::clone(settings))))
+            }
+            (TransportKind::Smtp, None) => {
+                return Err(Error::Usage(
+                    "sending over SMTP needs an `[smtp]` table in the config (or `--smtp URL`)"
+                        .into(),
+                ));
+            }
+            (TransportKind::Sendmail, _) => AnyTransport::Sendmail(SendmailTransport::new()),
+            (TransportKind::File, _) => {
+                AnyTransport::File(FileTransport::new(file_dir.to_path_buf()))
+            }
+        })
     }
 
     /// The DKIM signer, when `[dkim]` is configured.
@@ -424,11 +447,15 @@ impl<'a> Worker<'a> {
         }
         let queue = super::queue(journal, &run);
         let pending = job.progress.pending;
-        let result = match (kind, &self.setup.smtp) {
-            (TransportKind::Smtp, Some(settings)) => {
-                let transports = (0..concurrency)
-                    .map(|_| SmtpTransport::new(Arc::clone(settings)))
-                    .collect();
+        let sent_dir = options
+            .outbox
+            .join(job.spec.number.to_string())
+            .join("sent");
+        let result = match (0..concurrency)
+            .map(|_| self.setup.transport(kind, &sent_dir))
+            .collect::<Result<Vec<_>>>()
+        {
+            Ok(transports) => {
                 super::run(
                     mailing,
                     signer,
@@ -441,44 +468,7 @@ impl<'a> Worker<'a> {
                 )
                 .await
             }
-            (TransportKind::Smtp, None) => Err(Error::Usage(format!(
-                "job {} was started over SMTP, but there is no `[smtp]` table in the config (or `--smtp URL`)",
-                job.id
-            ))),
-            (TransportKind::Sendmail, _) => {
-                let transports = (0..concurrency).map(|_| SendmailTransport::new()).collect();
-                super::run(
-                    mailing,
-                    signer,
-                    from,
-                    Arc::clone(&queue),
-                    transports,
-                    pending,
-                    heartbeat,
-                    &run,
-                )
-                .await
-            }
-            (TransportKind::File, _) => {
-                let dir = options
-                    .outbox
-                    .join(job.spec.number.to_string())
-                    .join("sent");
-                let transports = (0..concurrency)
-                    .map(|_| FileTransport::new(dir.clone()))
-                    .collect();
-                super::run(
-                    mailing,
-                    signer,
-                    from,
-                    Arc::clone(&queue),
-                    transports,
-                    pending,
-                    heartbeat,
-                    &run,
-                )
-                .await
-            }
+            Err(e) => Err(e),
         };
         let claimed = queue.claimed();
         match result {
