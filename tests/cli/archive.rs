@@ -51,6 +51,36 @@ fn counts(stdout: &str) -> (u64, u64, u64) {
     (n[0], n[1], n[2])
 }
 
+/// `archive export --mbox` gives back `stored` messages, each byte for byte one of
+/// `inputs`, no two alike.
+fn exports_byte_for_byte(t: &Test, inputs: &[PathBuf], stored: u64) {
+    let run = t
+        .run(&["archive", "export", "--mbox", "export.mbox"])
+        .success();
+    assert_eq!(
+        run.stdout,
+        format!("exported {stored} messages to `export.mbox`\n")
+    );
+    let exported: Vec<Vec<u8>> = MboxReader::new(std::io::BufReader::new(
+        std::fs::File::open(t.file("export.mbox")).unwrap(),
+    ))
+    .map(|m| m.unwrap().raw)
+    .collect();
+    assert_eq!(exported.len() as u64, stored);
+    let originals: HashSet<String> = inputs
+        .iter()
+        .map(|p| sha(&std::fs::read(p).unwrap()))
+        .collect();
+    for raw in &exported {
+        assert!(
+            originals.contains(&sha(raw)),
+            "an exported message differs from every input file"
+        );
+    }
+    let distinct: HashSet<String> = exported.iter().map(|r| sha(r)).collect();
+    assert_eq!(distinct.len(), exported.len());
+}
+
 fn sha(bytes: &[u8]) -> String {
     mailout::bulletin::hex(&Sha256::digest(bytes))
 }
@@ -115,35 +145,7 @@ fn the_whole_corpus_in_each_form_is_accounted_for_and_reimports_add_nothing() {
         );
     }
 
-    // Every stored message comes back from `archive export --mbox` byte for byte.
-    let run = t
-        .run(&["archive", "export", "--mbox", "export.mbox"])
-        .success();
-    assert_eq!(
-        run.stdout,
-        format!(
-            "exported {} messages to `export.mbox`\n",
-            imported + flagged
-        )
-    );
-    let exported: Vec<Vec<u8>> = MboxReader::new(std::io::BufReader::new(
-        std::fs::File::open(t.file("export.mbox")).unwrap(),
-    ))
-    .map(|m| m.unwrap().raw)
-    .collect();
-    assert_eq!(exported.len() as u64, imported + flagged);
-    let originals: HashSet<String> = inputs
-        .iter()
-        .map(|p| sha(&std::fs::read(p).unwrap()))
-        .collect();
-    for raw in &exported {
-        assert!(
-            originals.contains(&sha(raw)),
-            "an exported message differs from every input file"
-        );
-    }
-    let distinct: HashSet<String> = exported.iter().map(|r| sha(r)).collect();
-    assert_eq!(distinct.len(), exported.len());
+    exports_byte_for_byte(&t, &inputs, imported + flagged);
 }
 
 /// Sends the example bulletins with the file transport and imports the copies.
@@ -541,35 +543,7 @@ on_both! {
         assert!(imported > n / 2, "{imported} {duplicates} {flagged}");
         assert_eq!(counts(&t.run(&args).success().stdout), (0, n, 0));
 
-        // Every stored message comes back from `archive export --mbox` byte for byte.
-        let run = t
-            .run(&["archive", "export", "--mbox", "export.mbox"])
-            .success();
-        assert_eq!(
-            run.stdout,
-            format!(
-                "exported {} messages to `export.mbox`\n",
-                imported + flagged
-            )
-        );
-        let exported: Vec<Vec<u8>> = MboxReader::new(std::io::BufReader::new(
-            std::fs::File::open(t.file("export.mbox")).unwrap(),
-        ))
-        .map(|m| m.unwrap().raw)
-        .collect();
-        assert_eq!(exported.len() as u64, imported + flagged);
-        let originals: HashSet<String> = inputs
-            .iter()
-            .map(|p| sha(&std::fs::read(p).unwrap()))
-            .collect();
-        for raw in &exported {
-            assert!(
-                originals.contains(&sha(raw)),
-                "an exported message differs from every input file"
-            );
-        }
-        let distinct: HashSet<String> = exported.iter().map(|r| sha(r)).collect();
-        assert_eq!(distinct.len(), exported.len());
+        exports_byte_for_byte(&t, &inputs, imported + flagged);
         t.assert_store_on(backend);
     }
 }
