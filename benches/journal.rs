@@ -22,7 +22,7 @@ fn members(n: usize) -> impl Iterator<Item = Member> {
 
 fn bench(name: &str, store: &dyn Store, rows: usize) {
     store
-        .import_members(&mut members(rows))
+        .import_members(&mut members(rows), &|e| e.as_bytes().to_vec())
         .expect("import members");
     let job = store
         .create_job(

@@ -19,6 +19,12 @@ pub fn now() -> Timestamp {
     Timestamp::now()
 }
 
+/// Now (or the pinned instant) as a `SystemTime`, to the second: for a Date header.
+pub fn system_time() -> std::time::SystemTime {
+    let seconds = now().as_second().max(0).unsigned_abs();
+    std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(seconds)
+}
+
 /// The real time in Unix seconds, never pinned: for leases and rate slots shared between
 /// processes, which must run on the same clock whatever `SOURCE_DATE_EPOCH` says.
 pub fn real_unix_seconds() -> f64 {

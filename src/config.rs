@@ -29,6 +29,8 @@ pub struct Config {
     pub dkim: Option<Dkim>,
     /// Where members, numbering, journals and the archive live.
     pub store: Store,
+    /// The unsubscribe endpoint (`mailout serve`).
+    pub serve: Serve,
     /// Sign-off before sending.
     pub approval: Approval,
     /// Bulletin numbering.
@@ -128,8 +130,11 @@ pub struct Smtp {
     pub concurrency: u32,
     /// Messages per second overall; 0 is unlimited.
     pub rate: u32,
-    /// Per-command timeout.
+    /// Per-command timeout (connecting, greeting, each command, writing the message).
     pub timeout_secs: u64,
+    /// How long to wait for the reply to the message's final dot (RFC 5321 §4.5.3.2.6:
+    /// ten minutes). Past it the copy is `uncertain`: it may have been delivered.
+    pub data_timeout_secs: u64,
     /// Attempts per recipient before giving up on a temporary failure.
     pub max_attempts: u32,
 }
@@ -143,6 +148,7 @@ impl Default for Smtp {
             concurrency: 4,
             rate: 0,
             timeout_secs: 30,
+            data_timeout_secs: 600,
             max_attempts: 5,
         }
     }
@@ -192,6 +198,34 @@ impl Default for Store {
             password_env: "MAILOUT_PG_PASSWORD".into(),
             lease_secs: 60,
         }
+    }
+}
+
+/// `[serve]`
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Serve {
+    /// The public address `serve` answers under (`https://union.example.org`): requests for
+    /// any other host than this one and loopback are refused. Default: the host of
+    /// `[sender] unsubscribe_url`.
+    pub public_url: Option<String>,
+}
+
+impl Config {
+    /// The host names `mailout serve` answers for besides loopback: `[serve] public_url`'s,
+    /// else `[sender] unsubscribe_url`'s.
+    pub fn served_hosts(&self) -> Vec<String> {
+        let url = self
+            .serve
+            .public_url
+            .as_deref()
+            .unwrap_or(&self.sender.unsubscribe_url)
+            .replace("{token}", "t");
+        url::Url::parse(&url)
+            .ok()
+            .and_then(|u| u.host_str().map(|h| h.to_ascii_lowercase()))
+            .into_iter()
+            .collect()
     }
 }
 
@@ -375,6 +409,10 @@ impl Config {
             );
         }
 
+        if let Some(public) = &self.serve.public_url {
+            c.web_url(&["serve", "public_url"], public, false);
+        }
+
         if let Some(smtp) = &self.smtp {
             let ok = ["smtp://", "smtps://"]
                 .iter()
@@ -391,6 +429,7 @@ impl Config {
             for (key, value) in [
                 ("concurrency", u64::from(smtp.concurrency)),
                 ("timeout_secs", smtp.timeout_secs),
+                ("data_timeout_secs", smtp.data_timeout_secs),
                 ("max_attempts", u64::from(smtp.max_attempts)),
             ] {
                 if value == 0 {

@@ -29,11 +29,13 @@ pub mod outbox;
 pub mod preview;
 pub mod recipient;
 pub mod render;
+mod report;
 pub mod send;
 pub mod serve;
 pub mod store;
 pub mod token;
 pub mod toml_file;
+pub mod unsubscribes;
 pub mod workspace;
 
 pub use error::{Error, Result};

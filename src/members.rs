@@ -73,8 +73,13 @@ pub struct MemberCsv {
     branch: Option<usize>,
     employer: Option<usize>,
     record: csv::StringRecord,
+    /// The line each address was first seen on.
+    seen: std::collections::HashMap<String, u64>,
     /// Rows that were not imported, in file order.
     pub skipped: Vec<Skipped>,
+    /// Rows that were imported with something to say (an address seen before in the
+    /// file), in file order.
+    pub notes: Vec<Skipped>,
 }
 
 impl MemberCsv {
@@ -110,7 +115,9 @@ impl MemberCsv {
             headers,
             reader,
             record: csv::StringRecord::new(),
+            seen: std::collections::HashMap::new(),
             skipped: Vec::new(),
+            notes: Vec::new(),
         })
     }
 
@@ -156,6 +163,17 @@ impl Iterator for MemberCsv {
                 self.skipped.push(Skipped { line, reason });
                 continue;
             };
+            match self.seen.get(&email) {
+                Some(first) => self.notes.push(Skipped {
+                    line,
+                    reason: format!(
+                        "`{email}` is also on line {first}; this row replaces that one"
+                    ),
+                }),
+                None => {
+                    self.seen.insert(email.clone(), line);
+                }
+            }
             let known = [Some(self.email), self.name, self.branch, self.employer];
             let mut attributes = BTreeMap::new();
             for (i, header) in self.headers.iter().enumerate() {

@@ -242,7 +242,7 @@ impl Mailing {
         let name = recipient
             .name
             .as_deref()
-            .map(clean)
+            .map(|n| display_name(&clean(n)))
             .filter(|n| !n.is_empty());
         let message_id = self.message_id(&recipient.email);
 
@@ -389,6 +389,22 @@ impl Mailing {
             .formatted();
         cut(&formatted)
     }
+}
+
+/// The longest display name put in `To:`, in characters. lettre encodes a name but does not
+/// fold it, so a longer one (a 1 MB name in a CSV) is shortened: the header line then stays
+/// far under RFC 5322's 998 octets, whatever the characters.
+pub const MAX_DISPLAY_NAME: usize = 64;
+
+/// `name` shortened to [`MAX_DISPLAY_NAME`] characters, with `…` when it was cut.
+fn display_name(name: &str) -> String {
+    if name.chars().count() <= MAX_DISPLAY_NAME {
+        return name.to_string();
+    }
+    let mut short: String = name.chars().take(MAX_DISPLAY_NAME - 1).collect();
+    short.truncate(short.trim_end().len());
+    short.push('…');
+    short
 }
 
 /// Cuts lettre's output at the markers and at the personal-headers line.

@@ -2,50 +2,115 @@
 //! suppresses the member at once (mail providers call it without a person); `GET /u/TOKEN`
 //! shows a page with a button that posts, so a link scanner following the URL changes
 //! nothing. A token that does not verify gets a 404 and changes nothing.
+//!
+//! It faces the internet, so it defends itself: a client has [`HEADER_TIMEOUT`] to send
+//! its request head and a connection lives at most [`CONNECTION_LIFETIME`]; heads over
+//! [`MAX_HEAD`] and bodies over [`MAX_BODY`] are refused; at most [`MAX_CONNECTIONS`] are
+//! served at once; and only requests for the configured public host (`[serve] public_url`,
+//! else the host of `[sender] unsubscribe_url`) or a loopback name are answered, so a
+//! misrouted or rebound name gets 421 and nothing else.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 
 use crate::clock;
 use crate::error::{Error, Result};
 use crate::store::Store;
-use crate::token::{self, TokenKey};
+use crate::token::{Purpose, TokenKey};
+use crate::workspace::Workspace;
+
+/// How long a client may take to send a request's head.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest a connection is kept, busy or idle.
+pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
+/// The largest request head read.
+pub const MAX_HEAD: usize = 16 * 1024;
+/// The largest request body read.
+pub const MAX_BODY: usize = 4 * 1024;
+/// Connections served at once; more wait to be accepted.
+pub const MAX_CONNECTIONS: usize = 256;
 
 /// What the handlers share.
 pub struct ServeState {
     store: Mutex<Box<dyn Store>>,
     tokens: TokenKey,
     organisation: String,
+    hosts: Vec<String>,
 }
 
 impl ServeState {
-    /// State over `store`, verifying tokens with `tokens`.
-    pub fn new(store: Box<dyn Store>, tokens: TokenKey, organisation: String) -> ServeState {
+    /// State over `store`, verifying tokens with `tokens`, answering for `hosts` (and
+    /// loopback).
+    pub fn new(
+        store: Box<dyn Store>,
+        tokens: TokenKey,
+        organisation: String,
+        hosts: Vec<String>,
+    ) -> ServeState {
         ServeState {
             store: Mutex::new(store),
             tokens,
             organisation,
+            hosts,
         }
+    }
+
+    /// State for `workspace`: its token key, a store connection of its own, its hosts.
+    pub fn for_workspace(workspace: &Workspace) -> Result<ServeState> {
+        Ok(ServeState::new(
+            workspace.open_store()?,
+            workspace.token_key()?,
+            workspace.config.organisation.name.clone(),
+            workspace.config.served_hosts(),
+        ))
     }
 
     /// The address `token` was made for, if it verifies against a member.
     fn member_for(&self, token: &str) -> Result<Option<String>> {
-        let Some(key) = token::key_of(token) else {
-            return Ok(None);
-        };
         let store = self.store.lock().unwrap_or_else(|e| e.into_inner());
-        let members = store.members_by_token_key(&key)?;
-        Ok(members
-            .into_iter()
-            .map(|m| m.email)
-            .find(|email| self.tokens.verify(token, email)))
+        crate::unsubscribes::member_for(
+            store.as_ref(),
+            &self.tokens,
+            token,
+            Purpose::Unsubscribe,
+            &clock::stamp(),
+        )
     }
+
+    fn allows(&self, host: &str) -> bool {
+        let name = host_name(host);
+        is_loopback_name(&name) || self.hosts.iter().any(|h| *h == name)
+    }
+}
+
+/// `host[:port]` or `[v6]:port` → the lowercase name.
+fn host_name(host: &str) -> String {
+    let host = host.trim();
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        rest.split(']').next().unwrap_or("")
+    } else {
+        host.rsplit_once(':')
+            .filter(|(_, port)| port.chars().all(|c| c.is_ascii_digit()))
+            .map_or(host, |(name, _)| name)
+    };
+    name.trim_end_matches('.').to_ascii_lowercase()
+}
+
+fn is_loopback_name(name: &str) -> bool {
+    name == "localhost"
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The routes, for serving or testing.
@@ -53,7 +118,37 @@ pub fn router(state: Arc<ServeState>) -> Router {
     Router::new()
         .route("/", get(index))
         .route("/u/{token}", get(confirm_page).post(unsubscribe))
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&state),
+            only_our_hosts,
+        ))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
+}
+
+async fn only_our_hosts(
+    State(state): State<Arc<ServeState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| request.uri().authority().map(|a| a.to_string()));
+    match host {
+        Some(host) if state.allows(&host) => next.run(request).await,
+        _ => (
+            StatusCode::MISDIRECTED_REQUEST,
+            Html(page(
+                &state.organisation,
+                "Wrong address",
+                "<p>This server does not answer for that address.</p>",
+            )),
+        )
+            .into_response(),
+    }
 }
 
 /// A listening socket on `listen`, and the address it got (the port, when `listen` says 0).
@@ -74,12 +169,40 @@ pub async fn serve(
 ) -> Result<()> {
     let (listener, bound) = bind(listen).await?;
     ready(bound);
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
-        .map_err(|e| Error::Usage(format!("the server stopped: {e}")))
+    let app = router(state);
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let stop = tokio::signal::ctrl_c();
+    tokio::pin!(stop);
+    loop {
+        let slot = tokio::select! {
+            _ = &mut stop => return Ok(()),
+            slot = Arc::clone(&slots).acquire_owned() => slot,
+        };
+        let Ok(slot) = slot else { return Ok(()) };
+        let accepted = tokio::select! {
+            _ = &mut stop => return Ok(()),
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, _) = match accepted {
+            Ok(pair) => pair,
+            Err(e) => {
+                // Out of file descriptors and the like: say so, and keep serving.
+                tracing::warn!("could not accept a connection: {e}");
+                continue;
+            }
+        };
+        let service = TowerToHyperService::new(app.clone());
+        tokio::spawn(async move {
+            let _slot = slot;
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .max_buf_size(MAX_HEAD)
+                .serve_connection(TokioIo::new(stream), service);
+            // Past its lifetime a connection is dropped, whatever it is doing.
+            let _ = tokio::time::timeout(CONNECTION_LIFETIME, connection).await;
+        });
+    }
 }
 
 async fn index(State(state): State<Arc<ServeState>>) -> Html<String> {
@@ -184,4 +307,18 @@ fn page(organisation: &str, title: &str, body: &str) -> String {
         org = handlebars::html_escape(organisation),
         title = handlebars::html_escape(title),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_names() {
+        assert_eq!(host_name("Union.Example.org:443"), "union.example.org");
+        assert_eq!(host_name("[::1]:8025"), "::1");
+        assert_eq!(host_name("127.0.0.1"), "127.0.0.1");
+        assert!(is_loopback_name("::1") && is_loopback_name("localhost"));
+        assert!(!is_loopback_name("evil.example"));
+    }
 }

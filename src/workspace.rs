@@ -39,6 +39,7 @@ pub struct Workspace {
     store_location: String,
     store: OnceCell<Box<dyn Store>>,
     base: PathBuf,
+    read_only: bool,
 }
 
 /// What `check` found.
@@ -83,7 +84,17 @@ impl Workspace {
             store_location,
             store: OnceCell::new(),
             base: PathBuf::from("."),
+            read_only: false,
         })
+    }
+
+    /// [`Workspace::open`] for a command that only reads the store (`members list`,
+    /// `jobs`, `archive search`…): an existing SQLite store is opened read-only, so these
+    /// work on a store file the user may not write.
+    pub fn open_read_only(options: &Options) -> Result<Workspace> {
+        let mut workspace = Workspace::open(options)?;
+        workspace.read_only = true;
+        Ok(workspace)
     }
 
     /// The store, opened (and created) on first use.
@@ -91,7 +102,11 @@ impl Workspace {
         if let Some(store) = self.store.get() {
             return Ok(store.as_ref());
         }
-        let opened = store::open_with(&self.store_location, &self.config.store.password_env)?;
+        let opened = if self.read_only {
+            store::open_read_only(&self.store_location, &self.config.store.password_env)?
+        } else {
+            store::open_with(&self.store_location, &self.config.store.password_env)?
+        };
         Ok(self.store.get_or_init(|| opened).as_ref())
     }
 
@@ -285,13 +300,47 @@ impl Workspace {
         Edition::new(bulletin, self.config.clone(), number, date, &self.base)
     }
 
-    /// The key that signs unsubscribe tokens: the secret in the configured environment
-    /// variable, or else one kept in the store.
+    /// The key that makes member tokens: the secret in the configured environment
+    /// variable, or else one kept in the store. The store's lookup keys are made again
+    /// when they were made with another secret (or some are missing), so that every token
+    /// this key makes can be found.
     pub fn token_key(&self) -> Result<TokenKey> {
-        match std::env::var(&self.config.sender.token_secret_env) {
-            Ok(secret) if !secret.is_empty() => Ok(TokenKey::new(secret.into_bytes())),
-            _ => Ok(TokenKey::new(self.store()?.secret("unsubscribe-token")?)),
+        let store = self.store()?;
+        let key = match std::env::var(&self.config.sender.token_secret_env) {
+            Ok(secret) if !secret.is_empty() => TokenKey::new(secret.into_bytes()),
+            _ => TokenKey::new(store.secret("unsubscribe-token")?),
+        };
+        let fingerprint = key.fingerprint();
+        let (known, missing) = store.lookup_keys_state()?;
+        let changed = known.as_ref().is_some_and(|k| *k != fingerprint);
+        if changed || known.is_none() || missing > 0 {
+            if changed {
+                crate::report::line!(
+                    "warning: the token secret differs from the one the store's members were keyed with; their keys are made again, and unsubscribe links in copies sent with the other secret no longer work"
+                );
+            }
+            let keys: Vec<(String, Vec<u8>)> = store
+                .members(None)?
+                .into_iter()
+                .map(|m| {
+                    let k = key.lookup_key(&m.email).to_vec();
+                    (m.email, k)
+                })
+                .collect();
+            store.set_lookup_keys(&keys, &fingerprint)?;
         }
+        Ok(key)
+    }
+
+    /// Adds or updates the members `csv` yields (see [`Store::import_members`]), with the
+    /// token lookup key of each.
+    pub fn import_members(
+        &self,
+        members: &mut dyn Iterator<Item = crate::members::Member>,
+    ) -> Result<store::ImportCounts> {
+        let key = self.token_key()?;
+        self.store()?
+            .import_members(members, &|email| key.lookup_key(email).to_vec())
     }
 
     /// Prepares `edition` for personal copies.

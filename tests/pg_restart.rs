@@ -115,7 +115,7 @@ fn a_postgresql_restart_mid_send_pauses_the_worker_which_then_finishes() {
     assert!(out.status.success(), "{stdout}");
     assert!(
         stdout.starts_with(&format!(
-            "job 1 (started): {MEMBERS} sent, 0 failed, 0 skipped, 0 pending"
+            "job 1 (started): {MEMBERS} sent, 0 failed, 0 uncertain, 0 skipped, 0 pending"
         )),
         "{stdout}"
     );

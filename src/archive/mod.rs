@@ -440,6 +440,75 @@ pub fn import_imap(
     importer.finish()
 }
 
+/// Reads mail for a purpose other than archiving it (bounces, unsubscribe requests): calls
+/// `each` with every message under `paths` (files, mbox files, Maildirs, folders of these)
+/// and, with `imap`, every message of that mailbox not yet seen for `purpose` (the UID
+/// state is remembered per purpose, after each batch). Files that cannot be read go to
+/// `unreadable`; a path that does not exist is an error.
+pub fn read_mail(
+    store: &dyn Store,
+    paths: &[PathBuf],
+    imap: Option<&str>,
+    purpose: &str,
+    each: &mut dyn FnMut(&str, &[u8]) -> Result<()>,
+    unreadable: &mut dyn FnMut(String, String),
+) -> Result<()> {
+    for path in paths {
+        if !path.exists() {
+            return Err(Error::Usage(format!("`{}` does not exist", path.display())));
+        }
+        let mut failed = None;
+        read_path(path, &mut |item| match item {
+            Item::Message(source, raw) => match each(&source, &raw) {
+                Ok(()) => true,
+                Err(e) => {
+                    failed = Some(e);
+                    false
+                }
+            },
+            Item::Unreadable(source, error) => {
+                unreadable(source, error);
+                true
+            }
+        });
+        if let Some(e) = failed {
+            return Err(e);
+        }
+    }
+    if let Some(url) = imap {
+        let url = imap::ImapUrl::parse(url)?;
+        let password = std::env::var(imap::PASSWORD_ENV).map_err(|_| {
+            Error::Usage(format!(
+                "IMAP needs the password of `{}` in the environment variable `{}`",
+                url.user,
+                imap::PASSWORD_ENV
+            ))
+        })?;
+        let key = format!("{purpose}:{}", url.key());
+        let state = store.imap_state(&key)?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Usage(format!("could not start the async runtime: {e}")))?;
+        runtime.block_on(imap::fetch_new(
+            &url,
+            &password,
+            state,
+            &mut |batch, validity| {
+                let last = batch.iter().map(|(uid, _)| *uid).max();
+                for (uid, raw) in batch {
+                    each(&format!("{key};UID={uid}"), &raw)?;
+                }
+                if let Some(last) = last {
+                    store.set_imap_state(&key, validity, last)?;
+                }
+                Ok(())
+            },
+        ))?;
+    }
+    Ok(())
+}
+
 /// Writes every archived message, raw, to an mboxrd file at `path`; returns how many.
 pub fn export_mbox(store: &dyn Store, path: &Path) -> Result<u64> {
     let file = std::fs::File::create(path).map_err(|source| Error::Write {

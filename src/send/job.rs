@@ -41,6 +41,8 @@ pub struct SendRequest {
     pub enqueue: bool,
     /// `--strict`: refuse to start a job while the pre-send checks give warnings.
     pub strict: bool,
+    /// `--retry-uncertain` (with `--resume`): send the uncertain rows again, on purpose.
+    pub retry_uncertain: bool,
 }
 
 /// Who a job goes to, before it starts.
@@ -95,6 +97,11 @@ pub fn send(
     let store = workspace.store()?;
     let config = &workspace.config;
 
+    if request.retry_uncertain && request.resume.is_none() {
+        return Err(Error::Usage(
+            "`--retry-uncertain` resends a job's uncertain copies: say which job with `--resume JOB`".into(),
+        ));
+    }
     let (job, selectors) = match request.resume {
         Some(id) => {
             let job = store.job(id)?.ok_or_else(|| {
@@ -152,7 +159,13 @@ pub fn send(
     }
 
     let kind = transport_kind(request, config);
-    Setup::new(workspace, Some(kind), None)?;
+    let setup = Setup::new(workspace, Some(kind), None)?;
+    let work_left = job.as_ref().is_none_or(|j| j.progress.pending > 0)
+        || (request.retry_uncertain && job.as_ref().is_some_and(|j| j.progress.uncertain > 0));
+    if !request.enqueue && work_left {
+        // Before anything is written: the server must answer.
+        setup.check(kind)?;
+    }
     let now = clock::stamp();
     let (job, started) = match job {
         Some(job) => (job, false),
@@ -202,6 +215,9 @@ pub fn send(
     };
 
     store.skip_suppressed(job.id, &now)?;
+    if request.retry_uncertain {
+        store.retry_uncertain(job.id, &now)?;
+    }
     if request.enqueue {
         let job = store.job(job.id)?.unwrap_or(job);
         return Ok(SendResult::Enqueued { job, started });
@@ -253,10 +269,10 @@ fn pre_send_checks(
         "warning"
     };
     for warning in &general {
-        eprintln!("{severity}: {warning}");
+        crate::report::line!("{severity}: {warning}");
     }
     for d in &placed {
-        eprintln!("{d}");
+        crate::report::line!("{d}");
     }
     let count = placed.len() + general.len();
     if request.strict && count > 0 {

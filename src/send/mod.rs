@@ -10,6 +10,7 @@ pub mod journal;
 pub mod progress;
 pub mod proof;
 pub mod queue;
+pub mod session;
 pub mod smtp;
 pub mod transport;
 pub mod worker;
@@ -50,6 +51,8 @@ pub struct RunStats {
     pub sent: u64,
     /// Failed for good in this run.
     pub failed: u64,
+    /// Sent in full without a reply in this run: may have been delivered.
+    pub uncertain: u64,
     /// How long it took.
     pub elapsed: Duration,
     /// Whether it was interrupted (Ctrl-C) before the end.
@@ -58,7 +61,12 @@ pub struct RunStats {
 
 /// A queue over `journal` for a run with `options`.
 pub fn queue(journal: Journal, options: &RunOptions) -> Arc<Queue> {
-    Arc::new(Queue::new(journal, options.max_attempts, options.backoff))
+    Arc::new(Queue::new(
+        journal,
+        options.max_attempts,
+        options.backoff,
+        options.concurrency,
+    ))
 }
 
 /// Works through the rows of `queue`'s job that this worker can claim, with one transport
@@ -124,7 +132,7 @@ pub async fn run<T: Transport>(
             },
             _ = tokio::signal::ctrl_c(), if !interrupted => {
                 interrupted = true;
-                eprintln!("stopping: waiting for the messages in flight; run the same command again to resume");
+                display.say("stopping: waiting for the messages in flight; run the same command again to resume");
                 queue.stop();
             }
         }
@@ -143,6 +151,9 @@ pub async fn run<T: Transport>(
     Ok(RunStats {
         sent: counters.sent.load(std::sync::atomic::Ordering::Relaxed),
         failed: counters.failed.load(std::sync::atomic::Ordering::Relaxed),
+        uncertain: counters
+            .uncertain
+            .load(std::sync::atomic::Ordering::Relaxed),
         elapsed: start.elapsed(),
         interrupted,
     })
@@ -193,6 +204,7 @@ async fn worker<T: Transport>(
             }
         };
         queue.record(entry, &message_id, outcome);
+        queue.flush_urgent()?;
     }
     queue.flush()?;
     transport.close().await;

@@ -1,7 +1,8 @@
 //! Progress while sending: a bar on a terminal (sent, failed, rate, time left), plain log
-//! lines otherwise, nothing when asked to be quiet.
+//! lines otherwise, nothing when asked to be quiet. While recipients wait on trouble (a
+//! server that defers, a connection that fails), the line says what and how many.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -29,6 +30,18 @@ impl Display {
         } else {
             Display::Lines
         }
+    }
+}
+
+/// The trouble recipients wait on, for the progress line: `; 12 waiting: 451 4.7.0 …`.
+fn trouble_note(queue: &Queue) -> String {
+    let (trouble, waiting) = queue.trouble();
+    match trouble {
+        Some(t) if waiting > 0 && t.at.elapsed() < Duration::from_secs(120) => {
+            let reply: String = t.reply.chars().take(100).collect();
+            format!("; {waiting} waiting, last error: {reply}")
+        }
+        _ => String::new(),
     }
 }
 
@@ -63,18 +76,24 @@ impl Progress {
                 tick.tick().await;
                 let sent = queue.counters.sent.load(Ordering::Relaxed);
                 let failed = queue.counters.failed.load(Ordering::Relaxed);
+                let uncertain = queue.counters.uncertain.load(Ordering::Relaxed);
+                let rate = sent as f64 / start.elapsed().as_secs_f64().max(0.001);
+                let trouble = trouble_note(&queue);
+                let mut counts = format!("{sent} sent, {failed} failed");
+                if uncertain > 0 {
+                    counts.push_str(&format!(", {uncertain} uncertain"));
+                }
                 match &shown {
                     Some(bar) => {
-                        let rate = sent as f64 / start.elapsed().as_secs_f64().max(0.001);
-                        bar.set_position(sent + failed);
-                        bar.set_message(format!("{sent} sent  {failed} failed  {rate:.0}/s"));
+                        bar.set_position(sent + failed + uncertain);
+                        bar.set_message(format!("{counts}  {rate:.0}/s{trouble}"));
                     }
                     None if last_line.elapsed() >= LINE_EVERY => {
                         last_line = Instant::now();
-                        let rate = sent as f64 / start.elapsed().as_secs_f64().max(0.001);
-                        eprintln!(
-                            "progress: {}/{pending} done, {sent} sent, {failed} failed, {rate:.0}/s",
-                            sent + failed
+                        let _ = writeln!(
+                            std::io::stderr(),
+                            "progress: {}/{pending} done, {counts}, {rate:.0}/s{trouble}",
+                            sent + failed + uncertain
                         );
                     }
                     None => {}
@@ -84,6 +103,19 @@ impl Progress {
         Progress {
             task: Some(task),
             bar,
+        }
+    }
+
+    /// Shows `line` above the bar (or as a line of its own); never fails, even when stderr
+    /// is closed.
+    pub fn say(&self, line: &str) {
+        match &self.bar {
+            Some(bar) => bar.suspend(|| {
+                let _ = writeln!(std::io::stderr(), "{line}");
+            }),
+            None => {
+                let _ = writeln!(std::io::stderr(), "{line}");
+            }
         }
     }
 

@@ -82,12 +82,17 @@ pub fn send_proof(workspace: &Workspace, request: &ProofRequest) -> Result<Proof
         &crate::clock::random_bytes::<6>()
             .map_err(|e| Error::Usage(format!("no random bytes: {e}")))?,
     );
-    let mailing = workspace.mailing(edition, None)?.as_proof(&nonce);
+    // A proof is dated when it is sent, as a member's copy is dated when its job starts.
+    let mailing = workspace
+        .mailing(edition, None)?
+        .as_proof(&nonce)
+        .with_date(crate::clock::system_time());
 
     let kind = request
         .transport
         .unwrap_or_else(|| TransportKind::default_for(&workspace.config));
     let setup = Setup::new(workspace, Some(kind), None)?;
+    setup.check(kind)?;
     let mut transport =
         setup.transport(kind, &request.outbox.join(number.to_string()).join("proof"))?;
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -1,7 +1,10 @@
 //! The send queue: which recipient a worker takes next. Fresh rows come from the journal in
-//! order; a temporary failure comes back after an exponential backoff with jitter; a domain
-//! that answered 4xx is paused for a while (the per-domain slow-down), and its recipients
-//! wait while other domains go on.
+//! order; a temporary failure comes back after an exponential backoff with jitter. What
+//! waits depends on the failure's scope ([`Scope`]): a recipient-level 4xx holds back that
+//! recipient alone; a domain-level signal (421, rate, reputation) pauses the domain for
+//! every worker of the job, and when the pause ends one recipient goes first as a probe; a
+//! server that cannot be reached at all costs nobody an attempt, and stops the run when it
+//! stays out of reach.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -9,12 +12,11 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use backon::{BackoffBuilder, ExponentialBuilder};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::journal::Journal;
-use super::transport::Delivery;
+use super::transport::{Delivery, Scope};
 use crate::error::{Error, Result};
 use crate::store::{Entry, EntryState, Mark};
 
@@ -43,17 +45,20 @@ impl Default for Backoff {
 }
 
 impl Backoff {
-    /// The delay before attempt `n + 1` after `n` failures (n ≥ 1), with jitter.
+    /// The delay before attempt `n + 1` after `n` failures (n ≥ 1): `first` doubled each
+    /// time up to `longest`, then jittered down by up to half, so it never exceeds the cap.
     pub fn delay(&self, failures: u32) -> Duration {
-        ExponentialBuilder::default()
-            .with_min_delay(self.first)
-            .with_max_delay(self.longest)
-            .with_factor(2.0)
-            .with_jitter()
-            .with_max_times(failures as usize)
-            .build()
-            .nth(failures.saturating_sub(1) as usize)
-            .unwrap_or(self.longest)
+        let doublings = failures.saturating_sub(1).min(30);
+        let full = self
+            .first
+            .saturating_mul(1u32 << doublings)
+            .min(self.longest)
+            .max(self.first.min(self.longest));
+        let random = crate::clock::random_bytes::<4>()
+            .map(u32::from_le_bytes)
+            .unwrap_or(u32::MAX / 2);
+        let fraction = f64::from(random) / f64::from(u32::MAX);
+        full.mul_f64(0.5 + 0.5 * fraction)
     }
 }
 
@@ -66,6 +71,8 @@ pub struct Counters {
     pub failed: AtomicU64,
     /// Temporary failures that will be retried.
     pub retried: AtomicU64,
+    /// Sent in full without a reply: may have been delivered.
+    pub uncertain: AtomicU64,
 }
 
 struct Retry {
@@ -94,6 +101,17 @@ impl Ord for Retry {
 struct Domain {
     strikes: u32,
     paused_until: Option<Instant>,
+    /// A recipient is out as the probe after a pause: the others wait for its outcome.
+    probing: bool,
+}
+
+/// The last temporary trouble, for the progress line.
+#[derive(Debug, Clone)]
+pub struct Trouble {
+    /// What happened.
+    pub reply: String,
+    /// When.
+    pub at: Instant,
 }
 
 #[derive(Default)]
@@ -108,6 +126,11 @@ struct State {
     error: Option<String>,
     failure: Option<Error>,
     slots: VecDeque<Instant>,
+    /// Opens that failed in a row, with no session opened since.
+    unreachable: u32,
+    last_trouble: Option<Trouble>,
+    /// Failures or uncertain outcomes recorded and not yet committed.
+    urgent: bool,
 }
 
 /// The queue shared by a job's workers.
@@ -119,21 +142,26 @@ pub struct Queue {
     journal: Mutex<Journal>,
     job: i64,
     max_attempts: u32,
+    /// Unreachable outcomes in a row after which the run stops.
+    unreachable_limit: u32,
     backoff: Backoff,
     /// Live counts.
     pub counters: Counters,
 }
 
 impl Queue {
-    /// A queue over `journal`'s pending rows.
-    pub fn new(journal: Journal, max_attempts: u32, backoff: Backoff) -> Queue {
+    /// A queue over `journal`'s pending rows, for `connections` connections.
+    pub fn new(journal: Journal, max_attempts: u32, backoff: Backoff, connections: usize) -> Queue {
+        let max_attempts = max_attempts.max(1);
+        let connections = u32::try_from(connections.max(1)).unwrap_or(u32::MAX);
         Queue {
             state: Mutex::new(State::default()),
             commit_turn: tokio::sync::Mutex::new(()),
             notify: Notify::new(),
             job: journal.job(),
             journal: Mutex::new(journal),
-            max_attempts: max_attempts.max(1),
+            max_attempts,
+            unreachable_limit: max_attempts.saturating_mul(connections),
             backoff,
             counters: Counters::default(),
         }
@@ -273,7 +301,7 @@ impl Queue {
                     return Ok(None);
                 }
                 let now = Instant::now();
-                if let Some(entry) = take_ready(&mut s, now) {
+                if let Some(entry) = take_ready(&mut s, now, self.backoff.first) {
                     if entry.state == EntryState::Skipped {
                         // Unsubscribed since the job started.
                         drop(s);
@@ -336,15 +364,29 @@ impl Queue {
     }
 
     /// Records what happened to `entry` (its copy had `message_id`); the journal has it at
-    /// the next [`Queue::flush`]. A broken transport stops the job, leaving the row pending.
+    /// the next [`Queue::flush`] ([`Queue::flush_urgent`] at once for a failure or an
+    /// uncertain copy). A broken transport stops the job, leaving the row pending.
     pub fn record(&self, mut entry: Entry, message_id: &str, outcome: Delivery) {
         let now = Instant::now();
         let domain = domain_of(&entry.member.email);
-        let attempts = entry.attempts + 1;
+        let mut attempts = entry.attempts + 1;
         let mut shared_pause = None;
+        let mut due = None;
         let (state, reply) = {
             let mut s = self.lock();
             s.in_flight = s.in_flight.saturating_sub(1);
+            if !matches!(
+                outcome,
+                Delivery::Temporary {
+                    scope: Scope::Unreachable,
+                    ..
+                } | Delivery::Broken(_)
+            ) {
+                s.unreachable = 0;
+            }
+            if let Some(d) = s.domains.get_mut(&domain) {
+                d.probing = false;
+            }
             match outcome {
                 Delivery::Accepted(reply) => {
                     s.domains.remove(&domain);
@@ -355,22 +397,60 @@ impl Queue {
                 Delivery::Permanent(reply) => {
                     self.counters.failed.fetch_add(1, Ordering::Relaxed);
                     tracing::info!("failed {}: {reply}", entry.member.email);
+                    s.urgent = true;
                     (EntryState::Failed, reply)
                 }
-                Delivery::Temporary(reply) => {
-                    let d = s.domains.entry(domain.clone()).or_default();
-                    d.strikes += 1;
-                    let pause = self.backoff.delay(d.strikes);
-                    d.paused_until = Some(now + pause);
-                    shared_pause = Some(pause);
+                Delivery::Uncertain(what) => {
+                    self.counters.uncertain.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!("uncertain {}: {what}", entry.member.email);
+                    s.urgent = true;
+                    (EntryState::Uncertain, what)
+                }
+                Delivery::Temporary {
+                    reply,
+                    scope: Scope::Unreachable,
+                } => {
+                    // Nobody's attempt: the connection waits before it tries again.
+                    attempts = entry.attempts;
+                    s.unreachable += 1;
+                    s.last_trouble = Some(Trouble {
+                        reply: reply.clone(),
+                        at: now,
+                    });
+                    if s.unreachable >= self.unreachable_limit && s.error.is_none() {
+                        s.stopping = true;
+                        s.error = Some(format!(
+                            "no connection could be opened {} times in a row, the last: {reply}; the rest stay pending: run the same command again to resume",
+                            s.unreachable
+                        ));
+                    }
+                    due = Some(now);
+                    (EntryState::Pending, reply)
+                }
+                Delivery::Temporary { reply, scope } => {
+                    s.last_trouble = Some(Trouble {
+                        reply: reply.clone(),
+                        at: now,
+                    });
+                    let mut wait = self.backoff.delay(attempts);
+                    if scope == Scope::Domain {
+                        let d = s.domains.entry(domain.clone()).or_default();
+                        d.strikes += 1;
+                        let pause = self.backoff.delay(d.strikes);
+                        d.paused_until = Some(now + pause);
+                        shared_pause = Some(pause);
+                        wait = wait.max(pause);
+                    }
                     if attempts >= self.max_attempts {
                         self.counters.failed.fetch_add(1, Ordering::Relaxed);
                         let reply = format!("gave up after {attempts} attempts: {reply}");
                         tracing::info!("failed {}: {reply}", entry.member.email);
+                        s.urgent = true;
                         (EntryState::Failed, reply)
                     } else {
                         self.counters.retried.fetch_add(1, Ordering::Relaxed);
                         tracing::debug!("will retry {}: {reply}", entry.member.email);
+                        due = Some(now + wait);
                         (EntryState::Pending, reply)
                     }
                 }
@@ -402,13 +482,25 @@ impl Queue {
                 tracing::warn!("could not share the slow-down for {domain}: {e}");
             }
         }
-        if state == EntryState::Pending {
+        if let Some(due) = due {
             entry.attempts = attempts;
             entry.reply = Some(reply);
-            let due = now + self.backoff.delay(attempts);
             self.lock().retries.push(Reverse(Retry { due, entry }));
         }
         self.notify.notify_waiters();
+    }
+
+    /// Commits the recorded results now if a failure or an uncertain copy is among them, so
+    /// that the journal shows it the moment it is decided.
+    pub fn flush_urgent(&self) -> Result<()> {
+        let urgent = std::mem::take(&mut self.lock().urgent);
+        if urgent { self.flush() } else { Ok(()) }
+    }
+
+    /// The last temporary trouble met, and how many recipients wait for a retry.
+    pub fn trouble(&self) -> (Option<Trouble>, usize) {
+        let s = self.lock();
+        (s.last_trouble.clone(), s.retries.len())
     }
 
     /// Records that `entry` is not sent: its address is suppressed.
@@ -452,19 +544,14 @@ impl Queue {
 }
 
 /// The next recipient that may go now: a due retry, else a fresh row, skipping (and
-/// parking) recipients whose domain is paused.
-fn take_ready(s: &mut State, now: Instant) -> Option<Entry> {
-    let paused = |s: &State, email: &str| {
-        s.domains
-            .get(&domain_of(email))
-            .and_then(|d| d.paused_until)
-            .filter(|until| *until > now)
-    };
+/// parking) recipients whose domain is paused. When a domain's pause has run out, one of
+/// its recipients goes as the probe and the others wait for its outcome.
+fn take_ready(s: &mut State, now: Instant, recheck: Duration) -> Option<Entry> {
     if let Some(Reverse(top)) = s.retries.peek()
         && top.due <= now
     {
         let Reverse(retry) = s.retries.pop()?;
-        match paused(s, &retry.entry.member.email) {
+        match held(s, &retry.entry.member.email, now, recheck) {
             Some(until) => s.retries.push(Reverse(Retry {
                 due: until,
                 entry: retry.entry,
@@ -473,7 +560,7 @@ fn take_ready(s: &mut State, now: Instant) -> Option<Entry> {
         }
     }
     while let Some(entry) = s.fresh.pop_front() {
-        match paused(s, &entry.member.email) {
+        match held(s, &entry.member.email, now, recheck) {
             Some(_) if s.retries.len() >= PARKED => {
                 s.fresh.push_front(entry);
                 return None;
@@ -483,6 +570,21 @@ fn take_ready(s: &mut State, now: Instant) -> Option<Entry> {
         }
     }
     None
+}
+
+/// Until when a recipient at `email`'s domain must wait, if it must; otherwise the domain
+/// lets it go (as the probe, when the domain has been paused).
+fn held(s: &mut State, email: &str, now: Instant, recheck: Duration) -> Option<Instant> {
+    let d = s.domains.get_mut(&domain_of(email))?;
+    match d.paused_until {
+        Some(until) if until > now => Some(until),
+        _ if d.probing => Some(now + recheck),
+        Some(_) if d.strikes > 0 => {
+            d.probing = true;
+            None
+        }
+        _ => None,
+    }
 }
 
 /// When something may next be ready: the first retry, or the end of the pause holding the
@@ -513,19 +615,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backoff_grows_and_is_capped() {
+    fn backoff_grows_and_the_cap_includes_the_jitter() {
         let b = Backoff {
             first: Duration::from_millis(100),
             longest: Duration::from_secs(1),
         };
-        let d1 = b.delay(1);
-        assert!(
-            d1 >= Duration::from_millis(100) && d1 <= Duration::from_millis(200),
-            "{d1:?}"
-        );
-        let d3 = b.delay(3);
-        assert!(d3 >= Duration::from_millis(400), "{d3:?}");
-        assert!(b.delay(30) <= Duration::from_secs(2), "{:?}", b.delay(30));
+        for _ in 0..200 {
+            let d1 = b.delay(1);
+            assert!(
+                d1 >= Duration::from_millis(50) && d1 <= Duration::from_millis(100),
+                "{d1:?}"
+            );
+            let d3 = b.delay(3);
+            assert!(
+                d3 >= Duration::from_millis(200) && d3 <= Duration::from_millis(400),
+                "{d3:?}"
+            );
+            for n in [5, 10, 30, u32::MAX] {
+                let d = b.delay(n);
+                assert!(d <= b.longest && d >= b.longest / 2, "{n}: {d:?}");
+            }
+        }
     }
 
     #[test]

@@ -1,33 +1,25 @@
-//! SMTP: one connection per send worker, driven through lettre's `AsyncSmtpConnection` over
-//! a TCP stream we open ourselves with `TCP_NODELAY` (lettre's own transport leaves Nagle on
-//! and manages about 22 messages a second per connection: see CRATES.md).
+//! SMTP delivery: one [`Session`] per send worker, opened on first use and again after a
+//! fault, and the sorting of every outcome into what the queue must do with it.
 //!
 //! `smtp://HOST:PORT` uses STARTTLS when offered (`?tls=opportunistic`, the default, which
 //! like Postfix's `may` level does not verify the certificate), `?tls=required` insists on
 //! STARTTLS with a verified certificate, `?tls=none` stays in plain text; `smtps://` is
 //! implicit TLS, verified. `?ca=PATH` adds a PEM root certificate to trust, for a relay
 //! with a private CA.
-
-use std::io;
-use std::net::SocketAddr;
-use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+//!
+//! Outcomes (PRODUCT.md §6): a 2xx to the final dot is *accepted*; a 5xx is *permanent*; a
+//! 4xx is *temporary*, scoped to the recipient, or to its domain when the reply is a
+//! domain-level signal (421, rate or reputation); a fault before the message was complete
+//! is temporary for the connection; a fault after the final dot went is *uncertain*.
 
 use std::future::Future;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use lettre::Address;
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{
-    AsyncSmtpConnection, AsyncTokioStream, Certificate, TlsParameters,
-};
-use lettre::transport::smtp::commands::{Data, Ehlo, Mail, Rcpt, Rset};
-use lettre::transport::smtp::extension::{ClientId, Extension, MailParameter};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 
-use super::transport::{Delivery, Transport};
+use super::session::{self, DataOutcome, Endpoint, Fault, OpenError, Reply, Session, Tls};
+use super::transport::{Delivery, NOT_READY, Scope, Transport};
 use crate::config;
 use crate::error::{Error, Result};
 
@@ -53,14 +45,18 @@ pub struct SmtpSettings {
     pub port: u16,
     /// TLS policy.
     pub security: Security,
-    /// AUTH credentials, if a user is configured.
-    pub credentials: Option<Credentials>,
-    /// Timeout for connecting and for each message.
+    /// AUTH user and password, if a user is configured.
+    pub credentials: Option<(String, String)>,
+    /// Timeout for connecting, each command and writing the message.
     pub timeout: Duration,
+    /// How long the reply to the final dot is awaited.
+    pub data_timeout: Duration,
     /// The name we greet with (EHLO).
     pub hello: String,
     /// Extra trusted root certificates (PEM, from `?ca=PATH`), for a relay with a private CA.
     pub ca: Option<Vec<u8>>,
+    /// The session endpoint, built once (TLS configurations are not free).
+    endpoint: OnceLock<std::result::Result<Endpoint, String>>,
 }
 
 impl SmtpSettings {
@@ -121,7 +117,7 @@ impl SmtpSettings {
                         smtp.password_env
                     ))
                 })?;
-                Some(Credentials::new(user, password))
+                Some((user, password))
             }
             None => None,
         };
@@ -131,9 +127,65 @@ impl SmtpSettings {
             security,
             credentials,
             timeout: Duration::from_secs(smtp.timeout_secs.max(1)),
+            data_timeout: Duration::from_secs(smtp.data_timeout_secs.max(1)),
             hello: hello.to_string(),
             ca,
+            endpoint: OnceLock::new(),
         })
+    }
+
+    /// `host:port`, for messages.
+    pub fn server(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+
+    fn endpoint(&self) -> std::result::Result<&Endpoint, String> {
+        self.endpoint
+            .get_or_init(|| {
+                let config =
+                    |verify: bool| session::client_config(verify, self.ca.as_deref()).map(Arc::new);
+                let tls = match self.security {
+                    Security::None => Tls::None,
+                    Security::Opportunistic => Tls::StartTls {
+                        config: config(false)?,
+                        required: false,
+                    },
+                    Security::Required => Tls::StartTls {
+                        config: config(true)?,
+                        required: true,
+                    },
+                    Security::Implicit => Tls::Implicit(config(true)?),
+                };
+                Ok(Endpoint {
+                    host: self.host.clone(),
+                    port: self.port,
+                    tls,
+                    hello: self.hello.clone(),
+                    credentials: self.credentials.clone(),
+                    timeout: self.timeout,
+                })
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// Opens a session, as a send would, and closes it again: the check before a job or a
+    /// proof starts. The error says what went wrong, in a sentence.
+    pub async fn probe(&self) -> Result<()> {
+        let outcome = open(self).await;
+        match outcome {
+            Ok(session) => {
+                session.quit().await;
+                Ok(())
+            }
+            Err(Delivery::Broken(why))
+            | Err(Delivery::Temporary { reply: why, .. })
+            | Err(Delivery::Permanent(why))
+            | Err(Delivery::Uncertain(why))
+            | Err(Delivery::Accepted(why)) => Err(Error::Usage(format!(
+                "the SMTP server cannot be used: {why}; nothing was sent"
+            ))),
+        }
     }
 }
 
@@ -144,24 +196,71 @@ fn percent_decode(text: &str) -> String {
         .unwrap_or_else(|| text.to_string())
 }
 
-/// One SMTP connection, opened on first use and again after any error.
+/// Opens a session as `settings` say; a failure is sorted as the queue needs it.
+async fn open(settings: &SmtpSettings) -> std::result::Result<Session, Delivery> {
+    let server = settings.server();
+    let tls = if settings.security == Security::Implicit {
+        "TLS"
+    } else {
+        "STARTTLS"
+    };
+    let endpoint = settings
+        .endpoint()
+        .map_err(|e| Delivery::Broken(format!("TLS settings for {server}: {e}")))?;
+    Session::open(endpoint).await.map_err(|e| match e {
+        OpenError::Fault(Fault::Tls {
+            message,
+            certificate: true,
+        }) => Delivery::Broken(format!("{tls} with {server}: {message}")),
+        OpenError::Fault(Fault::Io(io)) => Delivery::temporary(
+            format!("could not connect to {server}: {io}"),
+            Scope::Unreachable,
+        ),
+        OpenError::Fault(fault) => {
+            Delivery::temporary(format!("{server}: {fault}"), Scope::Unreachable)
+        }
+        OpenError::Refused { step, reply } if step == "authentication" => {
+            if reply.is_transient() {
+                Delivery::temporary(
+                    format!("{server}: authentication refused for now: {reply}"),
+                    Scope::Unreachable,
+                )
+            } else {
+                Delivery::Broken(format!("authentication refused by {server}: {reply}"))
+            }
+        }
+        OpenError::Refused { step, reply } if reply.is_transient() => Delivery::temporary(
+            format!("{server}: {step} refused: {reply}"),
+            Scope::Unreachable,
+        ),
+        OpenError::Refused { step, reply } => {
+            Delivery::Broken(format!("{server}: {step} refused: {reply}"))
+        }
+        OpenError::Setup(why) => Delivery::Broken(why),
+    })
+}
+
+/// One SMTP connection, opened on first use and again after any fault; while the server
+/// cannot be reached it waits longer before each new try (up to a minute).
 pub struct SmtpTransport {
     settings: Arc<SmtpSettings>,
-    conn: Option<AsyncSmtpConnection>,
-    pipelining: bool,
+    session: Option<Session>,
     last_used: Instant,
+    /// Opens that failed in a row, and when the next may be tried.
+    failed_opens: u32,
+    next_open: Option<tokio::time::Instant>,
 }
 
 impl std::fmt::Debug for SmtpTransport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SmtpTransport")
             .field("host", &self.settings.host)
-            .field("connected", &self.conn.is_some())
+            .field("connected", &self.session.is_some())
             .finish()
     }
 }
 
-/// After this long idle, a connection is checked with NOOP before it is used again.
+/// After this long idle, a session is checked with NOOP before it is used again.
 const IDLE_CHECK: Duration = Duration::from_secs(10);
 
 impl SmtpTransport {
@@ -169,107 +268,47 @@ impl SmtpTransport {
     pub fn new(settings: Arc<SmtpSettings>) -> SmtpTransport {
         SmtpTransport {
             settings,
-            conn: None,
-            pipelining: false,
+            session: None,
             last_used: Instant::now(),
+            failed_opens: 0,
+            next_open: None,
         }
     }
 
-    /// Opens a connection: TCP with no delay, TLS as configured, EHLO, AUTH. Also says
-    /// whether the server offers PIPELINING (RFC 2920), which lettre does not record.
-    pub async fn connect(
-        settings: &SmtpSettings,
-    ) -> std::result::Result<(AsyncSmtpConnection, bool), Delivery> {
-        let s = settings;
-        let where_ = format!("{}:{}", s.host, s.port);
-        let temporary = |what: &str, e: &dyn std::fmt::Display| {
-            Delivery::Temporary(format!("{what} {where_}: {e}"))
-        };
-        let tcp = tokio::time::timeout(s.timeout, TcpStream::connect((s.host.as_str(), s.port)))
-            .await
-            .map_err(|_| temporary("timed out connecting to", &format!("{:?}", s.timeout)))?
-            .map_err(|e| temporary("could not connect to", &e))?;
-        tcp.set_nodelay(true)
-            .map_err(|e| temporary("could not set TCP_NODELAY on", &e))?;
-        let hello = ClientId::Domain(s.hello.clone());
-        let stream: Box<dyn AsyncTokioStream> = match s.security {
-            Security::Implicit => {
-                let tls = implicit_tls(tcp, &s.host, s.ca.as_deref())
-                    .await
-                    .map_err(|e| {
-                        if is_certificate_error(&e) {
-                            Delivery::Broken(format!("TLS with {where_}: {e}"))
-                        } else {
-                            temporary("TLS failed with", &e)
-                        }
-                    })?;
-                Box::new(tls)
+    async fn session(&mut self) -> std::result::Result<&mut Session, Delivery> {
+        if let Some(session) = &mut self.session
+            && (session.is_broken()
+                || (self.last_used.elapsed() > IDLE_CHECK && !session.noop().await))
+        {
+            self.session = None;
+        }
+        if self.session.is_none() {
+            if let Some(at) = self.next_open {
+                tokio::time::sleep_until(at).await;
             }
-            _ => Box::new(tcp),
-        };
-        let greeting = AsyncSmtpConnection::connect_with_transport(stream, &hello);
-        let mut conn = tokio::time::timeout(s.timeout, greeting)
-            .await
-            .map_err(|_| {
-                Delivery::Temporary(format!("{where_} did not greet within {:?}", s.timeout))
-            })?
-            .map_err(|e| classify(&e, &where_))?;
-        match s.security {
-            Security::Required | Security::Opportunistic if conn.can_starttls() => {
-                let verify = s.security == Security::Required;
-                let mut params = TlsParameters::builder(s.host.clone())
-                    .dangerous_accept_invalid_certs(!verify)
-                    .dangerous_accept_invalid_hostnames(!verify);
-                if let Some(pem) = &s.ca {
-                    let cert = Certificate::from_pem(pem)
-                        .map_err(|e| Delivery::Broken(format!("the `ca` certificate: {e}")))?;
-                    params = params.add_root_certificate(cert);
+            match open(&self.settings).await {
+                Ok(session) => {
+                    self.failed_opens = 0;
+                    self.next_open = None;
+                    self.session = Some(session);
                 }
-                let params = params
-                    .build_rustls()
-                    .map_err(|e| Delivery::Broken(format!("TLS settings: {e}")))?;
-                tokio::time::timeout(s.timeout, conn.starttls(params, &hello))
-                    .await
-                    .map_err(|_| Delivery::Temporary(format!("STARTTLS with {where_} timed out")))?
-                    .map_err(|e| {
-                        if certificate_problem(&e) {
-                            Delivery::Broken(format!("STARTTLS with {where_}: {e}"))
-                        } else {
-                            classify(&e, &where_)
-                        }
-                    })?;
+                Err(failed) => {
+                    self.failed_opens += 1;
+                    let wait = super::queue::Backoff::default().delay(self.failed_opens);
+                    self.next_open = Some(tokio::time::Instant::now() + wait);
+                    return Err(failed);
+                }
             }
-            Security::Required => {
-                return Err(Delivery::Broken(format!(
-                    "{where_} does not offer STARTTLS, and `tls=required`"
-                )));
-            }
-            _ => {}
         }
-        if let Some(credentials) = &s.credentials {
-            let mechanisms = [
-                lettre::transport::smtp::authentication::Mechanism::Plain,
-                lettre::transport::smtp::authentication::Mechanism::Login,
-            ];
-            tokio::time::timeout(s.timeout, conn.auth(&mechanisms, credentials))
-                .await
-                .map_err(|_| Delivery::Temporary(format!("AUTH with {where_} timed out")))?
-                .map_err(|e| match classify(&e, &where_) {
-                    Delivery::Permanent(m) => {
-                        Delivery::Broken(format!("authentication refused: {m}"))
-                    }
-                    other => other,
-                })?;
+        self.session
+            .as_mut()
+            .ok_or_else(|| Delivery::Broken("internal: no session".into()))
+    }
+
+    async fn drop_session(&mut self) {
+        if let Some(session) = self.session.take() {
+            session.quit().await;
         }
-        // One more EHLO, to read the keywords lettre does not keep.
-        let ehlo = tokio::time::timeout(s.timeout, conn.command(Ehlo::new(hello.clone())))
-            .await
-            .map_err(|_| Delivery::Temporary(format!("EHLO to {where_} timed out")))?
-            .map_err(|e| classify(&e, &where_))?;
-        let pipelining = ehlo
-            .message()
-            .any(|line| line.trim().eq_ignore_ascii_case("PIPELINING"));
-        Ok((conn, pipelining))
     }
 }
 
@@ -281,241 +320,150 @@ impl Transport for SmtpTransport {
         message: &[u8],
         ready: impl Future<Output = bool> + Send,
     ) -> Delivery {
-        if let Some(conn) = &mut self.conn
-            && (conn.has_broken()
-                || (self.last_used.elapsed() > IDLE_CHECK && !conn.test_connected().await))
-        {
-            self.conn = None;
-        }
-        let conn = match &mut self.conn {
-            Some(conn) => conn,
-            None => match SmtpTransport::connect(&self.settings).await {
-                Ok((conn, pipelining)) => {
-                    self.pipelining = pipelining;
-                    self.conn.insert(conn)
-                }
-                Err(d) => return d,
-            },
+        let server = self.settings.server();
+        let data_timeout = self.settings.data_timeout;
+        let session = match self.session().await {
+            Ok(session) => session,
+            Err(failed) => return failed,
         };
-        let where_ = format!("{}:{}", self.settings.host, self.settings.port);
-        let timeout = self.settings.timeout;
-        let late = || Delivery::Temporary(format!("{where_} did not answer within {timeout:?}"));
-
-        // The envelope first; a refusal here leaves the session usable (RSET).
-        let mut parameters = Vec::new();
         let (sender, recipient): (&str, &str) = (from.as_ref(), to.as_ref());
-        if !sender.is_ascii() || !recipient.is_ascii() {
-            if !conn.server_info().supports_feature(Extension::SmtpUtfEight) {
-                return Delivery::Permanent(format!(
-                    "{where_} does not support SMTPUTF8, needed for `{to}`"
-                ));
-            }
-            parameters.push(MailParameter::SmtpUtfEight);
+        if !recipient.is_ascii() && !session.smtputf8() {
+            return Delivery::Permanent(format!(
+                "{server} does not support SMTPUTF8, needed for `{to}`"
+            ));
         }
-        let mail = Mail::new(Some(from.clone()), parameters);
-        let rcpt = Rcpt::new(to.clone(), Vec::new());
-        let pipelining = self.pipelining;
-        let envelope = async {
-            if pipelining {
-                // MAIL, RCPT and DATA in one write; then every reply is read, in order,
-                // whatever the first ones said.
-                let mail = conn.command(Pipelined(&mail, &rcpt, &Data)).await;
-                let rcpt = conn.read_response().await;
-                let data = conn.read_response().await;
-                mail.and(rcpt).and(data)
-            } else {
-                conn.command(mail).await?;
-                conn.command(rcpt).await?;
-                conn.command(Data).await
-            }
-        };
-        let outcome = match tokio::time::timeout(timeout, envelope).await {
-            Err(_) => Some(late()),
-            Ok(Err(e)) => {
-                let refused = e.is_permanent() || e.is_transient();
-                let d = classify(&e, &where_);
-                if refused
-                    && tokio::time::timeout(timeout, conn.command(Rset))
-                        .await
-                        .is_ok_and(|r| r.is_ok())
-                {
-                    self.last_used = Instant::now();
-                    return d;
-                }
-                Some(d)
-            }
-            Ok(Ok(_)) => None,
-        };
-        // After a reply the session goes on; after a network error or a timeout it is not
-        // trusted again.
-        let (outcome, keep) = match outcome {
-            Some(failed) => (failed, false),
-            None if !ready.await => {
-                // The server waits for the data; the session cannot be reused.
-                (Delivery::Broken(super::transport::NOT_READY.into()), false)
-            }
-            None => {
-                let data = async {
-                    match Transparent::new(message) {
-                        Some(data) => conn.command(data).await,
-                        None => conn.message(message).await,
+
+        // The envelope; a refusal here leaves the session usable (RSET).
+        let refusal = match session.envelope(sender, recipient).await {
+            Err(fault) => Some(Delivery::temporary(
+                format!("{server}: {fault}"),
+                Scope::Connection,
+            )),
+            Ok((mail, rcpt, data)) => {
+                if !mail.is_positive() {
+                    Some(refused_sender(&server, &mail))
+                } else if let Some(rcpt) = rcpt.as_ref().filter(|r| !r.is_positive()) {
+                    Some(refused(rcpt))
+                } else {
+                    match data {
+                        Some(data) if data.code == 354 => None,
+                        Some(data) => Some(refused(&data)),
+                        None => Some(Delivery::temporary(
+                            format!("{server}: no reply to DATA"),
+                            Scope::Connection,
+                        )),
                     }
-                };
-                match tokio::time::timeout(timeout, data).await {
-                    Ok(Ok(response)) => {
-                        let text: Vec<&str> = response.message().collect();
-                        let reply = format!("{} {}", response.code(), text.join(" "));
-                        (Delivery::Accepted(reply), true)
-                    }
-                    Ok(Err(e)) => (classify(&e, &where_), e.is_permanent() || e.is_transient()),
-                    Err(_) => (late(), false),
                 }
             }
         };
-        if !keep && let Some(mut conn) = self.conn.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(1), conn.abort()).await;
+        if let Some(outcome) = refusal {
+            let session = self.session.as_mut();
+            let kept = match session {
+                Some(s) if !s.is_broken() => s.reset().await,
+                _ => false,
+            };
+            if !kept {
+                self.drop_session().await;
+            }
+            self.last_used = Instant::now();
+            return outcome;
         }
+        if !ready.await {
+            // The server waits for the data; the session cannot be reused.
+            self.drop_session().await;
+            return Delivery::Broken(NOT_READY.into());
+        }
+        let outcome = match self.session.as_mut() {
+            Some(session) => session.data(message, data_timeout).await,
+            None => return Delivery::Broken("internal: no session".into()),
+        };
         self.last_used = Instant::now();
-        outcome
+        let delivery = match outcome {
+            DataOutcome::Replied(reply) if reply.is_positive() => {
+                Delivery::Accepted(reply.to_string())
+            }
+            DataOutcome::Replied(reply) => refused(&reply),
+            DataOutcome::NotSent(fault) => Delivery::temporary(
+                format!("{server}: the message could not be sent in full: {fault}"),
+                Scope::Connection,
+            ),
+            DataOutcome::Unanswered(fault) => Delivery::Uncertain(unanswered(&server, &fault)),
+        };
+        if self.session.as_ref().is_some_and(Session::is_broken) {
+            self.drop_session().await;
+        }
+        delivery
     }
 
     async fn close(&mut self) {
-        if let Some(mut conn) = self.conn.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(2), conn.quit()).await;
+        self.drop_session().await;
+    }
+}
+
+/// What an unanswered message means, in a sentence.
+fn unanswered(server: &str, fault: &Fault) -> String {
+    let what = match fault {
+        Fault::Timeout { after, .. } => format!(
+            "no reply within {} after the whole message was sent",
+            session::seconds(*after)
+        ),
+        Fault::Closed => {
+            "the connection closed after the whole message was sent, before any reply".into()
         }
-    }
+        other => format!("after the whole message was sent: {other}"),
+    };
+    format!("{server}: {what}; it may have been delivered")
 }
 
-/// Three commands sent together under PIPELINING.
-struct Pipelined<'a>(&'a Mail, &'a Rcpt, &'a Data);
-
-impl std::fmt::Display for Pipelined<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}{}{}", self.0, self.1, self.2)
-    }
-}
-
-/// A message that needs no dot-stuffing (no line begins with `.`), sent as one write with
-/// its final `.` line. Our copies never have such a line (the quoted-printable parts encode
-/// a leading dot, base64 has none), which saves lettre's byte-by-byte transparency pass;
-/// any other message goes through lettre's `message()` as usual.
-struct Transparent<'a>(&'a str);
-
-impl<'a> Transparent<'a> {
-    fn new(message: &'a [u8]) -> Option<Transparent<'a>> {
-        let text = std::str::from_utf8(message).ok()?;
-        let stuffing_needed = message.first() == Some(&b'.')
-            || memchr::memchr_iter(b'\n', message).any(|i| message.get(i + 1) == Some(&b'.'));
-        (!stuffing_needed).then_some(Transparent(text))
-    }
-}
-
-impl std::fmt::Display for Transparent<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.0)?;
-        f.write_str("\r\n.\r\n")
-    }
-}
-
-/// Sorts a lettre error into temporary (4xx, network) or permanent (5xx).
-fn classify(e: &lettre::transport::smtp::Error, server: &str) -> Delivery {
-    let text = e.to_string();
-    if e.is_permanent() {
-        Delivery::Permanent(text)
-    } else if e.is_transient() {
-        Delivery::Temporary(text)
+/// A refusal of the sender address: 5xx means nothing can go (the relay refuses us), so
+/// the send stops rather than failing every member; 4xx is tried again later.
+fn refused_sender(server: &str, reply: &Reply) -> Delivery {
+    if reply.is_transient() {
+        Delivery::temporary(
+            format!("{server}: sender refused for now: {reply}"),
+            Scope::Connection,
+        )
     } else {
-        Delivery::Temporary(format!("{server}: {text}"))
+        Delivery::Broken(format!("{server} refuses the sender address: {reply}"))
     }
 }
 
-/// Whether a TLS failure is about the server's certificate: a setup problem that retrying
-/// will not fix.
-fn is_certificate_error(e: &io::Error) -> bool {
-    certificate_problem(e)
-}
-
-fn certificate_problem(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut current = Some(e);
-    while let Some(e) = current {
-        if e.downcast_ref::<rustls::Error>()
-            .is_some_and(|r| matches!(r, rustls::Error::InvalidCertificate(_)))
-        {
-            return true;
-        }
-        if let Some(io) = e.downcast_ref::<io::Error>()
-            && let Some(inner) = io.get_ref()
-            && inner
-                .downcast_ref::<rustls::Error>()
-                .is_some_and(|r| matches!(r, rustls::Error::InvalidCertificate(_)))
-        {
-            return true;
-        }
-        current = e.source();
-    }
-    false
-}
-
-/// TLS from the first byte, verified against the Mozilla roots (webpki-roots) and `ca`.
-async fn implicit_tls(tcp: TcpStream, host: &str, ca: Option<&[u8]>) -> io::Result<TlsStream> {
-    use rustls_pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    if let Some(pem) = ca {
-        for cert in rustls_pki_types::CertificateDer::pem_slice_iter(pem) {
-            roots
-                .add(cert.map_err(io::Error::other)?)
-                .map_err(io::Error::other)?;
-        }
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(io::Error::other)?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let name =
-        rustls_pki_types::ServerName::try_from(host.to_string()).map_err(io::Error::other)?;
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    Ok(TlsStream(connector.connect(name, tcp).await?))
-}
-
-/// A TLS stream lettre can drive (lettre's own implicit-TLS path cannot set `TCP_NODELAY`).
-#[derive(Debug)]
-pub struct TlsStream(tokio_rustls::client::TlsStream<TcpStream>);
-
-impl AsyncRead for TlsStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
+/// A refusal of this recipient or its message: 5xx permanent, 4xx temporary with the
+/// scope its wording signals.
+fn refused(reply: &Reply) -> Delivery {
+    if reply.is_transient() {
+        Delivery::temporary(reply.to_string(), scope_of(reply))
+    } else {
+        Delivery::Permanent(reply.to_string())
     }
 }
 
-impl AsyncWrite for TlsStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
+/// Whether a 4xx reply is a domain-level signal (slow down for everyone there) or concerns
+/// this recipient alone: 421 (service closing), the enhanced codes for rate and
+/// reputation (4.7.0, 4.7.28, 4.3.2) and wording about rate, volume or throttling are
+/// domain-level; mailbox full, greylisting of one address, unknown-for-now and the rest
+/// are the recipient's.
+pub fn scope_of(reply: &Reply) -> Scope {
+    static WORDS: OnceLock<Option<regex_lite::Regex>> = OnceLock::new();
+    if reply.code == 421 {
+        return Scope::Domain;
     }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().0).poll_flush(cx)
+    if matches!(
+        reply.status,
+        Some([4, 7, 0]) | Some([4, 7, 28]) | Some([4, 3, 2])
+    ) {
+        return Scope::Domain;
     }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
-    }
-}
-
-impl AsyncTokioStream for TlsStream {
-    fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.0.get_ref().0.peer_addr()
+    let words = WORDS.get_or_init(|| {
+        regex_lite::Regex::new(
+            r"(?i)\b(too many|rate|rate[- ]?limit\w*|ratelimit\w*|throttl\w*|reputation|volume|slow down)\b",
+        )
+        .ok()
+    });
+    if words.as_ref().is_some_and(|w| w.is_match(&reply.text)) {
+        Scope::Domain
+    } else {
+        Scope::Recipient
     }
 }
 
@@ -549,17 +497,6 @@ mod tests {
     }
 
     #[test]
-    fn only_messages_without_leading_dots_skip_stuffing() {
-        assert_eq!(
-            Transparent::new(b"a\r\nb").unwrap().to_string(),
-            "a\r\nb\r\n.\r\n"
-        );
-        assert!(Transparent::new(b"a\r\n.b").is_none());
-        assert!(Transparent::new(b".a").is_none());
-        assert!(Transparent::new(b"a\xff").is_none());
-    }
-
-    #[test]
     fn a_user_needs_a_password_from_the_environment() {
         let smtp = config::Smtp {
             password_env: "MAILOUT_TEST_SURELY_UNSET_PASSWORD".into(),
@@ -571,5 +508,54 @@ mod tests {
                 .contains("MAILOUT_TEST_SURELY_UNSET_PASSWORD"),
             "{err}"
         );
+    }
+
+    fn reply(code: u16, status: Option<[u8; 3]>, text: &str) -> Reply {
+        Reply {
+            code,
+            status,
+            text: text.into(),
+        }
+    }
+
+    #[test]
+    fn only_domain_level_signals_pause_a_domain() {
+        for (r, scope) in [
+            (
+                reply(421, Some([4, 7, 0]), "try again later, closing"),
+                Scope::Domain,
+            ),
+            (
+                reply(450, Some([4, 7, 28]), "unusual rate of mail"),
+                Scope::Domain,
+            ),
+            (
+                reply(451, None, "Too many messages from your IP"),
+                Scope::Domain,
+            ),
+            (reply(451, Some([4, 7, 1]), "throttled"), Scope::Domain),
+            (
+                reply(452, Some([4, 2, 2]), "mailbox full"),
+                Scope::Recipient,
+            ),
+            (
+                reply(451, Some([4, 7, 1]), "greylisted, try again later"),
+                Scope::Recipient,
+            ),
+            (
+                reply(450, Some([4, 2, 1]), "mailbox temporarily disabled"),
+                Scope::Recipient,
+            ),
+            (
+                reply(
+                    451,
+                    Some([4, 1, 1]),
+                    "recipient unknown for now; separate issue",
+                ),
+                Scope::Recipient,
+            ),
+        ] {
+            assert_eq!(scope_of(&r), scope, "{r}");
+        }
     }
 }

@@ -13,13 +13,63 @@ use lettre::{Address, AsyncSendmailTransport, AsyncTransport, Tokio1Executor};
 pub enum Delivery {
     /// Accepted; the server's reply.
     Accepted(String),
-    /// Try again later (4xx, a network error, a timeout); the reply or error.
-    Temporary(String),
+    /// Not delivered; try again later (4xx, a network error, a timeout before the message
+    /// was complete). `scope` says whom the trouble concerns.
+    Temporary {
+        /// The reply or error.
+        reply: String,
+        /// The recipient alone, the recipient's domain, or the connection.
+        scope: Scope,
+    },
     /// Never try again for this recipient (5xx); the reply.
     Permanent(String),
+    /// The message was sent in full and no reply came (a timeout after the final dot, a
+    /// dropped connection): it may have been delivered, so it is not retried on its own.
+    /// What happened.
+    Uncertain(String),
     /// The transport cannot work at all (authentication refused, TLS required but not
     /// offered): the send stops, and nobody's row changes.
     Broken(String),
+}
+
+/// Whom a temporary failure concerns, which decides what waits (PRODUCT.md §6: slow-down
+/// by signal, not by any 4xx).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// This recipient (mailbox full, greylisting of one address): it alone waits.
+    Recipient,
+    /// The recipient's domain (421, rate or reputation replies): every worker pauses it.
+    Domain,
+    /// The connection broke during this recipient's transaction (an unreadable reply, a
+    /// dropped connection, a stall before the message went): the recipient waits and the
+    /// connection is opened again.
+    Connection,
+    /// No session could be opened at all (refused, unreachable, no greeting): nobody's
+    /// attempt is counted; the connection waits before trying again, and a server that
+    /// stays out of reach stops the run.
+    Unreachable,
+}
+
+impl Delivery {
+    /// A temporary failure concerning `scope`.
+    pub fn temporary(reply: impl Into<String>, scope: Scope) -> Delivery {
+        Delivery::Temporary {
+            reply: reply.into(),
+            scope,
+        }
+    }
+}
+
+impl std::fmt::Display for Delivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Delivery::Accepted(reply) => write!(f, "accepted: {reply}"),
+            Delivery::Temporary { reply, .. } => write!(f, "not delivered for now: {reply}"),
+            Delivery::Permanent(reply) => write!(f, "refused: {reply}"),
+            Delivery::Uncertain(what) => write!(f, "uncertain: {what}"),
+            Delivery::Broken(why) => write!(f, "cannot send: {why}"),
+        }
+    }
 }
 
 /// Why a message was not delivered when `ready` said no.
@@ -100,8 +150,8 @@ impl Transport for FileTransport {
         .await;
         match written {
             Ok(Ok(path)) => Delivery::Accepted(format!("written to {}", path.display())),
-            Ok(Err(e)) => Delivery::Temporary(format!("could not write the file: {e}")),
-            Err(e) => Delivery::Temporary(format!("could not write the file: {e}")),
+            Ok(Err(e)) => Delivery::Broken(format!("could not write the file: {e}")),
+            Err(e) => Delivery::Broken(format!("could not write the file: {e}")),
         }
     }
 
@@ -151,7 +201,7 @@ impl Transport for SendmailTransport {
         }
         match self.inner.send_raw(&envelope, message).await {
             Ok(()) => Delivery::Accepted("accepted by sendmail".into()),
-            Err(e) => Delivery::Temporary(format!("sendmail: {e}")),
+            Err(e) => Delivery::temporary(format!("sendmail: {e}"), Scope::Connection),
         }
     }
 

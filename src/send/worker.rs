@@ -98,6 +98,8 @@ pub struct WorkStats {
     pub sent: u64,
     /// Failed for good in this worker.
     pub failed: u64,
+    /// Sent in full without a reply in this worker.
+    pub uncertain: u64,
     /// How long it ran.
     pub elapsed: Duration,
     /// Whether it was interrupted (Ctrl-C).
@@ -109,6 +111,7 @@ impl From<WorkStats> for RunStats {
         RunStats {
             sent: w.sent,
             failed: w.failed,
+            uncertain: w.uncertain,
             elapsed: w.elapsed,
             interrupted: w.interrupted,
         }
@@ -184,6 +187,20 @@ impl Setup {
                 AnyTransport::File(FileTransport::new(file_dir.to_path_buf()))
             }
         })
+    }
+
+    /// Tries the transport once before anything is written: for SMTP, a session is
+    /// opened (connect, greeting, TLS, AUTH) and closed. An unreachable or misconfigured
+    /// server is an error that says why.
+    pub(crate) fn check(&self, kind: TransportKind) -> Result<()> {
+        let (TransportKind::Smtp, Some(settings)) = (kind, &self.smtp) else {
+            return Ok(());
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Usage(format!("could not start the async runtime: {e}")))?;
+        runtime.block_on(settings.probe())
     }
 
     /// The DKIM signer, when `[dkim]` is configured.
@@ -322,7 +339,7 @@ impl<'a> Worker<'a> {
                     failures += 1;
                     let wait = Backoff::default().delay(failures);
                     tracing::warn!("{e}; trying again in {:.1} s", wait.as_secs_f64());
-                    eprintln!("waiting for the store: {e}");
+                    crate::report::line!("waiting for the store: {e}");
                     if self.pause(wait).await {
                         self.stats.interrupted = true;
                         return Ok(());
@@ -475,6 +492,7 @@ impl<'a> Worker<'a> {
             Ok(stats) => {
                 self.stats.sent += stats.sent;
                 self.stats.failed += stats.failed;
+                self.stats.uncertain += stats.uncertain;
                 self.renewed = queue.renewed();
                 Ok((claimed, stats.interrupted))
             }
@@ -515,7 +533,7 @@ impl<'a> Worker<'a> {
                 Err(e) if is_transient(&e) => {
                     failures += 1;
                     let wait = Backoff::default().delay(failures);
-                    eprintln!(
+                    crate::report::line!(
                         "waiting for the store to record what was sent: {e}; again in {:.1} s",
                         wait.as_secs_f64()
                     );

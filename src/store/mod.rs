@@ -114,6 +114,8 @@ pub struct Progress {
     pub failed: u64,
     /// Left out because the address was suppressed after the job started.
     pub skipped: u64,
+    /// Sent in full without a reply: may have been delivered; not retried on its own.
+    pub uncertain: u64,
 }
 
 /// The state of one journal row.
@@ -127,6 +129,8 @@ pub enum EntryState {
     Failed,
     /// Not sent: the address was suppressed.
     Skipped,
+    /// Sent in full, and no reply came: it may have been delivered.
+    Uncertain,
 }
 
 impl EntryState {
@@ -137,6 +141,7 @@ impl EntryState {
             EntryState::Sent => "sent",
             EntryState::Failed => "failed",
             EntryState::Skipped => "skipped",
+            EntryState::Uncertain => "uncertain",
         }
     }
 
@@ -147,6 +152,7 @@ impl EntryState {
             "sent" => EntryState::Sent,
             "failed" => EntryState::Failed,
             "skipped" => EntryState::Skipped,
+            "uncertain" => EntryState::Uncertain,
             _ => return None,
         })
     }
@@ -389,6 +395,7 @@ pub const TABLES: &[(&str, &[&str])] = &[
             "employer",
             "attributes",
             "token_key",
+            "lookup_key",
             "created_at",
             "updated_at",
         ],
@@ -493,8 +500,13 @@ pub trait Store: Send {
     /// The named secret, created from the system's random source on first use.
     fn secret(&self, name: &str) -> Result<Vec<u8>>;
 
-    /// Adds or updates every member from `members`, in one transaction.
-    fn import_members(&self, members: &mut dyn Iterator<Item = Member>) -> Result<ImportCounts>;
+    /// Adds or updates every member from `members`, in one transaction; `lookup` gives the
+    /// token lookup key of an address (see [`crate::token::TokenKey::lookup_key`]).
+    fn import_members(
+        &self,
+        members: &mut dyn Iterator<Item = Member>,
+        lookup: &dyn Fn(&str) -> Vec<u8>,
+    ) -> Result<ImportCounts>;
 
     /// Members selected by `selection` (all members, suppressed or not, when `None`), by
     /// address.
@@ -510,8 +522,20 @@ pub trait Store: Send {
     /// The approvals of `source`, oldest first.
     fn approvals(&self, source: &str) -> Result<Vec<Approval>>;
 
-    /// The members whose token key (see [`crate::token::address_key`]) is `key`.
-    fn members_by_token_key(&self, key: &[u8]) -> Result<Vec<Member>>;
+    /// The members whose token lookup key is `key`.
+    fn members_by_lookup_key(&self, key: &[u8]) -> Result<Vec<Member>>;
+
+    /// The members whose address hash (a token of the first form: see
+    /// [`crate::token::legacy_key`]) is `key`.
+    fn members_by_legacy_key(&self, key: &[u8]) -> Result<Vec<Member>>;
+
+    /// The fingerprint of the secret the lookup keys were made with (none yet), and how
+    /// many members have no lookup key.
+    fn lookup_keys_state(&self) -> Result<(Option<Vec<u8>>, u64)>;
+
+    /// Sets the lookup keys of these members and records `fingerprint` as the secret they
+    /// were made with, in one transaction.
+    fn set_lookup_keys(&self, keys: &[(String, Vec<u8>)], fingerprint: &[u8]) -> Result<()>;
 
     /// The attribute names members have, besides the known fields.
     fn attribute_names(&self) -> Result<Vec<String>>;
@@ -590,6 +614,10 @@ pub trait Store: Send {
 
     /// Records that `job` has nothing left to do.
     fn finish_job(&self, job: i64, at: &str) -> Result<()>;
+
+    /// Makes `job`'s uncertain rows pending again (their attempts kept) and the job
+    /// unfinished, so that they are sent once more, on purpose; returns how many.
+    fn retry_uncertain(&self, job: i64, at: &str) -> Result<u64>;
 
     /// The rows of `job` in `state`, in order.
     fn entries(&self, job: i64, state: EntryState) -> Result<Vec<Entry>>;
@@ -670,6 +698,18 @@ pub fn open_with(location: &str, password_env: &str) -> Result<Box<dyn Store>> {
     Ok(Box::new(sqlite::SqliteStore::open(std::path::Path::new(
         location,
     ))?))
+}
+
+/// Opens the store at `location` for reading only: an existing SQLite file is opened
+/// read-only (it may be a file the user cannot write), and must already have the current
+/// schema; a missing file, or a PostgreSQL URL, opens as [`open_with`] does.
+pub fn open_read_only(location: &str, password_env: &str) -> Result<Box<dyn Store>> {
+    if is_postgres(location) || !std::path::Path::new(location).exists() {
+        return open_with(location, password_env);
+    }
+    Ok(Box::new(sqlite::SqliteStore::open_read_only(
+        std::path::Path::new(location),
+    )?))
 }
 
 /// `location` with any password removed, for messages.

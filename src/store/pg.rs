@@ -187,6 +187,10 @@ CREATE TABLE approvals (
     PRIMARY KEY (source, name)
 );
 ",
+    "
+ALTER TABLE members ADD COLUMN lookup_key bytea;
+CREATE INDEX members_lookup_key ON members (lookup_key);
+",
 ];
 
 /// `column` with ASCII letters lowercased: SQLite's `NOCASE`, and the expression the
@@ -736,6 +740,7 @@ fn load_jobs<C: GenericClient>(db: &mut Db<'_, C>, which: Jobs) -> Step<Vec<Job>
             Some(EntryState::Sent) => p.sent = n,
             Some(EntryState::Failed) => p.failed = n,
             Some(EntryState::Skipped) => p.skipped = n,
+            Some(EntryState::Uncertain) => p.uncertain = n,
             None => {}
         }
     }
@@ -771,17 +776,19 @@ fn effective_marks(marks: &[Mark]) -> Vec<&Mark> {
 struct Incoming {
     member: Member,
     times: i64,
+    lookup_key: Vec<u8>,
 }
 
 const UPSERT_MEMBERS: &str = "
-INSERT INTO members (email, name, branch, employer, attributes, token_key, created_at, updated_at)
-SELECT u.email, u.name, u.branch, u.employer, u.attributes, u.token_key, $7, $7
-FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bytea[])
-     WITH ORDINALITY AS u(email, name, branch, employer, attributes, token_key, ord)
+INSERT INTO members (email, name, branch, employer, attributes, token_key, lookup_key, created_at, updated_at)
+SELECT u.email, u.name, u.branch, u.employer, u.attributes, u.token_key, u.lookup_key, $7, $7
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bytea[], $8::bytea[])
+     WITH ORDINALITY AS u(email, name, branch, employer, attributes, token_key, lookup_key, ord)
 ORDER BY u.ord
 ON CONFLICT (email) DO UPDATE SET
   name = excluded.name, branch = excluded.branch, employer = excluded.employer,
-  attributes = excluded.attributes, updated_at = excluded.updated_at";
+  attributes = excluded.attributes, lookup_key = excluded.lookup_key,
+  updated_at = excluded.updated_at";
 
 /// Claims: the rows are picked and locked (skipping rows other workers are locking), then
 /// updated through the primary key (`= ANY(ARRAY(…))`: joining the picked rows back instead
@@ -1454,7 +1461,11 @@ impl Store for PgStore {
         })
     }
 
-    fn import_members(&self, members: &mut dyn Iterator<Item = Member>) -> Result<ImportCounts> {
+    fn import_members(
+        &self,
+        members: &mut dyn Iterator<Item = Member>,
+        lookup: &dyn Fn(&str) -> Vec<u8>,
+    ) -> Result<ImportCounts> {
         // Repeats are folded here, as SQLite's row-by-row upserts would leave them: the last
         // values win, the first place gives the id, and every repeat of an address that was
         // already there counts as an update.
@@ -1469,6 +1480,7 @@ impl Store for PgStore {
                 None => {
                     at.insert(m.email.clone(), incoming.len());
                     incoming.push(Incoming {
+                        lookup_key: lookup(&m.email),
                         member: m,
                         times: 1,
                     });
@@ -1504,8 +1516,10 @@ impl Store for PgStore {
                         .collect();
                     let keys: Vec<Vec<u8>> = chunk
                         .iter()
-                        .map(|i| crate::token::address_key(&i.member.email).to_vec())
+                        .map(|i| crate::token::legacy_key(&i.member.email).to_vec())
                         .collect();
+                    let lookup_keys: Vec<&[u8]> =
+                        chunk.iter().map(|i| i.lookup_key.as_slice()).collect();
                     tx.execute(
                         UPSERT_MEMBERS,
                         &[
@@ -1516,6 +1530,7 @@ impl Store for PgStore {
                             &attributes,
                             &keys,
                             &now,
+                            &lookup_keys,
                         ],
                     )?;
                 }
@@ -1586,7 +1601,21 @@ impl Store for PgStore {
         })
     }
 
-    fn members_by_token_key(&self, key: &[u8]) -> Result<Vec<Member>> {
+    fn members_by_lookup_key(&self, key: &[u8]) -> Result<Vec<Member>> {
+        let key = key.to_vec();
+        self.call("could not look up a token", move |db| {
+            db.query(
+                "SELECT email, name, branch, employer, attributes FROM members
+                 WHERE lookup_key = $1 ORDER BY id",
+                &[&key],
+            )?
+            .iter()
+            .map(member_row)
+            .collect()
+        })
+    }
+
+    fn members_by_legacy_key(&self, key: &[u8]) -> Result<Vec<Member>> {
         let key = key.to_vec();
         self.call("could not look up a token", move |db| {
             db.query(
@@ -1597,6 +1626,44 @@ impl Store for PgStore {
             .iter()
             .map(member_row)
             .collect()
+        })
+    }
+
+    fn lookup_keys_state(&self) -> Result<(Option<Vec<u8>>, u64)> {
+        self.call("could not read the token keys' state", move |db| {
+            let fingerprint: Option<Vec<u8>> = db
+                .query_opt(
+                    "SELECT value FROM secrets WHERE name = 'token-fingerprint'",
+                    &[],
+                )?
+                .map(|r| r.try_get(0))
+                .transpose()?;
+            let missing: i64 = db
+                .query_one("SELECT count(*) FROM members WHERE lookup_key IS NULL", &[])?
+                .try_get(0)?;
+            Ok((fingerprint, count_of(missing)))
+        })
+    }
+
+    fn set_lookup_keys(&self, keys: &[(String, Vec<u8>)], fingerprint: &[u8]) -> Result<()> {
+        let emails: Vec<String> = keys.iter().map(|(e, _)| e.clone()).collect();
+        let values: Vec<Vec<u8>> = keys.iter().map(|(_, k)| k.clone()).collect();
+        let fingerprint = fingerprint.to_vec();
+        self.call("could not write the token keys", move |db| {
+            db.transaction(|tx| {
+                tx.execute(
+                    "UPDATE members m SET lookup_key = u.key
+                     FROM unnest($1::text[], $2::bytea[]) AS u(email, key)
+                     WHERE m.email = u.email",
+                    &[&emails, &values],
+                )?;
+                tx.execute(
+                    "INSERT INTO secrets (name, value) VALUES ('token-fingerprint', $1)
+                     ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                    &[&fingerprint],
+                )?;
+                Ok(())
+            })
         })
     }
 
@@ -1951,6 +2018,24 @@ impl Store for PgStore {
                 &[&job, &at],
             )?;
             Ok(())
+        })
+    }
+
+    fn retry_uncertain(&self, job: i64, at: &str) -> Result<u64> {
+        let at = at.to_string();
+        self.call("could not reopen the uncertain rows", move |db| {
+            db.transaction(|tx| {
+                let n = tx.execute(
+                    "UPDATE journal SET state = 'pending', claimed_by = NULL, updated_at = $2,
+                            reply = 'resent on purpose after: ' || COALESCE(reply, '')
+                     WHERE job = $1 AND state = 'uncertain'",
+                    &[&job, &at],
+                )?;
+                if n > 0 {
+                    tx.execute("UPDATE jobs SET finished_at = NULL WHERE id = $1", &[&job])?;
+                }
+                Ok(n)
+            })
         })
     }
 
@@ -3168,6 +3253,13 @@ mod tests {
     use crate::store::sqlite::SqliteStore;
     use std::time::Instant;
 
+    /// A lookup key for tests: the address's own bytes, hashed.
+    fn test_key(email: &str) -> Vec<u8> {
+        crate::token::TokenKey::new(b"test".to_vec())
+            .lookup_key(email)
+            .to_vec()
+    }
+
     /// A schema of its own in the test database, dropped at the end.
     struct Scratch {
         base: String,
@@ -3286,7 +3378,9 @@ mod tests {
     }
 
     fn fill(store: &dyn Store) -> Vec<ImportCounts> {
-        let first = store.import_members(&mut roster().into_iter()).unwrap();
+        let first = store
+            .import_members(&mut roster().into_iter(), &test_key)
+            .unwrap();
         store
             .suppress(
                 "eve@x.example",
@@ -3319,7 +3413,9 @@ mod tests {
             member("new@x.example", Some("Leeds"), Some("NPS"), &[]),
             member("new@x.example", Some("LEEDS"), Some("NPS"), &[]),
         ];
-        let second = store.import_members(&mut again.into_iter()).unwrap();
+        let second = store
+            .import_members(&mut again.into_iter(), &test_key)
+            .unwrap();
         vec![first, second]
     }
 
@@ -3386,11 +3482,17 @@ mod tests {
                 lite.count_selected(&selection).unwrap()
             );
         }
-        let key = crate::token::address_key("bob@x.example");
+        let key = crate::token::legacy_key("bob@x.example");
         assert_eq!(
-            pg.members_by_token_key(&key).unwrap(),
-            lite.members_by_token_key(&key).unwrap()
+            pg.members_by_legacy_key(&key).unwrap(),
+            lite.members_by_legacy_key(&key).unwrap()
         );
+        let key = test_key("bob@x.example");
+        assert_eq!(
+            pg.members_by_lookup_key(&key).unwrap(),
+            lite.members_by_lookup_key(&key).unwrap()
+        );
+        assert_eq!(pg.members_by_lookup_key(&key).unwrap().len(), 2);
         assert!(!pg.suppress("eve@x.example", "manual", None, "x").unwrap());
     }
 
@@ -3425,7 +3527,9 @@ mod tests {
         let members: Vec<Member> = (0..300)
             .map(|i| member(&format!("m{i:03}@x.example"), Some("B"), None, &[]))
             .collect();
-        store.import_members(&mut members.into_iter()).unwrap();
+        store
+            .import_members(&mut members.into_iter(), &test_key)
+            .unwrap();
         store
             .suppress(
                 "m005@x.example",
@@ -3801,7 +3905,8 @@ mod tests {
         let many: Vec<Member> = (0..2100)
             .map(|i| member(&format!("p{i:04}@x.example"), Some("B"), None, &[]))
             .collect();
-        lite.import_members(&mut many.into_iter()).unwrap();
+        lite.import_members(&mut many.into_iter(), &test_key)
+            .unwrap();
         lite.secret("tokens").unwrap();
         lite.record_build(&EditionRecord {
             number: 2,
@@ -3855,8 +3960,11 @@ mod tests {
             .archive_add(&[message(50, "Later", &[], "later")])
             .unwrap();
         assert_eq!(added, [Archived::Added(5)]);
-        pg.import_members(&mut vec![member("late@x.example", None, None, &[])].into_iter())
-            .unwrap();
+        pg.import_members(
+            &mut vec![member("late@x.example", None, None, &[])].into_iter(),
+            &test_key,
+        )
+        .unwrap();
         let mut ids = Vec::new();
         pg.export_rows("members", &mut |row| {
             ids.push(row[0].clone());

@@ -163,6 +163,12 @@ const MIGRATIONS: &[M<'static>] = &[
             PRIMARY KEY (source, name)
         ) WITHOUT ROWID;",
     ),
+    M::up(
+        "-- Keyed token lookup (HMAC of the address under the token secret); token_key keeps
+        -- the unkeyed hash of tokens of the first form, honoured for a transition.
+        ALTER TABLE members ADD COLUMN lookup_key BLOB;
+        CREATE INDEX members_lookup_key ON members(lookup_key);",
+    ),
 ];
 
 /// Now, in Unix seconds (real time, even when tests pin the clock).
@@ -203,6 +209,36 @@ impl SqliteStore {
         Migrations::from_slice(MIGRATIONS)
             .to_latest(&mut conn)
             .map_err(|e| fail("could not migrate the schema", e.into()))?;
+        Ok(SqliteStore { conn, location })
+    }
+
+    /// Opens the existing store at `path` read-only: nothing is created, configured or
+    /// migrated. A store written by an older mailout must be opened for writing once first.
+    pub fn open_read_only(path: &Path) -> Result<SqliteStore> {
+        let location = path.display().to_string();
+        let fail = |context: &str, e: Box<dyn std::error::Error + Send + Sync>| Error::Store {
+            location: location.clone(),
+            context: context.to_string(),
+            source: e,
+        };
+        let conn = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| fail("could not open", e.into()))?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))
+            .and_then(|()| conn.pragma_update(None, "cache_size", -16_000))
+            .map_err(|e| fail("could not configure", e.into()))?;
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(|e| fail("could not read the schema version", e.into()))?;
+        if usize::try_from(version).unwrap_or(0) < MIGRATIONS.len() {
+            return Err(fail(
+                "the store was written by an older mailout",
+                "run a command that changes it (such as `mailout members import`) once with write access, to upgrade it"
+                    .into(),
+            ));
+        }
         Ok(SqliteStore { conn, location })
     }
 
@@ -328,7 +364,11 @@ impl Store for SqliteStore {
             .map_err(|e| self.fail("could not read a secret", e))
     }
 
-    fn import_members(&self, members: &mut dyn Iterator<Item = Member>) -> Result<ImportCounts> {
+    fn import_members(
+        &self,
+        members: &mut dyn Iterator<Item = Member>,
+        lookup: &dyn Fn(&str) -> Vec<u8>,
+    ) -> Result<ImportCounts> {
         let fail = |e| self.fail("could not import members", e);
         let now = crate::clock::stamp();
         let tx = self.conn.unchecked_transaction().map_err(fail)?;
@@ -342,18 +382,20 @@ impl Store for SqliteStore {
             // already there: an update, not a new member (nor a repeat within the file).
             let mut upsert = tx
                 .prepare_cached(
-                    "INSERT INTO members (email, name, branch, employer, attributes, token_key, created_at, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)
+                    "INSERT INTO members (email, name, branch, employer, attributes, token_key, lookup_key, created_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?8, ?7, ?7)
                      ON CONFLICT(email) DO UPDATE SET
                        name = excluded.name, branch = excluded.branch, employer = excluded.employer,
-                       attributes = excluded.attributes, updated_at = excluded.updated_at
+                       attributes = excluded.attributes, lookup_key = excluded.lookup_key,
+                       updated_at = excluded.updated_at
                      RETURNING id",
                 )
                 .map_err(fail)?;
             for m in members {
                 let attributes =
                     serde_json::to_string(&m.attributes).unwrap_or_else(|_| "{}".into());
-                let key = crate::token::address_key(&m.email);
+                let key = crate::token::legacy_key(&m.email);
+                let lookup_key = lookup(&m.email);
                 let id: i64 = upsert
                     .query_row(
                         params![
@@ -363,7 +405,8 @@ impl Store for SqliteStore {
                             m.employer,
                             attributes,
                             &key[..],
-                            now
+                            now,
+                            lookup_key
                         ],
                         |r| r.get(0),
                     )
@@ -440,16 +483,67 @@ impl Store for SqliteStore {
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(fail)
     }
 
-    fn members_by_token_key(&self, key: &[u8]) -> Result<Vec<Member>> {
+    fn members_by_lookup_key(&self, key: &[u8]) -> Result<Vec<Member>> {
         let fail = |e| self.fail("could not look up a token", e);
         let mut statement = self
             .conn
             .prepare_cached(
-                "SELECT email, name, branch, employer, attributes FROM members WHERE token_key = ?1",
+                "SELECT email, name, branch, employer, attributes FROM members WHERE lookup_key = ?1 ORDER BY id",
             )
             .map_err(fail)?;
         let rows = statement.query_map([key], member_row).map_err(fail)?;
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(fail)
+    }
+
+    fn members_by_legacy_key(&self, key: &[u8]) -> Result<Vec<Member>> {
+        let fail = |e| self.fail("could not look up a token", e);
+        let mut statement = self
+            .conn
+            .prepare_cached(
+                "SELECT email, name, branch, employer, attributes FROM members WHERE token_key = ?1 ORDER BY id",
+            )
+            .map_err(fail)?;
+        let rows = statement.query_map([key], member_row).map_err(fail)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(fail)
+    }
+
+    fn lookup_keys_state(&self) -> Result<(Option<Vec<u8>>, u64)> {
+        let fail = |e| self.fail("could not read the token keys' state", e);
+        let fingerprint: Option<Vec<u8>> = self
+            .conn
+            .query_row(
+                "SELECT value FROM secrets WHERE name = 'token-fingerprint'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(fail)?;
+        let missing = count(
+            &self.conn,
+            "SELECT COUNT(*) FROM members WHERE lookup_key IS NULL",
+        )
+        .map_err(fail)?;
+        Ok((fingerprint, missing))
+    }
+
+    fn set_lookup_keys(&self, keys: &[(String, Vec<u8>)], fingerprint: &[u8]) -> Result<()> {
+        let fail = |e| self.fail("could not write the token keys", e);
+        let tx = self.conn.unchecked_transaction().map_err(fail)?;
+        {
+            let mut update = tx
+                .prepare_cached("UPDATE members SET lookup_key = ?2 WHERE email = ?1")
+                .map_err(fail)?;
+            for (email, key) in keys {
+                update.execute(params![email, key]).map_err(fail)?;
+            }
+        }
+        tx.execute(
+            "INSERT INTO secrets (name, value) VALUES ('token-fingerprint', ?1)
+             ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+            [fingerprint],
+        )
+        .map_err(fail)?;
+        tx.commit().map_err(fail)
     }
 
     fn attribute_names(&self) -> Result<Vec<String>> {
@@ -854,6 +948,25 @@ impl Store for SqliteStore {
             )
             .map(drop)
             .map_err(|e| self.fail("could not finish the job", e))
+    }
+
+    fn retry_uncertain(&self, job: i64, at: &str) -> Result<u64> {
+        let fail = |e| self.fail("could not reopen the uncertain rows", e);
+        let tx = self.conn.unchecked_transaction().map_err(fail)?;
+        let n = tx
+            .execute(
+                "UPDATE journal SET state = 'pending', claimed_by = NULL, updated_at = ?2,
+                        reply = 'resent on purpose after: ' || COALESCE(reply, '')
+                 WHERE job = ?1 AND state = 'uncertain'",
+                params![job, at],
+            )
+            .map_err(fail)?;
+        if n > 0 {
+            tx.execute("UPDATE jobs SET finished_at = NULL WHERE id = ?1", [job])
+                .map_err(fail)?;
+        }
+        tx.commit().map_err(fail)?;
+        Ok(n as u64)
     }
 
     fn entries(&self, job: i64, state: EntryState) -> Result<Vec<Entry>> {
@@ -1316,6 +1429,7 @@ impl SqliteStore {
                 Some(EntryState::Sent) => progress.sent = n,
                 Some(EntryState::Failed) => progress.failed = n,
                 Some(EntryState::Skipped) => progress.skipped = n,
+                Some(EntryState::Uncertain) => progress.uncertain = n,
                 None => {}
             }
         }
@@ -1483,7 +1597,9 @@ mod tests {
             member("c@x.example", "Wales", "CRC"),
             member("d@x.example", "Leeds", "Cafcass"),
         ];
-        let counts = store.import_members(&mut members.into_iter()).unwrap();
+        let counts = store
+            .import_members(&mut members.into_iter(), &|e| e.as_bytes().to_vec())
+            .unwrap();
         assert_eq!((counts.added, counts.updated), (4, 0));
         assert_eq!(store.attribute_names().unwrap(), ["grade"]);
         store

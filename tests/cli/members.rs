@@ -18,7 +18,8 @@ on_both! {
         assert_eq!(
             run.stderr,
             "members.csv:3: warning: `not-an-address` is not a valid email address; row skipped\n\
-             members.csv:5: warning: no email address; row skipped\n"
+             members.csv:5: warning: no email address; row skipped\n\
+             members.csv:7: warning: `jo.bloggs@members.test` is also on line 2; this row replaces that one\n"
         );
         assert_eq!(
             run.stdout,
@@ -112,7 +113,7 @@ on_both! {
                 .any(|l| l.starts_with("all ") && l.ends_with(" 2")),
             "{lists}"
         );
-        assert!(lists.contains("(1 suppressed members are not counted)"));
+        assert!(lists.contains("(1 suppressed member is not counted)"), "{lists}");
         assert!(
             t.run(&["unsubscribe", "nonsense"])
                 .code(1)

@@ -126,7 +126,7 @@ crate::on_both! {
         }
         let shown = t.run(&["job", &job]).success().stdout;
         assert!(
-            shown.contains(&format!("recipients: {MEMBERS} ({MEMBERS} sent, 0 failed, 0 skipped, 0 pending)")),
+            shown.contains(&format!("recipients: {MEMBERS} ({MEMBERS} sent, 0 failed, 0 uncertain, 0 skipped, 0 pending)")),
             "{shown}"
         );
         // Workers that exit retire: none is left live.
@@ -287,7 +287,7 @@ fn a_sqlite_store_with_a_half_sent_job_moves_to_postgresql_and_finishes_there() 
         .success();
     assert!(
         run.stdout.starts_with(&format!(
-            "job 1 (resumed): {} sent, 0 failed, 0 skipped, 0 pending",
+            "job 1 (resumed): {} sent, 0 failed, 0 uncertain, 0 skipped, 0 pending",
             MEMBERS - 1
         )),
         "{}",

@@ -149,10 +149,14 @@ impl Drop for SmtpSink {
 pub enum Rule {
     /// 250.
     Accept,
-    /// 451 to the first `n` attempts, then 250.
+    /// `451 4.7.1 greylisted` to the first `n` attempts, then 250 (recipient-level).
     TempFail(u32),
-    /// 452 (insufficient storage) to the first `n` attempts, then 250.
+    /// `452 4.2.2 mailbox full` to the first `n` attempts, then 250 (recipient-level).
     Full(u32),
+    /// `450 4.7.28` (an unusual rate: domain-level) to the first `n` attempts, then 250.
+    Rate(u32),
+    /// `421 4.7.0 … slow down` and a closed connection to the first `n` attempts, then 250.
+    Closing(u32),
     /// 550 always.
     Reject,
     /// 554 after DATA, always.
@@ -162,24 +166,47 @@ pub enum Rule {
     DropAfterData,
     /// Never answers the message's final dot the first time (the client must time out);
     /// accepts after that.
-    Stall,
+    StallAfterData,
+    /// Answers the message's final dot with garbage the first time; accepts after that.
+    GarbageAfterData,
+    /// Never answers DATA the first time (no 354: the message never goes); accepts after.
+    StallBeforeData,
+    /// Answers RCPT with a line that is not an SMTP reply, always.
+    GarbageRcpt,
 }
 
-/// A message the scripted server accepted.
+/// A message the scripted server accepted (or received in full).
 #[derive(Debug, Clone)]
 pub struct Accepted {
     pub rcpt: String,
     pub data: String,
 }
 
+impl Accepted {
+    /// The value of header `name` in the message.
+    pub fn header(&self, name: &str) -> Option<String> {
+        Dumped {
+            rcpt: self.rcpt.clone(),
+            text: self.data.clone(),
+        }
+        .header(name)
+    }
+}
+
 /// A scripted SMTP server on a free port: per-recipient rules by local part. It answers
 /// line by line, so a client may pipeline when it is told it can.
 pub struct Scripted {
     pub port: u16,
+    /// Messages answered with 250.
     pub accepted: Arc<Mutex<Vec<Accepted>>>,
+    /// Every message whose final dot arrived, whatever the answer (or none): each may have
+    /// been delivered.
+    pub received: Arc<Mutex<Vec<Accepted>>>,
     pub attempts: Arc<Mutex<HashMap<String, u32>>>,
     /// When each RCPT arrived, with its address and the reply code.
     pub log: Arc<Mutex<Vec<(Instant, String, u16)>>>,
+    /// EHLO commands per session, in the order sessions began.
+    pub ehlos: Arc<Mutex<Vec<u32>>>,
 }
 
 /// How the scripted server behaves as a whole.
@@ -189,6 +216,9 @@ pub struct Options {
     pub pipelining: bool,
     /// EHLO offers AUTH PLAIN LOGIN, and a session must log in as this user and password.
     pub auth: Option<(&'static str, &'static str)>,
+    /// After this many accepted messages the server goes away: open sessions are closed at
+    /// their next command and new ones are closed before the greeting.
+    pub hang_up_after: Option<usize>,
 }
 
 impl Scripted {
@@ -208,13 +238,20 @@ impl Scripted {
     pub fn with(rule: fn(&str) -> Rule, options: Options) -> Scripted {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        let accepted = Arc::new(Mutex::new(Vec::new()));
-        let attempts = Arc::new(Mutex::new(HashMap::new()));
-        let log = Arc::new(Mutex::new(Vec::new()));
         let shared = Shared {
-            accepted: Arc::clone(&accepted),
-            attempts: Arc::clone(&attempts),
-            log: Arc::clone(&log),
+            accepted: Arc::default(),
+            received: Arc::default(),
+            attempts: Arc::default(),
+            log: Arc::default(),
+            ehlos: Arc::default(),
+        };
+        let server = Scripted {
+            port,
+            accepted: Arc::clone(&shared.accepted),
+            received: Arc::clone(&shared.received),
+            attempts: Arc::clone(&shared.attempts),
+            log: Arc::clone(&shared.log),
+            ehlos: Arc::clone(&shared.ehlos),
         };
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
@@ -222,32 +259,59 @@ impl Scripted {
                 std::thread::spawn(move || session(stream, rule, options, &shared));
             }
         });
-        Scripted {
-            port,
-            accepted,
-            attempts,
-            log,
-        }
+        server
     }
 
     pub fn accepted(&self) -> Vec<Accepted> {
         self.accepted.lock().unwrap().clone()
+    }
+
+    /// Every message received in full, per recipient.
+    pub fn received_by(&self) -> HashMap<String, Vec<Accepted>> {
+        let mut by: HashMap<String, Vec<Accepted>> = HashMap::new();
+        for a in self.received.lock().unwrap().iter() {
+            by.entry(a.rcpt.clone()).or_default().push(a.clone());
+        }
+        by
+    }
+
+    pub fn attempts_of(&self, address: &str) -> u32 {
+        self.attempts
+            .lock()
+            .unwrap()
+            .get(address)
+            .copied()
+            .unwrap_or(0)
     }
 }
 
 #[derive(Clone)]
 struct Shared {
     accepted: Arc<Mutex<Vec<Accepted>>>,
+    received: Arc<Mutex<Vec<Accepted>>>,
     attempts: Arc<Mutex<HashMap<String, u32>>>,
     log: Arc<Mutex<Vec<(Instant, String, u16)>>>,
+    ehlos: Arc<Mutex<Vec<u32>>>,
+}
+
+impl Shared {
+    fn gone(&self, options: &Options) -> bool {
+        options
+            .hang_up_after
+            .is_some_and(|n| self.accepted.lock().unwrap().len() >= n)
+    }
 }
 
 fn session(stream: TcpStream, rule: fn(&str) -> Rule, options: Options, shared: &Shared) {
-    let Shared {
-        accepted,
-        attempts,
-        log,
-    } = shared;
+    if shared.gone(&options) {
+        let _ = stream.shutdown(Shutdown::Both);
+        return;
+    }
+    let session_index = {
+        let mut ehlos = shared.ehlos.lock().unwrap();
+        ehlos.push(0);
+        ehlos.len() - 1
+    };
     let mut authenticated = options.auth.is_none();
     let mut out = stream.try_clone().unwrap();
     let mut reader = BufReader::new(stream);
@@ -262,9 +326,14 @@ fn session(stream: TcpStream, rule: fn(&str) -> Rule, options: Options, shared: 
         if reader.read_line(&mut line).unwrap_or(0) == 0 {
             return;
         }
+        if shared.gone(&options) {
+            let _ = reader.get_ref().shutdown(Shutdown::Both);
+            return;
+        }
         let command = line.trim_end().to_string();
         let upper = command.to_uppercase();
         let ok = if upper.starts_with("EHLO") {
+            shared.ehlos.lock().unwrap()[session_index] += 1;
             let mut extra = String::new();
             if options.pipelining {
                 extra.push_str("250-PIPELINING\r\n");
@@ -308,7 +377,7 @@ fn session(stream: TcpStream, rule: fn(&str) -> Rule, options: Options, shared: 
                 .unwrap_or("")
                 .to_lowercase();
             let n = {
-                let mut t = attempts.lock().unwrap();
+                let mut t = shared.attempts.lock().unwrap();
                 let n = t.entry(address.clone()).or_insert(0);
                 *n += 1;
                 *n
@@ -317,51 +386,74 @@ fn session(stream: TcpStream, rule: fn(&str) -> Rule, options: Options, shared: 
             let reply = match r {
                 Rule::TempFail(times) if n <= times => "451 4.7.1 greylisted, try again later\r\n",
                 Rule::Full(times) if n <= times => "452 4.2.2 mailbox full, try again later\r\n",
+                Rule::Rate(times) if n <= times => {
+                    "450 4.7.28 unusual rate of mail from your address, try again later\r\n"
+                }
+                Rule::Closing(times) if n <= times => {
+                    "421 4.7.0 too many messages, slow down; closing connection\r\n"
+                }
                 Rule::Reject => "550 5.1.1 no such user here\r\n",
+                Rule::GarbageRcpt => "hello there, this is not SMTP\r\n",
                 _ => "250 2.1.5 ok\r\n",
             };
             let code = reply[..3].parse().unwrap_or(0);
-            log.lock()
+            shared
+                .log
+                .lock()
                 .unwrap()
                 .push((Instant::now(), address.clone(), code));
             if reply.starts_with('2') {
                 rcpt = Some((address, r, n));
             }
-            say(reply)
+            let said = say(reply);
+            if code == 421 || r == Rule::GarbageRcpt {
+                return;
+            }
+            said
         } else if upper == "DATA" {
-            if rcpt.is_none() {
-                say("503 5.5.1 no valid recipients\r\n")
-            } else {
-                say("354 go ahead\r\n") && {
-                    let mut data = String::new();
-                    loop {
-                        line.clear();
-                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                            return;
+            match rcpt.take() {
+                None => say("503 5.5.1 no valid recipients\r\n"),
+                Some((_, Rule::StallBeforeData, 1)) => {
+                    // Read (and ignore) until the client gives up and hangs up.
+                    while reader.read_line(&mut line).unwrap_or(0) > 0 {}
+                    return;
+                }
+                Some((address, r, n)) => {
+                    say("354 go ahead\r\n") && {
+                        let mut data = String::new();
+                        loop {
+                            line.clear();
+                            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                                return;
+                            }
+                            if line == ".\r\n" {
+                                break;
+                            }
+                            data.push_str(&line);
                         }
-                        if line == ".\r\n" {
-                            break;
-                        }
-                        data.push_str(&line);
-                    }
-                    let (address, r, n) = rcpt.take().unwrap();
-                    match r {
-                        Rule::DropAfterData if n == 1 => {
-                            let _ = out.shutdown(Shutdown::Both);
-                            return;
-                        }
-                        Rule::Stall if n == 1 => {
-                            // Read (and ignore) until the client gives up and hangs up.
-                            while reader.read_line(&mut line).unwrap_or(0) > 0 {}
-                            return;
-                        }
-                        Rule::RejectData => say("554 5.7.1 message refused\r\n"),
-                        _ => {
-                            accepted.lock().unwrap().push(Accepted {
-                                rcpt: address,
-                                data,
-                            });
-                            say("250 2.0.0 queued\r\n")
+                        let message = Accepted {
+                            rcpt: address,
+                            data,
+                        };
+                        shared.received.lock().unwrap().push(message.clone());
+                        match r {
+                            Rule::DropAfterData if n == 1 => {
+                                let _ = reader.get_ref().shutdown(Shutdown::Both);
+                                return;
+                            }
+                            Rule::StallAfterData if n == 1 => {
+                                while reader.read_line(&mut line).unwrap_or(0) > 0 {}
+                                return;
+                            }
+                            Rule::GarbageAfterData if n == 1 => {
+                                say("\u{1}\u{2}?? what\r\n");
+                                return;
+                            }
+                            Rule::RejectData => say("554 5.7.1 message refused\r\n"),
+                            _ => {
+                                shared.accepted.lock().unwrap().push(message);
+                                say("250 2.0.0 queued\r\n")
+                            }
                         }
                     }
                 }

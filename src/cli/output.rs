@@ -1,0 +1,161 @@
+//! Printing for the command line: lines that never panic on a closed pipe
+//! (`mailout members list | head -1`), tables whose cells are cleaned and cut to a
+//! readable width (a member's 1 MB name, a NUL, a right-to-left override or a line break
+//! cannot break the layout or the terminal), and small wording helpers.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Set once a write to stdout failed for a reason other than a closed pipe.
+static STDOUT_FAILED: AtomicBool = AtomicBool::new(false);
+
+/// Writes one line to stdout. A reader that went away (a closed pipe) is not an error:
+/// the rest of the output is dropped and the command finishes as it would have; any other
+/// failure is remembered for [`stdout_failed`].
+macro_rules! outln {
+    () => {
+        $crate::cli::output::write_out(format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::output::write_out(format_args!($($arg)*))
+    };
+}
+
+/// Writes one line to stderr, ignoring failures (`eprintln!` panics on them).
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+pub(crate) use {errln, outln};
+
+/// Writes `args` and a newline to stdout (see [`outln!`]).
+pub fn write_out(args: std::fmt::Arguments<'_>) {
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(args).and_then(|()| out.write_all(b"\n")) {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            STDOUT_FAILED.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Writes raw bytes to stdout (`archive show --raw`), with [`write_out`]'s rules.
+pub fn write_raw(bytes: &[u8]) {
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(bytes).and_then(|()| out.flush()) {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            STDOUT_FAILED.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Whether writing to stdout failed (a full disk, say), which makes the command fail.
+pub fn stdout_failed() -> bool {
+    STDOUT_FAILED.load(Ordering::Relaxed)
+}
+
+/// The widest a table cell is shown (in characters); longer values end in `…`.
+pub const CELL_WIDTH: usize = 60;
+/// The widest the last column is shown.
+pub const LAST_CELL_WIDTH: usize = 200;
+
+/// `value` made safe to show in one cell: control characters become `?`, characters that
+/// reorder text (bidirectional overrides and marks) are shown as `<U+202E>`, and anything
+/// past `width` characters is cut with `…`.
+pub fn cell(value: &str, width: usize) -> String {
+    let mut out = String::new();
+    let mut shown = 0;
+    for c in value.chars() {
+        let piece: std::borrow::Cow<'_, str> = if is_bidi_control(c) {
+            format!("<U+{:04X}>", c as u32).into()
+        } else if c.is_control() {
+            "?".into()
+        } else {
+            c.to_string().into()
+        };
+        let len = piece.chars().count();
+        if shown + len > width {
+            out.push('…');
+            return out;
+        }
+        out.push_str(&piece);
+        shown += len;
+    }
+    out
+}
+
+fn is_bidi_control(c: char) -> bool {
+    matches!(
+        c,
+        '\u{200E}' | '\u{200F}' | '\u{061C}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+    )
+}
+
+/// Prints rows as aligned columns (the first row is the header), every cell cleaned and
+/// cut by [`cell`].
+pub fn print_table(rows: &[Vec<String>]) {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let cleaned: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| {
+            row.iter()
+                .enumerate()
+                .map(|(c, v)| {
+                    let width = if c + 1 == columns {
+                        LAST_CELL_WIDTH
+                    } else {
+                        CELL_WIDTH
+                    };
+                    cell(v, width)
+                })
+                .collect()
+        })
+        .collect();
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| {
+            cleaned
+                .iter()
+                .filter_map(|r| r.get(c))
+                .map(|v| v.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    for row in &cleaned {
+        let mut line = String::new();
+        for (c, value) in row.iter().enumerate() {
+            line.push_str(value);
+            if c + 1 < row.len() {
+                let pad = widths[c].saturating_sub(value.chars().count()) + 2;
+                line.extend(std::iter::repeat_n(' ', pad));
+            }
+        }
+        outln!("{}", line.trim_end());
+    }
+}
+
+/// `1 row`, `2 rows`: `count` with `singular` or `plural`.
+pub fn count(n: u64, singular: &str, plural: &str) -> String {
+    format!("{n} {}", if n == 1 { singular } else { plural })
+}
+
+/// The date part of an RFC 3339 timestamp.
+pub fn day(date: Option<&str>) -> String {
+    date.map(|d| d.get(..10).unwrap_or(d).to_string())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_are_cleaned_and_cut() {
+        assert_eq!(cell("a\nb\0c", 10), "a?b?c");
+        assert_eq!(cell("x\u{202E}y", 20), "x<U+202E>y");
+        assert_eq!(cell(&"n".repeat(100_000), 5), "nnnnn…");
+        assert_eq!(cell("ok", 2), "ok");
+    }
+}

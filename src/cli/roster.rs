@@ -1,0 +1,234 @@
+//! Roster commands: `members import|list`, `lists`, `unsubscribe`, `suppressed` and
+//! `unsubscribes` (mail sent to the unsubscribe address).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+use mailout::members::{self, MemberCsv};
+use mailout::workspace::{Options, Workspace};
+use mailout::{Error, clock};
+
+use super::output::{count, errln, outln, print_table};
+
+/// `mailout members …`
+#[derive(Subcommand, Debug)]
+pub enum Members {
+    /// Add or update members from a CSV file (columns email,name,branch,employer,...).
+    Import {
+        /// The CSV file.
+        file: PathBuf,
+    },
+    /// List members.
+    List {
+        /// Only these: `all`, `branch:NAME`, `employer:NAME` or a list name.
+        #[arg(long, value_name = "SELECTORS")]
+        to: Option<String>,
+    },
+}
+
+/// `mailout unsubscribe`
+#[derive(Args, Debug)]
+pub struct Unsubscribe {
+    /// Addresses.
+    #[arg(required = true)]
+    addresses: Vec<String>,
+    /// Why, for the record.
+    #[arg(long)]
+    reason: Option<String>,
+}
+
+/// `mailout unsubscribes`
+#[derive(Args, Debug)]
+pub struct Unsubscribes {
+    /// Files and folders of mail sent to the unsubscribe address (.eml, mbox, Maildir).
+    paths: Vec<PathBuf>,
+    /// A mailbox over IMAP: imaps://USER@HOST/MAILBOX (password in MAILOUT_IMAP_PASSWORD).
+    #[arg(long, value_name = "URL")]
+    imap: Option<String>,
+    /// Read one message from standard input (for an MTA's pipe transport or a .forward).
+    #[arg(long, conflicts_with_all = ["paths", "imap"])]
+    stdin: bool,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `mailout members …`.
+pub fn members(options: &Options, command: Members) -> Result<ExitCode, Error> {
+    match command {
+        Members::Import { file } => {
+            let workspace = Workspace::open(options)?;
+            let mut csv = MemberCsv::open(&file)?;
+            let counts = workspace.import_members(&mut csv)?;
+            // Every warning in file order: rows skipped, and rows with a note.
+            let mut warnings: Vec<(u64, String)> = csv
+                .skipped
+                .iter()
+                .map(|s| (s.line, format!("{}; row skipped", s.reason)))
+                .chain(csv.notes.iter().map(|n| (n.line, n.reason.clone())))
+                .collect();
+            warnings.sort_by_key(|(line, _)| *line);
+            for (line, warning) in warnings {
+                errln!("{}:{line}: warning: {warning}", file.display());
+            }
+            outln!(
+                "imported `{}`: {} new, {} updated, {} skipped",
+                file.display(),
+                counts.added,
+                counts.updated,
+                count(csv.skipped.len() as u64, "row", "rows")
+            );
+        }
+        Members::List { to } => {
+            let workspace = Workspace::open_read_only(options)?;
+            let store = workspace.store()?;
+            let selection = match to {
+                Some(to) => Some(members::parse_selectors(&to, &workspace.config)?.selection),
+                None => None,
+            };
+            let suppressed: std::collections::HashMap<String, String> = store
+                .suppressions()?
+                .into_iter()
+                .map(|s| (s.email, s.reason))
+                .collect();
+            let mut rows = vec![
+                ["EMAIL", "NAME", "BRANCH", "EMPLOYER", "SUPPRESSED"]
+                    .map(String::from)
+                    .to_vec(),
+            ];
+            for m in store.members(selection.as_ref())? {
+                let status = suppressed.get(&m.email).cloned().unwrap_or_default();
+                rows.push(vec![
+                    m.email,
+                    m.name.unwrap_or_default(),
+                    m.branch.unwrap_or_default(),
+                    m.employer.unwrap_or_default(),
+                    status,
+                ]);
+            }
+            print_table(&rows);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `mailout lists`.
+pub fn lists(options: &Options) -> Result<ExitCode, Error> {
+    let workspace = Workspace::open_read_only(options)?;
+    let store = workspace.store()?;
+    let counts = store.counts()?;
+    let mut rows = vec![vec!["LIST".to_string(), "MEMBERS".to_string()]];
+    rows.push(vec!["all".into(), counts.all.to_string()]);
+    for (name, n) in &counts.branches {
+        rows.push(vec![format!("branch:{name}"), n.to_string()]);
+    }
+    for (name, n) in &counts.employers {
+        rows.push(vec![format!("employer:{name}"), n.to_string()]);
+    }
+    for (name, list) in &workspace.config.lists {
+        let selection = members::parse_selectors(name, &workspace.config)?.selection;
+        rows.push(vec![
+            format!("{name} ({})", list.select.join(", ")),
+            store.count_selected(&selection)?.to_string(),
+        ]);
+    }
+    print_table(&rows);
+    if counts.suppressed > 0 {
+        outln!(
+            "({} not counted)",
+            count(
+                counts.suppressed,
+                "suppressed member is",
+                "suppressed members are"
+            )
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `mailout unsubscribe`.
+pub fn unsubscribe(options: &Options, args: Unsubscribe) -> Result<ExitCode, Error> {
+    let workspace = Workspace::open(options)?;
+    let store = workspace.store()?;
+    let now = clock::stamp();
+    for raw in &args.addresses {
+        let Some(email) = members::normalise_address(raw) else {
+            return Err(Error::Usage(format!(
+                "`{}` is not an email address",
+                super::output::cell(raw, 200)
+            )));
+        };
+        if store.suppress(&email, "manual", args.reason.as_deref(), &now)? {
+            outln!("suppressed {email}");
+        } else {
+            outln!("{email} was already suppressed");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `mailout suppressed`.
+pub fn suppressed(options: &Options) -> Result<ExitCode, Error> {
+    let workspace = Workspace::open_read_only(options)?;
+    let mut rows = vec![
+        ["EMAIL", "REASON", "SINCE", "DETAIL"]
+            .map(String::from)
+            .to_vec(),
+    ];
+    for s in workspace.store()?.suppressions()? {
+        rows.push(vec![s.email, s.reason, s.at, s.detail.unwrap_or_default()]);
+    }
+    print_table(&rows);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `mailout unsubscribes`: suppresses the members whose verified tokens came by mail.
+pub fn unsubscribes(options: &Options, args: Unsubscribes) -> Result<ExitCode, Error> {
+    use mailout::unsubscribes::{Outcome, Source};
+    let workspace = Workspace::open(options)?;
+    let source = if args.stdin {
+        let mut raw = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut raw)
+            .map_err(|e| Error::Usage(format!("could not read standard input: {e}")))?;
+        Source::One(raw)
+    } else if args.paths.is_empty() && args.imap.is_none() {
+        return Err(Error::Usage(
+            "say where the mail is: files, folders, `--imap URL`, or `--stdin`".into(),
+        ));
+    } else {
+        Source::Mail {
+            paths: args.paths,
+            imap: args.imap,
+        }
+    };
+    let report = mailout::unsubscribes::run(&workspace, source, &mut |source, outcome| {
+        if !args.json {
+            match outcome {
+                Outcome::Unsubscribed(email) => outln!("unsubscribed  {email}  ({source})"),
+                Outcome::AlreadySuppressed(email) => {
+                    outln!("already       {email}  ({source})")
+                }
+                Outcome::Invalid(why) => outln!("invalid       {why}  ({source})"),
+                Outcome::NotAnUnsubscribe => {}
+            }
+        }
+    })?;
+    for (source, error) in &report.unreadable {
+        errln!("warning: could not read `{source}`: {error}");
+    }
+    if args.json {
+        outln!(
+            "{}",
+            serde_json::to_string(&report.summary()).unwrap_or_default()
+        );
+    } else {
+        outln!(
+            "unsubscribed: {}  invalid: {}  not unsubscribes: {}",
+            report.unsubscribed,
+            report.invalid,
+            report.not_unsubscribes
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,494 @@
+//! Sending commands: `send` (jobs, proofs), `worker`, `workers`, `jobs` and `job`.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, ValueEnum};
+use mailout::send::job::{self, Plan, SendRequest, SendResult, TransportKind};
+use mailout::send::progress::Display;
+use mailout::send::transport::Delivery;
+use mailout::store::{EntryState, Job, Store};
+use mailout::workspace::{Options, Workspace};
+use mailout::{Error, outbox};
+
+use super::output::{count, errln, outln, print_table};
+
+/// How to deliver.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum TransportArg {
+    /// Over SMTP, as `[smtp]` says.
+    Smtp,
+    /// One file per recipient under OUTBOX/<number>/sent/.
+    File,
+    /// The local MTA's `sendmail`.
+    Sendmail,
+}
+
+impl From<TransportArg> for TransportKind {
+    fn from(t: TransportArg) -> TransportKind {
+        match t {
+            TransportArg::Smtp => TransportKind::Smtp,
+            TransportArg::File => TransportKind::File,
+            TransportArg::Sendmail => TransportKind::Sendmail,
+        }
+    }
+}
+
+/// `mailout send`
+#[derive(Args, Debug)]
+pub struct Send {
+    /// The bulletin file.
+    file: PathBuf,
+    /// Who receives it: `all`, `branch:NAME`, `employer:NAME` or a list name,
+    /// comma-separated. Needed to start a job (not with --resume or --proof).
+    #[arg(long, value_name = "SELECTORS")]
+    to: Option<String>,
+    /// Show who would receive it; send nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// How to deliver [default: smtp when [smtp] is configured, else file].
+    #[arg(long, value_enum)]
+    transport: Option<TransportArg>,
+    /// Connections [default: [smtp] concurrency, 4].
+    #[arg(long)]
+    concurrency: Option<u32>,
+    /// Messages per second overall; 0 is unlimited [default: [smtp] rate, 0].
+    #[arg(long, value_name = "PER_SECOND")]
+    rate: Option<u32>,
+    /// Do not ask before starting.
+    #[arg(long, short = 'y')]
+    yes: bool,
+    /// Continue job JOB (running the same command again does too).
+    #[arg(long, value_name = "JOB")]
+    resume: Option<i64>,
+    /// With --resume: send the job's uncertain copies again (same Message-ID), on purpose.
+    #[arg(long, requires = "resume")]
+    retry_uncertain: bool,
+    /// Where the file transport writes.
+    #[arg(long, default_value = outbox::DEFAULT_DIR)]
+    outbox: PathBuf,
+    /// No progress display.
+    #[arg(long, short = 'q')]
+    quiet: bool,
+    /// Write the job and its journal, print `job: ID`, and leave the sending to
+    /// `mailout worker` processes.
+    #[arg(long, conflicts_with = "dry_run")]
+    enqueue: bool,
+    /// Refuse to start a job while the pre-send checks give warnings.
+    #[arg(long)]
+    strict: bool,
+    /// Send a proof to these addresses now ([PROOF] subject; no job, no number used).
+    #[arg(long, value_name = "ADDR[,ADDR...]", value_delimiter = ',', conflicts_with_all = ["to", "resume", "enqueue", "dry_run"])]
+    proof: Vec<String>,
+    /// With --proof: render the copy as this member receives it.
+    #[arg(long, value_name = "ADDR", requires = "proof")]
+    as_member: Option<String>,
+}
+
+/// `mailout worker`
+#[derive(Args, Debug)]
+pub struct Worker {
+    /// Work only on this job (repeatable) [default: every running job].
+    #[arg(long = "job", value_name = "JOB")]
+    jobs: Vec<i64>,
+    /// Connections [default: [smtp] concurrency, 4].
+    #[arg(long)]
+    concurrency: Option<u32>,
+    /// Relay through this SMTP server instead of [smtp] url.
+    #[arg(long, value_name = "URL")]
+    smtp: Option<String>,
+    /// Exit when nothing is pending.
+    #[arg(long)]
+    exit_when_idle: bool,
+    /// Where the file transport writes.
+    #[arg(long, default_value = outbox::DEFAULT_DIR)]
+    outbox: PathBuf,
+    /// No progress display.
+    #[arg(long, short = 'q')]
+    quiet: bool,
+}
+
+/// `mailout job`
+#[derive(Args, Debug)]
+pub struct JobArgs {
+    /// The job's id.
+    id: i64,
+}
+
+fn display(quiet: bool) -> Display {
+    if quiet {
+        Display::Quiet
+    } else {
+        Display::auto()
+    }
+}
+
+/// `mailout send`.
+pub fn send(options: &Options, args: Send) -> Result<ExitCode, Error> {
+    let workspace = Workspace::open(options)?;
+    if !args.proof.is_empty() {
+        return proof(&workspace, args);
+    }
+    let request = SendRequest {
+        enqueue: args.enqueue,
+        strict: args.strict,
+        file: args.file,
+        to: args.to,
+        resume: args.resume,
+        retry_uncertain: args.retry_uncertain,
+        dry_run: args.dry_run,
+        transport: args.transport.map(TransportKind::from),
+        concurrency: args.concurrency,
+        rate: args.rate,
+        outbox: args.outbox,
+        display: display(args.quiet),
+    };
+    let yes = args.yes;
+    let mut confirm = |plan: &Plan| yes || !std::io::stdin().is_terminal() || ask(plan);
+    match job::send(&workspace, &request, &mut confirm)? {
+        SendResult::DryRun(plan) => {
+            print_plan(&plan);
+            Ok(ExitCode::SUCCESS)
+        }
+        SendResult::Declined(_) => {
+            errln!("not sent");
+            Ok(ExitCode::from(1))
+        }
+        SendResult::Enqueued { job, started } => {
+            outln!("job: {}", job.id);
+            errln!(
+                "{} {} recipients pending of {}; `mailout worker` sends them",
+                if started {
+                    "enqueued:"
+                } else {
+                    "already enqueued:"
+                },
+                job.progress.pending,
+                job.total
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        SendResult::Ran {
+            job,
+            stats,
+            started,
+        } => {
+            let verb = if started { "started" } else { "resumed" };
+            let rate = stats.sent as f64 / stats.elapsed.as_secs_f64().max(0.001);
+            let p = &job.progress;
+            outln!(
+                "job {} ({verb}): {} sent, {} failed, {} uncertain, {} skipped, {} pending of {}; this run: {} sent, {} failed in {:.1} s ({rate:.0}/s)",
+                job.id,
+                p.sent,
+                p.failed,
+                p.uncertain,
+                p.skipped,
+                p.pending,
+                job.total,
+                stats.sent,
+                stats.failed,
+                stats.elapsed.as_secs_f64(),
+            );
+            if stats.interrupted {
+                errln!(
+                    "error: interrupted; run the same command again to resume job {}",
+                    job.id
+                );
+                return Ok(ExitCode::from(1));
+            }
+            let store = workspace.store()?;
+            list_rows(store, &job, EntryState::Failed, "failed", 20)?;
+            list_rows(store, &job, EntryState::Uncertain, "uncertain", 20)?;
+            if p.uncertain > 0 {
+                errln!(
+                    "{} may have been delivered: no reply came after the whole message was sent. They are not sent again on their own; to resend them (same Message-ID): mailout send {} --resume {} --retry-uncertain",
+                    count(p.uncertain, "uncertain copy", "uncertain copies"),
+                    job.spec.source,
+                    job.id
+                );
+            }
+            Ok(if p.failed > 0 || p.uncertain > 0 {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+    }
+}
+
+/// Prints up to `limit` of `job`'s rows in `state` with their replies.
+fn list_rows(
+    store: &dyn Store,
+    job: &Job,
+    state: EntryState,
+    label: &str,
+    limit: usize,
+) -> Result<(), Error> {
+    let rows = store.entries(job.id, state)?;
+    for e in rows.iter().take(limit) {
+        errln!(
+            "{label}: {}: {}",
+            e.member.email,
+            e.reply.as_deref().unwrap_or("")
+        );
+    }
+    if rows.len() > limit {
+        errln!(
+            "… and {} more {label}: `mailout job {}`",
+            rows.len() - limit,
+            job.id
+        );
+    }
+    Ok(())
+}
+
+fn proof(workspace: &Workspace, args: Send) -> Result<ExitCode, Error> {
+    let result = mailout::send::proof::send_proof(
+        workspace,
+        &mailout::send::proof::ProofRequest {
+            file: args.file,
+            to: args.proof,
+            as_member: args.as_member,
+            transport: args.transport.map(TransportKind::from),
+            outbox: args.outbox,
+        },
+    )?;
+    let mut failed = false;
+    for (address, outcome) in &result.deliveries {
+        match outcome {
+            Delivery::Accepted(reply) => outln!("proof sent to {address}: {reply}"),
+            other => {
+                failed = true;
+                errln!("proof not sent to {address}: {other}");
+            }
+        }
+    }
+    let sent = result
+        .deliveries
+        .iter()
+        .filter(|(_, d)| matches!(d, Delivery::Accepted(_)))
+        .count();
+    errln!(
+        "`{}` (bulletin {}): {} of {} sent; no job started, the number is not used",
+        result.subject,
+        result.number,
+        count(sent as u64, "proof", "proofs"),
+        result.deliveries.len()
+    );
+    Ok(if failed {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// `mailout worker`.
+pub fn worker(options: &Options, args: Worker) -> Result<ExitCode, Error> {
+    let workspace = Workspace::open(options)?;
+    let stats = mailout::send::work(
+        &workspace,
+        &mailout::send::WorkerOptions {
+            jobs: args.jobs,
+            transport: None,
+            smtp_url: args.smtp,
+            concurrency: args.concurrency,
+            rate: None,
+            exit_when_idle: args.exit_when_idle,
+            outbox: args.outbox,
+            display: display(args.quiet),
+        },
+    )?;
+    outln!(
+        "worker: {} sent, {} failed, {} uncertain in {:.1} s",
+        stats.sent,
+        stats.failed,
+        stats.uncertain,
+        stats.elapsed.as_secs_f64()
+    );
+    Ok(if stats.interrupted {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// `mailout workers`.
+pub fn workers(options: &Options) -> Result<ExitCode, Error> {
+    let workspace = Workspace::open_read_only(options)?;
+    let mut rows = vec![
+        [
+            "WORKER",
+            "HOST",
+            "PID",
+            "CLAIMED",
+            "SENT",
+            "HEARTBEAT",
+            "STARTED",
+        ]
+        .map(String::from)
+        .to_vec(),
+    ];
+    for w in workspace.store()?.workers()? {
+        rows.push(vec![
+            w.id.to_string(),
+            w.host,
+            w.pid.to_string(),
+            w.claimed.to_string(),
+            w.sent.to_string(),
+            w.heartbeat_at,
+            w.started_at,
+        ]);
+    }
+    print_table(&rows);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `mailout jobs`.
+pub fn jobs(options: &Options) -> Result<ExitCode, Error> {
+    let workspace = Workspace::open_read_only(options)?;
+    let mut rows = vec![
+        [
+            "JOB",
+            "NUMBER",
+            "TO",
+            "STATE",
+            "SENT",
+            "FAILED",
+            "UNCERTAIN",
+            "SKIPPED",
+            "PENDING",
+            "TOTAL",
+            "STARTED",
+        ]
+        .map(String::from)
+        .to_vec(),
+    ];
+    for job in workspace.store()?.jobs()? {
+        rows.push(vec![
+            job.id.to_string(),
+            job.spec.number.to_string(),
+            job.spec.selectors.clone(),
+            state_of(&job).to_string(),
+            job.progress.sent.to_string(),
+            job.progress.failed.to_string(),
+            job.progress.uncertain.to_string(),
+            job.progress.skipped.to_string(),
+            job.progress.pending.to_string(),
+            job.total.to_string(),
+            job.spec.created_at.clone(),
+        ]);
+    }
+    print_table(&rows);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `mailout job N`: the job, every failure with its reply, every uncertain copy with
+/// what happened.
+pub fn job(options: &Options, args: JobArgs) -> Result<ExitCode, Error> {
+    let workspace = Workspace::open_read_only(options)?;
+    let store = workspace.store()?;
+    let id = args.id;
+    let job = store
+        .job(id)?
+        .ok_or_else(|| Error::Usage(format!("there is no job {id}; `mailout jobs` lists them")))?;
+    let p = &job.progress;
+    outln!("job:        {}", job.id);
+    outln!("bulletin:   {} ({})", job.spec.number, job.spec.source);
+    outln!("subject:    {}", job.spec.subject);
+    outln!("to:         {}", job.spec.selectors);
+    outln!("transport:  {}", job.spec.transport);
+    outln!("state:      {}", state_of(&job));
+    outln!("started:    {}", job.spec.created_at);
+    if let Some(at) = &job.finished_at {
+        outln!("finished:   {at}");
+    }
+    outln!(
+        "recipients: {} ({} sent, {} failed, {} uncertain, {} skipped, {} pending)",
+        job.total,
+        p.sent,
+        p.failed,
+        p.uncertain,
+        p.skipped,
+        p.pending
+    );
+    for (state, label) in [
+        (EntryState::Failed, "failed:    "),
+        (EntryState::Uncertain, "uncertain: "),
+    ] {
+        for e in store.entries(id, state)? {
+            outln!(
+                "{label} {}: {}",
+                super::output::cell(&e.member.email, 200),
+                super::output::cell(e.reply.as_deref().unwrap_or(""), 400)
+            );
+        }
+    }
+    if p.uncertain > 0 {
+        outln!(
+            "(uncertain copies may have been delivered; resend them on purpose with `mailout send {} --resume {} --retry-uncertain`)",
+            job.spec.source,
+            job.id
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn state_of(job: &Job) -> &'static str {
+    match (
+        &job.finished_at,
+        job.progress.failed + job.progress.uncertain,
+    ) {
+        (None, _) => "running",
+        (Some(_), 0) => "finished",
+        (Some(_), _) if job.progress.failed == 0 => "finished with uncertain copies",
+        (Some(_), _) => "finished with failures",
+    }
+}
+
+fn ask(plan: &Plan) -> bool {
+    eprint_flush(&format!(
+        "Send `{}` to {} (--to {})? [y/N] ",
+        plan.subject,
+        count(plan.recipients, "member", "members"),
+        plan.selectors
+    ));
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer).is_ok()
+        && matches!(answer.trim().to_lowercase().as_str(), "y" | "yes")
+}
+
+fn eprint_flush(text: &str) {
+    let mut err = std::io::stderr();
+    let _ = err.write_all(text.as_bytes());
+    let _ = err.flush();
+}
+
+fn print_plan(plan: &Plan) {
+    outln!(
+        "would send `{}` (bulletin {}) to {} (--to {})",
+        plan.subject,
+        plan.number,
+        count(plan.recipients, "member", "members"),
+        plan.selectors
+    );
+    if let Some(job) = &plan.existing {
+        outln!(
+            "job {} exists for it: {} sent, {} failed, {} uncertain, {} pending; running the command again resumes it",
+            job.id,
+            job.progress.sent,
+            job.progress.failed,
+            job.progress.uncertain,
+            job.progress.pending
+        );
+    }
+    for m in &plan.sample {
+        outln!("  {}", m.email);
+    }
+    if plan.recipients > plan.sample.len() as u64 && !plan.sample.is_empty() {
+        outln!(
+            "  … and {} more",
+            plan.recipients - plan.sample.len() as u64
+        );
+    }
+}

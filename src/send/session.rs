@@ -1,0 +1,800 @@
+//! One SMTP session on the wire (RFC 5321): connect, greeting, EHLO, STARTTLS, AUTH, the
+//! envelope (pipelined when the server offers PIPELINING, RFC 2920), the message, and each
+//! reply read under a deadline of its own.
+//!
+//! Replies and EHLO keywords are parsed by smtp-proto. What this module adds, and why it
+//! is not lettre's connection: every failure says how far the transaction got. Above all,
+//! [`Session::data`] knows whether the message's final dot was written before the trouble;
+//! after that, a missing reply means the copy may have been delivered (it is *uncertain*,
+//! not a failure to retry), and the reply is awaited for a longer time of its own
+//! (`[smtp] data_timeout_secs`, RFC 5321 §4.5.3.2.6). The EHLO reply is read once, so
+//! PIPELINING is known without greeting the server twice.
+
+use std::fmt;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use smtp_proto::response::parser::ResponseReceiver;
+use smtp_proto::{AUTH_LOGIN, AUTH_PLAIN, EXT_PIPELINING, EXT_SMTP_UTF8, EXT_START_TLS};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+
+/// The most reply bytes read without a complete reply before the reply counts as garbage.
+const MAX_REPLY: usize = 64 * 1024;
+
+/// A reply from the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// The three-digit code.
+    pub code: u16,
+    /// The enhanced status code (RFC 3463), when the server gave one.
+    pub status: Option<[u8; 3]>,
+    /// The text, lines joined with spaces.
+    pub text: String,
+}
+
+impl Reply {
+    /// 2xx.
+    pub fn is_positive(&self) -> bool {
+        (200..300).contains(&self.code)
+    }
+
+    /// 4xx: try again later.
+    pub fn is_transient(&self) -> bool {
+        (400..500).contains(&self.code)
+    }
+
+    /// The enhanced status code as text (`4.2.2`), if there is one.
+    pub fn status_text(&self) -> Option<String> {
+        self.status.map(|[a, b, c]| format!("{a}.{b}.{c}"))
+    }
+}
+
+impl fmt::Display for Reply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.code)?;
+        if let Some(status) = self.status_text() {
+            write!(f, " {status}")?;
+        }
+        if !self.text.is_empty() {
+            write!(f, " {}", self.text)?;
+        }
+        Ok(())
+    }
+}
+
+/// What went wrong on the wire, as opposed to a reply that says no.
+#[derive(Debug)]
+pub enum Fault {
+    /// Nothing came within the time allowed.
+    Timeout {
+        /// What was awaited.
+        what: &'static str,
+        /// How long.
+        after: Duration,
+    },
+    /// The server closed the connection.
+    Closed,
+    /// A network error.
+    Io(io::Error),
+    /// The server's bytes are not an SMTP reply; what came (cleaned, shortened).
+    Garbage(String),
+    /// TLS could not be set up; `certificate` when the server's certificate is the reason
+    /// (a setup problem that trying again will not fix).
+    Tls {
+        /// The error.
+        message: String,
+        /// Whether the certificate was refused.
+        certificate: bool,
+    },
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Fault::Timeout { what, after } => {
+                write!(f, "no {what} within {}", seconds(*after))
+            }
+            Fault::Closed => f.write_str("the server closed the connection"),
+            Fault::Io(e) => write!(f, "{e}"),
+            Fault::Garbage(text) => write!(f, "the server's reply could not be read: `{text}`"),
+            Fault::Tls { message, .. } => write!(f, "TLS failed: {message}"),
+        }
+    }
+}
+
+/// A duration for messages: `30 s`, `0.5 s`.
+pub fn seconds(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s.fract() == 0.0 {
+        format!("{s:.0} s")
+    } else {
+        format!("{s:.1} s")
+    }
+}
+
+/// How the message's data went.
+#[derive(Debug)]
+pub enum DataOutcome {
+    /// The server answered the final dot.
+    Replied(Reply),
+    /// The message was not completely written: the server cannot have accepted it.
+    NotSent(Fault),
+    /// The message was completely written, final dot included, and no reply was read: the
+    /// server may have accepted it.
+    Unanswered(Fault),
+}
+
+/// How a session is protected.
+#[derive(Debug, Clone)]
+pub enum Tls {
+    /// Plain text throughout.
+    None,
+    /// STARTTLS when offered; with `required`, a server that does not offer it is refused.
+    StartTls {
+        /// The client configuration (verifying or not).
+        config: Arc<rustls::ClientConfig>,
+        /// Whether STARTTLS must happen.
+        required: bool,
+    },
+    /// TLS from the first byte.
+    Implicit(Arc<rustls::ClientConfig>),
+}
+
+/// Where and how to open a session.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// Server host name or address.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// TLS.
+    pub tls: Tls,
+    /// The name we greet with.
+    pub hello: String,
+    /// AUTH user and password.
+    pub credentials: Option<(String, String)>,
+    /// Connecting, the greeting, each command, writing the message.
+    pub timeout: Duration,
+}
+
+/// Why a session could not be opened.
+#[derive(Debug)]
+pub enum OpenError {
+    /// A wire problem (refused, timed out, closed, garbage, TLS trouble).
+    Fault(Fault),
+    /// The server refused us: the greeting, EHLO or AUTH was answered with this.
+    Refused {
+        /// At which step.
+        step: &'static str,
+        /// The reply.
+        reply: Reply,
+    },
+    /// The session cannot work as configured (TLS required but not offered, no usable
+    /// AUTH mechanism).
+    Setup(String),
+}
+
+impl fmt::Display for OpenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OpenError::Fault(fault) => fault.fmt(f),
+            OpenError::Refused { step, reply } => write!(f, "{step} refused: {reply}"),
+            OpenError::Setup(text) => f.write_str(text),
+        }
+    }
+}
+
+impl From<Fault> for OpenError {
+    fn from(f: Fault) -> Self {
+        OpenError::Fault(f)
+    }
+}
+
+/// An open session, ready for a transaction.
+pub struct Session {
+    stream: Stream,
+    /// Bytes read but not yet parsed.
+    pending: Vec<u8>,
+    pipelining: bool,
+    smtputf8: bool,
+    timeout: Duration,
+    broken: bool,
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("pipelining", &self.pipelining)
+            .field("broken", &self.broken)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    /// Connects to `endpoint`, reads the greeting, says EHLO (once; once more after
+    /// STARTTLS, as RFC 3207 requires), and logs in when credentials are given.
+    pub async fn open(endpoint: &Endpoint) -> Result<Session, OpenError> {
+        let timeout = endpoint.timeout;
+        let tcp = tokio::time::timeout(
+            timeout,
+            TcpStream::connect((endpoint.host.as_str(), endpoint.port)),
+        )
+        .await
+        .map_err(|_| Fault::Timeout {
+            what: "connection",
+            after: timeout,
+        })?
+        .map_err(Fault::Io)?;
+        tcp.set_nodelay(true).map_err(Fault::Io)?;
+        let stream = match &endpoint.tls {
+            Tls::Implicit(config) => Stream::Tls(Box::new(
+                handshake(tcp, &endpoint.host, config, timeout).await?,
+            )),
+            _ => Stream::Plain(tcp),
+        };
+        let mut session = Session {
+            stream,
+            pending: Vec::new(),
+            pipelining: false,
+            smtputf8: false,
+            timeout,
+            broken: false,
+        };
+        let greeting = session.read_reply("greeting", timeout).await?;
+        if !greeting.is_positive() {
+            return Err(OpenError::Refused {
+                step: "the greeting",
+                reply: greeting,
+            });
+        }
+        let mut ehlo = session.ehlo(&endpoint.hello).await?;
+        if let Tls::StartTls { config, required } = &endpoint.tls {
+            if ehlo.has_capability(EXT_START_TLS) {
+                let reply = session.command("STARTTLS\r\n", "reply to STARTTLS").await?;
+                if !reply.is_positive() {
+                    return Err(OpenError::Refused {
+                        step: "STARTTLS",
+                        reply,
+                    });
+                }
+                let Stream::Plain(tcp) = std::mem::replace(&mut session.stream, Stream::Gone)
+                else {
+                    return Err(OpenError::Setup("STARTTLS on a TLS session".into()));
+                };
+                session.pending.clear();
+                session.stream = Stream::Tls(Box::new(
+                    handshake(tcp, &endpoint.host, config, timeout).await?,
+                ));
+                ehlo = session.ehlo(&endpoint.hello).await?;
+            } else if *required {
+                return Err(OpenError::Setup(format!(
+                    "{}:{} does not offer STARTTLS, and `tls=required`",
+                    endpoint.host, endpoint.port
+                )));
+            }
+        }
+        session.pipelining = ehlo.has_capability(EXT_PIPELINING);
+        session.smtputf8 = ehlo.has_capability(EXT_SMTP_UTF8);
+        if let Some((user, password)) = &endpoint.credentials {
+            session.auth(ehlo.auth(), user, password).await?;
+        }
+        Ok(session)
+    }
+
+    /// Whether the server offers PIPELINING.
+    pub fn pipelining(&self) -> bool {
+        self.pipelining
+    }
+
+    /// Whether the server takes non-ASCII addresses (SMTPUTF8).
+    pub fn smtputf8(&self) -> bool {
+        self.smtputf8
+    }
+
+    /// Whether a fault has left the session unusable.
+    pub fn is_broken(&self) -> bool {
+        self.broken
+    }
+
+    async fn ehlo(&mut self, hello: &str) -> Result<smtp_proto::EhloResponse<String>, OpenError> {
+        self.write(format!("EHLO {hello}\r\n").as_bytes()).await?;
+        let (reply, raw) = self.read_reply_raw("reply to EHLO", self.timeout).await?;
+        if !reply.is_positive() {
+            return Err(OpenError::Refused {
+                step: "EHLO",
+                reply,
+            });
+        }
+        smtp_proto::EhloResponse::parse(&mut raw.iter())
+            .map_err(|_| OpenError::Fault(Fault::Garbage(shown(&raw))))
+    }
+
+    async fn auth(&mut self, offered: u64, user: &str, password: &str) -> Result<(), OpenError> {
+        let reply = if offered & AUTH_PLAIN != 0 {
+            let token = BASE64.encode(format!("\0{user}\0{password}"));
+            self.command(&format!("AUTH PLAIN {token}\r\n"), "reply to AUTH")
+                .await?
+        } else if offered & AUTH_LOGIN != 0 {
+            let mut reply = self.command("AUTH LOGIN\r\n", "reply to AUTH").await?;
+            for secret in [user, password] {
+                if reply.code != 334 {
+                    break;
+                }
+                let line = format!("{}\r\n", BASE64.encode(secret));
+                reply = self.command(&line, "reply to AUTH").await?;
+            }
+            reply
+        } else {
+            return Err(OpenError::Setup(
+                "the server offers no AUTH mechanism mailout knows (PLAIN or LOGIN)".into(),
+            ));
+        };
+        if reply.is_positive() {
+            Ok(())
+        } else {
+            Err(OpenError::Refused {
+                step: "authentication",
+                reply,
+            })
+        }
+    }
+
+    /// Sends `line` (a command with its CRLF) and reads the reply.
+    pub async fn command(&mut self, line: &str, what: &'static str) -> Result<Reply, Fault> {
+        self.write(line.as_bytes()).await?;
+        self.read_reply(what, self.timeout).await
+    }
+
+    /// MAIL FROM, RCPT TO and DATA: in one write when the server pipelines, then every
+    /// reply in order. Returns the three replies (the later ones absent when an earlier one
+    /// refused without pipelining).
+    pub async fn envelope(
+        &mut self,
+        from: &str,
+        to: &str,
+    ) -> Result<(Reply, Option<Reply>, Option<Reply>), Fault> {
+        let utf8 = if (!from.is_ascii() || !to.is_ascii()) && self.smtputf8 {
+            " SMTPUTF8"
+        } else {
+            ""
+        };
+        let mail = format!("MAIL FROM:<{from}>{utf8}\r\n");
+        let rcpt = format!("RCPT TO:<{to}>\r\n");
+        if self.pipelining {
+            let mut all = mail;
+            all.push_str(&rcpt);
+            all.push_str("DATA\r\n");
+            self.write(all.as_bytes()).await?;
+            let mail = self.read_reply("reply to MAIL FROM", self.timeout).await?;
+            let rcpt = self.read_reply("reply to RCPT TO", self.timeout).await?;
+            if mail.code == 421 || rcpt.code == 421 {
+                // The server is closing the connection: no reply to DATA will come.
+                self.broken = true;
+                return Ok((mail, Some(rcpt), None));
+            }
+            match self.read_reply("reply to DATA", self.timeout).await {
+                Ok(data) => Ok((mail, Some(rcpt), Some(data))),
+                // A refusal already says why; the lost DATA reply adds nothing.
+                Err(_) if !mail.is_positive() || !rcpt.is_positive() => {
+                    Ok((mail, Some(rcpt), None))
+                }
+                Err(fault) => Err(fault),
+            }
+        } else {
+            let mail = self.command(&mail, "reply to MAIL FROM").await?;
+            if !mail.is_positive() {
+                self.broken |= mail.code == 421;
+                return Ok((mail, None, None));
+            }
+            let rcpt = self.command(&rcpt, "reply to RCPT TO").await?;
+            if !rcpt.is_positive() {
+                self.broken |= rcpt.code == 421;
+                return Ok((mail, Some(rcpt), None));
+            }
+            let data = self.command("DATA\r\n", "reply to DATA").await?;
+            Ok((mail, Some(rcpt), Some(data)))
+        }
+    }
+
+    /// Sends the message (dot-stuffed, RFC 5321 §4.5.2) and its final dot within the
+    /// session's timeout, then waits up to `reply_within` for the reply.
+    pub async fn data(&mut self, message: &[u8], reply_within: Duration) -> DataOutcome {
+        let stuffed = stuff(message);
+        let written = async {
+            self.stream.write_all(&stuffed).await?;
+            self.stream.write_all(b"\r\n.\r\n").await?;
+            self.stream.flush().await
+        };
+        match tokio::time::timeout(self.timeout, written).await {
+            Err(_) => {
+                self.broken = true;
+                return DataOutcome::NotSent(Fault::Timeout {
+                    what: "room to write the message",
+                    after: self.timeout,
+                });
+            }
+            Ok(Err(e)) => {
+                self.broken = true;
+                return DataOutcome::NotSent(io_fault(e));
+            }
+            Ok(Ok(())) => {}
+        }
+        match self
+            .read_reply("reply to the end of the message", reply_within)
+            .await
+        {
+            Ok(reply) => DataOutcome::Replied(reply),
+            Err(fault) => DataOutcome::Unanswered(fault),
+        }
+    }
+
+    /// RSET, to leave a refused transaction; false if the session did not survive it.
+    pub async fn reset(&mut self) -> bool {
+        matches!(self.command("RSET\r\n", "reply to RSET").await, Ok(r) if r.is_positive())
+    }
+
+    /// NOOP: whether the session still answers.
+    pub async fn noop(&mut self) -> bool {
+        matches!(self.command("NOOP\r\n", "reply to NOOP").await, Ok(r) if r.is_positive())
+    }
+
+    /// QUIT, best effort, then close.
+    pub async fn quit(mut self) {
+        if !self.broken {
+            let quick = Duration::from_secs(2).min(self.timeout);
+            let _ = tokio::time::timeout(quick, async {
+                let _ = self.write(b"QUIT\r\n").await;
+                let _ = self.read_reply("reply to QUIT", quick).await;
+            })
+            .await;
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.stream.shutdown()).await;
+    }
+
+    async fn write(&mut self, bytes: &[u8]) -> Result<(), Fault> {
+        let written = async {
+            self.stream.write_all(bytes).await?;
+            self.stream.flush().await
+        };
+        match tokio::time::timeout(self.timeout, written).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => {
+                self.broken = true;
+                Err(io_fault(e))
+            }
+            Err(_) => {
+                self.broken = true;
+                Err(Fault::Timeout {
+                    what: "room to write a command",
+                    after: self.timeout,
+                })
+            }
+        }
+    }
+
+    async fn read_reply(&mut self, what: &'static str, within: Duration) -> Result<Reply, Fault> {
+        self.read_reply_raw(what, within).await.map(|(r, _)| r)
+    }
+
+    /// Reads one reply (all its lines) within `within`; also gives its raw bytes.
+    async fn read_reply_raw(
+        &mut self,
+        what: &'static str,
+        within: Duration,
+    ) -> Result<(Reply, Vec<u8>), Fault> {
+        let deadline = tokio::time::Instant::now() + within;
+        let mut receiver = ResponseReceiver::default();
+        let mut raw = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            if !self.pending.is_empty() {
+                let pending = std::mem::take(&mut self.pending);
+                let mut iter = pending.iter();
+                let parsed = receiver.parse(&mut iter);
+                let rest = iter.as_slice();
+                raw.extend_from_slice(&pending[..pending.len() - rest.len()]);
+                self.pending = rest.to_vec();
+                match parsed {
+                    Ok(response) => {
+                        let text = response
+                            .message
+                            .split('\n')
+                            .map(|l| l.trim_end_matches('\r').trim())
+                            .filter(|l| !l.is_empty())
+                            .collect::<Vec<_>>()
+                            .join(" ");
+                        let status = (response.esc != [0, 0, 0]).then_some(response.esc);
+                        return Ok((
+                            Reply {
+                                code: response.code,
+                                status,
+                                text,
+                            },
+                            raw,
+                        ));
+                    }
+                    Err(smtp_proto::Error::NeedsMoreData { .. }) if raw.len() < MAX_REPLY => {}
+                    Err(_) => {
+                        self.broken = true;
+                        raw.extend_from_slice(&self.pending);
+                        return Err(Fault::Garbage(shown(&raw)));
+                    }
+                }
+            }
+            let read = tokio::time::timeout_at(deadline, self.stream.read(&mut chunk)).await;
+            match read {
+                Err(_) => {
+                    self.broken = true;
+                    return Err(Fault::Timeout {
+                        what,
+                        after: within,
+                    });
+                }
+                Ok(Err(e)) => {
+                    self.broken = true;
+                    return Err(io_fault(e));
+                }
+                Ok(Ok(0)) => {
+                    self.broken = true;
+                    return Err(if raw.is_empty() {
+                        Fault::Closed
+                    } else {
+                        Fault::Garbage(shown(&raw))
+                    });
+                }
+                Ok(Ok(n)) => self.pending.extend_from_slice(&chunk[..n]),
+            }
+        }
+    }
+}
+
+/// `message` with every line that starts with a dot given one more, unless no line does
+/// (our own copies never have one: quoted-printable encodes a leading dot).
+fn stuff(message: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    let needs = message.first() == Some(&b'.')
+        || memchr::memchr_iter(b'\n', message).any(|i| message.get(i + 1) == Some(&b'.'));
+    if !needs {
+        return std::borrow::Cow::Borrowed(message);
+    }
+    let mut out = Vec::with_capacity(message.len() + 64);
+    let mut line_start = true;
+    for &b in message {
+        if line_start && b == b'.' {
+            out.push(b'.');
+        }
+        out.push(b);
+        line_start = b == b'\n';
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// What came, for a message: printable, on one line, at most 120 characters.
+fn shown(raw: &[u8]) -> String {
+    let text: String = String::from_utf8_lossy(raw)
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if text.chars().count() > 120 {
+        let cut: String = text.chars().take(119).collect();
+        format!("{cut}…")
+    } else {
+        text
+    }
+}
+
+fn io_fault(e: io::Error) -> Fault {
+    match e.kind() {
+        io::ErrorKind::UnexpectedEof
+        | io::ErrorKind::ConnectionReset
+        | io::ErrorKind::ConnectionAborted
+        | io::ErrorKind::BrokenPipe => Fault::Closed,
+        _ => Fault::Io(e),
+    }
+}
+
+async fn handshake(
+    tcp: TcpStream,
+    host: &str,
+    config: &Arc<rustls::ClientConfig>,
+    timeout: Duration,
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>, Fault> {
+    let name =
+        rustls_pki_types::ServerName::try_from(host.to_string()).map_err(|e| Fault::Tls {
+            message: format!("`{host}` is not a name TLS can check: {e}"),
+            certificate: true,
+        })?;
+    let connector = tokio_rustls::TlsConnector::from(Arc::clone(config));
+    match tokio::time::timeout(timeout, connector.connect(name, tcp)).await {
+        Err(_) => Err(Fault::Timeout {
+            what: "TLS handshake",
+            after: timeout,
+        }),
+        Ok(Ok(tls)) => Ok(tls),
+        Ok(Err(e)) => Err(Fault::Tls {
+            certificate: certificate_problem(&e),
+            message: e.to_string(),
+        }),
+    }
+}
+
+/// Whether a TLS failure is about the server's certificate.
+fn certificate_problem(e: &io::Error) -> bool {
+    let rustls_error = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>());
+    matches!(rustls_error, Some(rustls::Error::InvalidCertificate(_)))
+}
+
+/// A TLS client configuration: verified against the Mozilla roots (webpki-roots) and
+/// `extra_roots` (PEM), or, when `verify` is false, accepting any certificate (STARTTLS
+/// when offered, like Postfix's `may` level: encryption against a passive listener).
+pub fn client_config(
+    verify: bool,
+    extra_roots: Option<&[u8]>,
+) -> Result<rustls::ClientConfig, String> {
+    use rustls_pki_types::pem::PemObject;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?;
+    let config = if verify {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        if let Some(pem) = extra_roots {
+            let mut found = 0;
+            for cert in rustls_pki_types::CertificateDer::pem_slice_iter(pem) {
+                let cert = cert.map_err(|e| format!("the `ca` certificate: {e}"))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| format!("the `ca` certificate: {e}"))?;
+                found += 1;
+            }
+            if found == 0 {
+                return Err("the `ca` file holds no PEM certificate".into());
+            }
+        }
+        builder.with_root_certificates(roots).with_no_client_auth()
+    } else {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+            .with_no_client_auth()
+    };
+    Ok(config)
+}
+
+/// Accepts whatever certificate the server shows, still checking that the handshake is
+/// signed by its key: opportunistic TLS.
+#[derive(Debug)]
+struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls_pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls_pki_types::CertificateDer<'_>],
+        _server_name: &rustls_pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// A session's byte stream: plain TCP or TLS over it.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+    /// Between taking the plain stream for STARTTLS and putting the TLS one back.
+    Gone,
+}
+
+fn gone() -> io::Error {
+    io::Error::new(io::ErrorKind::NotConnected, "the connection was closed")
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Stream::Gone => Poll::Ready(Err(gone())),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Stream::Gone => Poll::Ready(Err(gone())),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Stream::Gone => Poll::Ready(Err(gone())),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            Stream::Gone => Poll::Ready(Ok(())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stuffing_doubles_leading_dots_only() {
+        assert_eq!(&*stuff(b"a\r\nb"), b"a\r\nb");
+        assert_eq!(&*stuff(b".a\r\n.b\r\nc.d"), b"..a\r\n..b\r\nc.d");
+    }
+
+    #[test]
+    fn replies_read_as_sentences() {
+        let r = Reply {
+            code: 451,
+            status: Some([4, 2, 2]),
+            text: "mailbox full".into(),
+        };
+        assert_eq!(r.to_string(), "451 4.2.2 mailbox full");
+        assert!(r.is_transient());
+        assert_eq!(shown(b"\x00\x01garbage\r\nmore"), "garbage more");
+    }
+}
