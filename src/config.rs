@@ -202,13 +202,27 @@ impl Default for Store {
 }
 
 /// `[serve]`
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Serve {
     /// The public address `serve` answers under (`https://union.example.org`): requests for
     /// any other host than this one and loopback are refused. Default: the host of
     /// `[sender] unsubscribe_url`.
     pub public_url: Option<String>,
+    /// Seconds a client has to send a request's head.
+    pub header_timeout_secs: u64,
+    /// Seconds a connection is kept at most, busy or idle.
+    pub connection_secs: u64,
+}
+
+impl Default for Serve {
+    fn default() -> Self {
+        Serve {
+            public_url: None,
+            header_timeout_secs: 10,
+            connection_secs: 60,
+        }
+    }
 }
 
 impl Config {
@@ -411,6 +425,14 @@ impl Config {
 
         if let Some(public) = &self.serve.public_url {
             c.web_url(&["serve", "public_url"], public, false);
+        }
+        for (key, value) in [
+            ("header_timeout_secs", self.serve.header_timeout_secs),
+            ("connection_secs", self.serve.connection_secs),
+        ] {
+            if value == 0 {
+                c.error(&["serve", key], "must be at least 1");
+            }
         }
 
         if let Some(smtp) = &self.smtp {

@@ -66,7 +66,10 @@ pub fn normalise_address(raw: &str) -> Option<String> {
 /// Iterating yields the valid rows; the others are collected in [`MemberCsv::skipped`] with
 /// their line numbers.
 pub struct MemberCsv {
-    reader: csv::Reader<std::io::BufReader<std::fs::File>>,
+    reader: csv::Reader<std::io::Cursor<Vec<u8>>>,
+    /// Byte offsets of the file's line feeds, to name a row's line whatever the line ends
+    /// (the csv crate's own line count is off by one with CRLF).
+    line_feeds: Vec<u64>,
     headers: Vec<String>,
     email: usize,
     name: Option<usize>,
@@ -85,14 +88,17 @@ pub struct MemberCsv {
 impl MemberCsv {
     /// Opens `path` and reads its header row.
     pub fn open(path: &Path) -> Result<MemberCsv> {
-        let file = std::fs::File::open(path).map_err(|source| Error::Read {
+        let bytes = std::fs::read(path).map_err(|source| Error::Read {
             path: path.to_path_buf(),
             source,
         })?;
+        let line_feeds = memchr::memchr_iter(b'\n', &bytes)
+            .map(|i| i as u64)
+            .collect();
         let mut reader = csv::ReaderBuilder::new()
             .flexible(true)
             .trim(csv::Trim::Fields)
-            .from_reader(std::io::BufReader::new(file));
+            .from_reader(std::io::Cursor::new(bytes));
         let headers: Vec<String> = reader
             .headers()
             .map_err(|e| Error::Usage(format!("`{}`: {e}", path.display())))?
@@ -114,11 +120,19 @@ impl MemberCsv {
             employer: column("employer"),
             headers,
             reader,
+            line_feeds,
             record: csv::StringRecord::new(),
             seen: std::collections::HashMap::new(),
             skipped: Vec::new(),
             notes: Vec::new(),
         })
+    }
+
+    /// The line (from 1) holding byte `offset` of the file.
+    fn line_of(&self, offset: u64) -> u64 {
+        // After a CRLF the csv crate places the next record at the LF: it belongs to the
+        // line before, so the record starts just after it.
+        self.line_feeds.partition_point(|&lf| lf <= offset) as u64 + 1
     }
 
     fn field(&self, i: Option<usize>) -> Option<String> {
@@ -133,12 +147,12 @@ impl Iterator for MemberCsv {
 
     fn next(&mut self) -> Option<Member> {
         loop {
-            let line = self.reader.position().line() + 1;
+            let line = self.line_of(self.reader.position().byte());
             match self.reader.read_record(&mut self.record) {
                 Ok(false) => return None,
                 Ok(true) => {}
                 Err(e) => {
-                    let line = e.position().map_or(line, |p| p.line());
+                    let line = e.position().map_or(line, |p| self.line_of(p.byte()));
                     self.skipped.push(Skipped {
                         line,
                         reason: format!("unreadable row: {e}"),
@@ -149,7 +163,10 @@ impl Iterator for MemberCsv {
                     continue;
                 }
             }
-            let line = self.record.position().map_or(line, |p| p.line());
+            let line = self
+                .record
+                .position()
+                .map_or(line, |p| self.line_of(p.byte()));
             if self.record.iter().all(|f| f.is_empty()) {
                 continue;
             }

@@ -3,12 +3,12 @@
 //! shows a page with a button that posts, so a link scanner following the URL changes
 //! nothing. A token that does not verify gets a 404 and changes nothing.
 //!
-//! It faces the internet, so it defends itself: a client has [`HEADER_TIMEOUT`] to send
-//! its request head and a connection lives at most [`CONNECTION_LIFETIME`]; heads over
-//! [`MAX_HEAD`] and bodies over [`MAX_BODY`] are refused; at most [`MAX_CONNECTIONS`] are
-//! served at once; and only requests for the configured public host (`[serve] public_url`,
-//! else the host of `[sender] unsubscribe_url`) or a loopback name are answered, so a
-//! misrouted or rebound name gets 421 and nothing else.
+//! It faces the internet, so it defends itself: a client has `[serve] header_timeout_secs`
+//! (10) to send its request head and a connection lives at most `[serve] connection_secs`
+//! (60); heads over [`MAX_HEAD`] and bodies over [`MAX_BODY`] are refused; at most
+//! [`MAX_CONNECTIONS`] are served at once; and only requests for the configured public host
+//! (`[serve] public_url`, else the host of `[sender] unsubscribe_url`) or a loopback name
+//! are answered, so a misrouted or rebound name gets 421 and nothing else.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -29,10 +29,6 @@ use crate::store::Store;
 use crate::token::{Purpose, TokenKey};
 use crate::workspace::Workspace;
 
-/// How long a client may take to send a request's head.
-pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-/// The longest a connection is kept, busy or idle.
-pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
 /// The largest request head read.
 pub const MAX_HEAD: usize = 16 * 1024;
 /// The largest request body read.
@@ -46,6 +42,8 @@ pub struct ServeState {
     tokens: TokenKey,
     organisation: String,
     hosts: Vec<String>,
+    header_timeout: Duration,
+    lifetime: Duration,
 }
 
 impl ServeState {
@@ -62,16 +60,30 @@ impl ServeState {
             tokens,
             organisation,
             hosts,
+            header_timeout: Duration::from_secs(10),
+            lifetime: Duration::from_secs(60),
         }
+    }
+
+    /// With these limits: the time to send a request head, and a connection's lifetime.
+    pub fn with_limits(mut self, header_timeout: Duration, lifetime: Duration) -> ServeState {
+        self.header_timeout = header_timeout;
+        self.lifetime = lifetime;
+        self
     }
 
     /// State for `workspace`: its token key, a store connection of its own, its hosts.
     pub fn for_workspace(workspace: &Workspace) -> Result<ServeState> {
+        let serve = &workspace.config.serve;
         Ok(ServeState::new(
             workspace.open_store()?,
             workspace.token_key()?,
             workspace.config.organisation.name.clone(),
             workspace.config.served_hosts(),
+        )
+        .with_limits(
+            Duration::from_secs(serve.header_timeout_secs.max(1)),
+            Duration::from_secs(serve.connection_secs.max(1)),
         ))
     }
 
@@ -89,7 +101,7 @@ impl ServeState {
 
     fn allows(&self, host: &str) -> bool {
         let name = host_name(host);
-        is_loopback_name(&name) || self.hosts.iter().any(|h| *h == name)
+        is_loopback_name(&name) || self.hosts.contains(&name)
     }
 }
 
@@ -118,26 +130,38 @@ pub fn router(state: Arc<ServeState>) -> Router {
     Router::new()
         .route("/", get(index))
         .route("/u/{token}", get(confirm_page).post(unsubscribe))
-        .layer(middleware::from_fn_with_state(
-            Arc::clone(&state),
-            only_our_hosts,
-        ))
+        .layer(middleware::from_fn_with_state(Arc::clone(&state), guard))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
 }
 
-async fn only_our_hosts(
-    State(state): State<Arc<ServeState>>,
-    request: Request,
-    next: Next,
-) -> Response {
+/// Refuses requests for hosts other than ours (421) and bodies over [`MAX_BODY`] (413).
+async fn guard(State(state): State<Arc<ServeState>>, request: Request, next: Next) -> Response {
     let host = request
         .headers()
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .map(str::to_string)
         .or_else(|| request.uri().authority().map(|a| a.to_string()));
+    let too_long = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim()
+                .parse::<u64>()
+                .map_or(true, |n| n > MAX_BODY as u64)
+        });
     match host {
+        Some(_) if too_long => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            Html(page(
+                &state.organisation,
+                "Too large",
+                "<p>This request is larger than this server takes.</p>",
+            )),
+        )
+            .into_response(),
         Some(host) if state.allows(&host) => next.run(request).await,
         _ => (
             StatusCode::MISDIRECTED_REQUEST,
@@ -169,6 +193,7 @@ pub async fn serve(
 ) -> Result<()> {
     let (listener, bound) = bind(listen).await?;
     ready(bound);
+    let (header_timeout, lifetime) = (state.header_timeout, state.lifetime);
     let app = router(state);
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     let stop = tokio::signal::ctrl_c();
@@ -196,11 +221,11 @@ pub async fn serve(
             let _slot = slot;
             let connection = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT)
+                .header_read_timeout(header_timeout)
                 .max_buf_size(MAX_HEAD)
                 .serve_connection(TokioIo::new(stream), service);
             // Past its lifetime a connection is dropped, whatever it is doing.
-            let _ = tokio::time::timeout(CONNECTION_LIFETIME, connection).await;
+            let _ = tokio::time::timeout(lifetime, connection).await;
         });
     }
 }

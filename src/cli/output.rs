@@ -34,20 +34,20 @@ pub(crate) use {errln, outln};
 /// Writes `args` and a newline to stdout (see [`outln!`]).
 pub fn write_out(args: std::fmt::Arguments<'_>) {
     let mut out = std::io::stdout().lock();
-    if let Err(e) = out.write_fmt(args).and_then(|()| out.write_all(b"\n")) {
-        if e.kind() != std::io::ErrorKind::BrokenPipe {
-            STDOUT_FAILED.store(true, Ordering::Relaxed);
-        }
+    if let Err(e) = out.write_fmt(args).and_then(|()| out.write_all(b"\n"))
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        STDOUT_FAILED.store(true, Ordering::Relaxed);
     }
 }
 
 /// Writes raw bytes to stdout (`archive show --raw`), with [`write_out`]'s rules.
 pub fn write_raw(bytes: &[u8]) {
     let mut out = std::io::stdout().lock();
-    if let Err(e) = out.write_all(bytes).and_then(|()| out.flush()) {
-        if e.kind() != std::io::ErrorKind::BrokenPipe {
-            STDOUT_FAILED.store(true, Ordering::Relaxed);
-        }
+    if let Err(e) = out.write_all(bytes).and_then(|()| out.flush())
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        STDOUT_FAILED.store(true, Ordering::Relaxed);
     }
 }
 

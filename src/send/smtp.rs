@@ -219,7 +219,10 @@ async fn open(settings: &SmtpSettings) -> std::result::Result<Session, Delivery>
         OpenError::Fault(fault) => {
             Delivery::temporary(format!("{server}: {fault}"), Scope::Unreachable)
         }
-        OpenError::Refused { step, reply } if step == "authentication" => {
+        OpenError::Refused {
+            step: "authentication",
+            reply,
+        } => {
             if reply.is_transient() {
                 Delivery::temporary(
                     format!("{server}: authentication refused for now: {reply}"),

@@ -51,6 +51,9 @@ crate::on_both! {
             assert!(m.text.contains("Dear Jo"), "greeting of the member");
             let id = m.header("Message-ID").unwrap();
             assert!(id.contains(".proof."), "{id}");
+            // Dated when it is sent (the harness pins the clock at 2026-11-18 11:06:40).
+            let date = m.header("Date").unwrap();
+            assert!(date.contains("18 Nov 2026 11:06:40"), "{date}");
         }
         assert_eq!(t.run(&["jobs"]).success().stdout.lines().count(), 1, "no job");
         assert_eq!(t.run(&["new", "--dir", "drafts"]).success().stdout, next, "the number is not used");

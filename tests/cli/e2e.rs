@@ -1,7 +1,8 @@
 //! End to end through a real Postfix and Dovecot on loopback (`../shared/tools/mta-setup`):
 //! `mailout send` delivers a bulletin to several members through Postfix, `mailout import
 //! --imap` fetches it from Dovecot, and the archive lists that bulletin's number with all its
-//! sections. Runs when `MAILOUT_TEST_MTA` is set (`.ci/run` sets it after starting them).
+//! sections; a member answers the copy's List-Unsubscribe mailto through Postfix, and
+//! `mailout unsubscribes --imap` reads it from Dovecot and unsubscribes them. Runs when `MAILOUT_TEST_MTA` is set (`.ci/run` sets it after starting them).
 
 use std::time::{Duration, Instant};
 
@@ -49,6 +50,12 @@ body = "Archived with its sections."
         .write("e2e.toml", &bulletin)
         .write("members.csv", &csv)
         .with_smtp_url("smtp://127.0.0.1:25");
+    // Requests to unsubscribe by mail come back to the same test mailbox.
+    let config = t.read("config/mailout.toml").replace(
+        "unsubscribe_mailto = \"unsubscribe@pfcu.example.org\"",
+        &format!("unsubscribe_mailto = \"unsubscribe-{tag}@members.test\""),
+    );
+    let t = t.write("config/mailout.toml", &config);
     t.run(&["members", "import", "members.csv"]).success();
     let sent = t
         .run(&["send", "e2e.toml", "--to", "all", "--yes", "-q"])
@@ -114,4 +121,97 @@ body = "Archived with its sections."
         search.contains(&format!("[bulletin {number}, section 2: First item {tag}]")),
         "{search}"
     );
+
+    // The member answers the List-Unsubscribe mailto of the copy they received, through
+    // Postfix; `mailout unsubscribes` reads it from Dovecot and unsubscribes them.
+    let raw = t
+        .run(&["archive", "show", &number.to_string(), "--raw"])
+        .success()
+        .stdout;
+    let unfolded = raw.replace("\r\n ", " ").replace("\n ", " ");
+    let header = unfolded
+        .lines()
+        .find(|l| l.starts_with("List-Unsubscribe:"))
+        .expect("List-Unsubscribe");
+    let mailto = header
+        .split("<mailto:")
+        .nth(1)
+        .and_then(|m| m.split('>').next())
+        .expect("a mailto link");
+    let (to, query) = mailto.split_once('?').unwrap();
+    assert_eq!(to, format!("unsubscribe-{tag}@members.test"));
+    let subject = query.strip_prefix("subject=").unwrap();
+    let member = raw
+        .lines()
+        .find_map(|l| l.strip_prefix("To: "))
+        .and_then(|v| v.rsplit('<').next())
+        .map(|v| v.trim_end_matches('>').trim().to_string())
+        .unwrap();
+    smtp_send(
+        &member,
+        to,
+        &format!(
+            "From: {member}\r\nTo: {to}\r\nSubject: {subject}\r\nMessage-ID: <reply-{tag}@members.test>\r\n\r\n\r\n"
+        ),
+    );
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let out = t
+            .command()
+            .env("MAILOUT_IMAP_PASSWORD", "mailtest-pass")
+            .args(["unsubscribes", "--imap", "imap://mailtest@127.0.0.1/INBOX"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let suppressed = t.run(&["suppressed"]).success().stdout;
+        if suppressed
+            .lines()
+            .any(|l| l.starts_with(&format!("{member}  unsubscribed")) && l.ends_with("mailto"))
+        {
+            assert_eq!(
+                suppressed.lines().count(),
+                2,
+                "only that member: {suppressed}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the unsubscribe request did not arrive over IMAP:\n{suppressed}"
+        );
+    }
+}
+
+/// Hands one message to Postfix on 127.0.0.1:25.
+fn smtp_send(from: &str, to: &str, message: &str) {
+    use std::io::{BufRead, BufReader, Write};
+    let stream = std::net::TcpStream::connect("127.0.0.1:25").unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut out = stream;
+    let mut reply = |expect: &str| {
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            assert!(line.starts_with(expect), "expected {expect}: {line}");
+            if line.as_bytes().get(3) == Some(&b' ') {
+                break;
+            }
+        }
+    };
+    reply("220");
+    for (command, expect) in [
+        ("EHLO e2e.test\r\n".to_string(), "250"),
+        (format!("MAIL FROM:<{from}>\r\n"), "250"),
+        (format!("RCPT TO:<{to}>\r\n"), "250"),
+        ("DATA\r\n".to_string(), "354"),
+        (format!("{message}.\r\n"), "250"),
+        ("QUIT\r\n".to_string(), "221"),
+    ] {
+        out.write_all(command.as_bytes()).unwrap();
+        reply(expect);
+    }
 }
