@@ -33,6 +33,7 @@ mod report;
 pub mod send;
 pub mod serve;
 pub mod store;
+pub mod tls;
 pub mod token;
 pub mod toml_file;
 pub mod unsubscribes;

@@ -300,6 +300,18 @@ mod tests {
     }
 
     #[test]
+    fn two_members_tokens_share_no_part_a_guess_could_test() {
+        let key = TokenKey::new(b"secret".to_vec());
+        let a = URL_SAFE_NO_PAD.decode(key.token("jo@example.org")).unwrap();
+        let b = URL_SAFE_NO_PAD.decode(key.token("jo@example.net")).unwrap();
+        // Addresses that differ in one letter: the tokens differ all through (a byte may
+        // match by chance, one time in 256), unlike an unkeyed hash prefix or an id.
+        let same = a.iter().zip(&b).filter(|(x, y)| x == y).count();
+        assert!(same <= 4, "{same} equal bytes of 32");
+        assert_ne!(a[..KEY_LEN], b[..KEY_LEN]);
+    }
+
+    #[test]
     fn legacy_tokens_are_honoured_until_the_end_of_the_transition() {
         let key = TokenKey::new(b"secret".to_vec());
         let old = legacy_token(&key, "jo@example.org");

@@ -406,6 +406,25 @@ pub fn import_imap(
     url: &str,
     progress: &dyn Fn(&Summary),
 ) -> Result<Summary> {
+    let mut importer = Importer::new(store, recogniser, progress);
+    fetch_imap(store, url, None, &mut |batch| {
+        for (source, raw) in batch {
+            importer.add(Item::Message(source, raw))?;
+        }
+        importer.flush()
+    })?;
+    importer.finish()
+}
+
+/// Fetches the mail of the IMAP mailbox at `url` not seen before (for `purpose`, when it
+/// is not the archive: each purpose remembers its own place), calling `batch` with each
+/// batch of (source, raw bytes); the place is remembered after each batch `batch` took.
+fn fetch_imap(
+    store: &dyn Store,
+    url: &str,
+    purpose: Option<&str>,
+    batch: &mut dyn FnMut(Vec<(String, Vec<u8>)>) -> Result<()>,
+) -> Result<()> {
     let url = imap::ImapUrl::parse(url)?;
     let password = std::env::var(imap::PASSWORD_ENV).map_err(|_| {
         Error::Usage(format!(
@@ -414,9 +433,11 @@ pub fn import_imap(
             imap::PASSWORD_ENV
         ))
     })?;
-    let key = url.key();
+    let key = match purpose {
+        Some(purpose) => format!("{purpose}:{}", url.key()),
+        None => url.key(),
+    };
     let state = store.imap_state(&key)?;
-    let mut importer = Importer::new(store, recogniser, progress);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -425,19 +446,21 @@ pub fn import_imap(
         &url,
         &password,
         state,
-        &mut |batch, validity| {
-            let last = batch.iter().map(|(uid, _)| *uid).max();
-            for (uid, raw) in batch {
-                importer.add(Item::Message(format!("{key};UID={uid}"), raw))?;
-            }
-            importer.flush()?;
+        &mut |fetched, validity| {
+            let last = fetched.iter().map(|(uid, _)| *uid).max();
+            batch(
+                fetched
+                    .into_iter()
+                    .map(|(uid, raw)| (format!("{key};UID={uid}"), raw))
+                    .collect(),
+            )?;
             if let Some(last) = last {
                 store.set_imap_state(&key, validity, last)?;
             }
             Ok(())
         },
     ))?;
-    importer.finish()
+    Ok(())
 }
 
 /// Reads mail for a purpose other than archiving it (bounces, unsubscribe requests): calls
@@ -476,35 +499,9 @@ pub fn read_mail(
         }
     }
     if let Some(url) = imap {
-        let url = imap::ImapUrl::parse(url)?;
-        let password = std::env::var(imap::PASSWORD_ENV).map_err(|_| {
-            Error::Usage(format!(
-                "IMAP needs the password of `{}` in the environment variable `{}`",
-                url.user,
-                imap::PASSWORD_ENV
-            ))
+        fetch_imap(store, url, Some(purpose), &mut |batch| {
+            batch.iter().try_for_each(|(source, raw)| each(source, raw))
         })?;
-        let key = format!("{purpose}:{}", url.key());
-        let state = store.imap_state(&key)?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| Error::Usage(format!("could not start the async runtime: {e}")))?;
-        runtime.block_on(imap::fetch_new(
-            &url,
-            &password,
-            state,
-            &mut |batch, validity| {
-                let last = batch.iter().map(|(uid, _)| *uid).max();
-                for (uid, raw) in batch {
-                    each(&format!("{key};UID={uid}"), &raw)?;
-                }
-                if let Some(last) = last {
-                    store.set_imap_state(&key, validity, last)?;
-                }
-                Ok(())
-            },
-        ))?;
     }
     Ok(())
 }

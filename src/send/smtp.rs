@@ -142,8 +142,9 @@ impl SmtpSettings {
     fn endpoint(&self) -> std::result::Result<&Endpoint, String> {
         self.endpoint
             .get_or_init(|| {
-                let config =
-                    |verify: bool| session::client_config(verify, self.ca.as_deref()).map(Arc::new);
+                let config = |verify: bool| {
+                    crate::tls::client_config(verify, self.ca.as_deref()).map(Arc::new)
+                };
                 let tls = match self.security {
                     Security::None => Tls::None,
                     Security::Opportunistic => Tls::StartTls {

@@ -69,17 +69,7 @@ body = "Archived with its sections."
     // Postfix delivers on its own schedule: fetch until the three copies are in.
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
-        let out = t
-            .command()
-            .env("MAILOUT_IMAP_PASSWORD", "mailtest-pass")
-            .args(["import", "--imap", "imap://mailtest@127.0.0.1/INBOX"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        over_imap(&t, "import");
         let list = t.run(&["archive", "list"]).success().stdout;
         if list
             .lines()
@@ -108,13 +98,7 @@ body = "Archived with its sections."
         );
     }
     // A rerun fetches only new mail: none of this run's copies again.
-    let again = t
-        .command()
-        .env("MAILOUT_IMAP_PASSWORD", "mailtest-pass")
-        .args(["import", "--imap", "imap://mailtest@127.0.0.1/INBOX"])
-        .output()
-        .unwrap();
-    let again = String::from_utf8_lossy(&again.stdout).to_string();
+    let again = over_imap(&t, "import");
     assert!(again.contains("duplicates: 0"), "{again}");
     let search = t.run(&["archive", "search", &tag]).success().stdout;
     assert!(
@@ -156,17 +140,7 @@ body = "Archived with its sections."
     );
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
-        let out = t
-            .command()
-            .env("MAILOUT_IMAP_PASSWORD", "mailtest-pass")
-            .args(["unsubscribes", "--imap", "imap://mailtest@127.0.0.1/INBOX"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        over_imap(&t, "unsubscribes");
         let suppressed = t.run(&["suppressed"]).success().stdout;
         if suppressed
             .lines()
@@ -184,6 +158,22 @@ body = "Archived with its sections."
             "the unsubscribe request did not arrive over IMAP:\n{suppressed}"
         );
     }
+}
+
+/// Runs `mailout COMMAND --imap` on the test mailbox in Dovecot; its stdout.
+fn over_imap(t: &Test, command: &str) -> String {
+    let out = t
+        .command()
+        .env("MAILOUT_IMAP_PASSWORD", "mailtest-pass")
+        .args([command, "--imap", "imap://mailtest@127.0.0.1/INBOX"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Hands one message to Postfix on 127.0.0.1:25.
