@@ -556,3 +556,24 @@ fn the_overall_rate_is_held() {
         "50 messages in {span:.2} s at 20/s"
     );
 }
+
+#[test]
+fn the_progress_line_says_what_recipients_wait_on() {
+    let server = Scripted::start(rule, true);
+    let t = Test::with_examples()
+        .write("members.csv", &members(&["hopeless1", "ok1"]))
+        .with_smtp(server.port, "max_attempts = 5");
+    t.run(&["members", "import", "members.csv"]).success();
+    // Not quiet, and stderr is not a terminal: a progress line every five seconds; the
+    // retries (at least 0.5 + 1 + 2 + 4 s) outlast the first.
+    let run = t.run(&["send", ROUNDUP, "--to", "all", "--yes"]).code(2);
+    let line = run
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("progress: "))
+        .unwrap_or_else(|| panic!("no progress line:\n{}", run.stderr));
+    assert!(
+        line.contains("1 waiting, last error: 451 4.7.1 greylisted"),
+        "{line}"
+    );
+}
