@@ -206,24 +206,15 @@ impl Mailing {
     /// The Message-ID of `address`'s copy: the same for every run, so a resend after a
     /// crash is recognisable.
     pub fn message_id(&self, address: &str) -> String {
-        let digest = Sha256::new()
-            .chain_update(&self.series_slug)
-            .chain_update([0])
-            .chain_update(self.edition.number.to_be_bytes())
-            .chain_update(address.trim().to_lowercase())
-            .finalize();
+        let hash = message_id_hash(&self.series_slug, self.edition.number, address);
         match &self.proof {
             Some(nonce) => format!(
-                "<{}.proof.{nonce}.{}@{}>",
-                self.edition.number,
-                hex(&digest[..10]),
-                self.edition.config.sender.list_domain
+                "<{}.proof.{nonce}.{hash}@{}>",
+                self.edition.number, self.edition.config.sender.list_domain
             ),
             None => format!(
-                "<{}.{}@{}>",
-                self.edition.number,
-                hex(&digest[..10]),
-                self.edition.config.sender.list_domain
+                "<{}.{hash}@{}>",
+                self.edition.number, self.edition.config.sender.list_domain
             ),
         }
     }
@@ -389,6 +380,19 @@ impl Mailing {
             .formatted();
         cut(&formatted)
     }
+}
+
+/// The hash part of the Message-ID of `address`'s copy of bulletin `number` of the series
+/// `series_slug` (20 hex digits): the same for every run, and for the archive to recognise
+/// which copy a received message is.
+pub fn message_id_hash(series_slug: &str, number: u32, address: &str) -> String {
+    let digest = Sha256::new()
+        .chain_update(series_slug)
+        .chain_update([0])
+        .chain_update(number.to_be_bytes())
+        .chain_update(address.trim().to_lowercase())
+        .finalize();
+    hex(&digest[..10])
 }
 
 /// The longest display name put in `To:`, in characters. lettre encodes a name but does not

@@ -371,6 +371,61 @@ impl Workspace {
         Ok(built)
     }
 
+    /// Keeps the copy of a sent bulletin that everyone may read in the archive (every
+    /// section, addressed to the list, no member's name or token: what `build` writes),
+    /// dated `date`: it is the copy the public archive shows. Already there: nothing done.
+    pub fn archive_everyone_copy(&self, path: &Path, date: std::time::SystemTime) -> Result<()> {
+        let edition = self.edition(path)?;
+        let mailing = self.mailing(edition, None)?.with_date(date);
+        let list = Recipient::address_only(&self.config.sender.list_address);
+        let copy = mailing.copy_for(&list, true)?;
+        let recogniser = crate::archive::recognise::Recogniser::new(&self.config)?;
+        let message = crate::archive::parse::parse(
+            &copy.bytes,
+            &format!("mailout send {}", source_key(path)),
+            None,
+            &recogniser,
+        );
+        self.store()?.archive_add(&[message])?;
+        Ok(())
+    }
+
+    /// Puts the copy for everyone of every sent bulletin whose file is still here, unchanged,
+    /// into the archive when it is not there yet (bulletins sent before mailout kept it);
+    /// returns how many were added.
+    pub fn archive_sent_editions(&self) -> Result<usize> {
+        let store = self.store()?;
+        let mut added = 0;
+        for record in store.sent_editions()? {
+            let has_everyone = store
+                .archive_bulletin(record.number)?
+                .iter()
+                .any(|c| c.copy == Some(crate::store::CopyKind::Everyone));
+            let path = self.base.join(&record.source);
+            if has_everyone || !path.exists() {
+                continue;
+            }
+            match self.edition(&path) {
+                Ok(e) if e.content_hash == record.content_hash && e.number == record.number => {
+                    let date = record
+                        .sent_at
+                        .as_deref()
+                        .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+                        .map_or_else(clock::system_time, |t| {
+                            std::time::SystemTime::UNIX_EPOCH
+                                + std::time::Duration::from_secs(
+                                    t.as_second().max(0).unsigned_abs(),
+                                )
+                        });
+                    self.archive_everyone_copy(&path, date)?;
+                    added += 1;
+                }
+                _ => {}
+            }
+        }
+        Ok(added)
+    }
+
     /// The bulletin at `path` ready to look at (`mailout preview`), with the warnings
     /// `check` finds: checked, numbered and rendered as `build` would, but read-only. No
     /// store is created, no number is taken and no build is recorded. Unsubscribe links are

@@ -10,16 +10,19 @@
 pub mod imap;
 pub mod mbox;
 pub mod parse;
+pub mod query;
 pub mod recognise;
 pub mod sanitise;
+pub mod search;
 pub mod site;
+pub mod words;
 
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
 use crate::error::{Error, Result};
-use crate::store::{Archived, Store};
+use crate::store::{ArchiveEntry, Archived, CopyKind, Store};
 use recognise::Recogniser;
 
 /// Messages stored together (one transaction).
@@ -48,11 +51,63 @@ impl Summary {
     }
 }
 
+/// The copy that stands for a bulletin among the copies the archive holds of it: the copy
+/// for everyone, else one mailout did not make (an older bulletin), else a member's copy,
+/// else a proof.
+pub fn best_copy<'a>(copies: &[&'a ArchiveEntry]) -> Option<&'a ArchiveEntry> {
+    let rank = |e: &ArchiveEntry| match e.copy {
+        Some(CopyKind::Everyone) => 0,
+        None => 1,
+        Some(CopyKind::Member) => 2,
+        Some(CopyKind::Proof) => 3,
+    };
+    copies.iter().copied().min_by_key(|e| (rank(e), e.id))
+}
+
+/// Whether a bulletin copy may be published: the copy for everyone, or one mailout did not
+/// make; never a proof or a member's own copy.
+pub fn publishable(entry: &ArchiveEntry) -> bool {
+    matches!(entry.copy, None | Some(CopyKind::Everyone))
+}
+
+/// What copies of one bulletin the archive holds, in words: `1 for everyone, 1 proof, 3
+/// members'` with their ids.
+pub fn copies_note(copies: &[&ArchiveEntry]) -> String {
+    let ids = |kind: Option<CopyKind>| -> Vec<String> {
+        copies
+            .iter()
+            .filter(|c| c.copy == kind)
+            .map(|c| format!("#{}", c.id))
+            .collect()
+    };
+    let mut parts = Vec::new();
+    for (kind, one, many) in [
+        (Some(CopyKind::Everyone), "for everyone", "for everyone"),
+        (None, "received", "received"),
+        (Some(CopyKind::Proof), "proof", "proofs"),
+        (Some(CopyKind::Member), "member's", "members'"),
+    ] {
+        let ids = ids(kind);
+        if !ids.is_empty() {
+            let word = if ids.len() == 1 { one } else { many };
+            parts.push(format!("{} {word}", ids.join(" ")));
+        }
+    }
+    format!("{} copies: {}", copies.len(), parts.join("; "))
+}
+
 /// One thing a source yields.
 #[derive(Debug)]
 pub enum Item {
-    /// A message's raw bytes, and where it came from.
-    Message(String, Vec<u8>),
+    /// A message.
+    Message {
+        /// Where it came from (a path, `PATH#N` in an mbox, `KEY;UID=N` over IMAP).
+        source: String,
+        /// The mail folder it was in, if not the top (`Lists/Union`).
+        folder: Option<String>,
+        /// Its bytes as they came.
+        raw: Vec<u8>,
+    },
     /// A file that could not be read.
     Unreadable(String, String),
 }
@@ -62,7 +117,7 @@ pub struct Importer<'a> {
     store: &'a dyn Store,
     recogniser: &'a Recogniser,
     threads: usize,
-    batch: Vec<(String, Vec<u8>)>,
+    batch: Vec<(String, Option<String>, Vec<u8>)>,
     /// What has been done so far.
     pub summary: Summary,
     /// Ids of the messages imported so far (not duplicates), for callers that want them.
@@ -91,8 +146,12 @@ impl<'a> Importer<'a> {
     /// Takes one item; stores a batch when one is full.
     pub fn add(&mut self, item: Item) -> Result<()> {
         match item {
-            Item::Message(source, raw) => {
-                self.batch.push((source, raw));
+            Item::Message {
+                source,
+                folder,
+                raw,
+            } => {
+                self.batch.push((source, folder, raw));
                 if self.batch.len() >= BATCH {
                     self.flush()?;
                 }
@@ -119,7 +178,9 @@ impl<'a> Importer<'a> {
                 .map(|part| {
                     scope.spawn(move || {
                         part.iter()
-                            .map(|(source, raw)| parse::parse(raw, source, recogniser))
+                            .map(|(source, folder, raw)| {
+                                parse::parse(raw, source, folder.as_deref(), recogniser)
+                            })
                             .collect::<Vec<_>>()
                     })
                 })
@@ -198,11 +259,15 @@ pub fn import_paths(
     let mut importer = Importer::new(store, recogniser, progress);
     std::thread::scope(|scope| -> Result<()> {
         let reader = std::thread::Builder::new().name("read".into());
+        // The paths that held nothing at all, to say so.
         let spawned = reader.spawn_scoped(scope, move || {
             let mut chunk = Vec::with_capacity(CHUNK);
             let mut seq = 0;
+            let mut empty = Vec::new();
             for path in paths {
+                let mut found = false;
                 let going = read_path(path, &mut |item| {
+                    found = true;
                     chunk.push(item);
                     if chunk.len() < CHUNK {
                         return true;
@@ -211,14 +276,19 @@ pub fn import_paths(
                     raw_tx.send((seq, std::mem::take(&mut chunk))).is_ok()
                 });
                 if !going {
-                    return;
+                    return empty;
+                }
+                if !found {
+                    empty.push(path.clone());
                 }
             }
             if !chunk.is_empty() {
                 let _ = raw_tx.send((seq + 1, chunk));
             }
+            empty
         });
-        spawned.map_err(|e| Error::Usage(format!("could not start a reader thread: {e}")))?;
+        let reader =
+            spawned.map_err(|e| Error::Usage(format!("could not start a reader thread: {e}")))?;
         for _ in 0..threads {
             let parsed_tx = parsed_tx.clone();
             let raw_rx = &raw_rx;
@@ -230,9 +300,16 @@ pub fn import_paths(
                     let parsed = items
                         .into_iter()
                         .map(|item| match item {
-                            Item::Message(source, raw) => {
-                                Parsed::Message(Box::new(parse::parse(&raw, &source, recogniser)))
-                            }
+                            Item::Message {
+                                source,
+                                folder,
+                                raw,
+                            } => Parsed::Message(Box::new(parse::parse(
+                                &raw,
+                                &source,
+                                folder.as_deref(),
+                                recogniser,
+                            ))),
                             Item::Unreadable(source, error) => Parsed::Unreadable(source, error),
                         })
                         .collect();
@@ -266,7 +343,15 @@ pub fn import_paths(
                 }
             }
         }
-        importer.store_parsed(&batch)
+        importer.store_parsed(&batch)?;
+        let empty = reader.join().unwrap_or_default();
+        match empty.first() {
+            Some(path) => Err(Error::Usage(format!(
+                "`{}` holds no mail: no .eml or mbox file and no Maildir was found there",
+                path.display()
+            ))),
+            None => Ok(()),
+        }
     })?;
     importer.finish()
 }
@@ -277,26 +362,138 @@ enum Parsed {
 }
 
 /// Reads `path`, calling `each` with every message; stops when `each` returns false.
-/// Returns false if it was stopped.
+/// Returns false if it was stopped. Folders are walked whole: Maildirs (their `cur/` and
+/// `new/`), Maildir++ subfolders (`.Lists.Union/` is folder `Lists/Union`), nested folders
+/// in the fs layout (`Lists/Union/cur/`), and loose message and mbox files beside them;
+/// each message carries the folder it was found in, relative to `path`.
 pub fn read_path(path: &Path, each: &mut dyn FnMut(Item) -> bool) -> bool {
+    walk(path, None, each)
+}
+
+/// Joins a folder name and a sub-folder's.
+fn folder_join(folder: Option<&str>, name: &str) -> Option<String> {
+    Some(match folder {
+        Some(f) => format!("{f}/{name}"),
+        None => name.to_string(),
+    })
+}
+
+fn is_maildir(dir: &Path) -> bool {
+    dir.join("cur").is_dir() || dir.join("new").is_dir()
+}
+
+/// Files a mail program keeps beside its folders, which are not mail.
+fn is_metadata(path: &Path) -> bool {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    name.starts_with('.')
+        || name.starts_with("dovecot")
+        || name.starts_with("courier")
+        || name == "subscriptions"
+        || name == "maildirfolder"
+        || name.ends_with(".index")
+        || name.ends_with(".msf")
+        || name.ends_with(".lock")
+}
+
+fn walk(path: &Path, folder: Option<&str>, each: &mut dyn FnMut(Item) -> bool) -> bool {
     let label = path.display().to_string();
-    if path.is_dir() {
-        if path.join("cur").is_dir() || path.join("new").is_dir() {
-            return read_maildir(path, each);
-        }
-        let mut entries = match list(path) {
-            Ok(e) => e,
-            Err(e) => return each(Item::Unreadable(label, e.to_string())),
+    if !path.is_dir() {
+        return read_file(path, folder, each);
+    }
+    if is_maildir(path) {
+        return read_maildir(path, folder, each);
+    }
+    let entries = match list(path) {
+        Ok(e) => e,
+        Err(e) => return each(Item::Unreadable(label, e.to_string())),
+    };
+    for entry in entries {
+        let name = entry
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let going = if entry.is_dir() {
+            match name.strip_prefix('.') {
+                // A Maildir++ folder outside a Maildir root: still a folder of mail.
+                Some(dotted) if is_maildir(&entry) => read_maildir(
+                    &entry,
+                    folder_join(folder, &dotted.replace('.', "/")).as_deref(),
+                    each,
+                ),
+                Some(_) => true,
+                None => walk(&entry, folder_join(folder, &name).as_deref(), each),
+            }
+        } else if is_metadata(&entry) {
+            true
+        } else {
+            read_file(&entry, folder, each)
         };
-        entries.retain(|p| !hidden(p));
-        for entry in entries {
-            if !read_path(&entry, each) {
+        if !going {
+            return false;
+        }
+    }
+    true
+}
+
+/// A Maildir: the messages in `cur/` and `new/`, then its subfolders: Maildir++ (`.Name/`,
+/// `.Name.Sub/`) and the fs layout (`Name/`, walked whole).
+fn read_maildir(dir: &Path, folder: Option<&str>, each: &mut dyn FnMut(Item) -> bool) -> bool {
+    for sub in ["cur", "new"] {
+        let part = dir.join(sub);
+        if !part.is_dir() {
+            continue;
+        }
+        let files = match list(&part) {
+            Ok(f) => f,
+            Err(e) => {
+                if !each(Item::Unreadable(part.display().to_string(), e.to_string())) {
+                    return false;
+                }
+                continue;
+            }
+        };
+        for file in files.into_iter().filter(|f| f.is_file() && !hidden(f)) {
+            let item = match std::fs::read(&file) {
+                Ok(raw) => Item::Message {
+                    source: file.display().to_string(),
+                    folder: folder.map(str::to_string),
+                    raw,
+                },
+                Err(e) => Item::Unreadable(file.display().to_string(), e.to_string()),
+            };
+            if !each(item) {
                 return false;
             }
         }
-        return true;
     }
-    read_file(path, each)
+    let Ok(entries) = list(dir) else {
+        return true;
+    };
+    for entry in entries.into_iter().filter(|p| p.is_dir()) {
+        let name = entry
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if ["cur", "new", "tmp"].contains(&name.as_str()) {
+            continue;
+        }
+        let going = match name.strip_prefix('.') {
+            Some(dotted) if is_maildir(&entry) && !dotted.is_empty() => read_maildir(
+                &entry,
+                folder_join(folder, &dotted.replace('.', "/")).as_deref(),
+                each,
+            ),
+            Some(_) => true,
+            None => walk(&entry, folder_join(folder, &name).as_deref(), each),
+        };
+        if !going {
+            return false;
+        }
+    }
+    true
 }
 
 fn hidden(path: &Path) -> bool {
@@ -312,47 +509,9 @@ fn list(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(entries)
 }
 
-/// A Maildir: the messages in `cur/` and `new/`, and Maildir++ subfolders (`.Name/`).
-fn read_maildir(dir: &Path, each: &mut dyn FnMut(Item) -> bool) -> bool {
-    for sub in ["cur", "new"] {
-        let folder = dir.join(sub);
-        if !folder.is_dir() {
-            continue;
-        }
-        let files = match list(&folder) {
-            Ok(f) => f,
-            Err(e) => {
-                if !each(Item::Unreadable(
-                    folder.display().to_string(),
-                    e.to_string(),
-                )) {
-                    return false;
-                }
-                continue;
-            }
-        };
-        for file in files.into_iter().filter(|f| f.is_file() && !hidden(f)) {
-            let item = match std::fs::read(&file) {
-                Ok(raw) => Item::Message(file.display().to_string(), raw),
-                Err(e) => Item::Unreadable(file.display().to_string(), e.to_string()),
-            };
-            if !each(item) {
-                return false;
-            }
-        }
-    }
-    if let Ok(entries) = list(dir) {
-        for sub in entries.into_iter().filter(|p| hidden(p) && p.is_dir()) {
-            if (sub.join("cur").is_dir() || sub.join("new").is_dir()) && !read_maildir(&sub, each) {
-                return false;
-            }
-        }
-    }
-    true
-}
-
-/// A file: an mbox when it starts with a `From ` line, otherwise one message.
-fn read_file(path: &Path, each: &mut dyn FnMut(Item) -> bool) -> bool {
+/// A file: an mbox when it starts with a `From ` line (its messages are in a folder named
+/// after it), otherwise one message.
+fn read_file(path: &Path, folder: Option<&str>, each: &mut dyn FnMut(Item) -> bool) -> bool {
     let label = path.display().to_string();
     let file = match std::fs::File::open(path) {
         Ok(f) => f,
@@ -370,11 +529,20 @@ fn read_file(path: &Path, each: &mut dyn FnMut(Item) -> bool) -> bool {
     }
     let rest = std::io::Cursor::new(head[..got].to_vec()).chain(reader);
     if &head[..got] == b"From " && !looks_like_single_message(path) {
+        let name = path
+            .file_stem()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let folder = folder_join(folder, &name);
         let mut n = 0;
         for message in mbox::MboxReader::new(BufReader::new(rest)) {
             n += 1;
             let item = match message {
-                Ok(m) => Item::Message(format!("{label}#{n}"), m.raw),
+                Ok(m) => Item::Message {
+                    source: format!("{label}#{n}"),
+                    folder: folder.clone(),
+                    raw: m.raw,
+                },
                 Err(e) => Item::Unreadable(format!("{label}#{n}"), e.to_string()),
             };
             if !each(item) {
@@ -386,7 +554,11 @@ fn read_file(path: &Path, each: &mut dyn FnMut(Item) -> bool) -> bool {
         let mut raw = Vec::new();
         let mut rest = rest;
         match rest.read_to_end(&mut raw) {
-            Ok(_) => each(Item::Message(label, raw)),
+            Ok(_) => each(Item::Message {
+                source: label,
+                folder: folder.map(str::to_string),
+                raw,
+            }),
             Err(e) => each(Item::Unreadable(label, e.to_string())),
         }
     }
@@ -407,9 +579,15 @@ pub fn import_imap(
     progress: &dyn Fn(&Summary),
 ) -> Result<Summary> {
     let mut importer = Importer::new(store, recogniser, progress);
+    let folder = imap::ImapUrl::parse(url)?.mailbox;
+    let folder = (!folder.eq_ignore_ascii_case("INBOX")).then_some(folder);
     fetch_imap(store, url, None, &mut |batch| {
         for (source, raw) in batch {
-            importer.add(Item::Message(source, raw))?;
+            importer.add(Item::Message {
+                source,
+                folder: folder.clone(),
+                raw,
+            })?;
         }
         importer.flush()
     })?;
@@ -482,7 +660,7 @@ pub fn read_mail(
         }
         let mut failed = None;
         read_path(path, &mut |item| match item {
-            Item::Message(source, raw) => match each(&source, &raw) {
+            Item::Message { source, raw, .. } => match each(&source, &raw) {
                 Ok(()) => true,
                 Err(e) => {
                     failed = Some(e);
@@ -537,12 +715,12 @@ pub fn export_mbox(store: &dyn Store, path: &Path) -> Result<u64> {
 mod tests {
     use super::*;
 
-    fn collect(path: &Path) -> Vec<(String, usize)> {
+    fn collect(path: &Path) -> Vec<(String, Option<String>)> {
         let mut out = Vec::new();
         read_path(path, &mut |item| {
             match item {
-                Item::Message(s, raw) => out.push((s, raw.len())),
-                Item::Unreadable(s, _) => out.push((s, usize::MAX)),
+                Item::Message { source, folder, .. } => out.push((source, folder)),
+                Item::Unreadable(s, _) => out.push((s, Some("unreadable".into()))),
             }
             true
         });
@@ -566,20 +744,47 @@ mod tests {
         std::fs::write(d.join("md/new/2"), "Subject: d\n\nd\n").unwrap();
         std::fs::write(d.join("md/.Sent/cur/3"), "Subject: e\n\ne\n").unwrap();
         std::fs::write(d.join(".hidden"), "x").unwrap();
-        let found: Vec<String> = collect(d)
+        // Maildir++ nested, the fs layout nested, loose files beside folders, and the files
+        // a mail program keeps beside its folders.
+        std::fs::create_dir_all(d.join("md/.Lists.Union/cur")).unwrap();
+        std::fs::write(d.join("md/.Lists.Union/cur/4"), "Subject: f\n\nf\n").unwrap();
+        std::fs::create_dir_all(d.join("fs/Work/Branch/new")).unwrap();
+        std::fs::write(d.join("fs/Work/Branch/new/5"), "Subject: g\n\ng\n").unwrap();
+        std::fs::write(d.join("fs/Work/loose.eml"), "Subject: h\n\nh\n").unwrap();
+        std::fs::write(d.join("fs/Work/dovecot-uidlist"), "3 V1 N2\n").unwrap();
+        std::fs::write(d.join("md/subscriptions"), "Lists\n").unwrap();
+        let found: Vec<(String, Option<String>)> = collect(d)
             .into_iter()
-            .map(|(s, _)| s.trim_start_matches(&d.display().to_string()).to_string())
+            .map(|(s, f)| {
+                (
+                    s.trim_start_matches(&d.display().to_string()).to_string(),
+                    f,
+                )
+            })
             .collect();
+        let folder = |f: &str| Some(f.to_string());
         assert_eq!(
             found,
             [
-                "/a.eml",
-                "/b.mbox#1",
-                "/b.mbox#2",
-                "/md/cur/1:2,S",
-                "/md/new/2",
-                "/md/.Sent/cur/3"
+                ("/a.eml".to_string(), None),
+                ("/b.mbox#1".to_string(), folder("b")),
+                ("/b.mbox#2".to_string(), folder("b")),
+                (
+                    "/fs/Work/Branch/new/5".to_string(),
+                    folder("fs/Work/Branch")
+                ),
+                ("/fs/Work/loose.eml".to_string(), folder("fs/Work")),
+                ("/md/cur/1:2,S".to_string(), folder("md")),
+                ("/md/new/2".to_string(), folder("md")),
+                (
+                    "/md/.Lists.Union/cur/4".to_string(),
+                    folder("md/Lists/Union")
+                ),
+                ("/md/.Sent/cur/3".to_string(), folder("md/Sent")),
             ]
         );
+        // A Maildir given itself: its own messages are at the top.
+        let top: Vec<Option<String>> = collect(&d.join("md")).into_iter().map(|(_, f)| f).collect();
+        assert_eq!(top, [None, None, folder("Lists/Union"), folder("Sent")]);
     }
 }

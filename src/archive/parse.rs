@@ -44,9 +44,28 @@ pub fn compress(bytes: &[u8]) -> Vec<u8> {
         .unwrap_or_else(|| zstd::bulk::compress(bytes, LEVEL).unwrap_or_else(|_| bytes.to_vec()))
 }
 
+/// `raw` with line ends a parser can read: a lone CR (old Mac mail, some gateways) becomes
+/// CRLF; CRLF and LF stay as they are. The archive keeps the raw bytes as they came; only
+/// parsing sees this.
+pub fn normalise_line_ends(raw: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    let lone_cr = memchr::memchr_iter(b'\r', raw).any(|i| raw.get(i + 1) != Some(&b'\n'));
+    if !lone_cr {
+        return std::borrow::Cow::Borrowed(raw);
+    }
+    let mut out = Vec::with_capacity(raw.len() + raw.len() / 32);
+    for (i, &b) in raw.iter().enumerate() {
+        out.push(b);
+        if b == b'\r' && raw.get(i + 1) != Some(&b'\n') {
+            out.push(b'\n');
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// A message's bodies, read again from its raw bytes: (text, HTML if it has an HTML part).
 pub fn bodies(raw: &[u8]) -> (Option<String>, Option<String>) {
-    let Some(parsed) = MessageParser::default().parse(raw) else {
+    let raw = normalise_line_ends(raw);
+    let Some(parsed) = MessageParser::default().parse(&raw) else {
         return (None, None);
     };
     let text = parsed.body_text(0).map(|t| t.into_owned());
@@ -63,15 +82,22 @@ pub fn decompress(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
     zstd::stream::decode_all(bytes)
 }
 
-/// Reads `raw` (from `source`) into what the archive keeps.
-pub fn parse(raw: &[u8], source: &str, recogniser: &Recogniser) -> NewMessage {
+/// Reads `raw` (from `source`, in mail folder `folder`) into what the archive keeps.
+pub fn parse(
+    raw: &[u8],
+    source: &str,
+    folder: Option<&str>,
+    recogniser: &Recogniser,
+) -> NewMessage {
     let mut message = NewMessage {
         content_hash: hex(&Sha256::digest(raw)),
         size: raw.len() as u64,
         raw_zstd: compress(raw),
         source: source.to_string(),
+        folder: folder.map(str::to_string),
         ..NewMessage::default()
     };
+    let raw = &*normalise_line_ends(raw);
     // A message has at least one of the header fields every mail carries; bytes that give
     // mail-parser none of them are not mail it could read.
     // Only the headers the archive reads are parsed; the rest stay raw (Received headers are
@@ -141,6 +167,9 @@ pub fn parse(raw: &[u8], source: &str, recogniser: &Recogniser) -> NewMessage {
         message.message_id.as_deref(),
         list_id,
     );
+    message.copy = message.bulletin.and_then(|n| {
+        recogniser.copy_kind(n, message.message_id.as_deref(), message.subject.as_deref())
+    });
     if message.bulletin.is_some()
         && let Some(text) = &message.text
     {
@@ -185,7 +214,7 @@ mod tests {
     #[test]
     fn fields_bodies_and_attachments() {
         let raw = b"Message-ID: <abc@x.example>\r\nDate: Mon, 30 Oct 2023 09:00:00 +0100\r\nFrom: Jo <jo@x.example>\r\nTo: a@x.example, b@x.example\r\nSubject: Latest From Example Union 240: Pay\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nIntro\r\n\r\nPay\r\n===\r\n\r\nTalks.\r\n--b\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=plan.pdf\r\n\r\n%PDF\r\n--b--\r\n";
-        let m = parse(raw, "test", &recogniser());
+        let m = parse(raw, "test", None, &recogniser());
         assert_eq!(m.message_id.as_deref(), Some("abc@x.example"));
         assert_eq!(m.date.as_deref(), Some("2023-10-30T08:00:00Z"));
         assert_eq!(m.sender.as_deref(), Some("Jo <jo@x.example>"));
@@ -200,9 +229,28 @@ mod tests {
     }
 
     #[test]
+    fn cr_only_mail_is_read_and_kept_as_it_came() {
+        let raw = b"Message-ID: <cr@x.example>\rDate: Mon, 30 Oct 2023 09:00:00 +0100\rFrom: Jo <jo@x.example>\rSubject: Old Mac mail\r\rLine one.\rLine two.\r";
+        let m = parse(raw, "cr", Some("Old"), &recogniser());
+        assert!(m.flagged.is_none());
+        assert_eq!(m.subject.as_deref(), Some("Old Mac mail"));
+        assert_eq!(m.sender.as_deref(), Some("Jo <jo@x.example>"));
+        assert_eq!(m.date.as_deref(), Some("2023-10-30T08:00:00Z"));
+        assert!(
+            m.text.as_deref().unwrap_or("").contains("Line two."),
+            "{:?}",
+            m.text
+        );
+        assert_eq!(m.folder.as_deref(), Some("Old"));
+        assert_eq!(decompress(&m.raw_zstd).unwrap(), raw, "kept byte for byte");
+        assert_eq!(&*normalise_line_ends(b"a\r\nb\nc"), b"a\r\nb\nc");
+        assert_eq!(&*normalise_line_ends(b"a\rb\r\nc\r"), b"a\r\nb\r\nc\r\n");
+    }
+
+    #[test]
     fn unreadable_input_is_kept_and_flagged() {
         for raw in [&b""[..], b"\x00\x01\x02 not mail at all", b"\n\n\n"] {
-            let m = parse(raw, "t", &recogniser());
+            let m = parse(raw, "t", None, &recogniser());
             assert!(m.flagged.is_some(), "{raw:?}");
             assert_eq!(decompress(&m.raw_zstd).unwrap(), raw);
         }

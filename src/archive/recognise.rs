@@ -12,6 +12,8 @@ pub struct Recogniser {
     pattern: Regex,
     list_domain: String,
     list_id: String,
+    series_slug: String,
+    list_address: String,
 }
 
 impl Recogniser {
@@ -33,7 +35,57 @@ impl Recogniser {
             list_domain: config.sender.list_domain.to_lowercase(),
             list_id: format!("{}.{}", config.series_slug(), config.sender.list_domain)
                 .to_lowercase(),
+            series_slug: config.series_slug(),
+            list_address: config.sender.list_address.clone(),
         })
+    }
+
+    /// Which copy of bulletin `number` a message with this Message-ID (without brackets)
+    /// and subject is, when it is one mailout sent or built: the copy for everyone
+    /// (`build`'s, to the list address), a proof, or a member's own copy. `None` for a
+    /// bulletin mailout did not make (an older one, or from elsewhere).
+    pub fn copy_kind(
+        &self,
+        number: u32,
+        message_id: Option<&str>,
+        subject: Option<&str>,
+    ) -> Option<crate::store::CopyKind> {
+        use crate::store::CopyKind;
+        let proof_subject = subject.is_some_and(|s| s.trim_start().starts_with("[PROOF]"));
+        let (local, domain) = message_id?.split_once('@')?;
+        if !domain.eq_ignore_ascii_case(&self.list_domain) {
+            return proof_subject.then_some(CopyKind::Proof);
+        }
+        let mut parts = local.split('.');
+        if parts.next()?.parse::<u32>().ok()? != number {
+            return proof_subject.then_some(CopyKind::Proof);
+        }
+        let rest: Vec<&str> = parts.collect();
+        match rest.as_slice() {
+            ["proof", ..] => Some(CopyKind::Proof),
+            [hash]
+                if *hash
+                    == crate::message::message_id_hash(
+                        &self.series_slug,
+                        number,
+                        &self.list_address,
+                    ) =>
+            {
+                Some(if proof_subject {
+                    CopyKind::Proof
+                } else {
+                    CopyKind::Everyone
+                })
+            }
+            [hash] if hash.len() == 20 && hash.chars().all(|c| c.is_ascii_hexdigit()) => {
+                Some(if proof_subject {
+                    CopyKind::Proof
+                } else {
+                    CopyKind::Member
+                })
+            }
+            _ => proof_subject.then_some(CopyKind::Proof),
+        }
     }
 
     /// The bulletin number of a message with this subject, Message-ID (without brackets)
@@ -51,13 +103,17 @@ impl Recogniser {
         if from_subject.is_some() {
             return from_subject;
         }
-        // Our own Message-IDs are `<NUMBER.HASH@list_domain>`.
+        // Our own Message-IDs are `<NUMBER.HASH@list_domain>` (a proof's
+        // `<NUMBER.proof.NONCE.HASH@list_domain>`).
         let ours = list_id.is_some_and(|l| l.to_lowercase().contains(&self.list_id));
         message_id
             .and_then(|id| id.split_once('@'))
             .filter(|(_, domain)| ours || domain.eq_ignore_ascii_case(&self.list_domain))
             .and_then(|(local, _)| local.split_once('.'))
-            .filter(|(_, hash)| hash.len() == 20 && hash.chars().all(|c| c.is_ascii_hexdigit()))
+            .filter(|(_, rest)| {
+                let hash = rest.rsplit('.').next().unwrap_or("");
+                hash.len() == 20 && hash.chars().all(|c| c.is_ascii_hexdigit())
+            })
             .and_then(|(number, _)| number.parse().ok())
     }
 }

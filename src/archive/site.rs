@@ -58,10 +58,20 @@ pub fn write_site(store: &dyn Store, config: &Config, dir: &Path) -> Result<Site
     write(dir, "style.css", STYLE.as_bytes())?;
     write(dir, "search.js", SEARCH_JS.as_bytes())?;
 
-    let numbers: Vec<u32> = bulletins.keys().copied().collect();
+    // A bulletin's page shows its copy for everyone (or one mailout did not make); one of
+    // which only proofs and members' own copies are archived has no page.
+    let published: BTreeMap<u32, &ArchiveEntry> = bulletins
+        .iter()
+        .filter_map(|(n, copies)| {
+            super::best_copy(copies)
+                .filter(|c| super::publishable(c))
+                .map(|c| (*n, c))
+        })
+        .collect();
+    let numbers: Vec<u32> = published.keys().copied().collect();
     for (i, number) in numbers.iter().enumerate() {
         let copies = &bulletins[number];
-        let Some(message) = store.archive_message(copies[0].id)? else {
+        let Some(message) = store.archive_message(published[number].id)? else {
             continue;
         };
         let mut nav = String::new();
@@ -73,13 +83,16 @@ pub fn write_site(store: &dyn Store, config: &Config, dir: &Path) -> Result<Site
             let _ = write!(nav, " <a rel=\"next\" href=\"../{next}/\">{next} →</a>");
         }
         let mut extra = String::new();
-        if copies.len() > 1 {
+        let others: Vec<&&ArchiveEntry> = copies
+            .iter()
+            .filter(|c| c.id != published[number].id && c.copy.is_none())
+            .collect();
+        if !others.is_empty() {
             let _ = write!(
                 extra,
-                "<p class=\"note\">{} copies of this number were received:",
-                copies.len()
+                "<p class=\"note\">Other copies of this number were received:"
             );
-            for c in copies {
+            for c in others {
                 let _ = write!(extra, " <a href=\"../m/{}/\">#{}</a>", c.id, c.id);
             }
             extra.push_str("</p>");
@@ -107,18 +120,26 @@ pub fn write_site(store: &dyn Store, config: &Config, dir: &Path) -> Result<Site
         write(dir, &format!("{number}/index.html"), page.as_bytes())?;
         index.push(IndexEntry {
             u: format!("{number}/"),
-            t: copies[0].subject.as_deref().unwrap_or(""),
-            d: copies[0].date.as_deref().unwrap_or(""),
+            t: published[number].subject.as_deref().unwrap_or(""),
+            d: published[number].date.as_deref().unwrap_or(""),
             x: redact(&indexed_text(&message), &message, config),
         });
         summary.bulletins += 1;
     }
 
-    // Every message has a page of its own at m/ID/ (bulletins too, for their copies).
+    // Every message has a page of its own at m/ID/ (copies of bulletins mailout did not
+    // make too); copies mailout made are never published this way: the copy for everyone
+    // is the bulletin's page, and proofs and members' own copies stay private.
     let all: Vec<&ArchiveEntry> = others
         .iter()
         .copied()
-        .chain(bulletins.values().flatten().copied())
+        .chain(
+            bulletins
+                .values()
+                .flatten()
+                .copied()
+                .filter(|c| c.copy.is_none()),
+        )
         .collect();
     for (i, entry) in all.iter().enumerate() {
         let Some(message) = store.archive_message(entry.id)? else {
@@ -176,12 +197,13 @@ pub fn write_site(store: &dyn Store, config: &Config, dir: &Path) -> Result<Site
         "<p><a href=\"search.html\">Search the archive</a> · <a href=\"feed.xml\">Atom feed</a></p>"
     );
     let _ = write!(html, "<h2>{}</h2>", esc(&org.series));
-    if numbers.is_empty() {
+    let all_numbers: Vec<u32> = bulletins.keys().copied().collect();
+    if all_numbers.is_empty() {
         html.push_str("<p>No bulletins yet.</p>");
     } else {
         html.push_str("<table class=\"list\"><tr><th>No.</th><th>Date</th><th>Subject</th></tr>");
-        let mut expected = numbers.last().copied();
-        for number in numbers.iter().rev() {
+        let mut expected = all_numbers.last().copied();
+        for number in all_numbers.iter().rev() {
             if let Some(e) = expected
                 && e > *number + 1
             {
@@ -196,21 +218,22 @@ pub fn write_site(store: &dyn Store, config: &Config, dir: &Path) -> Result<Site
                 );
             }
             expected = Some(*number);
-            let first = bulletins[number][0];
-            let _ = write!(
-                html,
-                "<tr><td><a href=\"{number}/\">{number}</a></td><td>{}</td><td><a href=\"{number}/\">{}</a>{}</td></tr>",
-                esc(day(first.date.as_deref())),
-                esc(first.subject.as_deref().unwrap_or("")),
-                if bulletins[number].len() > 1 {
-                    format!(
-                        " <span class=\"note\">({} copies)</span>",
-                        bulletins[number].len()
-                    )
-                } else {
-                    String::new()
-                },
-            );
+            match published.get(number) {
+                Some(first) => {
+                    let _ = write!(
+                        html,
+                        "<tr><td><a href=\"{number}/\">{number}</a></td><td>{}</td><td><a href=\"{number}/\">{}</a></td></tr>",
+                        esc(day(first.date.as_deref())),
+                        esc(first.subject.as_deref().unwrap_or("")),
+                    );
+                }
+                None => {
+                    let _ = write!(
+                        html,
+                        "<tr class=\"gap\"><td>{number}</td><td></td><td>not published: only proofs and members' own copies of it are in the archive</td></tr>"
+                    );
+                }
+            }
         }
         html.push_str("</table>");
     }
@@ -253,7 +276,7 @@ pub fn write_site(store: &dyn Store, config: &Config, dir: &Path) -> Result<Site
     write(
         dir,
         "feed.xml",
-        atom(config, &numbers, &bulletins).as_bytes(),
+        atom(config, &numbers, &published).as_bytes(),
     )?;
     Ok(summary)
 }
@@ -434,11 +457,11 @@ fn page(organisation: &str, title: &str, root: &str, body: &str) -> String {
     )
 }
 
-fn atom(config: &Config, numbers: &[u32], bulletins: &BTreeMap<u32, Vec<&ArchiveEntry>>) -> String {
+fn atom(config: &Config, numbers: &[u32], published: &BTreeMap<u32, &ArchiveEntry>) -> String {
     let base = config.archive.site_url.trim_end_matches('/');
     let updated = numbers
         .iter()
-        .filter_map(|n| bulletins[n][0].date.clone())
+        .filter_map(|n| published[n].date.clone())
         .max()
         .unwrap_or_else(|| "1970-01-01T00:00:00Z".into());
     let mut out = format!(
@@ -448,7 +471,7 @@ fn atom(config: &Config, numbers: &[u32], bulletins: &BTreeMap<u32, Vec<&Archive
         esc(&updated),
     );
     for n in numbers.iter().rev().take(50) {
-        let e = bulletins[n][0];
+        let e = published[n];
         let _ = writeln!(
             out,
             "<entry><title>{}</title><id>{base}/{n}/</id><link href=\"{base}/{n}/\"/><updated>{}</updated><author><name>{}</name></author></entry>",

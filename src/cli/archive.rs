@@ -26,8 +26,12 @@ pub struct Import {
 /// `mailout archive …`
 #[derive(Subcommand, Debug)]
 pub enum ArchiveCommand {
-    /// Numbered bulletins (gaps and duplicates marked), then other mail.
-    List,
+    /// Numbered bulletins (gaps and copies marked), then other mail.
+    List {
+        /// Only messages from this mail folder (as imported: `Lists/Union`).
+        #[arg(long, value_name = "NAME")]
+        folder: Option<String>,
+    },
     /// One message: a bulletin NUMBER, #ID, or a Message-ID.
     Show {
         /// NUMBER, #ID or MESSAGE-ID.
@@ -100,9 +104,16 @@ pub fn import(options: &Options, args: Import) -> Result<ExitCode, Error> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `mailout archive …`, on a store opened read-only.
+/// `mailout archive …`: on a store opened read-only, but for `site`, which first puts the
+/// copy for everyone of each sent bulletin into the archive when it is missing.
 pub fn archive(options: &Options, command: ArchiveCommand) -> Result<ExitCode, Error> {
-    let workspace = Workspace::open_read_only(options)?;
+    let workspace = if matches!(command, ArchiveCommand::Site { .. }) {
+        let workspace = Workspace::open(options)?;
+        workspace.archive_sent_editions()?;
+        workspace
+    } else {
+        Workspace::open_read_only(options)?
+    };
     let store = workspace.store()?;
     archive_command(&workspace, store, command)
 }
@@ -128,8 +139,18 @@ fn archive_command(
     command: ArchiveCommand,
 ) -> Result<ExitCode, Error> {
     match command {
-        ArchiveCommand::List => {
-            let entries = store.archive_list()?;
+        ArchiveCommand::List { folder } => {
+            let mut entries = store.archive_list()?;
+            if let Some(folder) = &folder {
+                let wanted = folder.trim_matches('/');
+                entries.retain(|e| {
+                    e.folder
+                        .as_deref()
+                        .unwrap_or("")
+                        .eq_ignore_ascii_case(wanted)
+                        || (wanted.eq_ignore_ascii_case("INBOX") && e.folder.is_none())
+                });
+            }
             let mut by_number: std::collections::BTreeMap<u32, Vec<&mailout::store::ArchiveEntry>> =
                 Default::default();
             let mut others = Vec::new();
@@ -157,18 +178,12 @@ fn archive_command(
                     ]);
                 }
                 previous = Some(*number);
-                let first = copies[0];
+                let Some(first) = archive::best_copy(copies) else {
+                    continue;
+                };
                 let mut subject = first.subject.clone().unwrap_or_default();
-                if copies.len() > 1 {
-                    subject.push_str(&format!(
-                        "  ({} copies: {})",
-                        copies.len(),
-                        copies
-                            .iter()
-                            .map(|c| format!("#{}", c.id))
-                            .collect::<Vec<_>>()
-                            .join(" ")
-                    ));
+                if copies.len() > 1 || first.copy.is_some() {
+                    subject.push_str(&format!("  ({})", archive::copies_note(copies)));
                 }
                 rows.push(vec![
                     number.to_string(),
@@ -186,7 +201,11 @@ fn archive_command(
             }
             if !others.is_empty() {
                 outln!();
-                let mut rows = vec![["ID", "DATE", "FROM", "SUBJECT"].map(String::from).to_vec()];
+                let mut rows = vec![
+                    ["ID", "DATE", "FOLDER", "FROM", "SUBJECT"]
+                        .map(String::from)
+                        .to_vec(),
+                ];
                 for e in others {
                     let mut subject = e.subject.clone().unwrap_or_default();
                     if let Some(why) = &e.flagged {
@@ -195,6 +214,7 @@ fn archive_command(
                     rows.push(vec![
                         format!("#{}", e.id),
                         day(e.date.as_deref()),
+                        e.folder.clone().unwrap_or_default(),
                         e.sender.clone().unwrap_or_default(),
                         subject,
                     ]);
@@ -221,8 +241,8 @@ fn archive_command(
                     ))
                 })?;
                 let copies = store.archive_bulletin(number)?;
-                copies
-                    .first()
+                let refs: Vec<&mailout::store::ArchiveEntry> = copies.iter().collect();
+                archive::best_copy(&refs)
                     .ok_or_else(|| {
                         Error::Usage(format!("bulletin {number} is not in the archive"))
                     })?
@@ -284,7 +304,7 @@ fn archive_command(
             Ok(ExitCode::SUCCESS)
         }
         ArchiveCommand::Search { query, limit } => {
-            let hits = store.archive_search(&query, limit)?;
+            let hits = archive::search::search(store, &query, limit)?;
             if hits.is_empty() {
                 outln!("nothing found for `{query}`");
             }

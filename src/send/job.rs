@@ -210,6 +210,15 @@ pub fn send(
                 },
                 &now,
             )?;
+            // The copy for everyone goes into the archive: the public page shows it.
+            let started = now
+                .parse::<jiff::Timestamp>()
+                .map(|t| {
+                    std::time::SystemTime::UNIX_EPOCH
+                        + std::time::Duration::from_secs(t.as_second().max(0).unsigned_abs())
+                })
+                .unwrap_or_else(|_| clock::system_time());
+            workspace.archive_everyone_copy(&request.file, started)?;
             (job, true)
         }
     };

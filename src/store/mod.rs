@@ -228,6 +228,43 @@ pub struct NewMessage {
     pub attachments: Vec<NewAttachment>,
     /// Where it was imported from.
     pub source: String,
+    /// The mail folder it was in (`Lists/Union`, a Maildir++ or IMAP folder), if not the top.
+    pub folder: Option<String>,
+    /// For a copy of our own bulletin: which ([`CopyKind`]).
+    pub copy: Option<CopyKind>,
+}
+
+/// Which copy of one of our own bulletins a message is, told by its Message-ID.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CopyKind {
+    /// The copy for everyone (`mailout build`'s, to the list address): every section, no
+    /// member's name. The one a public page shows.
+    Everyone,
+    /// A proof (`send --proof`): never published.
+    Proof,
+    /// A member's personal copy: evidence of delivery, never published.
+    Member,
+}
+
+impl CopyKind {
+    /// `everyone`, `proof`, `member`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CopyKind::Everyone => "everyone",
+            CopyKind::Proof => "proof",
+            CopyKind::Member => "member",
+        }
+    }
+
+    /// The kind named `word`.
+    pub fn parse(word: &str) -> Option<CopyKind> {
+        Some(match word {
+            "everyone" => CopyKind::Everyone,
+            "proof" => CopyKind::Proof,
+            "member" => CopyKind::Member,
+            _ => return None,
+        })
+    }
 }
 
 /// An attachment of a received message, stored once per content.
@@ -275,6 +312,10 @@ pub struct ArchiveEntry {
     pub flagged: Option<String>,
     /// Size of the raw message.
     pub size: u64,
+    /// The mail folder it came from, if not the top.
+    pub folder: Option<String>,
+    /// For a copy of our own bulletin: which.
+    pub copy: Option<CopyKind>,
 }
 
 /// An archived message with its bodies.
@@ -306,6 +347,10 @@ pub struct AttachmentInfo {
     /// Size in bytes.
     pub size: u64,
 }
+
+/// A row of the search index as [`Store::archive_search_rows`] gives it: the section's
+/// position (none for the whole message), its heading, and its text in the index's form.
+pub type SearchRow = (Option<u32>, Option<String>, String);
 
 /// One search result.
 #[derive(Debug, Clone, PartialEq)]
@@ -449,6 +494,8 @@ pub const TABLES: &[(&str, &[&str])] = &[
             "raw_zstd",
             "source",
             "imported_at",
+            "folder",
+            "copy_kind",
         ],
     ),
     ("message_sections", &["message", "position", "heading"]),
@@ -489,6 +536,9 @@ pub trait Store: Send {
     /// Every number built or sent from the bulletin file `source`, highest first, so that
     /// rebuilding a file without a `number` keeps the number it was given.
     fn editions_from(&self, source: &str) -> Result<Vec<EditionRecord>>;
+
+    /// Every number that has been sent, lowest first.
+    fn sent_editions(&self) -> Result<Vec<EditionRecord>>;
 
     /// Records a build of `record.number` (replacing an unsent record; a sent record keeps
     /// its content and gets a new build time).
@@ -648,8 +698,19 @@ pub trait Store: Send {
     /// An attachment's type and zstd-compressed contents.
     fn archive_attachment(&self, hash: &str) -> Result<Option<(String, Vec<u8>)>>;
 
-    /// Full-text search (FTS5 query syntax: words, "phrases", AND, OR, NOT), best first.
-    fn archive_search(&self, query: &str, limit: usize) -> Result<Vec<SearchHit>>;
+    /// The archived messages whose whole text matches `query`, best first, at most `limit`,
+    /// with their rank (lower is better). A search that runs past `budget` stops with an
+    /// error that says so.
+    fn archive_search(
+        &self,
+        query: &crate::archive::query::Query,
+        limit: usize,
+        budget: std::time::Duration,
+    ) -> Result<Vec<(ArchiveEntry, f64)>>;
+
+    /// The search rows of message `id`, in the index's form of the text: its whole text
+    /// first (no section), then each section's (position, heading, text).
+    fn archive_search_rows(&self, id: i64) -> Result<Vec<SearchRow>>;
 
     /// What was last fetched from IMAP mailbox `mailbox`: (UIDVALIDITY, highest UID).
     fn imap_state(&self, mailbox: &str) -> Result<Option<(u32, u32)>>;

@@ -7,10 +7,12 @@ use rusqlite::{Connection, OptionalExtension, params};
 use rusqlite_migration::{M, Migrations};
 
 use super::{
-    Approval, ArchiveEntry, Archived, ArchivedMessage, AttachmentInfo, Counts, EditionRecord,
-    Entry, EntryState, ImportCounts, Job, Mark, NewJob, NewMessage, Progress, SearchHit, Store,
+    Approval, ArchiveEntry, Archived, ArchivedMessage, AttachmentInfo, CopyKind, Counts,
+    EditionRecord, Entry, EntryState, ImportCounts, Job, Mark, NewJob, NewMessage, Progress, Store,
     Suppression, TABLES, Value, WorkerInfo,
 };
+use crate::archive::query::{Field, Node, Query};
+use crate::archive::words::index_form;
 use crate::error::{Error, Result};
 use crate::members::{Member, Selection};
 
@@ -169,6 +171,32 @@ const MIGRATIONS: &[M<'static>] = &[
         ALTER TABLE members ADD COLUMN lookup_key BLOB;
         CREATE INDEX members_lookup_key ON members(lookup_key);",
     ),
+    M::up(
+        "ALTER TABLE messages ADD COLUMN folder TEXT;
+        ALTER TABLE messages ADD COLUMN copy_kind TEXT;
+        -- A search matches the whole message: bulletins, indexed by section until now, get
+        -- a row for the whole text (their sections' text, joined).
+        CREATE TEMP TABLE whole AS
+            SELECT max(subject) AS subject, max(sender) AS sender,
+                   group_concat(body, char(10) || char(10)) AS body, message
+            FROM (SELECT subject, sender, body, message FROM archive_search
+                  WHERE section IS NOT NULL ORDER BY message, section)
+            GROUP BY message;
+        INSERT INTO archive_search (subject, sender, heading, body, message, section)
+            SELECT subject, sender, NULL, body, message, NULL FROM whole;
+        DROP TABLE whole;
+        -- Where each message's and each section's search row is, to read them back.
+        ALTER TABLE messages ADD COLUMN search_row INTEGER;
+        ALTER TABLE message_sections ADD COLUMN search_row INTEGER;
+        CREATE TEMP TABLE rows AS
+            SELECT rowid AS r, message, section FROM archive_search;
+        UPDATE messages SET search_row = rows.r
+            FROM rows WHERE rows.message = messages.id AND rows.section IS NULL;
+        UPDATE message_sections SET search_row = rows.r
+            FROM rows WHERE rows.message = message_sections.message
+                        AND rows.section = message_sections.position;
+        DROP TABLE rows;",
+    ),
 ];
 
 /// Now, in Unix seconds (real time, even when tests pin the clock).
@@ -300,6 +328,18 @@ impl Store for SqliteStore {
             ))
             .map_err(fail)?;
         let rows = statement.query_map([source], edition_row).map_err(fail)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(fail)
+    }
+
+    fn sent_editions(&self) -> Result<Vec<EditionRecord>> {
+        let fail = |e| self.fail("could not list sent editions", e);
+        let mut statement = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {EDITION_COLUMNS} FROM editions WHERE sent_at IS NOT NULL ORDER BY number"
+            ))
+            .map_err(fail)?;
+        let rows = statement.query_map([], edition_row).map_err(fail)?;
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(fail)
     }
 
@@ -1010,14 +1050,18 @@ impl Store for SqliteStore {
             let mut insert = tx
                 .prepare_cached(
                     "INSERT INTO messages (message_id, content_hash, date, sender, recipients, subject,
-                       bulletin, flagged, size, raw_zstd, source, imported_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                       bulletin, flagged, size, raw_zstd, source, imported_at, folder, copy_kind)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
                 )
                 .map_err(fail)?;
             let mut section = tx
                 .prepare_cached(
-                    "INSERT INTO message_sections (message, position, heading) VALUES (?1, ?2, ?3)",
+                    "INSERT INTO message_sections (message, position, heading, search_row)
+                     VALUES (?1, ?2, ?3, ?4)",
                 )
+                .map_err(fail)?;
+            let mut whole_row = tx
+                .prepare_cached("UPDATE messages SET search_row = ?2 WHERE id = ?1")
                 .map_err(fail)?;
             let mut search = tx
                 .prepare_cached(
@@ -1069,33 +1113,44 @@ impl Store for SqliteStore {
                         m.size as i64,
                         m.raw_zstd,
                         m.source,
-                        now
+                        now,
+                        m.folder,
+                        m.copy.map(CopyKind::as_str)
                     ])
                     .map_err(fail)?;
                 let id = tx.last_insert_rowid();
-                if m.sections.is_empty() {
-                    if m.flagged.is_none() {
-                        search
-                            .execute(params![
-                                m.subject,
-                                m.sender,
-                                None::<String>,
-                                m.text.as_deref().unwrap_or(""),
-                                id,
-                                None::<i64>
-                            ])
-                            .map_err(fail)?;
-                    }
-                } else {
-                    for (i, (heading, body)) in m.sections.iter().enumerate() {
-                        let position = i as i64 + 1;
-                        section
-                            .execute(params![id, position, heading])
-                            .map_err(fail)?;
-                        search
-                            .execute(params![m.subject, m.sender, heading, body, id, position])
-                            .map_err(fail)?;
-                    }
+                // The whole message (what a search matches), then each section (where a
+                // hit is shown), in the index's form of the text.
+                if m.flagged.is_none() {
+                    search
+                        .execute(params![
+                            m.subject.as_deref().map(index_form),
+                            m.sender,
+                            None::<String>,
+                            index_form(m.text.as_deref().unwrap_or("")),
+                            id,
+                            None::<i64>
+                        ])
+                        .map_err(fail)?;
+                    let row = tx.last_insert_rowid();
+                    whole_row.execute(params![id, row]).map_err(fail)?;
+                }
+                for (i, (heading, body)) in m.sections.iter().enumerate() {
+                    let position = i as i64 + 1;
+                    search
+                        .execute(params![
+                            m.subject.as_deref().map(index_form),
+                            m.sender,
+                            heading.as_deref().map(index_form),
+                            index_form(body),
+                            id,
+                            position
+                        ])
+                        .map_err(fail)?;
+                    let row = tx.last_insert_rowid();
+                    section
+                        .execute(params![id, position, heading, row])
+                        .map_err(fail)?;
                 }
                 for (i, a) in m.attachments.iter().enumerate() {
                     blob.execute(params![a.hash, a.content_type, a.size as i64, a.data_zstd])
@@ -1135,8 +1190,8 @@ impl Store for SqliteStore {
                 |r| {
                     Ok(ArchivedMessage {
                         entry: archive_row(r)?,
-                        recipients: r.get(8)?,
-                        raw_zstd: r.get(9)?,
+                        recipients: r.get(10)?,
+                        raw_zstd: r.get(11)?,
                         ..ArchivedMessage::default()
                     })
                 },
@@ -1233,71 +1288,88 @@ impl Store for SqliteStore {
             .map_err(|e| self.fail("could not read an attachment", e))
     }
 
-    fn archive_search(&self, query: &str, limit: usize) -> Result<Vec<SearchHit>> {
-        // First the best rows by rank alone (cheap), then snippets for the few kept: a
-        // snippet for every match would cost far more than the search.
-        let ranked: rusqlite::Result<Vec<(i64, i64, f64)>> = self
+    fn archive_search(
+        &self,
+        query: &Query,
+        limit: usize,
+        budget: std::time::Duration,
+    ) -> Result<Vec<(ArchiveEntry, f64)>> {
+        let text = fts5(query);
+        // The time budget: past it, the search is interrupted.
+        let interrupt = self.conn.get_interrupt_handle();
+        let (done, wait) = std::sync::mpsc::channel::<()>();
+        let watchdog = std::thread::spawn(move || {
+            if wait.recv_timeout(budget) == Err(std::sync::mpsc::RecvTimeoutError::Timeout) {
+                interrupt.interrupt();
+            }
+        });
+        let found: rusqlite::Result<Vec<(ArchiveEntry, f64)>> = self
             .conn
-            .prepare_cached(
-                "SELECT rowid, message, bm25(archive_search, 6.0, 2.0, 4.0, 1.0) AS rank
-                 FROM archive_search WHERE archive_search MATCH ?1 ORDER BY rank LIMIT ?2",
-            )
+            .prepare_cached(&format!(
+                "SELECT {ARCHIVE_COLUMNS_M}, bm25(archive_search, 6.0, 2.0, 4.0, 1.0) AS rank
+                 FROM archive_search s JOIN messages m ON m.id = s.message
+                 WHERE archive_search MATCH ?1 AND s.section IS NULL
+                 ORDER BY rank, m.id LIMIT ?2"
+            ))
             .and_then(|mut st| {
-                st.query_map(params![query, (limit * 4) as i64], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                st.query_map(params![text, limit as i64], |r| {
+                    Ok((archive_row(r)?, r.get::<_, f64>(10)?))
                 })?
                 .collect()
             });
-        let ranked = match ranked {
-            Ok(rows) => rows,
-            Err(e) => {
-                let text = e.to_string();
-                // SQLITE_ERROR from MATCH is a query FTS5 cannot read.
-                let query_error =
-                    matches!(&e, rusqlite::Error::SqliteFailure(f, _) if f.extended_code == 1);
-                if query_error {
-                    return Err(Error::Usage(format!(
-                        "cannot search for `{query}`: {text}; use words, \"a phrase\", AND, OR, NOT and parentheses"
-                    )));
-                }
-                return Err(self.fail("could not search the archive", e));
+        let _ = done.send(());
+        let _ = watchdog.join();
+        match found {
+            Ok(rows) => Ok(rows),
+            Err(rusqlite::Error::SqliteFailure(f, _))
+                if f.code == rusqlite::ErrorCode::OperationInterrupted =>
+            {
+                Err(Error::Usage(format!(
+                    "the search for `{}` was cut short after {:.1} s; narrow it down (fewer prefixes, more words)",
+                    query.text,
+                    budget.as_secs_f64()
+                )))
             }
-        };
-        // One hit per message: its best section.
-        let mut seen = std::collections::HashSet::new();
-        let best: Vec<(i64, f64)> = ranked
-            .into_iter()
-            .filter(|(_, message, _)| seen.insert(*message))
-            .take(limit)
-            .map(|(rowid, _, rank)| (rowid, rank))
-            .collect();
-        let fail = |e| self.fail("could not search the archive", e);
-        let mut detail = self
-            .conn
-            .prepare_cached(&format!(
-                "SELECT {ARCHIVE_COLUMNS_M}, s.section, s.heading,
-                        snippet(archive_search, 3, '[', ']', '…', 14)
-                 FROM archive_search s JOIN messages m ON m.id = s.message
-                 WHERE archive_search MATCH ?1 AND s.rowid = ?2"
-            ))
-            .map_err(fail)?;
-        let mut hits = Vec::with_capacity(best.len());
-        for (rowid, rank) in best {
-            let hit = detail
-                .query_row(params![query, rowid], |r| {
-                    let section: Option<i64> = r.get(8)?;
-                    Ok(SearchHit {
-                        entry: archive_row(r)?,
-                        section: section.map(|p| (p as u32, r.get(9).ok().flatten())),
-                        snippet: r.get(10)?,
-                        rank,
-                    })
-                })
-                .optional()
-                .map_err(fail)?;
-            hits.extend(hit);
+            Err(e) => Err(self.fail("could not search the archive", e)),
         }
-        Ok(hits)
+    }
+
+    fn archive_search_rows(&self, message: i64) -> Result<Vec<super::SearchRow>> {
+        let fail = |e| self.fail("could not read the archive's search rows", e);
+        let mut rows = Vec::new();
+        let whole: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT s.body FROM messages m JOIN archive_search s ON s.rowid = m.search_row
+                 WHERE m.id = ?1",
+                [message],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(fail)?
+            .flatten();
+        rows.push((None, None, whole.unwrap_or_default()));
+        let mut statement = self
+            .conn
+            .prepare_cached(
+                "SELECT ms.position, ms.heading, s.body FROM message_sections ms
+                 JOIN archive_search s ON s.rowid = ms.search_row
+                 WHERE ms.message = ?1 ORDER BY ms.position",
+            )
+            .map_err(fail)?;
+        let sections = statement
+            .query_map([message], |r| {
+                Ok((
+                    Some(r.get::<_, i64>(0)? as u32),
+                    r.get::<_, Option<String>>(1)?,
+                    r.get::<_, Option<String>>(2)?.unwrap_or_default(),
+                ))
+            })
+            .map_err(fail)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(fail)?;
+        rows.extend(sections);
+        Ok(rows)
     }
 
     fn imap_state(&self, mailbox: &str) -> Result<Option<(u32, u32)>> {
@@ -1407,9 +1479,9 @@ fn table_columns(table: &str) -> Option<&'static [&'static str]> {
 }
 
 const JOB_COLUMNS: &str = "id, number, selectors, content_hash, subject, source, transport, created_at, finished_at, total";
-const ARCHIVE_COLUMNS: &str = "id, message_id, date, sender, subject, bulletin, flagged, size";
-const ARCHIVE_COLUMNS_M: &str =
-    "m.id, m.message_id, m.date, m.sender, m.subject, m.bulletin, m.flagged, m.size";
+const ARCHIVE_COLUMNS: &str =
+    "id, message_id, date, sender, subject, bulletin, flagged, size, folder, copy_kind";
+const ARCHIVE_COLUMNS_M: &str = "m.id, m.message_id, m.date, m.sender, m.subject, m.bulletin, m.flagged, m.size, m.folder, m.copy_kind";
 const ENTRY_COLUMNS: &str =
     "job, seq, email, name, branch, employer, attributes, state, attempts, message_id, reply";
 
@@ -1499,6 +1571,11 @@ fn archive_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ArchiveEntry> {
         bulletin: row.get(5)?,
         flagged: row.get(6)?,
         size: row.get::<_, i64>(7)? as u64,
+        folder: row.get(8)?,
+        copy: row
+            .get::<_, Option<String>>(9)?
+            .as_deref()
+            .and_then(CopyKind::parse),
     })
 }
 
@@ -1538,6 +1615,52 @@ fn entry_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Entry> {
     })
 }
 
+/// `query` as an FTS5 `MATCH` expression. Every term is a quoted string (FTS5 reads nothing
+/// in it as syntax): `"w1 w2" *` for a phrase ending in a prefix, `subject : "w"` for a
+/// field; `AND`, `OR` and `NOT` as the tree says.
+fn fts5(query: &Query) -> String {
+    fn term(t: &crate::archive::query::Term) -> String {
+        let mut out = String::new();
+        match t.field {
+            Some(Field::Subject) => out.push_str("subject : "),
+            Some(Field::From) => out.push_str("sender : "),
+            None => {}
+        }
+        out.push('"');
+        out.push_str(&t.words.join(" "));
+        out.push('"');
+        if t.prefix {
+            out.push_str(" *");
+        }
+        out
+    }
+    fn node(n: &Node) -> String {
+        match n {
+            Node::Term(t) => term(t),
+            Node::Or(parts) => format!(
+                "({})",
+                parts.iter().map(node).collect::<Vec<_>>().join(" OR ")
+            ),
+            Node::And(parts) => {
+                let positive: Vec<String> = parts
+                    .iter()
+                    .filter(|p| !matches!(p, Node::Not(_)))
+                    .map(node)
+                    .collect();
+                let mut out = format!("({})", positive.join(" AND "));
+                for p in parts {
+                    if let Node::Not(inner) = p {
+                        out = format!("({out} NOT {})", node(inner));
+                    }
+                }
+                out
+            }
+            // A lone NOT never reaches here: the parser refuses it.
+            Node::Not(inner) => node(inner),
+        }
+    }
+    node(&query.root)
+}
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -66,22 +66,27 @@ body = "Archived with its sections."
         sent.stdout
     );
 
-    // Postfix delivers on its own schedule: fetch until the three copies are in.
+    // Postfix delivers on its own schedule: fetch until the three members' copies are in,
+    // beside the copy for everyone the send kept.
     let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
+    let member_copy = loop {
         over_imap(&t, "import");
         let list = t.run(&["archive", "list"]).success().stdout;
-        if list
-            .lines()
-            .any(|l| l.starts_with(&number.to_string()) && l.contains("(3 copies"))
-        {
-            break;
+        if let Some(line) = list.lines().find(|l| {
+            l.starts_with(&number.to_string())
+                && l.contains("(4 copies: #")
+                && l.contains(" for everyone; ")
+                && l.contains(" members')")
+        }) {
+            // `(4 copies: #1 for everyone; #2 #3 #4 members')`: one member's copy.
+            let members = line.split(" for everyone; ").nth(1).unwrap();
+            break members.split_whitespace().next().unwrap().to_string();
         }
         assert!(
             Instant::now() < deadline,
             "the bulletin did not arrive over IMAP:\n{list}"
         );
-    }
+    };
     let show = t
         .run(&["archive", "show", &number.to_string()])
         .success()
@@ -109,7 +114,7 @@ body = "Archived with its sections."
     // The member answers the List-Unsubscribe mailto of the copy they received, through
     // Postfix; `mailout unsubscribes` reads it from Dovecot and unsubscribes them.
     let raw = t
-        .run(&["archive", "show", &number.to_string(), "--raw"])
+        .run(&["archive", "show", &member_copy, "--raw"])
         .success()
         .stdout;
     let unfolded = raw.replace("\r\n ", " ").replace("\n ", " ");

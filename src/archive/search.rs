@@ -1,0 +1,72 @@
+//! `mailout archive search`: the query parsed once ([`super::query`]), the store asked for
+//! the messages whose whole text matches, each bulletin given once (whatever copies of it
+//! the archive holds: the copy for everyone is shown where it matched), and each hit named
+//! by the section that holds the most of the query's words, with a snippet from it.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use super::query;
+use super::words;
+use crate::error::Result;
+use crate::store::{ArchiveEntry, CopyKind, SearchHit, Store};
+
+/// How long a search may run before it is stopped.
+pub const BUDGET: Duration = Duration::from_secs(2);
+
+fn copy_rank(e: &ArchiveEntry) -> u8 {
+    match e.copy {
+        Some(CopyKind::Everyone) => 0,
+        None => 1,
+        Some(CopyKind::Member) => 2,
+        Some(CopyKind::Proof) => 3,
+    }
+}
+
+/// The best `limit` hits for `text`.
+pub fn search(store: &dyn Store, text: &str, limit: usize) -> Result<Vec<SearchHit>> {
+    let query = query::parse(text)?;
+    let marks = query.marks();
+    // More than asked: copies of one bulletin fold into one hit.
+    let found = store.archive_search(&query, limit.saturating_mul(4).saturating_add(8), BUDGET)?;
+    let mut hits: Vec<SearchHit> = Vec::new();
+    let mut by_bulletin: HashMap<u32, usize> = HashMap::new();
+    for (entry, rank) in found {
+        if let Some(n) = entry.bulletin {
+            if let Some(&i) = by_bulletin.get(&n) {
+                if copy_rank(&entry) < copy_rank(&hits[i].entry) {
+                    hits[i].entry = entry;
+                }
+                continue;
+            }
+            by_bulletin.insert(n, hits.len());
+        }
+        hits.push(SearchHit {
+            entry,
+            section: None,
+            snippet: String::new(),
+            rank,
+        });
+    }
+    hits.truncate(limit);
+    for hit in &mut hits {
+        let rows = store.archive_search_rows(hit.entry.id)?;
+        let best = rows
+            .iter()
+            .filter(|(section, ..)| section.is_some())
+            .map(|row| (words::score(&row.2, &marks), row))
+            .filter(|(score, _)| score.0 > 0)
+            .max_by(|(a, ra), (b, rb)| a.cmp(b).then(rb.0.cmp(&ra.0)));
+        match best {
+            Some((_, (section, heading, body))) => {
+                hit.section = section.map(|p| (p, heading.as_deref().map(words::display_form)));
+                hit.snippet = words::snippet(body, &marks);
+            }
+            None => {
+                let whole = rows.first().map_or("", |r| r.2.as_str());
+                hit.snippet = words::snippet(whole, &marks);
+            }
+        }
+    }
+    Ok(hits)
+}
