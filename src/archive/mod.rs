@@ -472,12 +472,19 @@ fn read_maildir(dir: &Path, folder: Option<&str>, each: &mut dyn FnMut(Item) -> 
     let Ok(entries) = list(dir) else {
         return true;
     };
-    for entry in entries.into_iter().filter(|p| p.is_dir()) {
+    for entry in entries {
         let name = entry
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         if ["cur", "new", "tmp"].contains(&name.as_str()) {
+            continue;
+        }
+        if !entry.is_dir() {
+            // Loose message files beside the folders (not the mail program's own files).
+            if !is_metadata(&entry) && !read_file(&entry, folder, each) {
+                return false;
+            }
             continue;
         }
         let going = match name.strip_prefix('.') {

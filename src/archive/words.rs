@@ -284,9 +284,14 @@ pub fn snippet(text: &str, marks: &[Mark]) -> String {
     for start in 0..=(spans.len() - window) {
         let mut distinct = std::collections::HashSet::new();
         let mut total = 0;
-        for hit in hits[start..start + window].iter().flatten() {
-            distinct.insert(hit.0);
-            total += 1;
+        for (j, hit) in hits[start..start + window].iter().enumerate() {
+            // Only matches wholly inside the window count.
+            if let Some((m, len)) = hit
+                && j + len <= window
+            {
+                distinct.insert(*m);
+                total += 1;
+            }
         }
         if (distinct.len(), total) > (best.1, best.2) {
             best = (start, distinct.len(), total);

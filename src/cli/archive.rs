@@ -40,9 +40,11 @@ pub enum ArchiveCommand {
         #[arg(long)]
         raw: bool,
     },
-    /// Full-text search: words, "phrases", AND, OR, NOT.
+    /// Full-text search: words, "phrases", prefix*, AND, OR, NOT (or -word), parentheses,
+    /// subject:WORD, from:WORD.
     Search {
         /// The query.
+        #[arg(allow_hyphen_values = true)]
         query: String,
         /// Most results.
         #[arg(long, default_value = "20")]

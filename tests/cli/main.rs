@@ -10,6 +10,7 @@ mod faults;
 mod harness;
 mod headers;
 mod hostile;
+mod inbound;
 mod lint;
 mod members;
 mod mime;
