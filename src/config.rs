@@ -31,6 +31,8 @@ pub struct Config {
     pub store: Store,
     /// The unsubscribe endpoint (`mailout serve`).
     pub serve: Serve,
+    /// What bounces lead to.
+    pub bounces: Bounces,
     /// Sign-off before sending.
     pub approval: Approval,
     /// Bulletin numbering.
@@ -197,6 +199,25 @@ impl Default for Store {
             path: "mailout.sqlite".into(),
             password_env: "MAILOUT_PG_PASSWORD".into(),
             lease_secs: 60,
+        }
+    }
+}
+
+/// `[bounces]`
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Bounces {
+    /// Soft bounces (mailbox full, expired…) before an address is suppressed.
+    pub soft_limit: u32,
+    /// Within this many days.
+    pub soft_days: u32,
+}
+
+impl Default for Bounces {
+    fn default() -> Self {
+        Bounces {
+            soft_limit: 5,
+            soft_days: 30,
         }
     }
 }
@@ -425,6 +446,14 @@ impl Config {
 
         if let Some(public) = &self.serve.public_url {
             c.web_url(&["serve", "public_url"], public, false);
+        }
+        for (key, value) in [
+            ("soft_limit", u64::from(self.bounces.soft_limit)),
+            ("soft_days", u64::from(self.bounces.soft_days)),
+        ] {
+            if value == 0 {
+                c.error(&["bounces", key], "must be at least 1");
+            }
         }
         for (key, value) in [
             ("header_timeout_secs", self.serve.header_timeout_secs),

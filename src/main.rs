@@ -85,8 +85,11 @@ enum Command {
         #[command(subcommand)]
         command: archive::ArchiveCommand,
     },
-    /// Read delivery status notifications; suppress hard-bounced addresses.
+    /// Read delivery status notifications: suppress addresses that do not work, count
+    /// soft failures, report problems with our own sending (exit 2).
     Bounces(bounces::Bounces),
+    /// Lift a bounce or manual suppression (a member's own unsubscribe only with --force).
+    Unsuppress(bounces::Unsuppress),
     /// The one-click unsubscribe endpoint.
     Serve(serve::Serve),
     /// A live page while drafting: HTML and text side by side, per audience; it rebuilds
@@ -139,6 +142,7 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Import(args) => archive::import(o, args),
         Command::Archive { command } => archive::archive(o, command),
         Command::Bounces(args) => bounces::bounces(o, args),
+        Command::Unsuppress(args) => bounces::unsuppress(o, args),
         Command::Serve(args) => serve::serve(o, args),
     }
 }

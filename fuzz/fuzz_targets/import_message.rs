@@ -11,7 +11,7 @@ use mailout::config::Config;
 fuzz_target!(|data: &[u8]| {
     static RECOGNISER: OnceLock<Recogniser> = OnceLock::new();
     let recogniser = RECOGNISER.get_or_init(|| Recogniser::new(&Config::builtin()).unwrap());
-    let message = parse::parse(data, "fuzz", recogniser);
+    let message = parse::parse(data, "fuzz", None, recogniser);
     assert_eq!(parse::decompress(&message.raw_zstd).unwrap(), data);
     let (text, html) = parse::bodies(data);
     if let Some(html) = &html {

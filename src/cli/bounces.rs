@@ -1,13 +1,16 @@
-//! `mailout bounces`: delivery status notifications, classified; hard bounces suppressed.
+//! `mailout bounces`: delivery status notifications, each failure classified by reason;
+//! hard ones suppressed, soft ones counted, sender-side ones reported (never suppressed).
+//! `mailout unsuppress`: lifts a bounce or manual suppression.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
+use mailout::bounces::{self, Own, SoftRule};
 use mailout::workspace::{Options, Workspace};
-use mailout::{Error, archive, bounces};
+use mailout::{Error, archive};
 
-use super::output::{cell, errln, outln};
+use super::output::{cell, count, errln, outln};
 
 /// `mailout bounces`
 #[derive(Args, Debug)]
@@ -17,43 +20,136 @@ pub struct Bounces {
     /// A mailbox over IMAP: imaps://USER@HOST/MAILBOX (password in MAILOUT_IMAP_PASSWORD).
     #[arg(long, value_name = "URL")]
     imap: Option<String>,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
-/// `mailout bounces`.
+/// `mailout unsuppress`
+#[derive(Args, Debug)]
+pub struct Unsuppress {
+    /// Addresses.
+    #[arg(required = true)]
+    addresses: Vec<String>,
+    /// Why, for the record.
+    #[arg(long, required = true)]
+    reason: String,
+    /// Also lift a member's own unsubscribe (only on their word).
+    #[arg(long)]
+    force: bool,
+}
+
+/// `mailout bounces`: exit 2 when a failure is a problem with our own sending.
 pub fn bounces(options: &Options, args: Bounces) -> Result<ExitCode, Error> {
     let workspace = Workspace::open(options)?;
     let store = workspace.store()?;
+    let own = Own::from_config(&workspace.config);
+    let rule = SoftRule {
+        limit: workspace.config.bounces.soft_limit,
+        days: workspace.config.bounces.soft_days,
+    };
     let mut report = bounces::Report::default();
     archive::read_mail(
         store,
         &args.paths,
         args.imap.as_deref(),
         "bounces",
-        &mut |source, raw| bounces::process(store, raw, source, &mut report),
+        &mut |source, raw| bounces::process(store, &own, rule, raw, source, &mut report),
         &mut |source, error| errln!("warning: could not read `{source}`: {error}"),
     )?;
-    for (b, job) in &report.bounces {
-        outln!(
-            "{:<7}  {}  {}{}{}",
-            b.class.as_str(),
-            cell(&b.recipient, 200),
-            b.status.as_deref().unwrap_or("-"),
-            job.map(|j| format!("  job {j}")).unwrap_or_default(),
-            b.diagnostic
-                .as_deref()
-                .map(|d| format!("  ({})", cell(d, 100)))
-                .unwrap_or_default(),
+    if !args.json {
+        for h in &report.bounces {
+            let b = &h.bounce;
+            outln!(
+                "{:<11}  {:<14}  {}  {}{}  {}{}",
+                b.reason.consequence().as_str(),
+                b.reason.as_str(),
+                cell(&b.recipient, 200),
+                b.status.as_deref().unwrap_or("-"),
+                h.job.map(|j| format!("  job {j}")).unwrap_or_default(),
+                h.action,
+                b.diagnostic
+                    .as_deref()
+                    .map(|d| format!("  ({})", cell(d, 100)))
+                    .unwrap_or_default(),
+            );
+        }
+    }
+    let problems = report.sender_side();
+    for (domain, reason, n, example) in &problems {
+        errln!(
+            "problem with our sending: {} at {domain} refused us: {} ({}); nobody was suppressed. Example: {}",
+            count(*n, "recipient", "recipients"),
+            reason.describe(),
+            reason.as_str(),
+            cell(example, 160)
         );
     }
-    outln!(
-        "messages: {}  bounces: {}  hard: {}  soft: {}  unknown: {}  suppressed: {}  not bounces: {}",
-        report.messages,
-        report.bounces.len(),
-        report.count(bounces::Class::Hard),
-        report.count(bounces::Class::Soft),
-        report.count(bounces::Class::Unknown),
-        report.suppressed,
-        report.not_bounces
-    );
-    Ok(ExitCode::SUCCESS)
+    if args.json {
+        outln!(
+            "{}",
+            serde_json::to_string(&report.summary()).unwrap_or_default()
+        );
+    } else {
+        outln!(
+            "bounces: {}  hard: {}  soft: {}  sender-side: {}  not bounces: {}",
+            report.bounce_messages(),
+            report.hard,
+            report.soft,
+            report.sender_side,
+            report.not_bounces
+        );
+    }
+    Ok(if problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
+}
+
+/// `mailout unsuppress`: a bounce or manual suppression lifted; a member's own
+/// unsubscribe only with `--force`.
+pub fn unsuppress(options: &Options, args: Unsuppress) -> Result<ExitCode, Error> {
+    let workspace = Workspace::open(options)?;
+    let store = workspace.store()?;
+    let suppressed: std::collections::HashMap<String, String> = store
+        .suppressions()?
+        .into_iter()
+        .map(|s| (s.email, s.reason))
+        .collect();
+    let mut refused = false;
+    for raw in &args.addresses {
+        let Some(email) = mailout::members::normalise_address(raw) else {
+            return Err(Error::Usage(format!(
+                "`{}` is not an email address",
+                cell(raw, 200)
+            )));
+        };
+        match suppressed.get(&email).map(String::as_str) {
+            None => outln!("{email} is not suppressed"),
+            Some(reason @ ("unsubscribed" | "complaint")) if !args.force => {
+                refused = true;
+                errln!(
+                    "error: {email} is suppressed because they asked ({reason}); only they can undo that. If they asked to be back, run again with --force"
+                );
+            }
+            Some(_) => {
+                if let Some(s) = store.unsuppress(&email)? {
+                    outln!(
+                        "{email}: no longer suppressed (was {}{}); reason: {}",
+                        s.reason,
+                        s.detail
+                            .map(|d| format!(": {}", cell(&d, 100)))
+                            .unwrap_or_default(),
+                        args.reason
+                    );
+                }
+            }
+        }
+    }
+    Ok(if refused {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

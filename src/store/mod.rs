@@ -56,6 +56,23 @@ pub struct Suppression {
     pub at: String,
 }
 
+/// A failure reported for an address, kept to count soft bounces and as evidence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BounceEvent {
+    /// The address.
+    pub email: String,
+    /// When it was read (RFC 3339).
+    pub at: String,
+    /// The reason (`mailbox-full`, `authentication`…).
+    pub reason: String,
+    /// Its consequence (`hard`, `soft`, `sender-side`, `complaint`).
+    pub consequence: String,
+    /// The send job it came from, if known.
+    pub job: Option<i64>,
+    /// The status, the server's words and the file it came from.
+    pub evidence: String,
+}
+
 /// Member counts for `mailout lists`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Counts {
@@ -513,6 +530,18 @@ pub const TABLES: &[(&str, &[&str])] = &[
     ),
     ("imap_state", &["mailbox", "uidvalidity", "last_uid"]),
     ("approvals", &["source", "name", "content_hash", "at"]),
+    (
+        "bounces",
+        &[
+            "id",
+            "email",
+            "at",
+            "reason",
+            "consequence",
+            "job",
+            "evidence",
+        ],
+    ),
 ];
 
 /// The operations mailout needs from a store, whatever the backend.
@@ -602,6 +631,15 @@ pub trait Store: Send {
     /// Every suppressed address.
     fn suppressions(&self) -> Result<Vec<Suppression>>;
 
+    /// Lifts the suppression of `email`; returns it, or `None` if there was none.
+    fn unsuppress(&self, email: &str) -> Result<Option<Suppression>>;
+
+    /// Keeps a bounce.
+    fn add_bounce(&self, event: &BounceEvent) -> Result<()>;
+
+    /// The bounces kept for `email`, oldest first.
+    fn bounces_for(&self, email: &str) -> Result<Vec<BounceEvent>>;
+
     /// The job for `number` and `selectors`, if one was started.
     fn find_job(&self, number: u32, selectors: &str) -> Result<Option<Job>>;
 
@@ -674,6 +712,9 @@ pub trait Store: Send {
 
     /// Journal rows for `email`, newest job first (for matching bounces).
     fn entries_for(&self, email: &str) -> Result<Vec<Entry>>;
+
+    /// The journal row whose copy had Message-ID `message_id` (with angle brackets).
+    fn entry_by_message_id(&self, message_id: &str) -> Result<Option<Entry>>;
 
     /// Adds `messages` to the archive in one transaction, skipping those already there
     /// (same Message-ID, or same content).

@@ -197,6 +197,19 @@ const MIGRATIONS: &[M<'static>] = &[
                         AND rows.section = message_sections.position;
         DROP TABLE rows;",
     ),
+    M::up(
+        "CREATE TABLE bounces (
+            id          INTEGER PRIMARY KEY,
+            email       TEXT NOT NULL,
+            at          TEXT NOT NULL,
+            reason      TEXT NOT NULL,
+            consequence TEXT NOT NULL,
+            job         INTEGER,
+            evidence    TEXT NOT NULL
+        );
+        CREATE INDEX bounces_email ON bounces(email);
+        CREATE INDEX journal_message_id ON journal(message_id);",
+    ),
 ];
 
 /// Now, in Unix seconds (real time, even when tests pin the clock).
@@ -1007,6 +1020,70 @@ impl Store for SqliteStore {
         }
         tx.commit().map_err(fail)?;
         Ok(n as u64)
+    }
+
+    fn entry_by_message_id(&self, message_id: &str) -> Result<Option<Entry>> {
+        self.conn
+            .query_row(
+                &format!("SELECT {ENTRY_COLUMNS} FROM journal WHERE message_id = ?1 LIMIT 1"),
+                [message_id],
+                entry_row,
+            )
+            .optional()
+            .map_err(|e| self.fail("could not read the journal", e))
+    }
+
+    fn unsuppress(&self, email: &str) -> Result<Option<Suppression>> {
+        self.conn
+            .query_row(
+                "DELETE FROM suppressions WHERE email = ?1 RETURNING email, reason, detail, at",
+                [email],
+                |r| {
+                    Ok(Suppression {
+                        email: r.get(0)?,
+                        reason: r.get(1)?,
+                        detail: r.get(2)?,
+                        at: r.get(3)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(|e| self.fail("could not lift a suppression", e))
+    }
+
+    fn add_bounce(&self, e: &super::BounceEvent) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO bounces (email, at, reason, consequence, job, evidence)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![e.email, e.at, e.reason, e.consequence, e.job, e.evidence],
+            )
+            .map(drop)
+            .map_err(|err| self.fail("could not keep a bounce", err))
+    }
+
+    fn bounces_for(&self, email: &str) -> Result<Vec<super::BounceEvent>> {
+        let fail = |e| self.fail("could not read bounces", e);
+        let mut statement = self
+            .conn
+            .prepare_cached(
+                "SELECT email, at, reason, consequence, job, evidence FROM bounces
+                 WHERE email = ?1 ORDER BY at, id",
+            )
+            .map_err(fail)?;
+        let rows = statement
+            .query_map([email], |r| {
+                Ok(super::BounceEvent {
+                    email: r.get(0)?,
+                    at: r.get(1)?,
+                    reason: r.get(2)?,
+                    consequence: r.get(3)?,
+                    job: r.get(4)?,
+                    evidence: r.get(5)?,
+                })
+            })
+            .map_err(fail)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(fail)
     }
 
     fn entries(&self, job: i64, state: EntryState) -> Result<Vec<Entry>> {

@@ -12,7 +12,7 @@ use crate::harness::{Backend, Test, repo};
 use crate::on_both;
 
 /// The shared corpus of real mail, or `None` (with a message) when it is not here.
-fn corpus() -> Option<PathBuf> {
+pub fn corpus() -> Option<PathBuf> {
     let path = std::env::var_os("MAILOUT_CORPUS")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo().join("../shared/corpus/eml"));
@@ -429,99 +429,6 @@ on_both! {
         assert!(list.contains("(flagged: "), "{list}");
         let raw = t.run(&["archive", "show", "--raw", "#1"]).success().stdout;
         assert_eq!(raw, "\u{0}\u{1}\u{2} this is not mail\n");
-        t.assert_store_on(backend);
-    }
-
-    fn the_sisimai_bounces_are_classified_and_hard_ones_suppressed(backend) {
-        let Some(corpus) = corpus() else { return };
-        let t = Test::new().on(backend);
-        let dir = corpus.join("sisimai-set-of-emails");
-        let run = t.run(&["bounces", dir.to_str().unwrap()]).success();
-        let summary = run.stdout.lines().last().unwrap();
-        let n: Vec<u64> = summary
-            .split_whitespace()
-            .filter_map(|w| w.parse().ok())
-            .collect();
-        let (messages, bounces, hard, soft, unknown, suppressed, not_bounces) =
-            (n[0], n[1], n[2], n[3], n[4], n[5], n[6]);
-        assert_eq!(messages, files(&dir).len() as u64);
-        assert_eq!(hard + soft + unknown, bounces);
-        assert!(hard > 150 && soft > 20, "{summary}");
-        assert!(not_bounces < 20, "{summary}");
-        let hard_addresses: HashSet<&str> = run
-            .stdout
-            .lines()
-            .filter(|l| l.starts_with("hard "))
-            .map(|l| l.split_whitespace().nth(1).unwrap())
-            .collect();
-        assert_eq!(suppressed as usize, hard_addresses.len());
-        let list = t.run(&["suppressed"]).success().stdout;
-        let suppressed_hard: HashSet<&str> = list
-            .lines()
-            .filter(|l| l.split_whitespace().nth(1) == Some("hard-bounce"))
-            .map(|l| l.split_whitespace().next().unwrap())
-            .collect();
-        assert_eq!(suppressed_hard, hard_addresses);
-        t.assert_store_on(backend);
-    }
-
-    fn a_bounce_of_our_own_send_is_matched_to_its_job(backend) {
-        let t = Test::with_examples().on(backend);
-        t.run(&["members", "import", "examples/members.csv"])
-            .success();
-        t.run(&[
-            "send",
-            "examples/bulletins/237-branch-news.toml",
-            "--to",
-            "employer:CRC",
-            "--yes",
-            "-q",
-        ])
-        .success();
-        let sent = t.read("outbox/237/sent/jo.bloggs@example.net.eml");
-        let message_id = sent
-            .lines()
-            .find(|l| l.starts_with("Message-ID: "))
-            .unwrap()
-            .trim_start_matches("Message-ID: ")
-            .to_string();
-        let dsn = format!(
-            "From: MAILER-DAEMON@mx.example.net\r\nTo: info@pfcu.example.org\r\nSubject: Undelivered Mail Returned to Sender\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=b\r\n\r\n--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.net\r\n\r\nFinal-Recipient: rfc822; jo.bloggs@example.net\r\nAction: failed\r\nStatus: 5.1.1\r\nDiagnostic-Code: smtp; 550 5.1.1 <jo.bloggs@example.net>: user unknown\r\n--b\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: {message_id}\r\n--b--\r\n"
-        );
-        let t = t.write("bounce.eml", &dsn);
-        let run = t.run(&["bounces", "bounce.eml"]).success();
-        assert!(
-            run.stdout
-                .starts_with("hard     jo.bloggs@example.net  5.1.1  job 1  (550 5.1.1"),
-            "{}",
-            run.stdout
-        );
-        let suppressed = t.run(&["suppressed"]).success().stdout;
-        assert_eq!(
-            suppressed
-                .lines()
-                .nth(1)
-                .unwrap()
-                .split_whitespace()
-                .take(2)
-                .collect::<Vec<_>>(),
-            ["jo.bloggs@example.net", "hard-bounce"]
-        );
-        let next = t
-            .run(&[
-                "send",
-                "examples/bulletins/238-operational-plan.toml",
-                "--to",
-                "employer:CRC",
-                "--yes",
-                "-q",
-            ])
-            .success();
-        assert!(
-            next.stdout.starts_with("job 2 (started): 4 sent"),
-            "{}",
-            next.stdout
-        );
         t.assert_store_on(backend);
     }
 

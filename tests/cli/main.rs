@@ -2,6 +2,7 @@
 //! checks its files and output. One module per feature.
 
 mod archive;
+mod bounces;
 mod build;
 mod check;
 mod drafting;
