@@ -175,27 +175,26 @@ const MIGRATIONS: &[M<'static>] = &[
         "ALTER TABLE messages ADD COLUMN folder TEXT;
         ALTER TABLE messages ADD COLUMN copy_kind TEXT;
         -- A search matches the whole message: bulletins, indexed by section until now, get
-        -- a row for the whole text (their sections' text, joined).
-        CREATE TEMP TABLE whole AS
-            SELECT max(subject) AS subject, max(sender) AS sender,
-                   group_concat(body, char(10) || char(10)) AS body, message
+        -- a row for the whole text (their sections' text, joined). Rows are numbered so that
+        -- a row's number says what it is without reading it (see `search_rowid`): the whole
+        -- message's row is the message's id, a section's is negative.
+        CREATE VIRTUAL TABLE search_new USING fts5(
+            subject, sender, heading, body,
+            message UNINDEXED, section UNINDEXED,
+            tokenize = 'unicode61 remove_diacritics 2'
+        );
+        INSERT INTO search_new (rowid, subject, sender, heading, body, message, section)
+            SELECT message, max(subject), max(sender), NULL,
+                   group_concat(body, char(10) || char(10)), message, NULL
             FROM (SELECT subject, sender, body, message FROM archive_search
                   WHERE section IS NOT NULL ORDER BY message, section)
             GROUP BY message;
-        INSERT INTO archive_search (subject, sender, heading, body, message, section)
-            SELECT subject, sender, NULL, body, message, NULL FROM whole;
-        DROP TABLE whole;
-        -- Where each message's and each section's search row is, to read them back.
-        ALTER TABLE messages ADD COLUMN search_row INTEGER;
-        ALTER TABLE message_sections ADD COLUMN search_row INTEGER;
-        CREATE TEMP TABLE rows AS
-            SELECT rowid AS r, message, section FROM archive_search;
-        UPDATE messages SET search_row = rows.r
-            FROM rows WHERE rows.message = messages.id AND rows.section IS NULL;
-        UPDATE message_sections SET search_row = rows.r
-            FROM rows WHERE rows.message = message_sections.message
-                        AND rows.section = message_sections.position;
-        DROP TABLE rows;",
+        INSERT INTO search_new (rowid, subject, sender, heading, body, message, section)
+            SELECT -(message * 1048576 + section), subject, sender, heading, body, message, section
+            FROM archive_search WHERE section IS NOT NULL AND section < 1048576;
+        DROP TABLE archive_search;
+        ALTER TABLE search_new RENAME TO archive_search;
+        INSERT INTO archive_search (archive_search, rank) VALUES ('automerge', 16);",
     ),
     M::up(
         "CREATE TABLE bounces (
@@ -1133,17 +1132,14 @@ impl Store for SqliteStore {
                 .map_err(fail)?;
             let mut section = tx
                 .prepare_cached(
-                    "INSERT INTO message_sections (message, position, heading, search_row)
-                     VALUES (?1, ?2, ?3, ?4)",
+                    "INSERT INTO message_sections (message, position, heading)
+                     VALUES (?1, ?2, ?3)",
                 )
-                .map_err(fail)?;
-            let mut whole_row = tx
-                .prepare_cached("UPDATE messages SET search_row = ?2 WHERE id = ?1")
                 .map_err(fail)?;
             let mut search = tx
                 .prepare_cached(
-                    "INSERT INTO archive_search (subject, sender, heading, body, message, section)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    "INSERT INTO archive_search (rowid, subject, sender, heading, body, message, section)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 )
                 .map_err(fail)?;
             let mut blob = tx
@@ -1201,6 +1197,7 @@ impl Store for SqliteStore {
                 if m.flagged.is_none() {
                     search
                         .execute(params![
+                            search_rowid(id, None),
                             m.subject.as_deref().map(index_form),
                             m.sender,
                             None::<String>,
@@ -1209,13 +1206,19 @@ impl Store for SqliteStore {
                             None::<i64>
                         ])
                         .map_err(fail)?;
-                    let row = tx.last_insert_rowid();
-                    whole_row.execute(params![id, row]).map_err(fail)?;
                 }
                 for (i, (heading, body)) in m.sections.iter().enumerate() {
                     let position = i as i64 + 1;
+                    section
+                        .execute(params![id, position, heading])
+                        .map_err(fail)?;
+                    if position >= SECTION_SPAN {
+                        // The whole message's row still finds it.
+                        continue;
+                    }
                     search
                         .execute(params![
+                            search_rowid(id, Some(position)),
                             m.subject.as_deref().map(index_form),
                             m.sender,
                             heading.as_deref().map(index_form),
@@ -1223,10 +1226,6 @@ impl Store for SqliteStore {
                             id,
                             position
                         ])
-                        .map_err(fail)?;
-                    let row = tx.last_insert_rowid();
-                    section
-                        .execute(params![id, position, heading, row])
                         .map_err(fail)?;
                 }
                 for (i, a) in m.attachments.iter().enumerate() {
@@ -1380,35 +1379,53 @@ impl Store for SqliteStore {
                 interrupt.interrupt();
             }
         });
-        let found: rusqlite::Result<Vec<(ArchiveEntry, f64)>> = self
+        // Rank by the index alone (a row's number says whether it is a whole message and
+        // which), then read the few messages kept: reading every match's columns would cost
+        // far more than the search.
+        let found: rusqlite::Result<Vec<(i64, f64)>> = self
             .conn
-            .prepare_cached(&format!(
-                "SELECT {ARCHIVE_COLUMNS_M}, bm25(archive_search, 6.0, 2.0, 4.0, 1.0) AS rank
-                 FROM archive_search s JOIN messages m ON m.id = s.message
-                 WHERE archive_search MATCH ?1 AND s.section IS NULL
-                 ORDER BY rank, m.id LIMIT ?2"
-            ))
+            .prepare_cached(
+                "SELECT rowid, bm25(archive_search, 6.0, 2.0, 4.0, 1.0) AS rank
+                 FROM archive_search WHERE archive_search MATCH ?1 AND rowid > 0
+                 ORDER BY rank, rowid LIMIT ?2",
+            )
             .and_then(|mut st| {
-                st.query_map(params![text, limit as i64], |r| {
-                    Ok((archive_row(r)?, r.get::<_, f64>(10)?))
-                })?
-                .collect()
+                st.query_map(params![text, limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect()
             });
         let _ = done.send(());
         let _ = watchdog.join();
-        match found {
-            Ok(rows) => Ok(rows),
+        let ranked = match found {
+            Ok(rows) => rows,
             Err(rusqlite::Error::SqliteFailure(f, _))
                 if f.code == rusqlite::ErrorCode::OperationInterrupted =>
             {
-                Err(Error::Usage(format!(
+                return Err(Error::Usage(format!(
                     "the search for `{}` was cut short after {:.1} s; narrow it down (fewer prefixes, more words)",
                     query.text,
                     budget.as_secs_f64()
-                )))
+                )));
             }
-            Err(e) => Err(self.fail("could not search the archive", e)),
+            Err(e) => return Err(self.fail("could not search the archive", e)),
+        };
+        let fail = |e| self.fail("could not search the archive", e);
+        let mut entry = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {ARCHIVE_COLUMNS} FROM messages WHERE id = ?1"
+            ))
+            .map_err(fail)?;
+        let mut out = Vec::with_capacity(ranked.len());
+        for (id, rank) in ranked {
+            if let Some(e) = entry
+                .query_row([id], archive_row)
+                .optional()
+                .map_err(fail)?
+            {
+                out.push((e, rank));
+            }
         }
+        Ok(out)
     }
 
     fn archive_search_rows(&self, message: i64) -> Result<Vec<super::SearchRow>> {
@@ -1417,9 +1434,8 @@ impl Store for SqliteStore {
         let whole: Option<String> = self
             .conn
             .query_row(
-                "SELECT s.body FROM messages m JOIN archive_search s ON s.rowid = m.search_row
-                 WHERE m.id = ?1",
-                [message],
+                "SELECT body FROM archive_search WHERE rowid = ?1",
+                [search_rowid(message, None)],
                 |r| r.get(0),
             )
             .optional()
@@ -1430,12 +1446,12 @@ impl Store for SqliteStore {
             .conn
             .prepare_cached(
                 "SELECT ms.position, ms.heading, s.body FROM message_sections ms
-                 JOIN archive_search s ON s.rowid = ms.search_row
+                 JOIN archive_search s ON s.rowid = -(ms.message * ?2 + ms.position)
                  WHERE ms.message = ?1 ORDER BY ms.position",
             )
             .map_err(fail)?;
         let sections = statement
-            .query_map([message], |r| {
+            .query_map(params![message, SECTION_SPAN], |r| {
                 Ok((
                     Some(r.get::<_, i64>(0)? as u32),
                     r.get::<_, Option<String>>(1)?,
@@ -1510,15 +1526,35 @@ impl Store for SqliteStore {
         let fail = |e| self.fail(&format!("could not write table {table}"), e);
         let tx = self.conn.unchecked_transaction().map_err(fail)?;
         {
-            let marks: Vec<String> = (1..=columns.len()).map(|i| format!("?{i}")).collect();
+            // The search index's rows are numbered by what they are (`search_rowid`).
+            let search = table == "archive_search";
+            let mut names: Vec<&str> = columns.to_vec();
+            if search {
+                names.push("rowid");
+            }
+            let marks: Vec<String> = (1..=names.len()).map(|i| format!("?{i}")).collect();
             let mut insert = tx
                 .prepare_cached(&format!(
                     "INSERT INTO {table} ({}) VALUES ({})",
-                    columns.join(", "),
+                    names.join(", "),
                     marks.join(", ")
                 ))
                 .map_err(fail)?;
+            let position = |name: &str| columns.iter().position(|c| *c == name);
+            let (message_at, section_at) = (position("message"), position("section"));
             for row in rows {
+                let mut row = row.clone();
+                if search {
+                    let number = |at: Option<usize>| match at.and_then(|i| row.get(i)) {
+                        Some(Value::Integer(n)) => Some(*n),
+                        _ => None,
+                    };
+                    let message = number(message_at).unwrap_or(0);
+                    match number(section_at) {
+                        Some(p) if p >= SECTION_SPAN => continue,
+                        section => row.push(Value::Integer(search_rowid(message, section))),
+                    }
+                }
                 let values = row.iter().map(|v| match v {
                     Value::Null => rusqlite::types::Value::Null,
                     Value::Integer(n) => rusqlite::types::Value::Integer(*n),
@@ -1550,6 +1586,19 @@ impl Store for SqliteStore {
     }
 }
 
+/// How many section rows each message's numbers leave room for in the search index.
+const SECTION_SPAN: i64 = 1 << 20;
+
+/// A search-index row's number: the message's id for its whole text, and a negative number
+/// for each section, so a search can keep whole messages and know which without reading
+/// the rows.
+fn search_rowid(message: i64, section: Option<i64>) -> i64 {
+    match section {
+        None => message,
+        Some(position) => -(message * SECTION_SPAN + position),
+    }
+}
+
 /// The columns of `table` in [`TABLES`].
 fn table_columns(table: &str) -> Option<&'static [&'static str]> {
     TABLES.iter().find(|(t, _)| *t == table).map(|(_, c)| *c)
@@ -1558,7 +1607,6 @@ fn table_columns(table: &str) -> Option<&'static [&'static str]> {
 const JOB_COLUMNS: &str = "id, number, selectors, content_hash, subject, source, transport, created_at, finished_at, total";
 const ARCHIVE_COLUMNS: &str =
     "id, message_id, date, sender, subject, bulletin, flagged, size, folder, copy_kind";
-const ARCHIVE_COLUMNS_M: &str = "m.id, m.message_id, m.date, m.sender, m.subject, m.bulletin, m.flagged, m.size, m.folder, m.copy_kind";
 const ENTRY_COLUMNS: &str =
     "job, seq, email, name, branch, employer, attributes, state, attempts, message_id, reply";
 
