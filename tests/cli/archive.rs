@@ -12,7 +12,7 @@ use crate::harness::{Backend, Test, repo};
 use crate::on_both;
 
 /// The shared corpus of real mail, or `None` (with a message) when it is not here.
-fn corpus() -> Option<PathBuf> {
+pub fn corpus() -> Option<PathBuf> {
     let path = std::env::var_os("MAILOUT_CORPUS")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo().join("../shared/corpus/eml"));
@@ -249,7 +249,7 @@ const SLICE_PER_SOURCE: usize = 50;
 
 /// A modest slice of the corpus: the first files (in name order) of each of its folders
 /// (and of the files beside them), so that every source's oddities are in it.
-fn corpus_slice(corpus: &Path) -> Vec<PathBuf> {
+pub fn corpus_slice(corpus: &Path) -> Vec<PathBuf> {
     let mut entries: Vec<PathBuf> = std::fs::read_dir(corpus)
         .unwrap()
         .map(|e| e.unwrap().path())
