@@ -77,6 +77,182 @@ pub fn bodies(raw: &[u8]) -> (Option<String>, Option<String>) {
     (text, html)
 }
 
+/// Whom a copy was addressed to, read again from its raw bytes, so that a public page can
+/// leave them out.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Addressees {
+    /// Display name (if any) and address (if any) of each mailbox in To and Cc, and the
+    /// addresses in Delivered-To, X-Original-To and Envelope-To.
+    pub people: Vec<(Option<String>, Option<String>)>,
+    /// The List-Unsubscribe header fields, raw (a member's copy carries the member's token
+    /// there).
+    pub unsubscribe: Vec<String>,
+}
+
+/// Reads a message's [`Addressees`] from its raw bytes (none from bytes that are not mail).
+pub fn addressees(raw: &[u8]) -> Addressees {
+    let mut out = Addressees::default();
+    let Some(parsed) = MessageParser::default().parse(raw) else {
+        return out;
+    };
+    for mailbox in parsed
+        .to()
+        .into_iter()
+        .chain(parsed.cc())
+        .flat_map(|a| a.iter())
+    {
+        let name = mailbox.name().map(str::to_string);
+        let address = mailbox.address().map(str::to_string);
+        if name.is_some() || address.is_some() {
+            out.people.push((name, address));
+        }
+    }
+    for (name, value) in parsed.headers_raw() {
+        if name.eq_ignore_ascii_case("to") || name.eq_ignore_ascii_case("cc") {
+            // Read again as written: an address mail-parser cannot make sense of (quotes,
+            // brackets) is still the recipient's.
+            out.people.extend(mailboxes(value));
+        } else if ["delivered-to", "x-original-to", "envelope-to"]
+            .iter()
+            .any(|h| name.eq_ignore_ascii_case(h))
+        {
+            for address in value.split(',') {
+                let address = address.trim();
+                let address = match (address.find('<'), address.rfind('>')) {
+                    (Some(start), Some(end)) if start < end => &address[start + 1..end],
+                    _ => address,
+                };
+                if address.contains('@') {
+                    out.people.push((None, Some(address.trim().to_string())));
+                }
+            }
+        } else if name.eq_ignore_ascii_case("list-unsubscribe") {
+            out.unsubscribe.push(value.to_string());
+        }
+    }
+    out
+}
+
+/// The mailboxes of an address header's raw value as written, each as (display name,
+/// address): split at commas outside quotes, comments and angle brackets; a group's name
+/// left out; the address inside `<…>` if there is one (quoted local parts kept quoted),
+/// the phrase before it (unquoted) as the name, or else a comment.
+fn mailboxes(value: &str) -> Vec<(Option<String>, Option<String>)> {
+    let mut out = Vec::new();
+    let (mut phrase, mut angle, mut comment, mut bare) =
+        (String::new(), String::new(), String::new(), String::new());
+    let (mut quoted, mut depth, mut in_angle, mut escaped) = (false, 0usize, false, false);
+    let mut finish =
+        |phrase: &mut String, angle: &mut String, comment: &mut String, bare: &mut String| {
+            // `Name <address>`, or `address (Name)`.
+            let (name, address) = if angle.trim().is_empty() {
+                (comment.trim(), bare.trim())
+            } else {
+                let phrase = phrase.trim();
+                (
+                    if phrase.is_empty() {
+                        comment.trim()
+                    } else {
+                        phrase
+                    },
+                    angle.trim(),
+                )
+            };
+            let name = Some(name)
+                .filter(|n| !n.is_empty() && !n.contains("=?"))
+                .map(str::to_string);
+            let address = Some(address)
+                .filter(|a| a.contains('@'))
+                .map(str::to_string);
+            if name.is_some() || address.is_some() {
+                out.push((name, address));
+            }
+            for s in [phrase, angle, comment, bare] {
+                s.clear();
+            }
+        };
+    for c in value.chars().filter(|&c| c != '\r' && c != '\n') {
+        // Where the character goes: the address (in brackets, or bare), the phrase, or a
+        // comment; quoted text keeps its quotes and escapes in an address only.
+        let into_address = in_angle;
+        if escaped {
+            escaped = false;
+            if into_address {
+                angle.push(c);
+            } else if depth > 0 {
+                comment.push(c);
+            } else {
+                phrase.push(c);
+                bare.push(c);
+            }
+            continue;
+        }
+        match c {
+            '\\' if quoted || depth > 0 => {
+                escaped = true;
+                if into_address {
+                    angle.push(c);
+                } else if quoted {
+                    bare.push(c);
+                }
+                continue;
+            }
+            '"' if depth == 0 => {
+                quoted = !quoted;
+                if into_address {
+                    angle.push(c);
+                } else {
+                    bare.push(c);
+                }
+                continue;
+            }
+            _ if quoted => {
+                if into_address {
+                    angle.push(c);
+                } else {
+                    phrase.push(c);
+                    bare.push(c);
+                }
+                continue;
+            }
+            '(' => {
+                depth += 1;
+                if depth == 1 {
+                    continue;
+                }
+            }
+            ')' if depth > 0 => {
+                depth -= 1;
+                if depth == 0 {
+                    continue;
+                }
+            }
+            _ => {}
+        }
+        if depth > 0 {
+            comment.push(c);
+            continue;
+        }
+        match c {
+            '<' if !in_angle => in_angle = true,
+            '>' if in_angle => in_angle = false,
+            _ if in_angle => angle.push(c),
+            ':' => {
+                // A group: what came before is its name.
+                phrase.clear();
+                bare.clear();
+            }
+            ',' | ';' => finish(&mut phrase, &mut angle, &mut comment, &mut bare),
+            _ => {
+                phrase.push(c);
+                bare.push(c);
+            }
+        }
+    }
+    finish(&mut phrase, &mut angle, &mut comment, &mut bare);
+    out
+}
+
 /// Decompresses what [`compress`] made.
 pub fn decompress(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
     zstd::stream::decode_all(bytes)
@@ -245,6 +421,38 @@ mod tests {
         assert_eq!(decompress(&m.raw_zstd).unwrap(), raw, "kept byte for byte");
         assert_eq!(&*normalise_line_ends(b"a\r\nb\nc"), b"a\r\nb\nc");
         assert_eq!(&*normalise_line_ends(b"a\rb\r\nc\r"), b"a\r\nb\r\nc\r\n");
+    }
+
+    #[test]
+    fn addressees_are_read_as_written_whatever_their_quotes() {
+        let raw = concat!(
+            "To: \"Zelda Quigley-Marsh\" <\"zq\\\" onmouseover=\\\"alert(1)\\\" <b>\"@recipient.example>,\r\n",
+            " Jo (the member) <jo@x.example>, plain@x.example (Plain Person)\r\n",
+            "Cc: Friends: a@x.example, \"B, Bee\" <b@x.example>;\r\n",
+            "Delivered-To: <d@x.example>\r\n",
+            "List-Unsubscribe: <https://u.example/u/T>\r\n",
+            "Subject: x\r\n\r\nbody\r\n"
+        );
+        let found = addressees(raw.as_bytes());
+        for (name, address) in [
+            (
+                Some("Zelda Quigley-Marsh"),
+                Some("\"zq\\\" onmouseover=\\\"alert(1)\\\" <b>\"@recipient.example"),
+            ),
+            (Some("Jo"), Some("jo@x.example")),
+            (Some("Plain Person"), Some("plain@x.example")),
+            (None, Some("a@x.example")),
+            (Some("B, Bee"), Some("b@x.example")),
+            (None, Some("d@x.example")),
+        ] {
+            let wanted = (name.map(str::to_string), address.map(str::to_string));
+            assert!(
+                found.people.contains(&wanted),
+                "{wanted:?} not in {found:?}"
+            );
+        }
+        assert_eq!(found.unsubscribe.len(), 1);
+        assert!(found.unsubscribe[0].contains("<https://u.example/u/T>"));
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! `mailout archive search`: the query parsed once ([`super::query`]), the store asked for
 //! the messages whose whole text matches, each bulletin given once (whatever copies of it
 //! the archive holds: the copy for everyone is shown where it matched), and each hit named
-//! by the section that holds the most of the query's words, with a snippet from it.
+//! by the section that holds the most of the query's words (in its heading first), with a
+//! snippet from it.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -54,7 +55,12 @@ pub fn search(store: &dyn Store, text: &str, limit: usize) -> Result<Vec<SearchH
         let best = rows
             .iter()
             .filter(|(section, ..)| section.is_some())
-            .map(|row| (words::score(&row.2, &marks), row))
+            .map(|row| {
+                // Words in its heading name a section better than words in its text.
+                let heading = row.1.as_deref().map_or((0, 0), |h| words::score(h, &marks));
+                let body = words::score(&row.2, &marks);
+                ((body.0.max(heading.0), heading.0, body.1 + heading.1), row)
+            })
             .filter(|(score, _)| score.0 > 0)
             .max_by(|(a, ra), (b, rb)| a.cmp(b).then(rb.0.cmp(&ra.0)));
         match best {

@@ -2,7 +2,10 @@
 //! date, one page per bulletin at `DIR/<number>/` (the address the bulletins' "read on the
 //! web" link points to) with previous/next links, a page per other message, a client-side
 //! search (our own small script and a JSON index), and an Atom feed. HTML from received mail
-//! is sanitised ([`super::sanitise`]).
+//! is sanitised and what names a recipient taken out ([`super::sanitise`]); attachments a
+//! browser would run are published as text; every page carries a strict
+//! Content-Security-Policy, also written as HTTP headers for static hosts (`_headers`,
+//! `.htaccess`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -12,7 +15,7 @@ use handlebars::html_escape as esc;
 use serde::Serialize;
 
 use super::parse::decompress;
-use super::sanitise::sanitise;
+use super::sanitise::{Redactions, publish_html, visible_text};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::store::{ArchiveEntry, ArchivedMessage, Store};
@@ -34,7 +37,7 @@ pub struct SiteSummary {
 #[derive(Serialize)]
 struct IndexEntry<'a> {
     u: String,
-    t: &'a str,
+    t: String,
     d: &'a str,
     x: String,
 }
@@ -57,6 +60,10 @@ pub fn write_site(store: &dyn Store, config: &Config, dir: &Path) -> Result<Site
     let mut attachments_written = std::collections::HashSet::new();
     write(dir, "style.css", STYLE.as_bytes())?;
     write(dir, "search.js", SEARCH_JS.as_bytes())?;
+    write(dir, "_headers", NETLIFY_HEADERS.as_bytes())?;
+    write(dir, ".htaccess", HTACCESS.as_bytes())?;
+    // Subjects as published, by message id.
+    let mut subjects: HashMap<i64, String> = HashMap::new();
 
     // A bulletin's page shows its copy for everyone (or one mailout did not make); one of
     // which only proofs and members' own copies are archived has no page.
@@ -97,14 +104,20 @@ pub fn write_site(store: &dyn Store, config: &Config, dir: &Path) -> Result<Site
             }
             extra.push_str("</p>");
         }
-        let body = redact(
-            &message_body(store, &message, "..", &mut attachments_written, dir)?,
+        let redactions = redactions(&message, config);
+        let body = message_body(
+            store,
             &message,
-            config,
-        );
-        let title = message
-            .entry
-            .subject
+            &redactions,
+            "..",
+            &mut attachments_written,
+            dir,
+        )?;
+        let subject = public_subject(&message, &redactions);
+        if let Some(subject) = &subject {
+            subjects.insert(published[number].id, subject.clone());
+        }
+        let title = subject
             .clone()
             .unwrap_or_else(|| format!("{} {number}", org.series));
         let page = page(
@@ -113,16 +126,16 @@ pub fn write_site(store: &dyn Store, config: &Config, dir: &Path) -> Result<Site
             "..",
             &format!(
                 "<nav>{nav}</nav>{header}{extra}{sections}{body}<nav>{nav}</nav>",
-                header = header(&message),
-                sections = sections_nav(&message),
+                header = header(&message, &redactions),
+                sections = sections_nav(&message, &redactions),
             ),
         );
         write(dir, &format!("{number}/index.html"), page.as_bytes())?;
         index.push(IndexEntry {
             u: format!("{number}/"),
-            t: published[number].subject.as_deref().unwrap_or(""),
+            t: subject.clone().unwrap_or_default(),
             d: published[number].date.as_deref().unwrap_or(""),
-            x: redact(&indexed_text(&message), &message, config),
+            x: indexed_text(&message, &redactions),
         });
         summary.bulletins += 1;
     }
@@ -162,28 +175,33 @@ pub fn write_site(store: &dyn Store, config: &Config, dir: &Path) -> Result<Site
                 );
             }
         }
-        let body = redact(
-            &message_body(store, &message, "../..", &mut attachments_written, dir)?,
+        let redactions = redactions(&message, config);
+        let body = message_body(
+            store,
             &message,
-            config,
-        );
-        let title = entry
-            .subject
-            .clone()
-            .unwrap_or_else(|| "(no subject)".into());
+            &redactions,
+            "../..",
+            &mut attachments_written,
+            dir,
+        )?;
+        let subject = public_subject(&message, &redactions);
+        if let Some(subject) = &subject {
+            subjects.insert(entry.id, subject.clone());
+        }
+        let title = subject.clone().unwrap_or_else(|| "(no subject)".into());
         let page = page(
             &org.name,
             &title,
             "../..",
-            &format!("<nav>{nav}</nav>{}{body}", header(&message)),
+            &format!("<nav>{nav}</nav>{}{body}", header(&message, &redactions)),
         );
         write(dir, &format!("m/{}/index.html", entry.id), page.as_bytes())?;
         if entry.bulletin.is_none() {
             index.push(IndexEntry {
                 u: format!("m/{}/", entry.id),
-                t: entry.subject.as_deref().unwrap_or(""),
+                t: subject.unwrap_or_default(),
                 d: entry.date.as_deref().unwrap_or(""),
-                x: redact(&indexed_text(&message), &message, config),
+                x: indexed_text(&message, &redactions),
             });
             summary.messages += 1;
         }
@@ -224,7 +242,7 @@ pub fn write_site(store: &dyn Store, config: &Config, dir: &Path) -> Result<Site
                         html,
                         "<tr><td><a href=\"{number}/\">{number}</a></td><td>{}</td><td><a href=\"{number}/\">{}</a></td></tr>",
                         esc(day(first.date.as_deref())),
-                        esc(first.subject.as_deref().unwrap_or("")),
+                        esc(subjects.get(&first.id).map_or("", String::as_str)),
                     );
                 }
                 None => {
@@ -249,7 +267,7 @@ pub fn write_site(store: &dyn Store, config: &Config, dir: &Path) -> Result<Site
                 esc(day(e.date.as_deref())),
                 esc(e.sender.as_deref().unwrap_or("")),
                 e.id,
-                esc(e.subject.as_deref().unwrap_or("(no subject)")),
+                esc(subjects.get(&e.id).map_or("(no subject)", String::as_str)),
                 if e.flagged.is_some() {
                     " <span class=\"note\">(unreadable, kept raw)</span>"
                 } else {
@@ -276,7 +294,7 @@ pub fn write_site(store: &dyn Store, config: &Config, dir: &Path) -> Result<Site
     write(
         dir,
         "feed.xml",
-        atom(config, &numbers, &published).as_bytes(),
+        atom(config, &numbers, &published, &subjects).as_bytes(),
     )?;
     Ok(summary)
 }
@@ -296,17 +314,19 @@ fn day(date: Option<&str>) -> &str {
     date.map_or("", |d| d.get(..10).unwrap_or(d))
 }
 
-fn header(m: &ArchivedMessage) -> String {
+fn header(m: &ArchivedMessage, redactions: &Redactions) -> String {
     let e = &m.entry;
     format!(
         "<h1>{}</h1><p class=\"meta\">From {} · {}</p>",
-        esc(e.subject.as_deref().unwrap_or("(no subject)")),
+        esc(public_subject(m, redactions)
+            .as_deref()
+            .unwrap_or("(no subject)")),
         esc(e.sender.as_deref().unwrap_or("unknown sender")),
         esc(e.date.as_deref().unwrap_or("no date")),
     )
 }
 
-fn sections_nav(m: &ArchivedMessage) -> String {
+fn sections_nav(m: &ArchivedMessage, redactions: &Redactions) -> String {
     if m.sections.len() < 2 {
         return String::new();
     }
@@ -315,18 +335,20 @@ fn sections_nav(m: &ArchivedMessage) -> String {
         let _ = write!(
             out,
             "<li>{}</li>",
-            esc(heading.as_deref().unwrap_or("(untitled)"))
+            esc(&redactions.text(heading.as_deref().unwrap_or("(untitled)")))
         );
     }
     out.push_str("</ol></details>");
     out
 }
 
-/// The message's body for a page: its HTML sanitised, else its text; attachments listed
-/// and written under `attachments/HASH/NAME`.
+/// The message's body for a page, `redactions` applied: its HTML sanitised, else its text;
+/// attachments listed and written under `attachments/HASH/NAME` (those a browser would run
+/// under a name ending `.txt`).
 fn message_body(
     store: &dyn Store,
     m: &ArchivedMessage,
+    redactions: &Redactions,
     root: &str,
     written: &mut std::collections::HashSet<String>,
     dir: &Path,
@@ -336,7 +358,10 @@ fn message_body(
     for a in &m.attachments {
         let (hash, filename, content_id, content_type, size) =
             (&a.hash, &a.filename, &a.content_id, &a.content_type, a.size);
-        let name = safe_name(filename.as_deref().unwrap_or("attachment"));
+        let (name, active) = published_name(
+            &safe_name(&redactions.text(filename.as_deref().unwrap_or("attachment"))),
+            content_type,
+        );
         let url = format!("{root}/attachments/{hash}/{name}");
         if written.insert(format!("{hash}/{name}"))
             && let Some((_, data)) = store.archive_attachment(hash)?
@@ -344,24 +369,35 @@ fn message_body(
             let bytes = decompress(&data).unwrap_or_default();
             write(dir, &format!("attachments/{hash}/{name}"), &bytes)?;
         }
-        if let Some(id) = content_id {
+        // An active image (SVG) is never shown in the page.
+        if let Some(id) = content_id
+            && !active
+        {
             cid.insert(id.clone(), url.clone());
         }
         if filename.is_some() {
             let _ = write!(
                 list,
-                "<li><a href=\"{}\">{}</a> ({}, {} bytes)</li>",
+                "<li><a href=\"{}\">{}</a> ({}, {} bytes){}</li>",
                 esc(&url),
                 esc(&name),
                 esc(content_type),
-                size
+                size,
+                if active {
+                    " <span class=\"note\">published as text so that it cannot run in your browser</span>"
+                } else {
+                    ""
+                },
             );
         }
     }
     let (text, html) = super::parse::bodies(&decompress(&m.raw_zstd).unwrap_or_default());
     let body = match (&html, &text) {
-        (Some(html), _) => format!("<div class=\"mail\">{}</div>", sanitise(html, cid)),
-        (None, Some(text)) => format!("<pre class=\"mail\">{}</pre>", esc(text)),
+        (Some(html), _) => format!(
+            "<div class=\"mail\">{}</div>",
+            publish_html(html, &cid, redactions)
+        ),
+        (None, Some(text)) => format!("<pre class=\"mail\">{}</pre>", esc(&redactions.text(text))),
         (None, None) => match &m.entry.flagged {
             Some(why) => format!(
                 "<p class=\"note\">This message could not be read ({}); it is kept as received.</p>",
@@ -396,43 +432,128 @@ fn safe_name(name: &str) -> String {
     }
 }
 
-/// A page is public: the address a copy was sent to, and a copy's personal unsubscribe
-/// links (ours carry the member's token), are taken out.
-fn redact(text: &str, m: &ArchivedMessage, config: &Config) -> String {
-    let mut out = text.to_string();
-    for address in m
-        .recipients
-        .as_deref()
-        .unwrap_or("")
-        .split(", ")
-        .filter(|a| a.contains('@'))
-    {
-        out = out.replace(address, "a member");
-    }
-    let sender = &config.sender;
-    let web = sender.unsubscribe_url.split("{token}").next().unwrap_or("");
-    let mail = format!("mailto:{}?subject=unsubscribe-", sender.unsubscribe_mailto);
-    for prefix in [web, mail.as_str()] {
-        if prefix.len() < 8 {
-            continue;
-        }
-        let mut redacted = String::with_capacity(out.len());
-        let mut rest = out.as_str();
-        while let Some(i) = rest.find(prefix) {
-            redacted.push_str(&rest[..i]);
-            redacted.push_str(&config.organisation.website);
-            rest = rest[i + prefix.len()..]
-                .trim_start_matches(|c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-        }
-        redacted.push_str(rest);
-        out = redacted;
-    }
-    out
+/// A page is public: what it must not show of this copy (whom it was sent to, and the
+/// member's token in its personal unsubscribe links).
+fn redactions(m: &ArchivedMessage, config: &Config) -> Redactions {
+    let raw = decompress(&m.raw_zstd).unwrap_or_default();
+    let mut addressees = super::parse::addressees(&raw);
+    // The stored recipients too, should the raw bytes read differently now.
+    addressees.people.extend(
+        m.recipients
+            .as_deref()
+            .unwrap_or("")
+            .split(", ")
+            .filter(|a| a.contains('@'))
+            .map(|a| (None, Some(a.to_string()))),
+    );
+    Redactions::new(&addressees.people, &addressees.unsubscribe, config)
 }
 
-fn indexed_text(m: &ArchivedMessage) -> String {
-    let (text, _) = super::parse::bodies(&decompress(&m.raw_zstd).unwrap_or_default());
-    let text = text.unwrap_or_default();
+/// The message's subject as a public page shows it.
+fn public_subject(m: &ArchivedMessage, redactions: &Redactions) -> Option<String> {
+    m.entry
+        .subject
+        .as_deref()
+        .map(|s| redactions.text(s).into_owned())
+}
+
+/// File name extensions a browser (or a web server) would run or render as a document
+/// rather than download: HTML, XHTML, SVG, XML and XSLT, scripts, web archives, and
+/// server-side pages some hosts execute.
+const ACTIVE_EXTENSIONS: &[&str] = &[
+    "html", "htm", "xhtml", "xht", "shtml", "shtm", "stm", "svg", "svgz", "xml", "xsl", "xslt",
+    "xsd", "rss", "atom", "js", "mjs", "cjs", "mht", "mhtml", "hta", "php", "php3", "php4", "php5",
+    "php7", "phtml", "phar", "pl", "py", "cgi", "asp", "aspx", "jsp",
+];
+
+/// The name an attachment of `content_type` named `name` is published under, and whether
+/// it was made text so that it cannot run. Every name ends in an extension static hosts
+/// know, so none is served without a type for a browser to guess: one a browser would run
+/// or render as a document gets `.txt` after it; a name without a known extension gets one
+/// for its type (`.bin` if the type says nothing safe either).
+fn published_name(name: &str, content_type: &str) -> (String, bool) {
+    let ty = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let lower = name.to_ascii_lowercase();
+    if lower.ends_with(".txt") {
+        return (name.to_string(), false);
+    }
+    let active_type = matches!(
+        ty.as_str(),
+        "text/html"
+            | "application/xhtml+xml"
+            | "image/svg+xml"
+            | "text/xml"
+            | "application/xml"
+            | "text/xsl"
+            | "application/xslt+xml"
+            | "application/javascript"
+            | "application/x-javascript"
+            | "application/ecmascript"
+            | "text/javascript"
+            | "text/ecmascript"
+            | "multipart/related"
+            | "application/x-mimearchive"
+            | "message/rfc822"
+    ) || ty.ends_with("+xml")
+        || ty.ends_with("/xml");
+    // Some servers go by every extension in a name, not only the last.
+    let active_name = lower
+        .split('.')
+        .skip(1)
+        .any(|ext| ACTIVE_EXTENSIONS.contains(&ext));
+    if active_type || active_name {
+        return (format!("{name}.txt"), true);
+    }
+    let known = lower
+        .rsplit_once('.')
+        .is_some_and(|(_, ext)| mime_guess::from_ext(ext).first().is_some());
+    if known {
+        return (name.to_string(), false);
+    }
+    let ext = SAFE_EXTENSIONS
+        .iter()
+        .find(|(t, _)| *t == ty)
+        .map_or("bin", |(_, ext)| ext);
+    (format!("{name}.{ext}"), false)
+}
+
+/// Extensions for attachments whose name has none a static host knows, by content type.
+const SAFE_EXTENSIONS: &[(&str, &str)] = &[
+    ("text/plain", "txt"),
+    ("text/csv", "csv"),
+    ("text/calendar", "ics"),
+    ("image/png", "png"),
+    ("image/jpeg", "jpg"),
+    ("image/gif", "gif"),
+    ("image/webp", "webp"),
+    ("application/pdf", "pdf"),
+    ("application/zip", "zip"),
+    ("application/msword", "doc"),
+    (
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        "docx",
+    ),
+    ("application/vnd.ms-excel", "xls"),
+    (
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "xlsx",
+    ),
+    ("application/vnd.oasis.opendocument.text", "odt"),
+];
+
+/// The words of a message for the search index: of its HTML as published, else of its
+/// text, `redactions` applied.
+fn indexed_text(m: &ArchivedMessage, redactions: &Redactions) -> String {
+    let (text, html) = super::parse::bodies(&decompress(&m.raw_zstd).unwrap_or_default());
+    let text = match html {
+        Some(html) => visible_text(&publish_html(&html, &HashMap::new(), redactions)),
+        None => redactions.text(&text.unwrap_or_default()).into_owned(),
+    };
     let mut out: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
     if out.len() > INDEXED_TEXT {
         let mut end = INDEXED_TEXT;
@@ -448,7 +569,8 @@ fn page(organisation: &str, title: &str, root: &str, body: &str) -> String {
     format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'self'; img-src 'self'; style-src 'self' 'unsafe-inline'; script-src 'self'\">\
+<meta http-equiv=\"Content-Security-Policy\" content=\"{CSP}\">\
+<meta name=\"referrer\" content=\"no-referrer\">\
 <title>{title} – {org}</title><link rel=\"stylesheet\" href=\"{root}/style.css\">\
 <link rel=\"alternate\" type=\"application/atom+xml\" href=\"{root}/feed.xml\"></head>\
 <body><header><a href=\"{root}/\">{org} archive</a></header><main>{body}</main></body></html>\n",
@@ -457,7 +579,12 @@ fn page(organisation: &str, title: &str, root: &str, body: &str) -> String {
     )
 }
 
-fn atom(config: &Config, numbers: &[u32], published: &BTreeMap<u32, &ArchiveEntry>) -> String {
+fn atom(
+    config: &Config,
+    numbers: &[u32],
+    published: &BTreeMap<u32, &ArchiveEntry>,
+    subjects: &HashMap<i64, String>,
+) -> String {
     let base = config.archive.site_url.trim_end_matches('/');
     let updated = numbers
         .iter()
@@ -475,7 +602,7 @@ fn atom(config: &Config, numbers: &[u32], published: &BTreeMap<u32, &ArchiveEntr
         let _ = writeln!(
             out,
             "<entry><title>{}</title><id>{base}/{n}/</id><link href=\"{base}/{n}/\"/><updated>{}</updated><author><name>{}</name></author></entry>",
-            esc(e.subject.as_deref().unwrap_or("")),
+            esc(subjects.get(&e.id).map_or("", String::as_str)),
             esc(e.date.as_deref().unwrap_or(&updated)),
             esc(&config.organisation.name),
         );
@@ -483,6 +610,44 @@ fn atom(config: &Config, numbers: &[u32], published: &BTreeMap<u32, &ArchiveEntr
     out.push_str("</feed>\n");
     out
 }
+
+/// The text of [`CSP`], for the header files made with `concat!`.
+macro_rules! csp {
+    () => {
+        "default-src 'none'; img-src 'self'; style-src 'self' 'unsafe-inline'; script-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    };
+}
+
+/// The Content-Security-Policy of every page: nothing loads but the site's own images,
+/// stylesheet, script and search index; inline styles (a newsletter's layout) are allowed,
+/// inline scripts are not; no `<base>`, no form posts, no framing by other sites (the last
+/// works only as an HTTP header).
+const CSP: &str = csp!();
+
+/// `_headers` (Netlify, Cloudflare Pages): the policy as HTTP headers for every file.
+const NETLIFY_HEADERS: &str = concat!(
+    "# Written by `mailout archive site`: the pages' Content-Security-Policy as HTTP headers.\n",
+    "/*\n",
+    "  Content-Security-Policy: ",
+    csp!(),
+    "\n",
+    "  X-Content-Type-Options: nosniff\n",
+    "  Referrer-Policy: no-referrer\n",
+);
+
+/// `.htaccess` (Apache): the same headers, `.txt` served as plain text, and no handler that
+/// would run an attachment. It needs mod_headers and `AllowOverride FileInfo`; without
+/// them Apache refuses to serve the site rather than serve it without its headers.
+const HTACCESS: &str = concat!(
+    "# Written by `mailout archive site`: the pages' Content-Security-Policy as HTTP headers.\n",
+    "Header set Content-Security-Policy \"",
+    csp!(),
+    "\"\n",
+    "Header set X-Content-Type-Options \"nosniff\"\n",
+    "Header set Referrer-Policy \"no-referrer\"\n",
+    "AddType text/plain .txt\n",
+    "RemoveHandler .php .php3 .php4 .php5 .php7 .phtml .phar .pl .py .cgi .shtml .asp\n",
+);
 
 const STYLE: &str = "body{margin:0;font-family:Georgia,serif;color:#1d1d1f;background:#f4f6f9}\
 header{background:#1f3a5f;padding:12px 20px}header a{color:#fff;font-family:Arial,sans-serif;font-weight:bold;text-decoration:none}\
@@ -492,7 +657,7 @@ h1{font-family:Arial,sans-serif;color:#1f3a5f;font-size:26px}.meta,.note{color:#
 table.list{border-collapse:collapse;width:100%;font-family:Arial,sans-serif;font-size:14px}\
 table.list td,table.list th{border-bottom:1px solid #d9dde3;padding:6px;text-align:left;vertical-align:top}\
 tr.gap td{color:#a01f3a;font-style:italic}table.list td:first-child{white-space:nowrap}pre.mail{white-space:pre-wrap;font-size:15px}\
-div.mail{overflow-x:auto}#q{font-size:18px;padding:6px;width:100%;max-width:500px}\n";
+div.mail{overflow-x:auto;position:relative;contain:paint}#q{font-size:18px;padding:6px;width:100%;max-width:500px}\n";
 
 const SEARCH_JS: &str = r#"// Client-side search over search-index.json: every word must appear.
 (function () {

@@ -3318,9 +3318,19 @@ mod tests {
             at: "2026-11-23T10:00:00Z".into(),
         })
         .unwrap();
+        let bounce = crate::store::BounceEvent {
+            email: "p0001@x.example".into(),
+            at: "2026-11-24T10:00:00Z".into(),
+            reason: "mailbox-full".into(),
+            consequence: "soft".into(),
+            job: Some(job.id),
+            evidence: "452 4.2.2 full (bounce.eml)".into(),
+        };
+        lite.add_bounce(&bounce).unwrap();
 
         copy(&lite, pg.as_ref());
         assert_eq!(counts(pg.as_ref()), counts(&lite));
+        assert_eq!(pg.bounces_for("p0001@x.example").unwrap(), vec![bounce]);
         assert!(counts(&lite).iter().all(|&n| n > 0));
         assert_eq!(pg.members(None).unwrap(), lite.members(None).unwrap());
         assert_eq!(pg.jobs().unwrap(), lite.jobs().unwrap());

@@ -251,7 +251,7 @@ const SLICE_PER_SOURCE: usize = 50;
 
 /// A modest slice of the corpus: the first files (in name order) of each of its folders
 /// (and of the files beside them), so that every source's oddities are in it.
-fn corpus_slice(corpus: &Path) -> Vec<PathBuf> {
+pub fn corpus_slice(corpus: &Path) -> Vec<PathBuf> {
     let mut entries: Vec<PathBuf> = std::fs::read_dir(corpus)
         .unwrap()
         .map(|e| e.unwrap().path())

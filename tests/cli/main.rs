@@ -22,5 +22,6 @@ mod scale;
 mod send;
 mod serve;
 mod servers;
+mod sitecheck;
 mod templates;
 mod unsubscribes;
