@@ -37,13 +37,15 @@ fn main() {
     let store = store::open(&path).expect("open the store");
     // Warm the page cache once, as a server would be.
     for q in QUERIES {
-        mailout::archive::search::search(store.as_ref(), q, 20).expect("search");
+        mailout::archive::search::search(store.as_ref(), q, 20, &Default::default())
+            .expect("search");
     }
     let mut times = Vec::new();
     for _ in 0..20 {
         for q in QUERIES {
             let start = Instant::now();
-            let hits = mailout::archive::search::search(store.as_ref(), q, 20).expect("search");
+            let hits = mailout::archive::search::search(store.as_ref(), q, 20, &Default::default())
+                .expect("search");
             times.push(start.elapsed().as_secs_f64() * 1000.0);
             std::hint::black_box(hits);
         }

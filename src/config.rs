@@ -294,6 +294,10 @@ pub struct Archive {
     pub series_pattern: String,
     /// Where the web archive is published; each bulletin is at `{site_url}/{number}/`.
     pub site_url: String,
+    /// The most words an archive search may hold (each word of a phrase counts).
+    pub search_max_terms: usize,
+    /// How long an archive search may run before it is cut short, in seconds.
+    pub search_timeout_secs: f64,
 }
 
 impl Default for Archive {
@@ -301,6 +305,8 @@ impl Default for Archive {
         Archive {
             series_pattern: "Latest From Example Union (\\d+)".into(),
             site_url: "https://union.example.org/archive".into(),
+            search_max_terms: crate::archive::query::MAX_TERMS,
+            search_timeout_secs: 2.0,
         }
     }
 }
@@ -515,6 +521,19 @@ impl Config {
             c.error(&["store", "lease_secs"], "must be at least 1");
         }
         c.web_url(&["archive", "site_url"], &self.archive.site_url, false);
+        if !(1..=1024).contains(&self.archive.search_max_terms) {
+            c.error(
+                &["archive", "search_max_terms"],
+                "must be between 1 and 1024",
+            );
+        }
+        let timeout = self.archive.search_timeout_secs;
+        if !(timeout.is_finite() && (0.001..=600.0).contains(&timeout)) {
+            c.error(
+                &["archive", "search_timeout_secs"],
+                "must be between 0.001 and 600 seconds",
+            );
+        }
         c.one_line(&["greeting", "default"], &self.greeting.default);
 
         for (name, kind) in &self.sections {

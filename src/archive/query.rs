@@ -18,7 +18,8 @@
 use super::words::{self, Mark};
 use crate::error::{Error, Result};
 
-/// The most words a query may hold (each word of a phrase counts).
+/// The most words a query may hold (each word of a phrase counts), unless
+/// `[archive] search_max_terms` says otherwise.
 pub const MAX_TERMS: usize = 32;
 /// The fewest letters before a prefix's `*`.
 pub const MIN_PREFIX: usize = 2;
@@ -184,6 +185,7 @@ struct Parser<'a> {
     toks: &'a [(usize, Tok)],
     at: usize,
     terms: usize,
+    max_terms: usize,
     depth: usize,
 }
 
@@ -375,9 +377,10 @@ impl Parser<'_> {
             ));
         }
         self.terms += words.len();
-        if self.terms > MAX_TERMS {
+        if self.terms > self.max_terms {
             return Err(format!(
-                "the query has more than {MAX_TERMS} words (at column {column}); search with fewer"
+                "the query has more than {} words (at column {column}); search with fewer",
+                self.max_terms
             ));
         }
         Ok(Node::Term(Term {
@@ -388,8 +391,29 @@ impl Parser<'_> {
     }
 }
 
-/// Parses `text`; a mistake is an error that names its column.
+impl Query {
+    /// The error a store gives when searching for this query ran past `budget`.
+    pub fn cut_short(&self, budget: std::time::Duration) -> Error {
+        let took = if budget.as_secs_f64() < 1.0 {
+            format!("{} ms", budget.as_millis().max(1))
+        } else {
+            format!("{:.1} s", budget.as_secs_f64())
+        };
+        Error::Usage(format!(
+            "the search for `{}` was cut short after {took}; narrow it down (fewer prefixes, more words)",
+            self.text.chars().take(200).collect::<String>()
+        ))
+    }
+}
+
+/// Parses `text` with at most [`MAX_TERMS`] words; a mistake is an error that names its
+/// column.
 pub fn parse(text: &str) -> Result<Query> {
+    parse_with(text, MAX_TERMS)
+}
+
+/// Parses `text` with at most `max_terms` words.
+pub fn parse_with(text: &str, max_terms: usize) -> Result<Query> {
     let fail = |why: String| {
         Error::Usage(format!(
             "cannot search for `{}`: {why}",
@@ -406,6 +430,7 @@ pub fn parse(text: &str) -> Result<Query> {
         toks: &toks,
         at: 0,
         terms: 0,
+        max_terms,
         depth: 0,
     };
     let root = parser.expr().map_err(fail)?;

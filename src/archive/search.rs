@@ -12,8 +12,30 @@ use super::words;
 use crate::error::Result;
 use crate::store::{ArchiveEntry, CopyKind, SearchHit, Store};
 
-/// How long a search may run before it is stopped.
-pub const BUDGET: Duration = Duration::from_secs(2);
+/// How far a search may go: `[archive] search_max_terms` and `search_timeout_secs`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Limits {
+    /// The most words a query may hold.
+    pub max_terms: usize,
+    /// How long the store may search before the search is cut short.
+    pub budget: Duration,
+}
+
+impl Limits {
+    /// The limits `config` sets.
+    pub fn from_config(config: &crate::config::Archive) -> Limits {
+        Limits {
+            max_terms: config.search_max_terms,
+            budget: Duration::from_secs_f64(config.search_timeout_secs.clamp(0.001, 600.0)),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits::from_config(&crate::config::Archive::default())
+    }
+}
 
 fn copy_rank(e: &ArchiveEntry) -> u8 {
     match e.copy {
@@ -24,12 +46,21 @@ fn copy_rank(e: &ArchiveEntry) -> u8 {
     }
 }
 
-/// The best `limit` hits for `text`.
-pub fn search(store: &dyn Store, text: &str, limit: usize) -> Result<Vec<SearchHit>> {
-    let query = query::parse(text)?;
+/// The best `limit` hits for `text`, within `limits`.
+pub fn search(
+    store: &dyn Store,
+    text: &str,
+    limit: usize,
+    limits: &Limits,
+) -> Result<Vec<SearchHit>> {
+    let query = query::parse_with(text, limits.max_terms)?;
     let marks = query.marks();
     // More than asked: copies of one bulletin fold into one hit.
-    let found = store.archive_search(&query, limit.saturating_mul(4).saturating_add(8), BUDGET)?;
+    let found = store.archive_search(
+        &query,
+        limit.saturating_mul(4).saturating_add(8),
+        limits.budget,
+    )?;
     let mut hits: Vec<SearchHit> = Vec::new();
     let mut by_bulletin: HashMap<u32, usize> = HashMap::new();
     for (entry, rank) in found {

@@ -306,7 +306,8 @@ fn archive_command(
             Ok(ExitCode::SUCCESS)
         }
         ArchiveCommand::Search { query, limit } => {
-            let hits = archive::search::search(store, &query, limit)?;
+            let limits = archive::search::Limits::from_config(&workspace.config.archive);
+            let hits = archive::search::search(store, &query, limit, &limits)?;
             if hits.is_empty() {
                 outln!("nothing found for `{query}`");
             }

@@ -2421,7 +2421,6 @@ impl Store for PgStore {
         let tsquery = tsquery(query);
         let limit = wide(limit as u64);
         let millis = budget.as_millis().clamp(1, 3_600_000) as u64;
-        let text = query.text.clone();
         let found = self.call("could not search the archive", move |db| {
             db.transaction(|tx| {
                 tx.c.batch_execute(&format!("SET LOCAL statement_timeout = {millis}"))?;
@@ -2438,10 +2437,7 @@ impl Store for PgStore {
                     .and_then(postgres::Error::code)
                     == Some(&postgres::error::SqlState::QUERY_CANCELED) =>
             {
-                Err(Error::Usage(format!(
-                    "the search for `{text}` was cut short after {:.1} s; narrow it down (fewer prefixes, more words)",
-                    budget.as_secs_f64()
-                )))
+                Err(query.cut_short(budget))
             }
             other => other,
         }
@@ -3217,9 +3213,12 @@ mod tests {
             );
         }
         // The hit names its section, and the snippet is the same from either store.
-        let hits = crate::archive::search::search(pg.as_ref(), "\"pay rise\"", 10).unwrap();
+        let hits =
+            crate::archive::search::search(pg.as_ref(), "\"pay rise\"", 10, &Default::default())
+                .unwrap();
         assert_eq!(hits[0].section, Some((1, Some("Pay".into()))));
-        let lite_hits = crate::archive::search::search(&lite, "\"pay rise\"", 10).unwrap();
+        let lite_hits =
+            crate::archive::search::search(&lite, "\"pay rise\"", 10, &Default::default()).unwrap();
         assert_eq!(hits[0].snippet, lite_hits[0].snippet);
         assert_eq!(
             hits[0].snippet,
@@ -3227,7 +3226,7 @@ mod tests {
         );
         assert!(hits[0].rank < 0.0);
         assert_eq!(
-            crate::archive::search::search(pg.as_ref(), "pay", 1)
+            crate::archive::search::search(pg.as_ref(), "pay", 1, &Default::default())
                 .unwrap()
                 .len(),
             1

@@ -1400,11 +1400,7 @@ impl Store for SqliteStore {
             Err(rusqlite::Error::SqliteFailure(f, _))
                 if f.code == rusqlite::ErrorCode::OperationInterrupted =>
             {
-                return Err(Error::Usage(format!(
-                    "the search for `{}` was cut short after {:.1} s; narrow it down (fewer prefixes, more words)",
-                    query.text,
-                    budget.as_secs_f64()
-                )));
+                return Err(query.cut_short(budget));
             }
             Err(e) => return Err(self.fail("could not search the archive", e)),
         };

@@ -209,6 +209,50 @@ on_both! {
     }
 }
 
+on_both! {
+    fn a_search_past_its_time_budget_says_it_was_cut_short(backend) {
+        let t = Test::with_examples().on(backend);
+        // 1,500 messages of made-up words, so that hundreds of prefixes have much to expand.
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut mbox = String::new();
+        for i in 0..1500 {
+            mbox.push_str(&format!(
+                "From x@x.example Mon Nov 30 10:00:00 2026\nMessage-ID: <w{i}@x.example>\nFrom: x@x.example\nSubject: words {i}\n\n"
+            ));
+            for _ in 0..150 {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let len = 3 + (state % 6) as usize;
+                let word: String = (0..len)
+                    .map(|k| (b'a' + ((state >> (8 + 5 * k)) % 26) as u8) as char)
+                    .collect();
+                mbox.push_str(&word);
+                mbox.push(' ');
+            }
+            mbox.push_str("\n\n");
+        }
+        let config = t.read("config/mailout.toml").replacen(
+            "[archive]\n",
+            "[archive]\nsearch_max_terms = 1024\nsearch_timeout_secs = 0.001\n",
+            1,
+        );
+        let t = t.write("words.mbox", &mbox).write("config/mailout.toml", &config);
+        t.run(&["import", "words.mbox"]).success();
+        // Every two-letter prefix, any of them: 676 terms, each matching thousands of words.
+        let prefixes: Vec<String> = (b'a'..=b'z')
+            .flat_map(|a| (b'a'..=b'z').map(move |b| format!("{}{}*", a as char, b as char)))
+            .collect();
+        let run = t.run(&["archive", "search", &prefixes.join(" OR ")]).code(1);
+        assert!(
+            run.stderr.contains("was cut short after 1 ms; narrow it down"),
+            "{}",
+            run.stderr
+        );
+        t.assert_store_on(backend);
+    }
+}
+
 /// Every file under `dir`.
 fn files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();

@@ -517,7 +517,8 @@ fn hostile_mail_and_members_copies_make_a_site_where_nothing_runs_loads_or_leaks
     // Members' own copies are kept but never published: each bulletin's page is its copy
     // for everyone, and the only other pages are the six hostile messages.
     assert!(
-        run.stdout.starts_with("public: 2 bulletins, 6 other messages, "),
+        run.stdout
+            .starts_with("public: 2 bulletins, 6 other messages, "),
         "{}",
         run.stdout
     );
