@@ -1070,8 +1070,9 @@ pub fn process(
                 let score = soft_score(store, &bounce.recipient, rule, &now)?;
                 if score >= rule.limit {
                     let why = format!(
-                        "{score} soft bounces within {} days, the last {evidence}",
-                        rule.days
+                        "{} within {}, the last {evidence}",
+                        crate::text::count(score as u64, "soft bounce", "soft bounces"),
+                        crate::text::count(u64::from(rule.days), "day", "days")
                     );
                     if store.suppress(&bounce.recipient, "soft-bounces", Some(&why), &now)? {
                         report.suppressed += 1;

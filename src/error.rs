@@ -63,24 +63,18 @@ pub enum Error {
     #[error("this worker's claim on its recipients ran out; they are free for other workers")]
     LeaseLost,
 
-    /// A template could not be parsed.
-    #[error("template `{name}` is invalid")]
+    /// A template could not be parsed or rendered (strict mode: a missing field is an error),
+    /// at its place in the template file when the template engine knows it.
+    #[error("{}: {message}", template_place(name, *line, *column))]
     Template {
-        /// The template's file name.
+        /// The template's file, under `templates/`.
         name: String,
-        /// The parser's error.
-        #[source]
-        source: Box<handlebars::TemplateError>,
-    },
-
-    /// A template could not be rendered (strict mode: a missing field is an error).
-    #[error("could not render template `{name}`")]
-    Render {
-        /// The template's file name.
-        name: String,
-        /// The renderer's error.
-        #[source]
-        source: Box<handlebars::RenderError>,
+        /// 1-based line in that file.
+        line: Option<usize>,
+        /// 1-based column.
+        column: Option<usize>,
+        /// What is wrong, as a sentence.
+        message: String,
     },
 
     /// CSS could not be inlined into the HTML.
@@ -137,5 +131,14 @@ impl Error {
             Error::Invalid(d) => d,
             _ => &[],
         }
+    }
+}
+
+/// `FILE:LINE:COL`, or as much of it as is known.
+fn template_place(name: &str, line: Option<usize>, column: Option<usize>) -> String {
+    match (line, column) {
+        (Some(l), Some(c)) => format!("{name}:{l}:{c}"),
+        (Some(l), None) => format!("{name}:{l}"),
+        _ => name.to_string(),
     }
 }

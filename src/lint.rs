@@ -5,6 +5,7 @@
 //! [`Workspace::check`](crate::workspace::Workspace::check).
 
 use std::ops::Range;
+use std::path::Path;
 
 use toml::Spanned;
 
@@ -12,7 +13,7 @@ use crate::bulletin::{self, Bulletin, Section};
 use crate::config::Config;
 use crate::diagnostic::{Diagnostic, Severity};
 use crate::edition::Edition;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::members::Selection;
 use crate::message::Mailing;
 use crate::recipient::Recipient;
@@ -53,10 +54,21 @@ const VAGUE_LINK_TEXTS: &[&str] = &[
     "this page",
 ];
 
-/// Warnings about what the bulletin says (its images, links and subject): the checks that
-/// need neither the store nor a render. `number` is the number the bulletin will get.
+/// The placeholder text `mailout new` writes into a bulletin's skeleton: none of it may go
+/// out to members.
+pub const SKELETON_TEXTS: &[&str] = &[
+    "The lead story of this bulletin",
+    "Write the introduction here",
+    "The first news item",
+    "Your Name",
+];
+
+/// Warnings about what the bulletin says (its images, links and subject), and the errors of
+/// text left unfinished: the checks that need neither the store nor a render. `number` is
+/// the number the bulletin will get.
 pub fn content(bulletin: &Bulletin, config: &Config, number: u32) -> Vec<Diagnostic> {
-    let mut found = images_without_alt(bulletin);
+    let mut found = unfinished_text(bulletin);
+    found.extend(images_without_alt(bulletin));
     found.extend(vague_link_texts(bulletin));
     found.extend(plain_http_links(bulletin));
     found.extend(subject(bulletin, config, number));
@@ -83,13 +95,169 @@ pub fn html_size(bulletin: &Bulletin, html_bytes: usize) -> Option<Diagnostic> {
     ))
 }
 
-/// The size in bytes of the HTML part of `edition`'s full copy, rendered as `build`
-/// renders it. The unsubscribe tokens in it have a fixed length, so any key measures it.
-pub fn measure_html(edition: Edition, templates: &Templates) -> Result<usize> {
+/// What rendering every audience variant of an edition found: the size of the full copy's
+/// HTML part, and the template problems.
+#[derive(Debug, Default)]
+pub struct Rendering {
+    /// The size in bytes of the full copy's HTML part, decoded, as `build` writes it (none
+    /// when it could not be rendered).
+    pub html_bytes: Option<usize>,
+    /// Each template problem once, as an error at its place in the template file.
+    pub problems: Vec<Diagnostic>,
+}
+
+/// Renders `edition` as a send would, for every audience variant its sections make (the
+/// full copy, a member of each audience named, a member of none of them), so that a
+/// template problem shows in `check` rather than halfway through a send. `base` is the
+/// folder the templates' overrides are in. The unsubscribe tokens have a fixed length, so
+/// any key measures the copy.
+pub fn render_variants(edition: Edition, templates: &Templates, base: &Path) -> Rendering {
+    let mut out = Rendering::default();
+    let bulletin_path = edition.bulletin.path.clone();
+    let bulletin_source = edition.bulletin.source.clone();
+    let problem = |e: Error, out: &mut Rendering| {
+        let d = match &e {
+            Error::Template {
+                name, line, column, ..
+            } => {
+                let source = templates
+                    .get(
+                        name.strip_prefix(&format!("{}/", crate::render::templates::DIR))
+                            .unwrap_or(name),
+                    )
+                    .unwrap_or("");
+                let span = line_column_span(source, *line, *column);
+                let path = if base == Path::new(".") {
+                    std::path::PathBuf::from(name)
+                } else {
+                    base.join(name)
+                };
+                let message = e.to_string();
+                let message = message
+                    .split_once(": ")
+                    .map_or(message.as_str(), |(_, m)| m);
+                Diagnostic::error(&path, source, span, message)
+            }
+            _ => Diagnostic::error(&bulletin_path, &bulletin_source, 0..0, e.to_string()),
+        };
+        if !out.problems.contains(&d) {
+            out.problems.push(d);
+        }
+    };
+    let renderer = match Renderer::new(templates) {
+        Ok(r) => r,
+        Err(e) => {
+            problem(e, &mut out);
+            return out;
+        }
+    };
+    let mut members: Vec<Recipient> = Vec::new();
+    for i in 0..edition.bulletin.sections.len() {
+        for name in edition.audience(i) {
+            if !members.iter().any(|m| m.employer.as_deref() == Some(name)) {
+                members.push(Recipient {
+                    email: "member@example.org".into(),
+                    name: Some("Sample Member".into()),
+                    employer: Some(name.to_string()),
+                    ..Recipient::default()
+                });
+            }
+        }
+    }
+    members.push(Recipient::address_only("member@example.org"));
     let list = Recipient::address_only(&edition.config.sender.list_address);
-    let renderer = Renderer::new(templates)?;
-    let mailing = Mailing::new(edition, renderer, TokenKey::new(*b"pre-send check"), None)?;
-    Ok(mailing.parts_for(&list, true)?.html.len())
+    let mailing = match Mailing::new(edition, renderer, TokenKey::new(*b"pre-send check"), None) {
+        Ok(m) => m,
+        Err(e) => {
+            problem(e, &mut out);
+            return out;
+        }
+    };
+    match mailing.parts_for(&list, true) {
+        Ok(parts) => out.html_bytes = Some(parts.html.len()),
+        Err(e) => problem(e, &mut out),
+    }
+    for member in &members {
+        if let Err(e) = mailing.parts_for(member, false) {
+            problem(e, &mut out);
+        }
+    }
+    out
+}
+
+/// The byte range of the character at `line`:`column` (1-based) of `source`.
+fn line_column_span(source: &str, line: Option<usize>, column: Option<usize>) -> Span {
+    let Some(line) = line else {
+        return 0..0;
+    };
+    let start = source
+        .split_inclusive('\n')
+        .take(line.saturating_sub(1))
+        .map(str::len)
+        .sum::<usize>()
+        .min(source.len());
+    let rest = &source[start..];
+    let rest = &rest[..rest.find('\n').unwrap_or(rest.len())];
+    let offset = rest
+        .char_indices()
+        .nth(column.unwrap_or(1).saturating_sub(1))
+        .map_or(rest.len(), |(i, _)| i);
+    let at = start + offset;
+    let width = rest[offset..].chars().next().map_or(0, char::len_utf8);
+    at..at + width
+}
+
+/// Text nobody should receive: the skeleton's placeholders, and the marks writers leave
+/// for themselves (`TODO`, `FIXME`, `TK`, lorem ipsum). Each is an error at its place, so
+/// `check` fails and a send is refused; a proof and a preview still show the draft.
+pub fn unfinished_text(bulletin: &Bulletin) -> Vec<Diagnostic> {
+    static MARKS: std::sync::LazyLock<regex_lite::Regex> = std::sync::LazyLock::new(|| {
+        regex_lite::Regex::new(r"\b(?:TODO|FIXME|TK)\b|(?i:\blorem\b)").expect("a valid pattern")
+    });
+    let mut fields: Vec<&Spanned<String>> = Vec::new();
+    fields.extend(&bulletin.subject);
+    fields.extend(&bulletin.headline);
+    fields.extend(&bulletin.greeting);
+    fields.extend(&bulletin.to);
+    fields.extend(&bulletin.intro);
+    for s in &bulletin.sections {
+        fields.push(&s.heading);
+        fields.push(&s.body);
+        fields.extend(&s.signed);
+    }
+    for s in &bulletin.signatories {
+        fields.push(&s.name);
+        fields.extend(&s.role);
+        fields.extend(&s.on_behalf_of);
+    }
+    let mut found = Vec::new();
+    for field in fields {
+        let text = field.get_ref();
+        for skeleton in SKELETON_TEXTS {
+            if let Some(at) = text.find(skeleton) {
+                found.push(Diagnostic::error(
+                    &bulletin.path,
+                    &bulletin.source,
+                    place(bulletin, field, &(at..at + skeleton.len())),
+                    format!(
+                        "`{skeleton}` is placeholder text from `mailout new`; write the bulletin's own words before sending"
+                    ),
+                ));
+            }
+        }
+        for mark in MARKS.find_iter(text) {
+            found.push(Diagnostic::error(
+                &bulletin.path,
+                &bulletin.source,
+                place(bulletin, field, &mark.range()),
+                format!(
+                    "`{}` marks unfinished text; finish it before sending",
+                    mark.as_str()
+                ),
+            ));
+        }
+    }
+    found
 }
 
 /// Images without alt text: readers with images off, and screen readers, get nothing.
@@ -551,6 +719,23 @@ mod tests {
             .iter()
             .map(|d| format!("{}:{}: {}", d.line, d.column, d.message))
             .collect()
+    }
+
+    #[test]
+    fn unfinished_text_is_an_error_at_its_place() {
+        let src = "headline = \"Pay TK\"\n[[section]]\nheading = \"Ballot\"\nbody = \"\"\"\nLorem ipsum dolor.\nTODO: the date. FIXME\nA to-do list, TKO and todos are words.\n\"\"\"\n[[signatory]]\nname = \"Your Name\"\n";
+        let found = unfinished_text(&parse(src));
+        assert!(found.iter().all(|d| d.is_error()));
+        assert_eq!(
+            places(&found),
+            [
+                "1:17: `TK` marks unfinished text; finish it before sending",
+                "5:1: `Lorem` marks unfinished text; finish it before sending",
+                "6:1: `TODO` marks unfinished text; finish it before sending",
+                "6:17: `FIXME` marks unfinished text; finish it before sending",
+                "10:9: `Your Name` is placeholder text from `mailout new`; write the bulletin's own words before sending",
+            ]
+        );
     }
 
     fn section(body: &str) -> String {

@@ -92,6 +92,9 @@ impl MemberCsv {
             path: path.to_path_buf(),
             source,
         })?;
+        if let Err(e) = std::str::from_utf8(&bytes) {
+            return Err(not_utf8(path, &bytes, e.valid_up_to()));
+        }
         let line_feeds = memchr::memchr_iter(b'\n', &bytes)
             .map(|i| i as u64)
             .collect();
@@ -191,6 +194,27 @@ impl Iterator for MemberCsv {
                     self.seen.insert(email.clone(), line);
                 }
             }
+            if self.record.len() > self.headers.len() {
+                let extra: Vec<String> = self
+                    .record
+                    .iter()
+                    .skip(self.headers.len())
+                    .map(clean)
+                    .filter(|v| !v.is_empty())
+                    .map(|v| format!("`{}`", v.chars().take(40).collect::<String>()))
+                    .collect();
+                if !extra.is_empty() {
+                    self.notes.push(Skipped {
+                        line,
+                        reason: format!(
+                            "this row has {} but the header names {}; {} left out (a comma inside a value needs quotes: \"Smith, Jo\")",
+                            crate::text::count(self.record.len() as u64, "value", "values"),
+                            crate::text::count(self.headers.len() as u64, "column", "columns"),
+                            extra.join(", ")
+                        ),
+                    });
+                }
+            }
             let known = [Some(self.email), self.name, self.branch, self.employer];
             let mut attributes = BTreeMap::new();
             for (i, header) in self.headers.iter().enumerate() {
@@ -210,6 +234,25 @@ impl Iterator for MemberCsv {
             });
         }
     }
+}
+
+/// The error for a CSV file that is not UTF-8: where the first byte that is not is, what
+/// it is likely to be, and how to save the file as UTF-8.
+fn not_utf8(path: &Path, bytes: &[u8], at: usize) -> Error {
+    let line = memchr::memchr_iter(b'\n', &bytes[..at]).count() + 1;
+    let byte = bytes[at];
+    // Windows-1252 (Excel's "CSV" on Windows) and Latin-1 agree on the letters people type.
+    let guess = match byte {
+        0xa0..=0xff => format!(", which in Windows-1252 is `{}`", char::from(byte)),
+        0x80 => ", which in Windows-1252 is `€`".to_string(),
+        0x92 => ", which in Windows-1252 is `’`".to_string(),
+        _ => String::new(),
+    };
+    Error::Usage(format!(
+        "`{}` line {line} is not UTF-8 text (byte 0x{byte:02X}{guess}); save the file as \"CSV UTF-8\" (Excel: Save As, CSV UTF-8; LibreOffice: character set Unicode (UTF-8)), or convert it: `iconv -f windows-1252 -t utf-8 {} > members-utf8.csv`",
+        path.display(),
+        path.display()
+    ))
 }
 
 /// Who a send goes to, reduced to what the store can query.
@@ -328,8 +371,14 @@ fn expand(
                 } else {
                     format!(", or a list: {}", crate::toml_file::list(&lists))
                 };
+                let mut names = vec!["all"];
+                names.extend(lists.iter().copied());
+                let hint = match crate::suggest::closest(part, names.iter().copied()) {
+                    Some(name) => format!("; did you mean `{name}`? Expected"),
+                    None => "; expected".to_string(),
+                };
                 return Err(Error::Usage(format!(
-                    "unknown selector `{part}`; expected `all`, `branch:NAME`, `employer:NAME`{known}"
+                    "unknown selector `{part}`{hint} `all`, `branch:NAME`, `employer:NAME`{known}"
                 )));
             }
         }

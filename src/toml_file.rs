@@ -245,12 +245,7 @@ fn syntax_message(message: &str) -> String {
 
 /// The closest allowed name, when it is close enough to be a likely typo.
 pub fn suggest<'s>(name: &str, allowed: &[&'s str]) -> Option<&'s str> {
-    allowed
-        .iter()
-        .map(|a| (strsim::jaro_winkler(name, a), *a))
-        .filter(|(score, _)| *score > 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, a)| a)
+    crate::suggest::closest(name, allowed.iter().copied())
 }
 
 /// `` `a`, `b`, `c` ``

@@ -247,12 +247,18 @@ impl Workspace {
         }
         if render {
             let date = b.date.as_ref().map_or_else(clock::today, |d| *d.get_ref());
-            let size = Edition::new(b.clone(), self.config.clone(), number, date, &self.base)
-                .and_then(|edition| lint::measure_html(edition, &self.templates));
-            match size {
-                Ok(bytes) => found.extend(lint::html_size(b, bytes)),
-                // `build` reports what stops the render; `check` has nothing to measure.
-                Err(e) => tracing::debug!("not measuring the HTML part: {e}"),
+            match Edition::new(b.clone(), self.config.clone(), number, date, &self.base) {
+                Ok(edition) => {
+                    let rendering = lint::render_variants(edition, &self.templates, &self.base);
+                    found.extend(
+                        rendering
+                            .html_bytes
+                            .and_then(|bytes| lint::html_size(b, bytes)),
+                    );
+                    found.extend(rendering.problems);
+                }
+                // `build` reports what stops the edition (an attachment it cannot read).
+                Err(e) => tracing::debug!("not rendering: {e}"),
             }
         }
         Ok(found)
@@ -432,10 +438,12 @@ impl Workspace {
     /// signed with the configured secret when it is set, else with a placeholder key (a
     /// preview's links are never a member's).
     pub fn draft(&self, path: &Path) -> Result<(Mailing, Vec<Diagnostic>)> {
-        let checked = self.check(path)?;
-        if checked.errors() > 0 {
-            return Err(Error::Invalid(checked.diagnostics));
+        // Only what stops a build stops a preview: unfinished text is shown, not refused.
+        let validated = self.validate(path)?;
+        if validated.errors() > 0 {
+            return Err(Error::Invalid(validated.diagnostics));
         }
+        let checked = self.check(path)?;
         let bulletin = Bulletin::load(path)?;
         let number = match &bulletin.number {
             Some(n) => *n.get_ref(),
@@ -470,12 +478,12 @@ fn skeleton(config: &Config, number: u32, date: jiff::civil::Date) -> String {
 # Check it:  mailout check <this file>     Build it:  mailout build <this file>
 number = {number}
 date = {date}
-headline = "The lead story of this bulletin"
+headline = "{lead}"
 # subject = "..."           # default: "{series} {number}: <headline>"
 # to = ["Cafcass", "NPS", "PbNI", "CRC"]   # the "To:" line
 # greeting = "Dear {{{{first_name}}}}"     # default: "{greeting}"
 intro = """
-Write the introduction here. Markdown works: **bold**, [links](https://example.org),
+{intro}. Markdown works: **bold**, [links](https://example.org),
 bullet lists and numbered lists.
 """
 
@@ -484,17 +492,21 @@ heading = "First item"
 kind = "general"            # one of: {kinds}
 # audience = ["NPS"]        # only members whose employer or branch matches
 body = """
-The first news item.
+{item}.
 """
-# signed = ["Your Name"]
+# signed = ["{name}"]
 
 [[signatory]]
-name = "Your Name"
+name = "{name}"
 role = "General Secretary"
 "#,
         series = config.organisation.series,
         greeting = config.greeting.default,
         kinds = kinds.join(", "),
+        lead = lint::SKELETON_TEXTS[0],
+        intro = lint::SKELETON_TEXTS[1],
+        item = lint::SKELETON_TEXTS[2],
+        name = lint::SKELETON_TEXTS[3],
     )
 }
 
@@ -513,7 +525,9 @@ mod tests {
             b.validate(&config, &|f| MEMBER_FIELDS.contains(&f), Path::new("."))
                 .is_empty()
         );
-        assert_eq!(b.number.map(|n| n.into_inner()), Some(241));
+        assert_eq!(b.number.as_ref().map(|n| *n.get_ref()), Some(241));
+        // Every placeholder it holds stops a send until written over.
+        assert_eq!(lint::unfinished_text(&b).len(), lint::SKELETON_TEXTS.len());
     }
 
     #[test]

@@ -378,11 +378,11 @@ fn message_body(
         if filename.is_some() {
             let _ = write!(
                 list,
-                "<li><a href=\"{}\">{}</a> ({}, {} bytes){}</li>",
+                "<li><a href=\"{}\">{}</a> ({}, {}){}</li>",
                 esc(&url),
                 esc(&name),
                 esc(content_type),
-                size,
+                crate::text::count(size, "byte", "bytes"),
                 if active {
                     " <span class=\"note\">published as text so that it cannot run in your browser</span>"
                 } else {

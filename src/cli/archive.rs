@@ -336,17 +336,21 @@ fn archive_command(
         }
         ArchiveCommand::Export { mbox } => {
             let n = archive::export_mbox(store, &mbox)?;
-            outln!("exported {n} messages to `{}`", mbox.display());
+            outln!(
+                "exported {} to `{}`",
+                mailout::text::count(n as u64, "message", "messages"),
+                mbox.display()
+            );
             Ok(ExitCode::SUCCESS)
         }
         ArchiveCommand::Site { dir } => {
             let s = archive::site::write_site(store, &workspace.config, &dir)?;
             outln!(
-                "{}: {} bulletins, {} other messages, {} attachments",
+                "{}: {}, {}, {}",
                 dir.display(),
-                s.bulletins,
-                s.messages,
-                s.attachments
+                mailout::text::count(s.bulletins as u64, "bulletin", "bulletins"),
+                mailout::text::count(s.messages as u64, "other message", "other messages"),
+                mailout::text::count(s.attachments as u64, "attachment", "attachments")
             );
             Ok(ExitCode::SUCCESS)
         }

@@ -136,10 +136,7 @@ pub fn print_table(rows: &[Vec<String>]) {
     }
 }
 
-/// `1 row`, `2 rows`: `count` with `singular` or `plural`.
-pub fn count(n: u64, singular: &str, plural: &str) -> String {
-    format!("{n} {}", if n == 1 { singular } else { plural })
-}
+pub use mailout::text::count;
 
 /// The date part of an RFC 3339 timestamp.
 pub fn day(date: Option<&str>) -> String {

@@ -158,13 +158,13 @@ pub fn send(options: &Options, args: Send) -> Result<ExitCode, Error> {
         SendResult::Enqueued { job, started } => {
             outln!("job: {}", job.id);
             errln!(
-                "{} {} recipients pending of {}; `mailout worker` sends them",
+                "{} {} pending of {}; `mailout worker` sends them",
                 if started {
                     "enqueued:"
                 } else {
                     "already enqueued:"
                 },
-                job.progress.pending,
+                count(job.progress.pending, "recipient", "recipients"),
                 job.total
             );
             Ok(ExitCode::SUCCESS)

@@ -28,7 +28,12 @@ pub fn store(options: &Options, command: StoreCommand) -> Result<ExitCode, Error
         workspace.store()?,
         &to,
         &workspace.config.store.password_env,
-        &mut |table, n| errln!("copied {n} rows of {table}"),
+        &mut |table, n| {
+            errln!(
+                "copied {} of {table}",
+                mailout::text::count(n, "row", "rows")
+            )
+        },
     )?;
     let mut rows = vec![["TABLE", "SQLITE", "POSTGRESQL"].map(String::from).to_vec()];
     for (table, from, to) in &report.tables {

@@ -65,12 +65,15 @@ impl Renderer {
         }
         for (name, source) in templates.iter() {
             let register = |registry: &mut Handlebars<'static>, key: &str| {
-                registry
-                    .register_template_string(key, source)
-                    .map_err(|e| Error::Template {
+                registry.register_template_string(key, source).map_err(|e| {
+                    let (line, column) = e.pos().unzip();
+                    Error::Template {
                         name: format!("{}/{name}", templates::DIR),
-                        source: Box::new(e),
-                    })
+                        line,
+                        column,
+                        message: template_syntax_message(e.reason()),
+                    }
+                })
             };
             let partial = name.strip_prefix("partials/");
             if let Some(stem) = name.strip_suffix(".html.hbs") {
@@ -104,7 +107,7 @@ impl Renderer {
         let html = self
             .html
             .render("bulletin", &html_context)
-            .map_err(|e| render_error("bulletin.html.hbs", e))?;
+            .map_err(|e| render_error(Flavour::Html, &e, &html_context))?;
         let html = self
             .inliner
             .inline(&html)
@@ -116,7 +119,7 @@ impl Renderer {
         let text = self
             .text
             .render("bulletin", &text_context)
-            .map_err(|e| render_error("bulletin.txt.hbs", e))?;
+            .map_err(|e| render_error(Flavour::Text, &e, &text_context))?;
         Ok(Rendered {
             html: Personal::split(&html)?,
             text: Personal::split(&tidy_text(&text))?,
@@ -319,11 +322,98 @@ impl Renderer {
     }
 }
 
-fn render_error(name: &str, e: handlebars::RenderError) -> Error {
-    Error::Render {
-        name: format!("{}/{name}", templates::DIR),
-        source: Box::new(e),
+/// The file a registered template came from: `bulletin` or a partial's name.
+fn template_file(registered: &str, flavour: Flavour) -> String {
+    let extension = match flavour {
+        Flavour::Html => "html.hbs",
+        Flavour::Text => "txt.hbs",
+    };
+    if registered == "bulletin" {
+        format!("{}/bulletin.{extension}", templates::DIR)
+    } else {
+        format!("{}/partials/{registered}.{extension}", templates::DIR)
     }
+}
+
+/// A render failure as a sentence at its place in the template file that failed (a
+/// partial's own file, not the page that included it).
+fn render_error(flavour: Flavour, e: &handlebars::RenderError, context: &BulletinContext) -> Error {
+    use handlebars::RenderErrorReason as R;
+    let name = template_file(e.template_name.as_deref().unwrap_or("bulletin"), flavour);
+    let message = match e.reason() {
+        R::MissingVariable(Some(path)) => {
+            let fields = field_paths(context);
+            format!(
+                "`{path}` is not a field templates can use{}",
+                crate::suggest::did_you_mean(path, fields.iter().map(String::as_str))
+            )
+        }
+        R::MissingVariable(None) => "a field this template uses does not exist".into(),
+        R::PartialNotFound(p) => format!(
+            "there is no partial `{p}` (a file `{}`)",
+            template_file(p, flavour)
+        ),
+        R::HelperNotFound(h) => format!("there is no helper `{h}`"),
+        R::TemplateNotFound(t) => format!("there is no template `{t}`"),
+        R::TemplateError(t) => template_syntax_message(t.reason()),
+        other => other.to_string(),
+    };
+    Error::Template {
+        name,
+        line: e.line_no,
+        column: e.column_no,
+        message,
+    }
+}
+
+/// A template's syntax error as a sentence.
+fn template_syntax_message(reason: &handlebars::TemplateErrorReason) -> String {
+    use handlebars::TemplateErrorReason as T;
+    match reason {
+        T::MismatchingClosedHelper(opened, closing)
+        | T::MismatchingClosedDecorator(opened, closing) => {
+            format!("`{{{{#{opened}}}}}` is closed by `{{{{/{closing}}}}}`; close it with `{{{{/{opened}}}}}`")
+        }
+        T::InvalidSyntax(_) => "the handlebars here cannot be read: look for a `{{#…}}` block never closed with `{{/…}}`, a `{{` without its `}}`, or a stray `}}`".into(),
+        T::InvalidParam(p) => format!("`{p}` is not a valid parameter here"),
+        T::NestedSubexpression => "a subexpression inside a subexpression is not supported".into(),
+        other => other.to_string(),
+    }
+}
+
+/// Every field a template can name, dotted (`organisation.address`), and the fields of
+/// each item a block like `{{#each sections}}` walks, as the block names them (`heading`,
+/// `this.heading`).
+fn field_paths(context: &BulletinContext) -> Vec<String> {
+    fn walk(value: &serde_json::Value, prefix: &str, out: &mut Vec<String>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (key, v) in map {
+                    let path = if prefix.is_empty() {
+                        key.clone()
+                    } else {
+                        format!("{prefix}.{key}")
+                    };
+                    out.push(path.clone());
+                    walk(v, &path, out);
+                }
+            }
+            serde_json::Value::Array(items) => {
+                if let Some(first) = items.first() {
+                    walk(first, "", out);
+                    walk(first, "this", out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    if let Ok(value) = serde_json::to_value(context) {
+        walk(&value, "", &mut out);
+    }
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// `A`, `A and B`, `A, B and C`.
@@ -346,7 +436,7 @@ fn host(url: &str) -> String {
 
 fn human_size(bytes: usize) -> String {
     match bytes {
-        0..1024 => format!("{bytes} bytes"),
+        0..1024 => crate::text::count(bytes as u64, "byte", "bytes"),
         1024..1_048_576 => format!("{} KB", bytes.div_ceil(1024)),
         _ => format!("{:.1} MB", bytes as f64 / 1_048_576.0),
     }

@@ -154,7 +154,14 @@ pub fn send(
         },
         existing: job.clone(),
     };
+    if job.is_none() && plan.recipients == 0 {
+        return Err(selects_nobody(store, &selectors)?);
+    }
     if request.dry_run {
+        if job.is_none() {
+            // What the send would say: its warnings, and the problems that would stop it.
+            pre_send_checks(workspace, request, transport_kind(request, config))?;
+        }
         return Ok(SendResult::DryRun(plan));
     }
 
@@ -170,12 +177,6 @@ pub fn send(
     let (job, started) = match job {
         Some(job) => (job, false),
         None => {
-            if plan.recipients == 0 {
-                return Err(Error::Usage(format!(
-                    "`--to {}` selects nobody: no member matches, or all are suppressed",
-                    selectors.key
-                )));
-            }
             pre_send_checks(workspace, request, kind)?;
             if config.approval.required > 0 {
                 let status = crate::approval::status(workspace, &request.file)?;
@@ -256,6 +257,45 @@ pub fn send(
     })
 }
 
+/// Why `selectors` select nobody: a branch or employer no member has (with the name it
+/// most likely meant), or everyone it names is suppressed.
+fn selects_nobody(
+    store: &dyn crate::store::Store,
+    selectors: &members::Selectors,
+) -> Result<Error> {
+    let counts = store.counts()?;
+    let mut why = Vec::new();
+    for (kind, wanted, known) in [
+        ("branch", &selectors.selection.branches, &counts.branches),
+        (
+            "employer",
+            &selectors.selection.employers,
+            &counts.employers,
+        ),
+    ] {
+        for name in wanted {
+            if !known.iter().any(|(k, _)| k.eq_ignore_ascii_case(name)) {
+                why.push(format!(
+                    "no member's {kind} is `{name}`{}",
+                    crate::suggest::did_you_mean(name, known.iter().map(|(k, _)| k.as_str()))
+                ));
+            }
+        }
+    }
+    if why.is_empty() {
+        why.push(if counts.all + counts.suppressed == 0 {
+            "there are no members yet (`mailout members import FILE`)".to_string()
+        } else {
+            "every member it names is suppressed (`mailout suppressed`)".to_string()
+        });
+    }
+    Ok(Error::Usage(format!(
+        "`--to {}` selects nobody: {}",
+        selectors.key,
+        why.join("; ")
+    )))
+}
+
 /// The pre-send checks (PRODUCT.md §6a) before a job starts: the warnings `check` gives,
 /// and a missing unsubscribe secret for a send over SMTP, printed to stderr. With
 /// `--strict` they are errors and the send is refused.
@@ -264,12 +304,27 @@ fn pre_send_checks(
     request: &SendRequest,
     kind: TransportKind,
 ) -> Result<()> {
-    let mut placed: Vec<_> = workspace
+    let (errors, mut placed): (Vec<_>, Vec<_>) = workspace
         .check(&request.file)?
         .diagnostics
         .into_iter()
-        .filter(|d| !d.is_error())
-        .collect();
+        .partition(|d| d.is_error());
+    if !errors.is_empty() {
+        // Unfinished text (the file's own mistakes stopped the send before this).
+        for d in &errors {
+            crate::report::line!("{d}");
+        }
+        return Err(Error::Usage(format!(
+            "not sending: {} must be fixed first (`mailout check {}` lists {})",
+            if errors.len() == 1 {
+                "this problem".to_string()
+            } else {
+                format!("these {} problems", errors.len())
+            },
+            request.file.display(),
+            if errors.len() == 1 { "it" } else { "them" },
+        )));
+    }
     let general = workspace.send_warnings(kind == TransportKind::Smtp);
     let severity = if request.strict {
         crate::lint::make_errors(&mut placed);

@@ -420,8 +420,8 @@ impl Queue {
                     if s.unreachable >= self.unreachable_limit && s.error.is_none() {
                         s.stopping = true;
                         s.error = Some(format!(
-                            "no connection could be opened {} times in a row, the last: {reply}; the rest stay pending: run the same command again to resume",
-                            s.unreachable
+                            "no connection could be opened {} in a row, the last: {reply}; the rest stay pending: run the same command again to resume",
+                            crate::text::count(s.unreachable as u64, "time", "times")
                         ));
                     }
                     due = Some(now);
@@ -443,7 +443,10 @@ impl Queue {
                     }
                     if attempts >= self.max_attempts {
                         self.counters.failed.fetch_add(1, Ordering::Relaxed);
-                        let reply = format!("gave up after {attempts} attempts: {reply}");
+                        let reply = format!(
+                            "gave up after {}: {reply}",
+                            crate::text::count(u64::from(attempts), "attempt", "attempts")
+                        );
                         tracing::info!("failed {}: {reply}", entry.member.email);
                         s.urgent = true;
                         (EntryState::Failed, reply)

@@ -42,8 +42,9 @@ pub fn migrate(
         let n = target.count_rows(table)?;
         if n > 0 {
             return Err(Error::Usage(format!(
-                "`{}` is not empty (table {table} has {n} rows); migrate into an empty database",
-                redact(to)
+                "`{}` is not empty (table {table} has {}); migrate into an empty database",
+                redact(to),
+                crate::text::count(n, "row", "rows")
             )));
         }
     }

@@ -98,6 +98,45 @@ impl Drop for Test {
     }
 }
 
+/// Internal formatting that must never reach a person: Rust's `Debug` of an `Option`, a
+/// `Result`, or the send outcomes.
+const NOT_FOR_PEOPLE: &[&str] = &[
+    "Some(",
+    "None)",
+    "Err(",
+    "Ok(",
+    "Temporary(",
+    "Permanent(",
+    "Uncertain(",
+    "Broken(",
+];
+
+/// Every run of every test goes through here: a panic (exit 101) is a bug whatever the
+/// input, and what mailout writes is sentences, never internal formatting. Commands that
+/// print archived mail as it came (`archive show`, `--raw`, `export`) are checked on stderr
+/// only.
+#[track_caller]
+fn assert_for_people(args: &[&str], run: &Run) {
+    assert_ne!(
+        run.code, 101,
+        "mailout {args:?} panicked\nstdout:\n{}\nstderr:\n{}",
+        run.stdout, run.stderr
+    );
+    let shows_mail = args.iter().any(|a| ["show", "--raw", "export"].contains(a));
+    let mut streams = vec![("stderr", &run.stderr)];
+    if !shows_mail {
+        streams.push(("stdout", &run.stdout));
+    }
+    for (name, text) in streams {
+        for bad in NOT_FOR_PEOPLE {
+            assert!(
+                !text.contains(bad),
+                "mailout {args:?} printed `{bad}` on {name}:\n{text}"
+            );
+        }
+    }
+}
+
 /// What a run printed and returned.
 pub struct Run {
     pub code: i32,
@@ -205,11 +244,13 @@ impl Test {
             stdout,
             stderr,
         } = self.command().args(args).output().expect("run mailout");
-        Run {
+        let run = Run {
             code: status.code().unwrap_or(-1),
             stdout: String::from_utf8(stdout).expect("utf-8 stdout"),
             stderr: String::from_utf8(stderr).expect("utf-8 stderr"),
-        }
+        };
+        assert_for_people(args, &run);
+        run
     }
 
     pub fn file(&self, name: &str) -> PathBuf {

@@ -210,11 +210,12 @@ fn smtp_without_an_unsubscribe_secret_is_a_warning_without_a_place() {
 #[test]
 fn a_send_prints_the_warnings_and_strict_refuses_to_start() {
     let t = with_members().write("bulletins/250.toml", &troubled());
-    // --dry-run changes nothing, and checks nothing.
+    // --dry-run changes nothing, and says what the send would say.
     let dry = t
         .run(&["send", "bulletins/250.toml", "--to", "all", "--dry-run"])
         .success();
-    assert_eq!(warning_lines(&dry.stderr), Vec::<&str>::new());
+    assert_eq!(warning_lines(&dry.stderr).len(), 5, "{}", dry.stderr);
+    assert!(dry.stdout.starts_with("would send "), "{}", dry.stdout);
 
     let refused = t
         .run(&[

@@ -135,4 +135,71 @@ on_both! {
             run.stderr
         );
     }
+
+    fn a_windows_1252_csv_is_refused_with_how_to_save_it(backend) {
+        let t = Test::new().on(backend);
+        std::fs::write(
+            t.file("members.csv"),
+            b"email,name,branch\njo@members.test,Jo,London\nzoe@members.test,Zo\xe9 Smith,London\n",
+        )
+        .unwrap();
+        let run = t.run(&["members", "import", "members.csv"]).code(1);
+        assert!(
+            run.stderr.starts_with(
+                "error: `members.csv` line 3 is not UTF-8 text (byte 0xE9, which in Windows-1252 is `\u{e9}`); save the file as \"CSV UTF-8\""
+            ),
+            "{}",
+            run.stderr
+        );
+        // Nothing half-imported.
+        let list = t.run(&["members", "list"]).success().stdout;
+        assert!(!list.contains("members.test"), "{list}");
+    }
+
+    fn extra_values_in_a_row_are_a_warning_with_the_line(backend) {
+        let t = Test::new().on(backend).write(
+            "members.csv",
+            "email,name,branch\njo@members.test,Jo,London\nann@members.test,Clarke, Ann,Wales\n",
+        );
+        let run = t.run(&["members", "import", "members.csv"]).success();
+        assert_eq!(
+            run.stderr,
+            "members.csv:3: warning: this row has 4 values but the header names 3 columns; `Wales` left out (a comma inside a value needs quotes: \"Smith, Jo\")\n"
+        );
+        assert_eq!(
+            run.stdout,
+            "imported `members.csv`: 2 new, 0 updated, 0 rows skipped\n"
+        );
+        let one = Test::new().on(backend).write("one.csv", "email\n,\nx\n");
+        let run = one.run(&["members", "import", "one.csv"]).success();
+        assert!(run.stdout.ends_with(", 1 row skipped\n"), "{}", run.stdout);
+    }
+
+    fn a_selector_that_matches_nobody_says_which_name_was_meant(backend) {
+        let t = Test::with_examples().on(backend);
+        t.run(&["members", "import", "examples/members.csv"]).success();
+        for args in [
+            &["--to", "branch:londn", "--dry-run"][..],
+            &["--to", "branch:londn,employer:NSP", "--yes", "-q"][..],
+        ] {
+            let mut all = vec!["send", "examples/bulletins/237-branch-news.toml"];
+            all.extend(args);
+            let run = t.run(&all).code(1);
+            assert!(
+                run.stderr.contains("selects nobody: no member's branch is `londn`; did you mean `London`?"),
+                "{}",
+                run.stderr
+            );
+        }
+        let run = t
+            .run(&["send", "examples/bulletins/237-branch-news.toml", "--to", "employer:NSP", "--dry-run"])
+            .code(1);
+        assert!(run.stderr.contains("no member's employer is `nsp`; did you mean `NPS`?"), "{}", run.stderr);
+        let run = t
+            .run(&["send", "examples/bulletins/237-branch-news.toml", "--to", "al", "--dry-run"])
+            .code(1);
+        assert!(run.stderr.starts_with("error: unknown selector `al`; did you mean `all`?"), "{}", run.stderr);
+        assert!(!t.file("outbox/237").exists());
+        t.assert_store_on(backend);
+    }
 }

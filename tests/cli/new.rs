@@ -30,7 +30,40 @@ on_both! {
         let t = Test::with_examples().on(backend);
         let run = t.run(&["new"]).success();
         assert_eq!(run.stdout, "bulletins/236.toml\n");
-        // The new file is a valid bulletin.
+        // The new file is a valid bulletin, whose placeholder text `check` will not let go
+        // out: each is an error at its place, and a send is refused; a build still works.
+        let check = t.run(&["check", "bulletins/236.toml"]).code(1);
+        let errors: Vec<&str> = check.stderr.lines().filter(|l| l.contains(": error: ")).collect();
+        assert_eq!(
+            errors,
+            [
+                "bulletins/236.toml:5:13: error: `The lead story of this bulletin` is placeholder text from `mailout new`; write the bulletin's own words before sending",
+                "bulletins/236.toml:10:1: error: `Write the introduction here` is placeholder text from `mailout new`; write the bulletin's own words before sending",
+                "bulletins/236.toml:19:1: error: `The first news item` is placeholder text from `mailout new`; write the bulletin's own words before sending",
+                "bulletins/236.toml:24:9: error: `Your Name` is placeholder text from `mailout new`; write the bulletin's own words before sending",
+            ],
+            "{}",
+            check.stderr
+        );
+        t.run(&["members", "import", "examples/members.csv"]).success();
+        let send = t.run(&["send", "bulletins/236.toml", "--to", "all", "--yes", "-q"]).code(1);
+        assert!(
+            send.stderr.ends_with(
+                "error: not sending: these 4 problems must be fixed first (`mailout check bulletins/236.toml` lists them)\n"
+            ),
+            "{}",
+            send.stderr
+        );
+        assert!(!t.file("outbox/236").exists());
+        assert!(t.run(&["jobs"]).success().stdout.lines().count() <= 1);
+        // Written over, it passes.
+        let done = t
+            .read("bulletins/236.toml")
+            .replace("The lead story of this bulletin", "Pay offer accepted")
+            .replace("Write the introduction here", "Members voted to accept the offer")
+            .replace("The first news item", "The ballot closed on Friday")
+            .replace("Your Name", "Sam Okafor");
+        let t = t.write("bulletins/236.toml", &done);
         t.run(&["check", "bulletins/236.toml"]).success();
         // Asking again offers the same number, whose file now exists.
         let again = t.run(&["new"]).code(1);

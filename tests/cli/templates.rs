@@ -62,14 +62,21 @@ fn a_misspelt_field_is_an_error_not_a_blank() {
         "templates/partials/footer.html.hbs",
         "<p>{{organisation.adress}}</p>\n",
     );
-    let run = t.run(&["build", "b.toml"]).code(1);
+    // `check` finds it, in the partial's own file, at its line, with the field meant.
+    let check = t.run(&["check", "b.toml"]).code(1);
     assert!(
-        run.stderr
-            .starts_with("error: could not render template `templates/bulletin.html.hbs`"),
+        check.stderr.starts_with(
+            "templates/partials/footer.html.hbs:1:4: error: `organisation.adress` is not a field templates can use; did you mean `organisation.address`?\n  |\n1 | <p>{{organisation.adress}}</p>\n  |    ^"
+        ),
         "{}",
-        run.stderr
+        check.stderr
     );
-    assert!(run.stderr.contains("organisation.adress"), "{}", run.stderr);
+    // `build` says the same, once.
+    let run = t.run(&["build", "b.toml"]).code(1);
+    assert_eq!(
+        run.stderr,
+        "error: templates/partials/footer.html.hbs:1:4: `organisation.adress` is not a field templates can use; did you mean `organisation.address`?\n"
+    );
     assert!(!t.file("outbox/5").exists());
 }
 
@@ -82,9 +89,17 @@ fn a_template_syntax_error_names_the_file() {
     let run = t.run(&["build", "b.toml"]).code(1);
     assert!(
         run.stderr.starts_with(
-            "error: template `templates/partials/section.txt.hbs` is invalid\ncaused by: "
+            "error: templates/partials/section.txt.hbs:2:1: the handlebars here cannot be read"
         ),
         "{}",
         run.stderr
+    );
+    let check = t.run(&["check", "b.toml"]).code(1);
+    assert!(
+        check.stderr.starts_with(
+            "templates/partials/section.txt.hbs:2:1: error: the handlebars here cannot be read"
+        ),
+        "{}",
+        check.stderr
     );
 }
