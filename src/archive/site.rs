@@ -64,6 +64,8 @@ pub fn write_site(store: &dyn Store, config: &Config, dir: &Path) -> Result<Site
     write(dir, ".htaccess", HTACCESS.as_bytes())?;
     // Subjects as published, by message id.
     let mut subjects: HashMap<i64, String> = HashMap::new();
+    // Senders as published (a member's address and name taken out), by message id.
+    let mut senders: HashMap<i64, String> = HashMap::new();
 
     // A bulletin's page shows its copy for everyone (or one mailout did not make); one of
     // which only proofs and members' own copies are archived has no page.
@@ -104,7 +106,7 @@ pub fn write_site(store: &dyn Store, config: &Config, dir: &Path) -> Result<Site
             }
             extra.push_str("</p>");
         }
-        let redactions = redactions(&message, config);
+        let redactions = redactions(store, &message, config)?;
         let body = message_body(
             store,
             &message,
@@ -175,7 +177,7 @@ pub fn write_site(store: &dyn Store, config: &Config, dir: &Path) -> Result<Site
                 );
             }
         }
-        let redactions = redactions(&message, config);
+        let redactions = redactions(store, &message, config)?;
         let body = message_body(
             store,
             &message,
@@ -187,6 +189,9 @@ pub fn write_site(store: &dyn Store, config: &Config, dir: &Path) -> Result<Site
         let subject = public_subject(&message, &redactions);
         if let Some(subject) = &subject {
             subjects.insert(entry.id, subject.clone());
+        }
+        if let Some(sender) = &entry.sender {
+            senders.insert(entry.id, redactions.text(sender).into_owned());
         }
         let title = subject.clone().unwrap_or_else(|| "(no subject)".into());
         let page = page(
@@ -265,7 +270,7 @@ pub fn write_site(store: &dyn Store, config: &Config, dir: &Path) -> Result<Site
                 html,
                 "<tr><td>{}</td><td>{}</td><td><a href=\"m/{}/\">{}</a>{}</td></tr>",
                 esc(day(e.date.as_deref())),
-                esc(e.sender.as_deref().unwrap_or("")),
+                esc(senders.get(&e.id).map_or("", String::as_str)),
                 e.id,
                 esc(subjects.get(&e.id).map_or("(no subject)", String::as_str)),
                 if e.flagged.is_some() {
@@ -321,7 +326,7 @@ fn header(m: &ArchivedMessage, redactions: &Redactions) -> String {
         esc(public_subject(m, redactions)
             .as_deref()
             .unwrap_or("(no subject)")),
-        esc(e.sender.as_deref().unwrap_or("unknown sender")),
+        esc(&redactions.text(e.sender.as_deref().unwrap_or("unknown sender"))),
         esc(e.date.as_deref().unwrap_or("no date")),
     )
 }
@@ -434,9 +439,22 @@ fn safe_name(name: &str) -> String {
 
 /// A page is public: what it must not show of this copy (whom it was sent to, and the
 /// member's token in its personal unsubscribe links).
-fn redactions(m: &ArchivedMessage, config: &Config) -> Redactions {
+fn redactions(store: &dyn Store, m: &ArchivedMessage, config: &Config) -> Result<Redactions> {
     let raw = decompress(&m.raw_zstd).unwrap_or_default();
     let mut addressees = super::parse::addressees(&raw);
+    // A member who wrote to us (a reply, a question) is as private as one we wrote to.
+    if let Some(sender) = m.entry.sender.as_deref() {
+        let (name, address) = match sender.rsplit_once('<') {
+            Some((name, rest)) => (
+                Some(name.trim().trim_matches('"').to_string()).filter(|n| !n.is_empty()),
+                rest.trim_end_matches('>').trim().to_string(),
+            ),
+            None => (None, sender.trim().to_string()),
+        };
+        if address.contains('@') && store.member(&address.to_lowercase())?.is_some() {
+            addressees.people.push((name, Some(address)));
+        }
+    }
     // The stored recipients too, should the raw bytes read differently now.
     addressees.people.extend(
         m.recipients
@@ -446,7 +464,11 @@ fn redactions(m: &ArchivedMessage, config: &Config) -> Redactions {
             .filter(|a| a.contains('@'))
             .map(|a| (None, Some(a.to_string()))),
     );
-    Redactions::new(&addressees.people, &addressees.unsubscribe, config)
+    Ok(Redactions::new(
+        &addressees.people,
+        &addressees.unsubscribe,
+        config,
+    ))
 }
 
 /// The message's subject as a public page shows it.

@@ -253,6 +253,29 @@ on_both! {
     }
 }
 
+on_both! {
+    fn a_members_reply_is_published_without_their_name_or_address(backend) {
+        let t = Test::with_examples().on(backend);
+        t.run(&["members", "import", "examples/members.csv"]).success();
+        let t = t.write(
+            "reply.eml",
+            "Message-ID: <reply@example.net>\nDate: Mon, 30 Nov 2026 09:00:00 +0000\nFrom: \"Jo Bloggs\" <Jo.Bloggs@example.net>\nTo: news@pfcu.example.org\nSubject: Re: branch meeting\n\nThanks, I will be there. Jo Bloggs, jo.bloggs@example.net\n",
+        );
+        t.run(&["import", "reply.eml"]).success();
+        t.run(&["archive", "site", "public"]).success();
+        let mut pages = 0;
+        for path in files(&t.file("public")) {
+            let text = std::fs::read_to_string(&path).unwrap_or_default().to_lowercase();
+            pages += usize::from(text.contains("branch meeting"));
+            for secret in ["jo.bloggs@example.net", "jo bloggs", "bloggs"] {
+                assert!(!text.contains(secret), "{secret} in {}", path.display());
+            }
+        }
+        assert!(pages >= 2, "the reply's page and the index");
+        t.assert_store_on(backend);
+    }
+}
+
 /// Every file under `dir`.
 fn files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
