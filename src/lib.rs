@@ -33,6 +33,8 @@ mod report;
 pub mod send;
 pub mod serve;
 pub mod store;
+#[cfg(test)]
+mod testing;
 pub mod tls;
 pub mod token;
 pub mod toml_file;
