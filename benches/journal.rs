@@ -2,7 +2,7 @@
 //! `MAILOUT_BENCH_PG` holds a URL) PostgreSQL, the way a worker uses it: claim 1,000 rows,
 //! mark them in groups of 16 (one group commit per message's data, at 16 connections).
 //!
-//! `cargo bench --bench journal` (`MAILOUT_BENCH_PG=$(../shared/tools/pg-setup)` for
+//! `cargo bench --bench journal` (`MAILOUT_BENCH_PG=$(scripts/pg-setup)` for
 //! PostgreSQL; ROWS=N to change the 100,000 rows).
 
 use std::time::Instant;

@@ -34,6 +34,8 @@ pub mod send;
 pub mod serve;
 pub mod store;
 pub mod suggest;
+#[cfg(test)]
+mod testing;
 pub mod text;
 pub mod tls;
 pub mod token;

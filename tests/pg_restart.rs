@@ -3,7 +3,7 @@
 //!
 //! A test binary of its own: it stops the test cluster that `MAILOUT_TEST_PG` points at,
 //! which would break any PostgreSQL test running beside it (cargo runs test binaries one
-//! after another). It needs root (to run `pg_ctlcluster`) and says so when it cannot run.
+//! after another). It needs root (to run `pg_ctlcluster`) and reports a skip when it cannot run.
 
 #[path = "cli/harness.rs"]
 #[allow(dead_code)]
@@ -19,15 +19,26 @@ use std::process::{Command, Stdio};
 use harness::{Backend, Test};
 use servers::SmtpSink;
 
-/// The first cluster `pg_lsclusters` shows: (version, name).
+/// The cluster `pg_lsclusters` shows on the port of the database `MAILOUT_TEST_PG` names:
+/// (version, name).
 fn cluster() -> Option<(String, String)> {
+    let config: postgres::Config = harness::pg_url()?.parse().ok()?;
+    let port = config
+        .get_ports()
+        .first()
+        .copied()
+        .unwrap_or(5432)
+        .to_string();
     let out = Command::new("pg_lsclusters")
         .arg("--no-header")
         .output()
         .ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
-    let mut fields = text.lines().next()?.split_whitespace();
-    Some((fields.next()?.to_string(), fields.next()?.to_string()))
+    text.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        (fields.get(2) == Some(&port.as_str()))
+            .then(|| (fields[0].to_string(), fields[1].to_string()))
+    })
 }
 
 fn pg_ctl(action: &str, (version, name): &(String, String)) {
@@ -41,11 +52,15 @@ fn pg_ctl(action: &str, (version, name): &(String, String)) {
 
 #[test]
 fn a_postgresql_restart_mid_send_pauses_the_worker_which_then_finishes() {
-    let Some(backend) = Backend::postgres("the PostgreSQL restart test") else {
+    let Some(backend) = Backend::postgres() else {
         return;
     };
-    let Some(cluster) = cluster().filter(|_| servers::running_as_root()) else {
-        eprintln!("not root, or no pg_lsclusters: skipping the PostgreSQL restart test");
+    if !servers::running_as_root() {
+        harness::skip("restarting PostgreSQL needs root (pg_ctlcluster)");
+        return;
+    }
+    let Some(cluster) = cluster() else {
+        harness::skip("no local cluster (pg_lsclusters) serves MAILOUT_TEST_PG's port");
         return;
     };
     const MEMBERS: usize = 6_000;

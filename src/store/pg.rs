@@ -2687,7 +2687,9 @@ mod tests {
             match Scratch::new() {
                 Some(scratch) => scratch,
                 None => {
-                    eprintln!("MAILOUT_TEST_PG is not set: skipping this PostgreSQL test");
+                    crate::testing::skip(
+                        "MAILOUT_TEST_PG is not set (scripts/test starts PostgreSQL and sets it)",
+                    );
                     return;
                 }
             }

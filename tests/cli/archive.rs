@@ -8,21 +8,47 @@ use std::process::Command;
 use mailout::archive::mbox::MboxReader;
 use sha2::{Digest, Sha256};
 
-use crate::harness::{Backend, Test, repo};
+use crate::harness::{Backend, Test, repo, skip};
 use crate::on_both;
 
-/// The shared corpus of real mail, or `None` (with a message) when it is not here.
-pub fn corpus() -> Option<PathBuf> {
-    let path = std::env::var_os("MAILOUT_CORPUS")
+/// The committed real mail: bounce reports and torture tests, with their sources and
+/// licences in `tests/fixtures/mail/README.md`.
+pub fn fixture_mail() -> PathBuf {
+    repo().join("tests/fixtures/mail/eml")
+}
+
+/// The real mail `scripts/test-data` fetches from package registries: under
+/// `MAILOUT_TEST_DATA`, else `target/test-data`.
+fn fetched_mail() -> PathBuf {
+    std::env::var_os("MAILOUT_TEST_DATA")
         .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("../shared/corpus/eml"));
-    if path.is_dir() {
-        Some(path)
-    } else {
-        eprintln!(
-            "skipped: no mail corpus at {} (set MAILOUT_CORPUS)",
+        .unwrap_or_else(|| repo().join("target/test-data"))
+        .join("mail")
+}
+
+/// The folders of real mail the corpus tests read: the committed ones and the fetched ones,
+/// or instead the one folder `MAILOUT_CORPUS` names. `None` (a reported skip) when the
+/// fetched mail is not there.
+pub fn corpus() -> Option<Vec<PathBuf>> {
+    if let Some(path) = std::env::var_os("MAILOUT_CORPUS") {
+        let path = PathBuf::from(path);
+        if path.is_dir() {
+            return Some(vec![path]);
+        }
+        skip(&format!(
+            "MAILOUT_CORPUS names no folder: {}",
             path.display()
-        );
+        ));
+        return None;
+    }
+    let fetched = fetched_mail();
+    if fetched.is_dir() {
+        Some(vec![fixture_mail(), fetched])
+    } else {
+        skip(&format!(
+            "no mail at {} (scripts/test-data fetches it)",
+            fetched.display()
+        ));
         None
     }
 }
@@ -101,23 +127,25 @@ box.flush(); box.unlock()
 #[test]
 fn the_whole_corpus_in_each_form_is_accounted_for_and_reimports_add_nothing() {
     let Some(corpus) = corpus() else { return };
-    let inputs = files(&corpus);
+    let inputs: Vec<PathBuf> = corpus.iter().flat_map(|c| files(c)).collect();
     let n = inputs.len() as u64;
 
     // The eml folders.
     let t = Test::new();
-    let corpus_arg = corpus.to_str().unwrap();
-    let (imported, duplicates, flagged) = counts(&t.run(&["import", corpus_arg]).success().stdout);
+    let mut import = vec!["import"];
+    import.extend(corpus.iter().map(|c| c.to_str().unwrap()));
+    let corpus_arg = &import[1..];
+    let (imported, duplicates, flagged) = counts(&t.run(&import).success().stdout);
     assert_eq!(imported + duplicates + flagged, n);
     assert!(
         flagged > 0 && imported > n * 9 / 10,
         "{imported} {duplicates} {flagged}"
     );
-    assert_eq!(
-        counts(&t.run(&["import", corpus_arg]).success().stdout),
-        (0, n, 0)
-    );
-    let json = t.run(&["import", "--json", corpus_arg]).success().stdout;
+    assert_eq!(counts(&t.run(&import).success().stdout), (0, n, 0));
+    let json = t
+        .run(&[&["import", "--json"], corpus_arg].concat())
+        .success()
+        .stdout;
     assert_eq!(
         json.trim(),
         format!("{{\"imported\":0,\"duplicates\":{n},\"flagged\":0}}")
@@ -251,17 +279,20 @@ const SLICE_PER_SOURCE: usize = 50;
 
 /// A modest slice of the corpus: the first files (in name order) of each of its folders
 /// (and of the files beside them), so that every source's oddities are in it.
-pub fn corpus_slice(corpus: &Path) -> Vec<PathBuf> {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(corpus)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    entries.sort();
-    let (folders, loose): (Vec<PathBuf>, Vec<PathBuf>) =
-        entries.into_iter().partition(|e| e.is_dir());
-    let mut slice: Vec<PathBuf> = loose.into_iter().take(SLICE_PER_SOURCE).collect();
-    for folder in folders {
-        slice.extend(files(&folder).into_iter().take(SLICE_PER_SOURCE));
+pub fn corpus_slice(corpus: &[PathBuf]) -> Vec<PathBuf> {
+    let mut slice = Vec::new();
+    for root in corpus {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(root)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        entries.sort();
+        let (folders, loose): (Vec<PathBuf>, Vec<PathBuf>) =
+            entries.into_iter().partition(|e| e.is_dir());
+        slice.extend(loose.into_iter().take(SLICE_PER_SOURCE));
+        for folder in folders {
+            slice.extend(files(&folder).into_iter().take(SLICE_PER_SOURCE));
+        }
     }
     slice
 }
@@ -436,7 +467,7 @@ on_both! {
         let Some(corpus) = corpus() else { return };
         let inputs = corpus_slice(&corpus);
         let n = inputs.len() as u64;
-        assert!(n > 100, "{n} files in the slice of {}", corpus.display());
+        assert!(n > 100, "{n} files in the slice of {corpus:?}");
         let mut args = vec!["import".to_string()];
         args.extend(inputs.iter().map(|p| p.to_str().unwrap().to_string()));
         let args: Vec<&str> = args.iter().map(String::as_str).collect();

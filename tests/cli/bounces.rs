@@ -182,10 +182,7 @@ fn unsuppress_lifts_a_bounce_but_not_a_members_own_unsubscribe() {
 
 #[test]
 fn the_sisimai_reports_add_up_and_no_sender_side_reason_suppresses() {
-    let Some(corpus) = crate::archive::corpus() else {
-        return;
-    };
-    let dir = corpus.join("sisimai-set-of-emails");
+    let dir = crate::archive::fixture_mail().join("sisimai-set-of-emails");
     let messages = std::fs::read_dir(&dir).unwrap().count() as u64;
     let t = Test::new();
     let run = t.run(&["bounces", dir.to_str().unwrap()]);

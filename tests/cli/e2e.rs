@@ -1,19 +1,17 @@
-//! End to end through a real Postfix and Dovecot on loopback (`../shared/tools/mta-setup`):
+//! End to end through a real Postfix and Dovecot on loopback (`scripts/mta-setup`):
 //! `mailout send` delivers a bulletin to several members through Postfix, `mailout import
 //! --imap` fetches it from Dovecot, and the archive lists that bulletin's number with all its
 //! sections; a member answers the copy's List-Unsubscribe mailto through Postfix, and
-//! `mailout unsubscribes --imap` reads it from Dovecot and unsubscribes them. Runs when `MAILOUT_TEST_MTA` is set (`.ci/run` sets it after starting them).
+//! `mailout unsubscribes --imap` reads it from Dovecot and unsubscribes them. Runs when `MAILOUT_TEST_MTA` is set (`scripts/test` sets it after starting them).
 
 use std::time::{Duration, Instant};
 
-use crate::harness::Test;
+use crate::harness::{Test, skip};
 
 #[test]
 fn a_bulletin_sent_through_postfix_comes_back_over_imap_into_the_archive() {
     if std::env::var_os("MAILOUT_TEST_MTA").is_none() {
-        eprintln!(
-            "skipped: set MAILOUT_TEST_MTA=1 once ../shared/tools/mta-setup has started Postfix and Dovecot"
-        );
+        skip("MAILOUT_TEST_MTA is not set (scripts/test starts Postfix and Dovecot and sets it)");
         return;
     }
     // The test mailbox keeps every earlier run's mail: this run's bulletin has its own number.

@@ -26,17 +26,49 @@ pub enum Backend {
 }
 
 impl Backend {
-    /// PostgreSQL when `MAILOUT_TEST_PG` holds a URL; otherwise says that the test is
-    /// skipped and gives `None`.
-    pub fn postgres(test: &str) -> Option<Backend> {
+    /// PostgreSQL when `MAILOUT_TEST_PG` holds a URL; otherwise reports the test skipped
+    /// ([`skip`]) and gives `None`.
+    pub fn postgres() -> Option<Backend> {
         match pg_url() {
             Some(_) => Some(Backend::Postgres),
             None => {
-                eprintln!("MAILOUT_TEST_PG is not set: skipping {test} on PostgreSQL");
+                skip("MAILOUT_TEST_PG is not set (scripts/test starts PostgreSQL and sets it)");
                 None
             }
         }
     }
+}
+
+/// Reports that the running test cannot do its work here, and why (a server or data it
+/// needs is missing): a line `SKIPPED test: reason` on stderr and the same in the file
+/// `MAILOUT_SKIP_LOG` names (`scripts/test` counts them). Under `CI=true` the test then
+/// fails. The caller returns after it.
+#[track_caller]
+pub fn skip(reason: &str) {
+    use std::io::Write;
+    // The test harness runs each test on a thread named after it.
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("a test")
+        .to_string();
+    let ci = std::env::var("CI").as_deref() == Ok("true");
+    // Straight to stderr, past the test harness's capture, so that a plain `cargo test`
+    // shows it too.
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {reason}");
+    if let Some(log) = std::env::var_os("MAILOUT_SKIP_LOG") {
+        let outcome = if ci { "failed" } else { "skipped" };
+        let line = format!("{test}\t{reason}\t{outcome}\n");
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .and_then(|mut file| file.write_all(line.as_bytes()))
+            .unwrap_or_else(|e| panic!("writing to {}: {e}", log.to_string_lossy()));
+    }
+    assert!(
+        !ci,
+        "{test} cannot run: {reason} (under CI=true a skip is a failure)"
+    );
 }
 
 /// The test database's URL, from `MAILOUT_TEST_PG`.
@@ -47,7 +79,7 @@ pub fn pg_url() -> Option<String> {
 }
 
 /// Runs the test body once on SQLite and once on PostgreSQL (when `MAILOUT_TEST_PG` is set;
-/// otherwise the PostgreSQL run says it is skipped): `on_both! { fn name(backend) { … } }`
+/// otherwise the PostgreSQL run reports a skip): `on_both! { fn name(backend) { … } }`
 /// makes `name::sqlite` and `name::postgres`.
 #[macro_export]
 macro_rules! on_both {
@@ -67,7 +99,7 @@ macro_rules! on_both {
 
             #[test]
             fn postgres() {
-                if let Some(backend) = Backend::postgres(concat!(module_path!())) {
+                if let Some(backend) = Backend::postgres() {
                     body(backend)
                 }
             }

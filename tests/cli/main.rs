@@ -19,6 +19,7 @@ mod new;
 mod preview;
 mod samples;
 mod scale;
+mod selfcontained;
 mod send;
 mod serve;
 mod servers;

@@ -179,7 +179,7 @@ crate::on_both! {
 
 #[test]
 fn a_sqlite_store_with_a_half_sent_job_moves_to_postgresql_and_finishes_there() {
-    let Some(backend) = Backend::postgres("store migrate") else {
+    let Some(backend) = Backend::postgres() else {
         return;
     };
     const MEMBERS: usize = 2_000;
