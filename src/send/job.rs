@@ -270,7 +270,7 @@ fn pre_send_checks(
         .into_iter()
         .filter(|d| !d.is_error())
         .collect();
-    let general = workspace.send_warnings(kind == TransportKind::Smtp);
+    let general = workspace.send_warnings(kind == TransportKind::Smtp)?;
     let severity = if request.strict {
         crate::lint::make_errors(&mut placed);
         "error"

@@ -14,7 +14,7 @@ const CSV: &str = "email,name,branch,employer,grade\n\
 on_both! {
     fn import_reports_bad_rows_by_line_and_normalises_addresses(backend) {
         let t = Test::new().on(backend).write("members.csv", CSV);
-        let run = t.run(&["members", "import", "members.csv"]).success();
+        let run = t.run(&["members", "import", "members.csv"]).success().after_demo_notice();
         assert_eq!(
             run.stderr,
             "members.csv:3: warning: `not-an-address` is not a valid email address; row skipped\n\

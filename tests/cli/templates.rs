@@ -62,7 +62,7 @@ fn a_misspelt_field_is_an_error_not_a_blank() {
         "templates/partials/footer.html.hbs",
         "<p>{{organisation.adress}}</p>\n",
     );
-    let run = t.run(&["build", "b.toml"]).code(1);
+    let run = t.run(&["build", "b.toml"]).code(1).after_demo_notice();
     assert!(
         run.stderr
             .starts_with("error: could not render template `templates/bulletin.html.hbs`"),
@@ -79,7 +79,7 @@ fn a_template_syntax_error_names_the_file() {
         "templates/partials/section.txt.hbs",
         "{{#if heading}}unclosed\n",
     );
-    let run = t.run(&["build", "b.toml"]).code(1);
+    let run = t.run(&["build", "b.toml"]).code(1).after_demo_notice();
     assert!(
         run.stderr.starts_with(
             "error: template `templates/partials/section.txt.hbs` is invalid\ncaused by: "
