@@ -357,7 +357,7 @@ pub fn builtin_sections() -> BTreeMap<String, SectionKind> {
     BTreeMap::from([
         ("nps".into(), kind("NPS updates", &["NPS"], None)),
         ("cafcass".into(), kind("Cafcass notes", &["Cafcass"], None)),
-        ("pbni".into(), kind("PbNI", &["PbNI"], None)),
+        ("pbni".into(), kind("PbNI news", &["PbNI"], None)),
         ("crc".into(), kind("CRC news", &["CRC"], Some("the CRC"))),
         ("general".into(), kind("General news", &[], None)),
     ])

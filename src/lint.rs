@@ -526,16 +526,15 @@ fn audience_key(bulletin: &Bulletin, section: &Section, first: &Spanned<String>)
         .map_or(first.span(), |i| from + i..from + i + "audience".len())
 }
 
-/// No unsubscribe secret in the environment for a send over SMTP: the tokens are then
-/// signed with a secret that lives only in the store. `env` reads a variable.
-pub fn unsubscribe_secret(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Option<String> {
+/// No unsubscribe secret for a send over SMTP: `found` says whether the environment or the
+/// folder's `.mailout.env` sets the variable `[sender] token_secret_env` names. Without one
+/// the tokens are signed with a secret that lives only in the store.
+pub fn unsubscribe_secret(config: &Config, found: bool) -> Option<String> {
     let name = &config.sender.token_secret_env;
-    match env(name) {
-        Some(secret) if !secret.is_empty() => None,
-        _ => Some(format!(
-            "no unsubscribe secret: `{name}` is not set, so unsubscribe links are signed with a secret kept only in the store; set `{name}` where mailout sends and serves"
-        )),
-    }
+    let file = crate::env_file::FILE;
+    (!found).then(|| format!(
+        "no unsubscribe secret: neither the environment nor `{file}` sets `{name}`, so unsubscribe links are signed with a secret kept only in the store; add a line `{name}=<a long random value>` to `{file}` (`mailout init` writes one in a new folder), or set `{name}` where mailout sends and serves"
+    ))
 }
 
 /// `--strict`: every warning becomes an error.
@@ -953,17 +952,15 @@ mod tests {
     #[test]
     fn the_unsubscribe_secret() {
         let config = Config::builtin();
-        let set = |_: &str| Some("s3cret".to_string());
-        let unset = |_: &str| None;
-        let empty = |_: &str| Some(String::new());
-        assert_eq!(unsubscribe_secret(&config, &set), None);
-        for env in [&unset as &dyn Fn(&str) -> Option<String>, &empty] {
-            let message = unsubscribe_secret(&config, env).unwrap();
-            assert!(
-                message.starts_with("no unsubscribe secret: `MAILOUT_TOKEN_SECRET` is not set"),
-                "{message}"
-            );
-        }
+        assert_eq!(unsubscribe_secret(&config, true), None);
+        let message = unsubscribe_secret(&config, false).unwrap();
+        assert!(
+            message.starts_with(
+                "no unsubscribe secret: neither the environment nor `.mailout.env` sets `MAILOUT_TOKEN_SECRET`"
+            ),
+            "{message}"
+        );
+        assert!(message.contains("mailout init"), "{message}");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use cli::output::errln;
-use cli::{archive, bounces, draft, roster, send, serve, store};
+use cli::{archive, bounces, draft, init, roster, send, serve, store};
 use mailout::Error;
 use mailout::workspace::Options;
 
@@ -35,6 +35,9 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Set up a folder for a new organisation: a commented config, bulletins/, a sample
+    /// members.csv, a token secret in .mailout.env, and a .gitignore.
+    Init(init::Init),
     /// Start a bulletin file for the next free number.
     New(draft::New),
     /// Report every mistake in bulletin files, as FILE:LINE:COL, and the pre-send warnings.
@@ -120,7 +123,14 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
         store: cli.store,
     };
     let o = &options;
+    // The config is not read by these two; every other command says once when it falls
+    // back to the demo organisation.
+    let reads_config = !matches!(cli.command, Command::Init(_) | Command::Templates { .. });
+    if reads_config && options.uses_demo() {
+        init::demo_notice();
+    }
     match cli.command {
+        Command::Init(args) => init::init(args),
         Command::New(args) => draft::new(o, args),
         Command::Check(args) => draft::check(o, args),
         Command::Build(args) => draft::build(o, args),

@@ -9,6 +9,7 @@ use crate::clock;
 use crate::config::{self, Config};
 use crate::diagnostic::{self, Diagnostic};
 use crate::edition::Edition;
+use crate::env_file;
 use crate::error::{Error, Result};
 use crate::lint;
 use crate::members::Selection;
@@ -30,6 +31,33 @@ pub struct Options {
     pub store: Option<String>,
 }
 
+impl Options {
+    /// Whether a command run with these options uses the built-in demo organisation: no
+    /// `--config` was given and there is no `config/mailout.toml` (the same test
+    /// [`Config::load`] makes).
+    pub fn uses_demo(&self) -> bool {
+        self.config.is_none()
+            && matches!(
+                std::fs::metadata(config::DEFAULT_PATH),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound
+            )
+    }
+}
+
+/// What a command does with the store, which decides whether a missing SQLite file is
+/// created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    /// Records something: the store is created on first use.
+    Write,
+    /// Composes (`new`, `build`): created on first use, except in the demo, where a missing
+    /// store is not created and an empty one in memory stands in.
+    Draft,
+    /// Only reads: an existing SQLite file is opened read-only; a missing one is read as
+    /// an empty store and not created.
+    ReadOnly,
+}
+
 /// The folder mailout runs in.
 pub struct Workspace {
     /// The configuration.
@@ -39,7 +67,8 @@ pub struct Workspace {
     store_location: String,
     store: OnceCell<Box<dyn Store>>,
     base: PathBuf,
-    read_only: bool,
+    access: Access,
+    token_secret: OnceCell<Option<String>>,
 }
 
 /// What `check` found.
@@ -84,30 +113,63 @@ impl Workspace {
             store_location,
             store: OnceCell::new(),
             base: PathBuf::from("."),
-            read_only: false,
+            access: Access::Write,
+            token_secret: OnceCell::new(),
         })
     }
 
     /// [`Workspace::open`] for a command that only reads the store (`members list`,
     /// `jobs`, `archive search`…): an existing SQLite store is opened read-only, so these
-    /// work on a store file the user may not write.
+    /// work on a store file the user may not write, and a missing one is read as an empty
+    /// store rather than created.
     pub fn open_read_only(options: &Options) -> Result<Workspace> {
         let mut workspace = Workspace::open(options)?;
-        workspace.read_only = true;
+        workspace.access = Access::ReadOnly;
         Ok(workspace)
     }
 
-    /// The store, opened (and created) on first use.
+    /// [`Workspace::open`] for a command that composes (`new`, `build`): with a config it
+    /// creates the store as usual (numbers must be remembered); in the demo (no config) a
+    /// missing store is not created, so trying mailout in an empty folder leaves no
+    /// `mailout.sqlite` behind. Each such run then starts from `[numbering] start`.
+    pub fn open_draft(options: &Options) -> Result<Workspace> {
+        let mut workspace = Workspace::open(options)?;
+        workspace.access = Access::Draft;
+        Ok(workspace)
+    }
+
+    /// Whether no config file was found, so the built-in demo organisation is in use.
+    pub fn is_demo(&self) -> bool {
+        self.config.origin.is_none()
+    }
+
+    /// The store, opened (and, unless the command only reads or composes the demo,
+    /// created) on first use.
     pub fn store(&self) -> Result<&dyn Store> {
         if let Some(store) = self.store.get() {
             return Ok(store.as_ref());
         }
-        let opened = if self.read_only {
-            store::open_read_only(&self.store_location, &self.config.store.password_env)?
-        } else {
-            store::open_with(&self.store_location, &self.config.store.password_env)?
+        let location = &self.store_location;
+        let password_env = &self.config.store.password_env;
+        let missing_file = || !store::is_postgres(location) && !Path::new(location).exists();
+        let opened = match self.access {
+            Access::ReadOnly => store::open_read_only(location, password_env)?,
+            Access::Draft if self.is_demo() && missing_file() => store::open_empty(location)?,
+            Access::Draft | Access::Write => store::open_with(location, password_env)?,
         };
         Ok(self.store.get_or_init(|| opened).as_ref())
+    }
+
+    /// The secret member tokens are made with: the environment variable `[sender]
+    /// token_secret_env` names when it is set, else that variable's line in the folder's
+    /// `.mailout.env` (what `mailout init` writes); `None` when neither has one. Read once.
+    pub fn token_secret(&self) -> Result<Option<String>> {
+        if let Some(secret) = self.token_secret.get() {
+            return Ok(secret.clone());
+        }
+        let found = env_file::lookup(&self.base, &self.config.sender.token_secret_env)?
+            .map(|(secret, _)| secret);
+        Ok(self.token_secret.get_or_init(|| found).clone())
     }
 
     /// A connection of its own to the store (for a server or a send worker).
@@ -264,15 +326,16 @@ impl Workspace {
         Ok(found)
     }
 
-    /// The pre-send warnings about a send rather than a file: no unsubscribe secret in the
-    /// environment when sending over SMTP (`smtp`).
-    pub fn send_warnings(&self, smtp: bool) -> Vec<String> {
+    /// The pre-send warnings about a send rather than a file: no unsubscribe secret (in the
+    /// environment or `.mailout.env`) when sending over SMTP (`smtp`).
+    pub fn send_warnings(&self, smtp: bool) -> Result<Vec<String>> {
         if !smtp {
-            return Vec::new();
+            return Ok(Vec::new());
         }
-        lint::unsubscribe_secret(&self.config, &|name| std::env::var(name).ok())
+        let found = self.token_secret()?.is_some();
+        Ok(lint::unsubscribe_secret(&self.config, found)
             .into_iter()
-            .collect()
+            .collect())
     }
 
     /// Loads, validates and numbers the bulletin at `path`. Any error in it fails with every
@@ -306,15 +369,15 @@ impl Workspace {
         Edition::new(bulletin, self.config.clone(), number, date, &self.base)
     }
 
-    /// The key that makes member tokens: the secret in the configured environment
-    /// variable, or else one kept in the store. The store's lookup keys are made again
+    /// The key that makes member tokens: the secret [`Workspace::token_secret`] finds (the
+    /// configured environment variable, else `.mailout.env`), or else one kept in the store. The store's lookup keys are made again
     /// when they were made with another secret (or some are missing), so that every token
     /// this key makes can be found.
     pub fn token_key(&self) -> Result<TokenKey> {
         let store = self.store()?;
-        let key = match std::env::var(&self.config.sender.token_secret_env) {
-            Ok(secret) if !secret.is_empty() => TokenKey::new(secret.into_bytes()),
-            _ => TokenKey::new(store.secret("unsubscribe-token")?),
+        let key = match self.token_secret()? {
+            Some(secret) => TokenKey::new(secret.into_bytes()),
+            None => TokenKey::new(store.secret("unsubscribe-token")?),
         };
         let fingerprint = key.fingerprint();
         let (known, missing) = store.lookup_keys_state()?;
@@ -435,7 +498,7 @@ impl Workspace {
     /// The bulletin at `path` ready to look at (`mailout preview`), with the warnings
     /// `check` finds: checked, numbered and rendered as `build` would, but read-only. No
     /// store is created, no number is taken and no build is recorded. Unsubscribe links are
-    /// signed with the configured secret when it is set, else with a placeholder key (a
+    /// signed with the configured secret when there is one, else with a placeholder key (a
     /// preview's links are never a member's).
     pub fn draft(&self, path: &Path) -> Result<(Mailing, Vec<Diagnostic>)> {
         // Only what stops a build stops a preview: unfinished text is shown, not refused.
@@ -455,9 +518,9 @@ impl Workspace {
             .map(|d| *d.get_ref())
             .unwrap_or_else(clock::today);
         let edition = Edition::new(bulletin, self.config.clone(), number, date, &self.base)?;
-        let tokens = match std::env::var(&self.config.sender.token_secret_env) {
-            Ok(secret) if !secret.is_empty() => TokenKey::new(secret.into_bytes()),
-            _ => TokenKey::new(b"mailout preview".to_vec()),
+        let tokens = match self.token_secret()? {
+            Some(secret) => TokenKey::new(secret.into_bytes()),
+            None => TokenKey::new(b"mailout preview".to_vec()),
         };
         let mailing = Mailing::new(edition, Renderer::new(&self.templates)?, tokens, None)?;
         Ok((mailing, checked.diagnostics))

@@ -107,10 +107,11 @@ pub fn import(options: &Options, args: Import) -> Result<ExitCode, Error> {
 }
 
 /// `mailout archive …`: on a store opened read-only, but for `site`, which first puts the
-/// copy for everyone of each sent bulletin into the archive when it is missing.
+/// copy for everyone of each sent bulletin into the archive when it is missing (and, like
+/// `build`, leaves no store behind in the demo).
 pub fn archive(options: &Options, command: ArchiveCommand) -> Result<ExitCode, Error> {
     let workspace = if matches!(command, ArchiveCommand::Site { .. }) {
-        let workspace = Workspace::open(options)?;
+        let workspace = Workspace::open_draft(options)?;
         workspace.archive_sent_editions()?;
         workspace
     } else {

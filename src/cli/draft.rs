@@ -87,7 +87,7 @@ pub struct Approvals {
 
 /// `mailout new`: a skeleton for the next free number.
 pub fn new(options: &Options, args: New) -> Result<ExitCode, Error> {
-    let workspace = Workspace::open(options)?;
+    let workspace = Workspace::open_draft(options)?;
     let (_, path) = workspace.new_bulletin(&args.dir, args.number)?;
     outln!("{}", path.display());
     Ok(ExitCode::SUCCESS)
@@ -98,7 +98,7 @@ pub fn check(options: &Options, args: Check) -> Result<ExitCode, Error> {
     let workspace = Workspace::open(options)?;
     let mut failed = false;
     // A warning about sending rather than about a file: once, without a place.
-    for warning in workspace.send_warnings(workspace.config.smtp.is_some()) {
+    for warning in workspace.send_warnings(workspace.config.smtp.is_some())? {
         let severity = if args.strict { "error" } else { "warning" };
         errln!("{severity}: {warning}");
         failed |= args.strict;
@@ -140,7 +140,7 @@ pub fn check(options: &Options, args: Check) -> Result<ExitCode, Error> {
 
 /// `mailout build`: the built files' paths.
 pub fn build(options: &Options, args: Build) -> Result<ExitCode, Error> {
-    let workspace = Workspace::open(options)?;
+    let workspace = Workspace::open_draft(options)?;
     for file in &args.files {
         let built = workspace.build(file, &args.outbox)?;
         for path in [&built.html, &built.text, &built.eml] {
@@ -193,7 +193,7 @@ pub fn approve(options: &Options, args: Approve) -> Result<ExitCode, Error> {
 
 /// `mailout approvals`.
 pub fn approvals(options: &Options, args: Approvals) -> Result<ExitCode, Error> {
-    let workspace = Workspace::open(options)?;
+    let workspace = Workspace::open_read_only(options)?;
     let status = mailout::approval::status(&workspace, &args.file)?;
     let mut rows = vec![
         ["NAME", "AT", "CONTENT", "STATE"]

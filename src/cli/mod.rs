@@ -4,6 +4,7 @@
 pub mod archive;
 pub mod bounces;
 pub mod draft;
+pub mod init;
 pub mod output;
 pub mod roster;
 pub mod send;

@@ -126,7 +126,12 @@ fn display(quiet: bool) -> Display {
 
 /// `mailout send`.
 pub fn send(options: &Options, args: Send) -> Result<ExitCode, Error> {
-    let workspace = Workspace::open(options)?;
+    // A proof or a dry run records nothing: in the demo they leave no store behind.
+    let workspace = if args.dry_run || !args.proof.is_empty() {
+        Workspace::open_draft(options)?
+    } else {
+        Workspace::open(options)?
+    };
     if !args.proof.is_empty() {
         return proof(&workspace, args);
     }

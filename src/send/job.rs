@@ -325,7 +325,7 @@ fn pre_send_checks(
             if errors.len() == 1 { "it" } else { "them" },
         )));
     }
-    let general = workspace.send_warnings(kind == TransportKind::Smtp);
+    let general = workspace.send_warnings(kind == TransportKind::Smtp)?;
     let severity = if request.strict {
         crate::lint::make_errors(&mut placed);
         "error"

@@ -804,12 +804,23 @@ pub fn open_with(location: &str, password_env: &str) -> Result<Box<dyn Store>> {
 
 /// Opens the store at `location` for reading only: an existing SQLite file is opened
 /// read-only (it may be a file the user cannot write), and must already have the current
-/// schema; a missing file, or a PostgreSQL URL, opens as [`open_with`] does.
+/// schema; a missing file is read as an empty store and not created; a PostgreSQL URL
+/// opens as [`open_with`] does.
 pub fn open_read_only(location: &str, password_env: &str) -> Result<Box<dyn Store>> {
-    if is_postgres(location) || !std::path::Path::new(location).exists() {
+    if is_postgres(location) {
         return open_with(location, password_env);
     }
-    Ok(Box::new(sqlite::SqliteStore::open_read_only(
+    let path = std::path::Path::new(location);
+    if !path.exists() {
+        return open_empty(location);
+    }
+    Ok(Box::new(sqlite::SqliteStore::open_read_only(path)?))
+}
+
+/// An empty SQLite store in memory standing in for the file at `location`, which is not
+/// created (see [`sqlite::SqliteStore::open_in_memory`]).
+pub fn open_empty(location: &str) -> Result<Box<dyn Store>> {
+    Ok(Box::new(sqlite::SqliteStore::open_in_memory(
         std::path::Path::new(location),
     )?))
 }

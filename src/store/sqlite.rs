@@ -235,7 +235,30 @@ impl SqliteStore {
             std::fs::create_dir_all(parent)
                 .map_err(|e| fail("could not create its folder", e.into()))?;
         }
-        let mut conn = Connection::open(path).map_err(|e| fail("could not open", e.into()))?;
+        let conn = Connection::open(path).map_err(|e| fail("could not open", e.into()))?;
+        SqliteStore::prepare(conn, location)
+    }
+
+    /// An empty store in memory, standing in for the one at `path`, which does not exist:
+    /// a command that only reads, or a demo run that only composes, sees an empty store
+    /// and leaves no file behind. Its messages name `path`.
+    pub fn open_in_memory(path: &Path) -> Result<SqliteStore> {
+        let location = path.display().to_string();
+        let conn = Connection::open_in_memory().map_err(|e| Error::Store {
+            location: location.clone(),
+            context: "could not open an empty store in memory".into(),
+            source: e.into(),
+        })?;
+        SqliteStore::prepare(conn, location)
+    }
+
+    /// Configures and migrates a new connection.
+    fn prepare(mut conn: Connection, location: String) -> Result<SqliteStore> {
+        let fail = |context: &str, e: Box<dyn std::error::Error + Send + Sync>| Error::Store {
+            location: location.clone(),
+            context: context.to_string(),
+            source: e,
+        };
         conn.busy_timeout(std::time::Duration::from_secs(30))
             // 16 KB pages (set before the first table; no effect on an existing file):
             // archived messages and the search index are written in big pieces.

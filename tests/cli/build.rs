@@ -178,7 +178,7 @@ fn an_invalid_bulletin_builds_nothing() {
         "b.toml",
         "[[section]]\nheading = \"A\"\nbody = \"[x](ftp://a.example)\"\n",
     );
-    let run = t.run(&["build", "b.toml"]).code(1);
+    let run = t.run(&["build", "b.toml"]).code(1).after_demo_notice();
     assert!(
         run.stderr
             .starts_with("b.toml:3:9: error: link `ftp://a.example`"),
@@ -195,7 +195,13 @@ fn a_folder_without_config_builds_with_the_demo_defaults() {
         "bulletins/1.toml",
         "date = 2026-05-01\n[[section]]\nheading = \"Hello\"\nbody = \"First news.\"\n",
     );
-    t.run(&["build", "bulletins/1.toml"]).success();
+    let run = t
+        .run(&["build", "bulletins/1.toml"])
+        .success()
+        .after_demo_notice();
+    assert_eq!(run.stderr, "");
+    // Trying mailout out leaves no store behind (the numbers of a demo are not kept).
+    assert!(!t.file("mailout.sqlite").exists());
     let eml = t.read("outbox/1/bulletin.eml");
     assert!(eml.contains("From: \"Example Union\" <info@union.example.org>\r\n"));
     assert!(eml.contains("Subject: Latest From Example Union 1\r\n"));

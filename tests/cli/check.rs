@@ -143,7 +143,7 @@ fn a_line_break_in_the_subject_is_refused_by_check() {
         "b.toml",
         "subject = \"Pay\\r\\nBcc: everyone@example.org\"\n[[section]]\nheading = \"A\"\nbody = \"b\"\n",
     );
-    let run = t.run(&["check", "b.toml"]).code(1);
+    let run = t.run(&["check", "b.toml"]).code(1).after_demo_notice();
     assert!(
         run.stderr
             .starts_with("b.toml:1:11: error: the subject becomes a mail header"),

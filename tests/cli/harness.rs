@@ -176,7 +176,28 @@ pub struct Run {
     pub stderr: String,
 }
 
+/// What a command run without a config says first, once, on stderr.
+pub const DEMO_NOTICE: &str = "note: no `config/mailout.toml` here, so this uses the demo organisation (Example Union, built-in defaults); run `mailout init` to set up your own\n";
+
 impl Run {
+    /// Checks that stderr starts with the demo notice, once, and takes it off, for a test
+    /// that runs without a config and looks at what else is said.
+    #[track_caller]
+    pub fn after_demo_notice(mut self) -> Run {
+        assert!(
+            self.stderr.starts_with(DEMO_NOTICE),
+            "no demo notice first:\n{}",
+            self.stderr
+        );
+        self.stderr = self.stderr[DEMO_NOTICE.len()..].to_string();
+        assert!(
+            !self.stderr.contains("demo organisation"),
+            "the demo notice twice:\n{}",
+            self.stderr
+        );
+        self
+    }
+
     #[track_caller]
     pub fn success(self) -> Run {
         assert_eq!(
@@ -271,18 +292,34 @@ impl Test {
     }
 
     pub fn run(&self, args: &[&str]) -> Run {
+        self.run_command(self.command().args(args))
+    }
+
+    /// Runs `command` (from [`Test::command`], with changes of the test's own).
+    pub fn run_command(&self, command: &mut Command) -> Run {
         let Output {
             status,
             stdout,
             stderr,
-        } = self.command().args(args).output().expect("run mailout");
+        } = command.output().expect("run mailout");
         let run = Run {
             code: status.code().unwrap_or(-1),
             stdout: String::from_utf8(stdout).expect("utf-8 stdout"),
             stderr: String::from_utf8(stderr).expect("utf-8 stderr"),
         };
-        assert_for_people(args, &run);
+        let args: Vec<String> = command
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        assert_for_people(&args, &run);
         run
+    }
+
+    /// [`Test::run`] without the harness's `MAILOUT_TOKEN_SECRET`, so the folder's
+    /// `.mailout.env` (or the store) supplies the secret.
+    pub fn run_without_secret(&self, args: &[&str]) -> Run {
+        self.run_command(self.command().env_remove("MAILOUT_TOKEN_SECRET").args(args))
     }
 
     pub fn file(&self, name: &str) -> PathBuf {

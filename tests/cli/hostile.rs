@@ -140,7 +140,10 @@ fn a_huge_name_never_makes_a_header_line_over_998_octets() {
 fn csv_warnings_name_the_right_line_with_crlf_and_name_both_lines_of_a_duplicate() {
     let csv = "email,name\r\nann@members.test,Ann\r\nnot-an-address,Bad\r\n\"bob@members.test\",\"Bob\r\nSmith\"\r\nANN@Members.Test,Ann Again\r\nann@MEMBERS.test,Ann Thrice\r\n";
     let t = Test::new().write("members.csv", csv);
-    let run = t.run(&["members", "import", "members.csv"]).success();
+    let run = t
+        .run(&["members", "import", "members.csv"])
+        .success()
+        .after_demo_notice();
     assert_eq!(
         run.stderr,
         "members.csv:3: warning: `not-an-address` is not a valid email address; row skipped\n\

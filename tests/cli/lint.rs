@@ -159,7 +159,7 @@ fn a_long_subject_and_one_in_capitals() {
             "loud.toml",
             "headline = \"STRIKE BALLOT RESULT\"\n[[section]]\nheading = \"A\"\nbody = \"b\"\n",
         );
-    let run = t.run(&["check", "long.toml"]).success();
+    let run = t.run(&["check", "long.toml"]).success().after_demo_notice();
     assert_eq!(warning_lines(&run.stderr).len(), 1, "{}", run.stderr);
     assert!(
         run.stderr
@@ -167,7 +167,7 @@ fn a_long_subject_and_one_in_capitals() {
         "{}",
         run.stderr
     );
-    let run = t.run(&["check", "loud.toml"]).success();
+    let run = t.run(&["check", "loud.toml"]).success().after_demo_notice();
     assert_eq!(warning_lines(&run.stderr).len(), 1, "{}", run.stderr);
     assert!(
         run.stderr
@@ -198,7 +198,7 @@ fn smtp_without_an_unsubscribe_secret_is_a_warning_without_a_place() {
     assert_eq!(
         warned.stderr.lines().collect::<Vec<_>>(),
         [
-            "warning: no unsubscribe secret: `MAILOUT_TOKEN_SECRET` is not set, so unsubscribe links are signed with a secret kept only in the store; set `MAILOUT_TOKEN_SECRET` where mailout sends and serves"
+            "warning: no unsubscribe secret: neither the environment nor `.mailout.env` sets `MAILOUT_TOKEN_SECRET`, so unsubscribe links are signed with a secret kept only in the store; add a line `MAILOUT_TOKEN_SECRET=<a long random value>` to `.mailout.env` (`mailout init` writes one in a new folder), or set `MAILOUT_TOKEN_SECRET` where mailout sends and serves"
         ]
     );
     run(&["check", "--strict", file]).code(1);

@@ -12,6 +12,7 @@ mod harness;
 mod headers;
 mod hostile;
 mod inbound;
+mod init;
 mod lint;
 mod members;
 mod mime;

@@ -14,7 +14,7 @@ const CSV: &str = "email,name,branch,employer,grade\n\
 on_both! {
     fn import_reports_bad_rows_by_line_and_normalises_addresses(backend) {
         let t = Test::new().on(backend).write("members.csv", CSV);
-        let run = t.run(&["members", "import", "members.csv"]).success();
+        let run = t.run(&["members", "import", "members.csv"]).success().after_demo_notice();
         assert_eq!(
             run.stderr,
             "members.csv:3: warning: `not-an-address` is not a valid email address; row skipped\n\
@@ -143,7 +143,10 @@ on_both! {
             b"email,name,branch\njo@members.test,Jo,London\nzoe@members.test,Zo\xe9 Smith,London\n",
         )
         .unwrap();
-        let run = t.run(&["members", "import", "members.csv"]).code(1);
+        let run = t
+            .run(&["members", "import", "members.csv"])
+            .code(1)
+            .after_demo_notice();
         assert!(
             run.stderr.starts_with(
                 "error: `members.csv` line 3 is not UTF-8 text (byte 0xE9, which in Windows-1252 is `\u{e9}`); save the file as \"CSV UTF-8\""
@@ -161,7 +164,10 @@ on_both! {
             "members.csv",
             "email,name,branch\njo@members.test,Jo,London\nann@members.test,Clarke, Ann,Wales\n",
         );
-        let run = t.run(&["members", "import", "members.csv"]).success();
+        let run = t
+            .run(&["members", "import", "members.csv"])
+            .success()
+            .after_demo_notice();
         assert_eq!(
             run.stderr,
             "members.csv:3: warning: this row has 4 values but the header names 3 columns; `Wales` left out (a comma inside a value needs quotes: \"Smith, Jo\")\n"

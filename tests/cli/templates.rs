@@ -63,7 +63,7 @@ fn a_misspelt_field_is_an_error_not_a_blank() {
         "<p>{{organisation.adress}}</p>\n",
     );
     // `check` finds it, in the partial's own file, at its line, with the field meant.
-    let check = t.run(&["check", "b.toml"]).code(1);
+    let check = t.run(&["check", "b.toml"]).code(1).after_demo_notice();
     assert!(
         check.stderr.starts_with(
             "templates/partials/footer.html.hbs:1:4: error: `organisation.adress` is not a field templates can use; did you mean `organisation.address`?\n  |\n1 | <p>{{organisation.adress}}</p>\n  |    ^"
@@ -72,7 +72,7 @@ fn a_misspelt_field_is_an_error_not_a_blank() {
         check.stderr
     );
     // `build` says the same, once.
-    let run = t.run(&["build", "b.toml"]).code(1);
+    let run = t.run(&["build", "b.toml"]).code(1).after_demo_notice();
     assert_eq!(
         run.stderr,
         "error: templates/partials/footer.html.hbs:1:4: `organisation.adress` is not a field templates can use; did you mean `organisation.address`?\n"
@@ -86,7 +86,7 @@ fn a_template_syntax_error_names_the_file() {
         "templates/partials/section.txt.hbs",
         "{{#if heading}}unclosed\n",
     );
-    let run = t.run(&["build", "b.toml"]).code(1);
+    let run = t.run(&["build", "b.toml"]).code(1).after_demo_notice();
     assert!(
         run.stderr.starts_with(
             "error: templates/partials/section.txt.hbs:2:1: the handlebars here cannot be read"
@@ -94,7 +94,7 @@ fn a_template_syntax_error_names_the_file() {
         "{}",
         run.stderr
     );
-    let check = t.run(&["check", "b.toml"]).code(1);
+    let check = t.run(&["check", "b.toml"]).code(1).after_demo_notice();
     assert!(
         check.stderr.starts_with(
             "templates/partials/section.txt.hbs:2:1: error: the handlebars here cannot be read"
