@@ -24,6 +24,7 @@ use lettre::Address;
 use crate::dkim::Signer;
 use crate::error::{Error, Result};
 use crate::message::Mailing;
+use crate::store::Entry;
 use journal::Journal;
 use queue::{Backoff, Queue};
 use transport::{Delivery, Transport};
@@ -159,6 +160,48 @@ pub async fn run<T: Transport>(
     })
 }
 
+/// A copy being made on a blocking thread: its recipient's address and the finished
+/// (signed) bytes, or why it cannot be sent.
+type Making = tokio::task::JoinHandle<std::result::Result<(Address, Vec<u8>), String>>;
+
+/// Starts making `entry`'s copy off the runtime's thread: personalising and signing cost
+/// CPU that would otherwise hold up every connection of the run.
+fn make_copy(
+    entry: &Entry,
+    mailing: &Arc<Mailing>,
+    signer: &Option<Arc<Signer>>,
+) -> (String, Making) {
+    let recipient = entry.member.recipient();
+    let message_id = mailing.message_id(&recipient.email);
+    let mailing = Arc::clone(mailing);
+    let signer = signer.clone();
+    let making = tokio::task::spawn_blocking(move || {
+        let to = Address::from_str(&recipient.email).map_err(|e| format!("not an address: {e}"))?;
+        let copy = mailing
+            .copy_for(&recipient, false)
+            .map_err(|e| format!("could not build the copy: {e}"))?;
+        let bytes = match &signer {
+            Some(signer) => signer
+                .sign(&copy.bytes)
+                .map_err(|e| format!("could not sign the copy: {e}"))?,
+            None => copy.bytes,
+        };
+        Ok((to, bytes))
+    });
+    (message_id, making)
+}
+
+/// The copy `making` makes; a thread that died making it is that copy's failure.
+async fn finish(making: Making) -> std::result::Result<(Address, Vec<u8>), String> {
+    making
+        .await
+        .unwrap_or_else(|e| Err(format!("could not build the copy: {e}")))
+}
+
+/// One connection's loop. While a copy goes out, the next recipient's copy is made on
+/// another thread, so that building and signing add no time on the wire; that next
+/// recipient is held in flight and, when the run stops or its domain is paused meanwhile,
+/// given back unsent.
 async fn worker<T: Transport>(
     queue: Arc<Queue>,
     mut transport: T,
@@ -167,29 +210,37 @@ async fn worker<T: Transport>(
     from: Address,
     rate: u32,
 ) -> Result<()> {
-    while let Some(entry) = queue.next().await? {
-        let recipient = entry.member.recipient();
-        let message_id = mailing.message_id(&recipient.email);
-        let built = Address::from_str(&recipient.email)
-            .map_err(|e| format!("not an address: {e}"))
-            .and_then(|to| {
-                let copy = mailing
-                    .copy_for(&recipient, false)
-                    .map_err(|e| format!("could not build the copy: {e}"))?;
-                let bytes = match &signer {
-                    Some(signer) => signer
-                        .sign(&copy.bytes)
-                        .map_err(|e| format!("could not sign the copy: {e}"))?,
-                    None => copy.bytes,
-                };
-                Ok((to, bytes))
-            });
-        let outcome = match built {
+    let mut ahead: Option<(Entry, String, Making)> = None;
+    loop {
+        let (entry, message_id, making) = match ahead.take() {
+            Some((entry, message_id, making)) => match queue.recheck(entry) {
+                Some(entry) => (entry, message_id, making),
+                None => {
+                    making.abort();
+                    continue;
+                }
+            },
+            None => match queue.next().await? {
+                Some(entry) => {
+                    let (message_id, making) = make_copy(&entry, &mailing, &signer);
+                    (entry, message_id, making)
+                }
+                None => break,
+            },
+        };
+        let outcome = match finish(making).await {
             Err(reason) => Delivery::Permanent(reason),
             Ok((to, bytes)) => {
-                if rate > 0 {
-                    queue.wait_for_slot(rate).await?;
+                if rate > 0
+                    && let Err(e) = queue.wait_for_slot(rate).await
+                {
+                    queue.put_back(entry);
+                    return Err(e);
                 }
+                ahead = queue.try_next().map(|next| {
+                    let (message_id, making) = make_copy(&next, &mailing, &signer);
+                    (next, message_id, making)
+                });
                 // Before this copy can be accepted, every earlier result is committed and
                 // the lease checked; if that fails the copy does not go, and this row stays
                 // as it was.
@@ -199,14 +250,29 @@ async fn worker<T: Transport>(
                     flushed.is_ok()
                 };
                 let outcome = transport.deliver(&from, &to, &bytes, ready).await;
-                flushed?;
+                if let Err(e) = flushed {
+                    give_back(&queue, ahead.take());
+                    queue.put_back(entry);
+                    return Err(e);
+                }
                 outcome
             }
         };
         queue.record(entry, &message_id, outcome);
-        queue.flush_urgent()?;
+        if let Err(e) = queue.flush_urgent() {
+            give_back(&queue, ahead.take());
+            return Err(e);
+        }
     }
     queue.flush()?;
     transport.close().await;
     Ok(())
+}
+
+/// Gives back a recipient taken ahead, unsent.
+fn give_back(queue: &Queue, ahead: Option<(Entry, String, Making)>) {
+    if let Some((entry, _, making)) = ahead {
+        making.abort();
+        queue.put_back(entry);
+    }
 }

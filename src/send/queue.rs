@@ -363,6 +363,69 @@ impl Queue {
         }
     }
 
+    /// The next recipient if one is ready now, without waiting or reading the journal: a
+    /// worker builds that copy while its last one is going out. The entry is in flight
+    /// until it is recorded, or given back with [`Queue::recheck`] or [`Queue::put_back`].
+    pub fn try_next(&self) -> Option<Entry> {
+        loop {
+            let mut s = self.lock();
+            if s.error.is_some() || s.stopping {
+                return None;
+            }
+            let entry = take_ready(&mut s, Instant::now(), self.backoff.first)?;
+            if entry.state == EntryState::Skipped {
+                drop(s);
+                self.skip(entry);
+                continue;
+            }
+            s.in_flight += 1;
+            return Some(entry);
+        }
+    }
+
+    /// `entry`, taken ahead with [`Queue::try_next`], if it may still go now: not when the
+    /// run is stopping (it is given back) nor when its domain was paused meanwhile (it waits
+    /// like any other recipient of that domain).
+    pub fn recheck(&self, entry: Entry) -> Option<Entry> {
+        let mut s = self.lock();
+        if s.error.is_some() || s.stopping {
+            drop(s);
+            self.put_back(entry);
+            return None;
+        }
+        // Only a pause counts here: when this entry was let go as a domain's probe, the
+        // domain's `probing` is its own.
+        let now = Instant::now();
+        let paused = s
+            .domains
+            .get(&domain_of(&entry.member.email))
+            .and_then(|d| d.paused_until)
+            .filter(|until| *until > now);
+        match paused {
+            None => Some(entry),
+            Some(until) => {
+                s.in_flight = s.in_flight.saturating_sub(1);
+                s.retries.push(Reverse(Retry { due: until, entry }));
+                drop(s);
+                self.notify.notify_waiters();
+                None
+            }
+        }
+    }
+
+    /// Gives back `entry`, taken but not sent: it stays pending, first in line. Had it been
+    /// let go as its domain's probe, the next recipient there goes as the probe instead.
+    pub fn put_back(&self, entry: Entry) {
+        let mut s = self.lock();
+        s.in_flight = s.in_flight.saturating_sub(1);
+        if let Some(d) = s.domains.get_mut(&domain_of(&entry.member.email)) {
+            d.probing = false;
+        }
+        s.fresh.push_front(entry);
+        drop(s);
+        self.notify.notify_waiters();
+    }
+
     /// Records what happened to `entry` (its copy had `message_id`); the journal has it at
     /// the next [`Queue::flush`] ([`Queue::flush_urgent`] at once for a failure or an
     /// uncertain copy). A broken transport stops the job, leaving the row pending.
