@@ -9,7 +9,7 @@ use std::sync::Arc;
 use futures_util::StreamExt;
 use tokio::net::TcpStream;
 
-use crate::error::{Error, Result};
+use crate::error::{BoxError, Error, Result};
 use crate::tls::Stream;
 
 /// The environment variable holding the IMAP password.
@@ -44,7 +44,10 @@ impl ImapUrl {
     /// Parses `imaps://user@host[:port]/MAILBOX` or `imap://…[?tls=none][&ca=PATH]`.
     pub fn parse(text: &str) -> Result<ImapUrl> {
         let bad = |why: &str| Error::Usage(format!("IMAP URL `{text}`: {why}"));
-        let url = url::Url::parse(text).map_err(|e| bad(&e.to_string()))?;
+        let url = url::Url::parse(text).map_err(|e| Error::Setting {
+            context: format!("IMAP URL `{text}` is not a URL"),
+            source: Box::new(e),
+        })?;
         let implicit_tls = match url.scheme() {
             "imaps" => true,
             "imap" => false,
@@ -130,21 +133,34 @@ fn is_loopback(host: &str) -> bool {
 fn tls_config(ca: Option<&[u8]>, verify: bool) -> Result<Arc<rustls::ClientConfig>> {
     crate::tls::client_config(verify, ca)
         .map(Arc::new)
-        .map_err(|e| Error::Usage(format!("TLS: {e}")))
+        .map_err(|e| Error::Imap {
+            context: "could not set up TLS for IMAP".into(),
+            source: e.into(),
+        })
 }
 
 async fn tls(tcp: TcpStream, host: &str, config: Arc<rustls::ClientConfig>) -> Result<Stream> {
-    let name = rustls_pki_types::ServerName::try_from(host.to_string())
-        .map_err(|e| Error::Usage(format!("`{host}`: {e}")))?;
+    let name =
+        rustls_pki_types::ServerName::try_from(host.to_string()).map_err(|e| Error::Setting {
+            context: format!("`{host}` is not a host name TLS can check"),
+            source: Box::new(e),
+        })?;
     let stream = tokio_rustls::TlsConnector::from(config)
         .connect(name, tcp)
         .await
-        .map_err(|e| Error::Usage(format!("TLS with {host}: {e}")))?;
+        .map_err(|e| Error::Imap {
+            context: format!("TLS with {host} failed"),
+            source: Box::new(e),
+        })?;
     Ok(Stream::Tls(Box::new(stream)))
 }
 
-fn imap_error(what: &str, e: impl std::fmt::Display) -> Error {
-    Error::Usage(format!("IMAP {what}: {e}"))
+/// `IMAP {what} failed`, caused by `source`.
+fn imap_error(what: &str, source: impl Into<BoxError>) -> Error {
+    Error::Imap {
+        context: format!("IMAP {what} failed"),
+        source: source.into(),
+    }
 }
 
 /// Fetches every message of `url` newer than `state` (UIDVALIDITY, highest UID), calling
@@ -187,13 +203,13 @@ pub async fn fetch_new(
             }
             Err(_) if is_loopback(&url.host) => {}
             Err(e) => {
-                return Err(imap_error(
-                    "STARTTLS",
-                    format!(
-                        "{} refused it ({e}); the password will not go in plain text",
+                return Err(Error::Imap {
+                    context: format!(
+                        "{} refused IMAP STARTTLS; the password will not go in plain text",
                         url.host
                     ),
-                ));
+                    source: Box::new(e),
+                });
             }
         }
     }
@@ -204,7 +220,7 @@ pub async fn fetch_new(
     let mailbox = session
         .examine(&url.mailbox)
         .await
-        .map_err(|e| imap_error(&format!("mailbox `{}`", url.mailbox), e))?;
+        .map_err(|e| imap_error(&format!("EXAMINE of mailbox `{}`", url.mailbox), e))?;
     let validity = mailbox.uid_validity.unwrap_or(0);
     let after = match state {
         Some((v, last)) if v == validity => last,
