@@ -250,3 +250,43 @@ fn template_place(name: &str, line: Option<usize>, column: Option<usize>) -> Str
         _ => name.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    #[test]
+    fn a_cause_is_kept_as_the_source_and_said_once() {
+        let error = Error::Io {
+            context: "could not watch".into(),
+            path: Some("bulletins".into()),
+            source: std::io::Error::other("too many open files"),
+        }
+        .context("the preview cannot start");
+        assert_eq!(error.to_string(), "the preview cannot start");
+        let cause = std::error::Error::source(&error).unwrap();
+        assert_eq!(cause.to_string(), "could not watch `bulletins`");
+        assert_eq!(
+            error.one_line(),
+            "the preview cannot start: could not watch `bulletins`: too many open files"
+        );
+        let unreachable = Error::StoreUnreachable {
+            location: "postgres://h/db".into(),
+            source: "connection refused".into(),
+        };
+        assert_eq!(
+            unreachable.one_line(),
+            "store `postgres://h/db`: cannot reach the database: connection refused"
+        );
+    }
+
+    #[test]
+    fn a_wrapped_error_keeps_its_diagnostics() {
+        let d = Diagnostic::error(Path::new("b.toml"), "x = 1\n", 0..1, "unknown key `x`");
+        let error =
+            Error::Invalid(vec![d]).context("job 3 sends `b.toml`, which this worker cannot read");
+        assert_eq!(error.diagnostics().len(), 1);
+    }
+}

@@ -155,10 +155,10 @@ async fn tls(tcp: TcpStream, host: &str, config: Arc<rustls::ClientConfig>) -> R
     Ok(Stream::Tls(Box::new(stream)))
 }
 
-/// `IMAP {what} failed`, caused by `source`.
-fn imap_error(what: &str, source: impl Into<BoxError>) -> Error {
+/// `context` (a sentence), caused by `source`.
+fn imap_error(context: impl Into<String>, source: impl Into<BoxError>) -> Error {
     Error::Imap {
-        context: format!("IMAP {what} failed"),
+        context: context.into(),
         source: source.into(),
     }
 }
@@ -174,7 +174,15 @@ pub async fn fetch_new(
 ) -> Result<u64> {
     let tcp = TcpStream::connect((url.host.as_str(), url.port))
         .await
-        .map_err(|e| imap_error(&format!("connection to {}:{}", url.host, url.port), e))?;
+        .map_err(|e| {
+            imap_error(
+                format!(
+                    "could not connect to the IMAP server {}:{}",
+                    url.host, url.port
+                ),
+                e,
+            )
+        })?;
     tcp.set_nodelay(true).ok();
     let stream = if url.implicit_tls {
         tls(tcp, &url.host, tls_config(url.ca.as_deref(), true)?).await?
@@ -185,14 +193,19 @@ pub async fn fetch_new(
     client
         .read_response()
         .await
-        .map_err(|e| imap_error("greeting", e))?
-        .ok_or_else(|| imap_error("greeting", "the server closed the connection"))?;
+        .map_err(|e| imap_error("the IMAP server sent no greeting", e))?
+        .ok_or_else(|| {
+            imap_error(
+                "the IMAP server sent no greeting",
+                "the server closed the connection",
+            )
+        })?;
     if !url.implicit_tls && !url.plain {
         match client.run_command_and_check_ok("STARTTLS", None).await {
             Ok(()) => {
                 let Stream::Plain(tcp) = client.into_inner() else {
                     return Err(imap_error(
-                        "STARTTLS",
+                        "IMAP STARTTLS failed",
                         "the connection is already encrypted",
                     ));
                 };
@@ -213,14 +226,18 @@ pub async fn fetch_new(
             }
         }
     }
-    let mut session = client
-        .login(&url.user, password)
-        .await
-        .map_err(|(e, _)| imap_error(&format!("login as `{}`", url.user), e))?;
-    let mailbox = session
-        .examine(&url.mailbox)
-        .await
-        .map_err(|e| imap_error(&format!("EXAMINE of mailbox `{}`", url.mailbox), e))?;
+    let mut session = client.login(&url.user, password).await.map_err(|(e, _)| {
+        imap_error(
+            format!("could not log in to the IMAP server as `{}`", url.user),
+            e,
+        )
+    })?;
+    let mailbox = session.examine(&url.mailbox).await.map_err(|e| {
+        imap_error(
+            format!("could not open the IMAP mailbox `{}`", url.mailbox),
+            e,
+        )
+    })?;
     let validity = mailbox.uid_validity.unwrap_or(0);
     let after = match state {
         Some((v, last)) if v == validity => last,
@@ -229,7 +246,7 @@ pub async fn fetch_new(
     let mut uids: Vec<u32> = session
         .uid_search(format!("UID {}:*", after.saturating_add(1)))
         .await
-        .map_err(|e| imap_error("UID SEARCH", e))?
+        .map_err(|e| imap_error("could not search the IMAP mailbox for new mail", e))?
         .into_iter()
         .filter(|uid| *uid > after)
         .collect();
@@ -246,9 +263,10 @@ pub async fn fetch_new(
             let mut stream = session
                 .uid_fetch(&set, "(UID BODY.PEEK[])")
                 .await
-                .map_err(|e| imap_error("UID FETCH", e))?;
+                .map_err(|e| imap_error("could not fetch mail from the IMAP mailbox", e))?;
             while let Some(item) = stream.next().await {
-                let fetch = item.map_err(|e| imap_error("UID FETCH", e))?;
+                let fetch =
+                    item.map_err(|e| imap_error("could not fetch mail from the IMAP mailbox", e))?;
                 if let (Some(uid), Some(body)) = (fetch.uid, fetch.body()) {
                     messages.push((uid, body.to_vec()));
                 }
