@@ -20,8 +20,10 @@ const NOT_CONTENT: &[&str] = &["smtp", "store", "approval", "numbering", "lists"
 pub fn content_hash(workspace: &Workspace, path: &Path) -> Result<String> {
     let bulletin = Bulletin::load(path)?;
     let bulletin_hash = bulletin.content_hash(workspace.base())?;
-    let mut config = serde_json::to_value(&workspace.config)
-        .map_err(|e| Error::Usage(format!("could not read the config: {e}")))?;
+    let mut config = serde_json::to_value(&workspace.config).map_err(|e| Error::Failed {
+        context: "could not encode the config to hash what it says".into(),
+        source: Box::new(e),
+    })?;
     if let Some(table) = config.as_object_mut() {
         for key in NOT_CONTENT {
             table.remove(*key);

@@ -379,7 +379,10 @@ impl Bulletin {
                 .collect(),
             attachments,
         };
-        let json = serde_json::to_vec(&canonical).map_err(|e| Error::Usage(e.to_string()))?;
+        let json = serde_json::to_vec(&canonical).map_err(|e| Error::Failed {
+            context: "could not encode the bulletin to hash its content".into(),
+            source: Box::new(e),
+        })?;
         Ok(hex(&Sha256::digest(&json)))
     }
 }

@@ -16,7 +16,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 
 use crate::config;
-use crate::error::{Error, Result};
+use crate::error::{BoxError, Error, Result};
 
 /// The headers every signature covers.
 pub const SIGNED_HEADERS: &[&str] = &[
@@ -62,22 +62,33 @@ impl Signer {
             path: path.clone(),
             source,
         })?;
-        let bad = |what: String| Error::Usage(format!("DKIM key `{}`: {what}", path.display()));
+        let bad = |what: &str, source: BoxError| Error::Setting {
+            context: format!("DKIM key `{}` is not {what}", path.display()),
+            source,
+        };
         let key = match dkim.algorithm.as_str() {
             "ed25519" => {
                 let der = PrivatePkcs8KeyDer::from_pem_slice(&pem)
-                    .map_err(|e| bad(format!("not a PKCS#8 PEM ed25519 key ({e})")))?;
+                    .map_err(|e| bad("a PKCS#8 PEM ed25519 key", Box::new(e)))?;
                 Key::Ed25519(
                     Ed25519Key::from_pkcs8_maybe_unchecked_der(der.secret_pkcs8_der())
-                        .map_err(|e| bad(e.to_string()))?,
+                        .map_err(|e| bad("a usable ed25519 key", Box::new(e)))?,
                 )
             }
             "rsa-sha256" => {
                 let der = PrivateKeyDer::from_pem_slice(&pem)
-                    .map_err(|e| bad(format!("not a PEM RSA key ({e})")))?;
-                Key::Rsa(RsaKey::<Sha256>::from_key_der(der).map_err(|e| bad(e.to_string()))?)
+                    .map_err(|e| bad("a PEM RSA key", Box::new(e)))?;
+                Key::Rsa(
+                    RsaKey::<Sha256>::from_key_der(der)
+                        .map_err(|e| bad("a usable RSA key", Box::new(e)))?,
+                )
             }
-            other => return Err(bad(format!("unknown algorithm `{other}`"))),
+            other => {
+                return Err(Error::Usage(format!(
+                    "DKIM key `{}`: unknown algorithm `{other}`",
+                    path.display()
+                )));
+            }
         };
         let template = Signature {
             v: 1,
@@ -102,7 +113,10 @@ impl Signer {
             Key::Ed25519(key) => sign_with(key, &self.template, message, now),
             Key::Rsa(key) => sign_with(key, &self.template, message, now),
         }
-        .map_err(|e| Error::Usage(format!("DKIM signing failed: {e}")))?;
+        .map_err(|e| Error::Failed {
+            context: "could not sign the message with DKIM".into(),
+            source: Box::new(e),
+        })?;
         let header = signature.to_header();
         let mut out = Vec::with_capacity(header.len() + message.len());
         out.extend_from_slice(header.as_bytes());

@@ -11,6 +11,8 @@ use clap::{Parser, Subcommand};
 use cli::output::errln;
 use cli::{archive, bounces, draft, init, roster, send, serve, store};
 use mailout::Error;
+use mailout::report::Reporter;
+use mailout::runtime::Runtime;
 use mailout::workspace::Options;
 
 /// Draft, send and archive an organisation's numbered email bulletins.
@@ -103,13 +105,16 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.verbose);
-    let code = match run(cli) {
+    // The process's one async runtime, built when a command first needs it.
+    let runtime = Runtime::new();
+    let code = match run(cli, &runtime) {
         Ok(code) => code,
         Err(e) => {
             report(&e);
             ExitCode::from(1)
         }
     };
+    runtime.shutdown();
     if cli::output::stdout_failed() {
         errln!("error: could not write the output");
         return ExitCode::from(1);
@@ -117,10 +122,11 @@ fn main() -> ExitCode {
     code
 }
 
-fn run(cli: Cli) -> Result<ExitCode, Error> {
+fn run(cli: Cli, rt: &Runtime) -> Result<ExitCode, Error> {
     let options = Options {
         config: cli.config,
         store: cli.store,
+        report: Reporter::new(cli::output::Terminal::new()),
     };
     let o = &options;
     // The config is not read by these two; every other command says once when it falls
@@ -135,11 +141,11 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Check(args) => draft::check(o, args),
         Command::Build(args) => draft::build(o, args),
         Command::Templates { command } => draft::templates(command),
-        Command::Preview(args) => draft::preview(options, args),
+        Command::Preview(args) => draft::preview(options, args, rt),
         Command::Approve(args) => draft::approve(o, args),
         Command::Approvals(args) => draft::approvals(o, args),
-        Command::Send(args) => send::send(o, *args),
-        Command::Worker(args) => send::worker(o, args),
+        Command::Send(args) => send::send(o, *args, rt),
+        Command::Worker(args) => send::worker(o, args, rt),
         Command::Workers => send::workers(o),
         Command::Jobs => send::jobs(o),
         Command::Job(args) => send::job(o, args),
@@ -147,13 +153,13 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Members { command } => roster::members(o, command),
         Command::Lists => roster::lists(o),
         Command::Unsubscribe(args) => roster::unsubscribe(o, args),
-        Command::Unsubscribes(args) => roster::unsubscribes(o, args),
+        Command::Unsubscribes(args) => roster::unsubscribes(o, args, rt),
         Command::Suppressed => roster::suppressed(o),
-        Command::Import(args) => archive::import(o, args),
+        Command::Import(args) => archive::import(o, args, rt),
         Command::Archive { command } => archive::archive(o, command),
-        Command::Bounces(args) => bounces::bounces(o, args),
+        Command::Bounces(args) => bounces::bounces(o, args, rt),
         Command::Unsuppress(args) => bounces::unsuppress(o, args),
-        Command::Serve(args) => serve::serve(o, args),
+        Command::Serve(args) => serve::serve(o, args, rt),
     }
 }
 

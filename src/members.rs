@@ -104,7 +104,10 @@ impl MemberCsv {
             .from_reader(std::io::Cursor::new(bytes));
         let headers: Vec<String> = reader
             .headers()
-            .map_err(|e| Error::Usage(format!("`{}`: {e}", path.display())))?
+            .map_err(|e| Error::Failed {
+                context: format!("could not read the first row of `{}`", path.display()),
+                source: Box::new(e),
+            })?
             .iter()
             .map(|h| h.trim().trim_start_matches('\u{feff}').to_lowercase())
             .collect();

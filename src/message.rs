@@ -147,7 +147,10 @@ impl Mailing {
             .date
             .to_zoned(jiff::tz::TimeZone::UTC)
             .map(|z| z.timestamp())
-            .map_err(|e| Error::Usage(format!("date {}: {e}", edition.date)))?;
+            .map_err(|e| Error::Failed {
+                context: format!("the date {} cannot be given to a mail", edition.date),
+                source: Box::new(e),
+            })?;
         let date = SystemTime::UNIX_EPOCH
             + Duration::from_secs(u64::try_from(date.as_second()).unwrap_or(0));
         let list_id = edition.list_id(list);
@@ -157,11 +160,18 @@ impl Mailing {
         for a in &edition.attachments {
             let content_type = ContentType::parse(&a.content_type)
                 .or_else(|_| ContentType::parse("application/octet-stream"))
-                .map_err(|e| Error::Usage(e.to_string()))?;
+                .map_err(|e| Error::Failed {
+                    context: format!("the attachment `{}` has no usable content type", a.filename),
+                    source: Box::new(e),
+                })?;
             let mut body =
                 String::with_capacity(email_encoding::body::base64::encoded_len(a.bytes.len()));
-            email_encoding::body::base64::encode(&a.bytes, &mut body)
-                .map_err(|e| Error::Usage(format!("encoding `{}`: {e}", a.filename)))?;
+            email_encoding::body::base64::encode(&a.bytes, &mut body).map_err(|e| {
+                Error::Failed {
+                    context: format!("could not encode the attachment `{}`", a.filename),
+                    source: Box::new(e),
+                }
+            })?;
             attachments.push(EncodedAttachment {
                 filename: clean(&a.filename),
                 content_type,
@@ -300,7 +310,7 @@ impl Mailing {
         let mut variants = self
             .variants
             .lock()
-            .map_err(|_| Error::Usage("a rendering thread panicked".into()))?;
+            .map_err(|_| Error::Internal("a rendering thread panicked".into()))?;
         if let Some(v) = variants.get(&visible) {
             return Ok(Arc::clone(v));
         }
@@ -361,7 +371,10 @@ impl Mailing {
             builder = builder.reply_to(reply_to.clone());
         }
         let envelope = Envelope::new(Some(self.from.email.clone()), vec![self.from.email.clone()])
-            .map_err(|e| Error::Usage(e.to_string()))?;
+            .map_err(|e| Error::Failed {
+                context: "could not make the message's envelope".into(),
+                source: Box::new(e),
+            })?;
         let formatted = builder
             .raw_header(header_value(PERSONAL_HEADER, "1"))
             .subject(self.edition.subject.clone())
@@ -413,7 +426,7 @@ fn display_name(name: &str) -> String {
 
 /// Cuts lettre's output at the markers and at the personal-headers line.
 fn cut(formatted: &[u8]) -> Result<Vec<Piece>> {
-    let broken = || Error::Usage("the message skeleton lost a marker".into());
+    let broken = || Error::Internal("the message skeleton lost a marker".into());
     let personal_line = format!("{PERSONAL_HEADER}: 1\r\n");
     let at = find(formatted, personal_line.as_bytes()).ok_or_else(broken)?;
     let mut pieces = vec![

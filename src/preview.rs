@@ -142,7 +142,11 @@ impl Preview {
         let mut debouncer = new_debouncer(SETTLE, None, move |result| {
             let _ = events.send(Message::Changed(result));
         })
-        .map_err(|e| Error::Usage(format!("could not watch for changes: {e}")))?;
+        .map_err(|e| Error::Io {
+            context: "could not watch for changes".into(),
+            path: None,
+            source: std::io::Error::other(e),
+        })?;
         let mut dirs = HashSet::new();
         watched.refresh(&mut dirs, |dir, mode| debouncer.watch(dir, mode));
         // Watching starts before the first build, so no save goes unnoticed.
@@ -179,7 +183,11 @@ impl Preview {
                     }
                     drop(debouncer);
                 })
-                .map_err(|e| Error::Usage(format!("could not start the watcher: {e}")))?
+                .map_err(|source| Error::Io {
+                    context: "could not start the watcher's thread".into(),
+                    path: None,
+                    source,
+                })?
         };
         Ok(Preview {
             shared,
@@ -198,7 +206,10 @@ impl Preview {
         // Not a graceful shutdown: the open event streams never end by themselves.
         tokio::select! {
             served = std::future::IntoFuture::into_future(server) => {
-                served.map_err(|e| Error::Usage(format!("the server stopped: {e}")))
+                served.map_err(|e| Error::Serve {
+                    context: "the preview's server stopped".into(),
+                    source: Box::new(e),
+                })
             }
             _ = tokio::signal::ctrl_c() => Ok(()),
         }
@@ -227,7 +238,11 @@ impl Watched {
     fn new(options: &Options, file: &Path) -> Result<Watched> {
         let here = std::env::current_dir()
             .and_then(|d| d.canonicalize())
-            .map_err(|e| Error::Usage(format!("could not find the current folder: {e}")))?;
+            .map_err(|source| Error::Io {
+                context: "could not find the current folder".into(),
+                path: None,
+                source,
+            })?;
         let locate = |path: &Path| -> PathBuf {
             let path = here.join(path);
             match (path.parent(), path.file_name()) {

@@ -177,7 +177,11 @@ async fn guard(State(state): State<Arc<ServeState>>, request: Request, next: Nex
 
 /// A listening socket on `listen`, and the address it got (the port, when `listen` says 0).
 pub async fn bind(listen: SocketAddr) -> Result<(tokio::net::TcpListener, SocketAddr)> {
-    let failed = |e: std::io::Error| Error::Usage(format!("could not listen on {listen}: {e}"));
+    let failed = |source: std::io::Error| Error::Io {
+        context: format!("could not listen on {listen}"),
+        path: None,
+        source,
+    };
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(failed)?;

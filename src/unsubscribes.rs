@@ -16,6 +16,7 @@ use std::sync::OnceLock;
 use mail_parser::{HeaderValue, MessageParser, MimeHeaders};
 
 use crate::error::Result;
+use crate::runtime::Runtime;
 use crate::store::Store;
 use crate::token::{self, Lookup, Purpose, TokenKey};
 use crate::workspace::Workspace;
@@ -108,11 +109,12 @@ impl Report {
     }
 }
 
-/// Reads the requests from `source`, suppresses each verified member, and calls `each`
-/// with every message's source and outcome.
+/// Reads the requests from `source` (an IMAP mailbox on `runtime`), suppresses each
+/// verified member, and calls `each` with every message's source and outcome.
 pub fn run(
     workspace: &Workspace,
     source: Source,
+    runtime: &Runtime,
     each: &mut dyn FnMut(&str, &Outcome),
 ) -> Result<Report> {
     let key = workspace.token_key()?;
@@ -137,6 +139,7 @@ pub fn run(
             store,
             &paths,
             imap.as_deref(),
+            runtime,
             "unsubscribes",
             &mut handle,
             &mut |source, error| unreadable.push((source, error)),

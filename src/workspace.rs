@@ -19,16 +19,20 @@ use crate::outbox::{self, Built};
 use crate::recipient::{MEMBER_FIELDS, Recipient};
 use crate::render::Renderer;
 use crate::render::templates::{self, Templates};
+use crate::report::Reporter;
 use crate::store::{self, EditionRecord, Store};
 use crate::token::TokenKey;
 
-/// Global options: where the config and the store are.
+/// Global options: where the config and the store are, and where the library's lines go.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
     /// `--config`; `None` looks for `config/mailout.toml` and falls back to defaults.
     pub config: Option<PathBuf>,
     /// `--store`; `None` uses `[store] path`.
     pub store: Option<String>,
+    /// Who hears the warnings, waits and send progress of commands run with these options
+    /// (by default, nobody).
+    pub report: Reporter,
 }
 
 impl Options {
@@ -69,6 +73,7 @@ pub struct Workspace {
     base: PathBuf,
     access: Access,
     token_secret: OnceCell<Option<String>>,
+    report: Reporter,
 }
 
 /// What `check` found.
@@ -115,6 +120,7 @@ impl Workspace {
             base: PathBuf::from("."),
             access: Access::Write,
             token_secret: OnceCell::new(),
+            report: options.report.clone(),
         })
     }
 
@@ -136,6 +142,11 @@ impl Workspace {
         let mut workspace = Workspace::open(options)?;
         workspace.access = Access::Draft;
         Ok(workspace)
+    }
+
+    /// Where this workspace's warnings, waits and send progress go.
+    pub fn report(&self) -> &Reporter {
+        &self.report
     }
 
     /// Whether no config file was found, so the built-in demo organisation is in use.
@@ -320,7 +331,7 @@ impl Workspace {
                     found.extend(rendering.problems);
                 }
                 // `build` reports what stops the edition (an attachment it cannot read).
-                Err(e) => tracing::debug!("not rendering: {e}"),
+                Err(e) => tracing::debug!("not rendering: {}", e.one_line()),
             }
         }
         Ok(found)
@@ -384,8 +395,8 @@ impl Workspace {
         let changed = known.as_ref().is_some_and(|k| *k != fingerprint);
         if changed || known.is_none() || missing > 0 {
             if changed {
-                crate::report::line!(
-                    "warning: the token secret differs from the one the store's members were keyed with; their keys are made again, and unsubscribe links in copies sent with the other secret no longer work"
+                self.report.line(
+                    "warning: the token secret differs from the one the store's members were keyed with; their keys are made again, and unsubscribe links in copies sent with the other secret no longer work",
                 );
             }
             let keys: Vec<(String, Vec<u8>)> = store

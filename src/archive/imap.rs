@@ -9,7 +9,7 @@ use std::sync::Arc;
 use futures_util::StreamExt;
 use tokio::net::TcpStream;
 
-use crate::error::{Error, Result};
+use crate::error::{BoxError, Error, Result};
 use crate::tls::Stream;
 
 /// The environment variable holding the IMAP password.
@@ -44,7 +44,10 @@ impl ImapUrl {
     /// Parses `imaps://user@host[:port]/MAILBOX` or `imap://…[?tls=none][&ca=PATH]`.
     pub fn parse(text: &str) -> Result<ImapUrl> {
         let bad = |why: &str| Error::Usage(format!("IMAP URL `{text}`: {why}"));
-        let url = url::Url::parse(text).map_err(|e| bad(&e.to_string()))?;
+        let url = url::Url::parse(text).map_err(|e| Error::Setting {
+            context: format!("IMAP URL `{text}` is not a URL"),
+            source: Box::new(e),
+        })?;
         let implicit_tls = match url.scheme() {
             "imaps" => true,
             "imap" => false,
@@ -130,21 +133,34 @@ fn is_loopback(host: &str) -> bool {
 fn tls_config(ca: Option<&[u8]>, verify: bool) -> Result<Arc<rustls::ClientConfig>> {
     crate::tls::client_config(verify, ca)
         .map(Arc::new)
-        .map_err(|e| Error::Usage(format!("TLS: {e}")))
+        .map_err(|e| Error::Imap {
+            context: "could not set up TLS for IMAP".into(),
+            source: e.into(),
+        })
 }
 
 async fn tls(tcp: TcpStream, host: &str, config: Arc<rustls::ClientConfig>) -> Result<Stream> {
-    let name = rustls_pki_types::ServerName::try_from(host.to_string())
-        .map_err(|e| Error::Usage(format!("`{host}`: {e}")))?;
+    let name =
+        rustls_pki_types::ServerName::try_from(host.to_string()).map_err(|e| Error::Setting {
+            context: format!("`{host}` is not a host name TLS can check"),
+            source: Box::new(e),
+        })?;
     let stream = tokio_rustls::TlsConnector::from(config)
         .connect(name, tcp)
         .await
-        .map_err(|e| Error::Usage(format!("TLS with {host}: {e}")))?;
+        .map_err(|e| Error::Imap {
+            context: format!("TLS with {host} failed"),
+            source: Box::new(e),
+        })?;
     Ok(Stream::Tls(Box::new(stream)))
 }
 
-fn imap_error(what: &str, e: impl std::fmt::Display) -> Error {
-    Error::Usage(format!("IMAP {what}: {e}"))
+/// `context` (a sentence), caused by `source`.
+fn imap_error(context: impl Into<String>, source: impl Into<BoxError>) -> Error {
+    Error::Imap {
+        context: context.into(),
+        source: source.into(),
+    }
 }
 
 /// Fetches every message of `url` newer than `state` (UIDVALIDITY, highest UID), calling
@@ -158,7 +174,15 @@ pub async fn fetch_new(
 ) -> Result<u64> {
     let tcp = TcpStream::connect((url.host.as_str(), url.port))
         .await
-        .map_err(|e| imap_error(&format!("connection to {}:{}", url.host, url.port), e))?;
+        .map_err(|e| {
+            imap_error(
+                format!(
+                    "could not connect to the IMAP server {}:{}",
+                    url.host, url.port
+                ),
+                e,
+            )
+        })?;
     tcp.set_nodelay(true).ok();
     let stream = if url.implicit_tls {
         tls(tcp, &url.host, tls_config(url.ca.as_deref(), true)?).await?
@@ -169,14 +193,19 @@ pub async fn fetch_new(
     client
         .read_response()
         .await
-        .map_err(|e| imap_error("greeting", e))?
-        .ok_or_else(|| imap_error("greeting", "the server closed the connection"))?;
+        .map_err(|e| imap_error("the IMAP server sent no greeting", e))?
+        .ok_or_else(|| {
+            imap_error(
+                "the IMAP server sent no greeting",
+                "the server closed the connection",
+            )
+        })?;
     if !url.implicit_tls && !url.plain {
         match client.run_command_and_check_ok("STARTTLS", None).await {
             Ok(()) => {
                 let Stream::Plain(tcp) = client.into_inner() else {
                     return Err(imap_error(
-                        "STARTTLS",
+                        "IMAP STARTTLS failed",
                         "the connection is already encrypted",
                     ));
                 };
@@ -187,24 +216,28 @@ pub async fn fetch_new(
             }
             Err(_) if is_loopback(&url.host) => {}
             Err(e) => {
-                return Err(imap_error(
-                    "STARTTLS",
-                    format!(
-                        "{} refused it ({e}); the password will not go in plain text",
+                return Err(Error::Imap {
+                    context: format!(
+                        "{} refused IMAP STARTTLS; the password will not go in plain text",
                         url.host
                     ),
-                ));
+                    source: Box::new(e),
+                });
             }
         }
     }
-    let mut session = client
-        .login(&url.user, password)
-        .await
-        .map_err(|(e, _)| imap_error(&format!("login as `{}`", url.user), e))?;
-    let mailbox = session
-        .examine(&url.mailbox)
-        .await
-        .map_err(|e| imap_error(&format!("mailbox `{}`", url.mailbox), e))?;
+    let mut session = client.login(&url.user, password).await.map_err(|(e, _)| {
+        imap_error(
+            format!("could not log in to the IMAP server as `{}`", url.user),
+            e,
+        )
+    })?;
+    let mailbox = session.examine(&url.mailbox).await.map_err(|e| {
+        imap_error(
+            format!("could not open the IMAP mailbox `{}`", url.mailbox),
+            e,
+        )
+    })?;
     let validity = mailbox.uid_validity.unwrap_or(0);
     let after = match state {
         Some((v, last)) if v == validity => last,
@@ -213,7 +246,7 @@ pub async fn fetch_new(
     let mut uids: Vec<u32> = session
         .uid_search(format!("UID {}:*", after.saturating_add(1)))
         .await
-        .map_err(|e| imap_error("UID SEARCH", e))?
+        .map_err(|e| imap_error("could not search the IMAP mailbox for new mail", e))?
         .into_iter()
         .filter(|uid| *uid > after)
         .collect();
@@ -230,9 +263,10 @@ pub async fn fetch_new(
             let mut stream = session
                 .uid_fetch(&set, "(UID BODY.PEEK[])")
                 .await
-                .map_err(|e| imap_error("UID FETCH", e))?;
+                .map_err(|e| imap_error("could not fetch mail from the IMAP mailbox", e))?;
             while let Some(item) = stream.next().await {
-                let fetch = item.map_err(|e| imap_error("UID FETCH", e))?;
+                let fetch =
+                    item.map_err(|e| imap_error("could not fetch mail from the IMAP mailbox", e))?;
                 if let (Some(uid), Some(body)) = (fetch.uid, fetch.body()) {
                     messages.push((uid, body.to_vec()));
                 }

@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
 use crate::error::{Error, Result};
+use crate::runtime::Runtime;
 use crate::store::{ArchiveEntry, Archived, CopyKind, Store};
 use recognise::Recogniser;
 
@@ -191,7 +192,7 @@ impl<'a> Importer<'a> {
                 .collect()
         });
         if parsed.len() != batch.len() {
-            return Err(Error::Usage(
+            return Err(Error::Internal(
                 "a message could not be parsed (a parser thread failed)".into(),
             ));
         }
@@ -287,8 +288,11 @@ pub fn import_paths(
             }
             empty
         });
-        let reader =
-            spawned.map_err(|e| Error::Usage(format!("could not start a reader thread: {e}")))?;
+        let reader = spawned.map_err(|source| Error::Io {
+            context: "could not start a reader thread".into(),
+            path: None,
+            source,
+        })?;
         for _ in 0..threads {
             let parsed_tx = parsed_tx.clone();
             let raw_rx = &raw_rx;
@@ -318,7 +322,11 @@ pub fn import_paths(
                     }
                 }
             });
-            spawned.map_err(|e| Error::Usage(format!("could not start a parser thread: {e}")))?;
+            spawned.map_err(|source| Error::Io {
+                context: "could not start a parser thread".into(),
+                path: None,
+                source,
+            })?;
         }
         drop(parsed_tx);
         // Store in the order read, whatever order the parsers finish in.
@@ -578,17 +586,18 @@ fn looks_like_single_message(path: &Path) -> bool {
 }
 
 /// Imports the new mail of the IMAP mailbox at `url` (see [`imap`]), remembering where it
-/// stopped after every batch.
+/// stopped after every batch; the IMAP client runs on `runtime`.
 pub fn import_imap(
     store: &dyn Store,
     recogniser: &Recogniser,
     url: &str,
     progress: &dyn Fn(&Summary),
+    runtime: &Runtime,
 ) -> Result<Summary> {
     let mut importer = Importer::new(store, recogniser, progress);
     let folder = imap::ImapUrl::parse(url)?.mailbox;
     let folder = (!folder.eq_ignore_ascii_case("INBOX")).then_some(folder);
-    fetch_imap(store, url, None, &mut |batch| {
+    fetch_imap(store, url, None, runtime, &mut |batch| {
         for (source, raw) in batch {
             importer.add(Item::Message {
                 source,
@@ -608,6 +617,7 @@ fn fetch_imap(
     store: &dyn Store,
     url: &str,
     purpose: Option<&str>,
+    runtime: &Runtime,
     batch: &mut dyn FnMut(Vec<(String, Vec<u8>)>) -> Result<()>,
 ) -> Result<()> {
     let url = imap::ImapUrl::parse(url)?;
@@ -623,10 +633,6 @@ fn fetch_imap(
         None => url.key(),
     };
     let state = store.imap_state(&key)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Usage(format!("could not start the async runtime: {e}")))?;
     runtime.block_on(imap::fetch_new(
         &url,
         &password,
@@ -644,19 +650,20 @@ fn fetch_imap(
             }
             Ok(())
         },
-    ))?;
+    ))??;
     Ok(())
 }
 
 /// Reads mail for a purpose other than archiving it (bounces, unsubscribe requests): calls
 /// `each` with every message under `paths` (files, mbox files, Maildirs, folders of these)
 /// and, with `imap`, every message of that mailbox not yet seen for `purpose` (the UID
-/// state is remembered per purpose, after each batch). Files that cannot be read go to
-/// `unreadable`; a path that does not exist is an error.
+/// state is remembered per purpose, after each batch; the IMAP client runs on `runtime`).
+/// Files that cannot be read go to `unreadable`; a path that does not exist is an error.
 pub fn read_mail(
     store: &dyn Store,
     paths: &[PathBuf],
     imap: Option<&str>,
+    runtime: &Runtime,
     purpose: &str,
     each: &mut dyn FnMut(&str, &[u8]) -> Result<()>,
     unreadable: &mut dyn FnMut(String, String),
@@ -684,7 +691,7 @@ pub fn read_mail(
         }
     }
     if let Some(url) = imap {
-        fetch_imap(store, url, Some(purpose), &mut |batch| {
+        fetch_imap(store, url, Some(purpose), runtime, &mut |batch| {
             batch.iter().try_for_each(|(source, raw)| each(source, raw))
         })?;
     }

@@ -20,10 +20,9 @@ impl Recogniser {
     /// From `[archive] series_pattern` (its first group is the number) and our own headers.
     pub fn new(config: &Config) -> Result<Recogniser> {
         let source = &config.archive.series_pattern;
-        let pattern = Regex::new(&format!("(?i){source}")).map_err(|e| {
-            Error::Usage(format!(
-                "`archive.series_pattern` `{source}` is not a regular expression: {e}"
-            ))
+        let pattern = Regex::new(&format!("(?i){source}")).map_err(|e| Error::Setting {
+            context: format!("`archive.series_pattern` `{source}` is not a regular expression"),
+            source: Box::new(e),
         })?;
         if pattern.captures_len() < 2 {
             return Err(Error::Usage(format!(

@@ -294,7 +294,10 @@ pub fn write_site(store: &dyn Store, config: &Config, dir: &Path) -> Result<Site
         "search.html",
         page(&org.name, "Search", ".", search).as_bytes(),
     )?;
-    let json = serde_json::to_vec(&index).map_err(|e| Error::Usage(e.to_string()))?;
+    let json = serde_json::to_vec(&index).map_err(|e| Error::Failed {
+        context: "could not encode the search index".into(),
+        source: Box::new(e),
+    })?;
     write(dir, "search-index.json", &json)?;
     write(
         dir,

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
+use mailout::runtime::Runtime;
 use mailout::workspace::{Options, Workspace};
 use mailout::{Error, archive};
 
@@ -63,8 +64,8 @@ pub enum ArchiveCommand {
     },
 }
 
-/// `mailout import`.
-pub fn import(options: &Options, args: Import) -> Result<ExitCode, Error> {
+/// `mailout import`, reading IMAP on `runtime`.
+pub fn import(options: &Options, args: Import, runtime: &Runtime) -> Result<ExitCode, Error> {
     let Import { paths, imap, json } = args;
     let workspace = Workspace::open(options)?;
     let store = workspace.store()?;
@@ -82,7 +83,7 @@ pub fn import(options: &Options, args: Import) -> Result<ExitCode, Error> {
     };
     let mut summary = archive::import_paths(store, &recogniser, &paths, &progress)?;
     if let Some(url) = imap {
-        let more = archive::import_imap(store, &recogniser, &url, &progress)?;
+        let more = archive::import_imap(store, &recogniser, &url, &progress, runtime)?;
         summary.imported += more.imported;
         summary.duplicates += more.duplicates;
         summary.flagged += more.flagged;
@@ -258,10 +259,13 @@ fn archive_command(
                 let mut bytes = None;
                 store.archive_raw(&mut |i, compressed| {
                     if i == id {
-                        bytes = Some(
-                            archive::parse::decompress(compressed)
-                                .map_err(|e| Error::Usage(e.to_string()))?,
-                        );
+                        bytes = Some(archive::parse::decompress(compressed).map_err(|source| {
+                            Error::Io {
+                                context: format!("could not decompress archived message #{id}"),
+                                path: None,
+                                source,
+                            }
+                        })?);
                     }
                     Ok(())
                 })?;

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use mailout::bounces::{self, Own, SoftRule};
+use mailout::runtime::Runtime;
 use mailout::workspace::{Options, Workspace};
 use mailout::{Error, archive};
 
@@ -39,8 +40,9 @@ pub struct Unsuppress {
     force: bool,
 }
 
-/// `mailout bounces`: exit 2 when a failure is a problem with our own sending.
-pub fn bounces(options: &Options, args: Bounces) -> Result<ExitCode, Error> {
+/// `mailout bounces`: exit 2 when a failure is a problem with our own sending (IMAP is
+/// read on `runtime`).
+pub fn bounces(options: &Options, args: Bounces, runtime: &Runtime) -> Result<ExitCode, Error> {
     let workspace = Workspace::open(options)?;
     let store = workspace.store()?;
     let own = Own::from_config(&workspace.config);
@@ -53,6 +55,7 @@ pub fn bounces(options: &Options, args: Bounces) -> Result<ExitCode, Error> {
         store,
         &args.paths,
         args.imap.as_deref(),
+        runtime,
         "bounces",
         &mut |source, raw| bounces::process(store, &own, rule, raw, source, &mut report),
         &mut |source, error| errln!("warning: could not read `{source}`: {error}"),

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
+use mailout::runtime::Runtime;
 use mailout::workspace::{Options, Workspace};
 use mailout::{Error, outbox, render::templates};
 
@@ -159,20 +160,15 @@ pub fn templates(command: Templates) -> Result<ExitCode, Error> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `mailout preview`: serves until Ctrl-C.
-pub fn preview(options: Options, args: Preview) -> Result<ExitCode, Error> {
+/// `mailout preview`: serves on `runtime` until Ctrl-C.
+pub fn preview(options: Options, args: Preview, runtime: &Runtime) -> Result<ExitCode, Error> {
     let preview = mailout::preview::Preview::start(options, args.file)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Usage(format!("could not start the async runtime: {e}")))?;
     runtime.block_on(preview.serve(args.listen, |bound| {
         if !bound.ip().is_loopback() {
             errln!("warning: the preview is open to the network on {bound}");
         }
         outln!("preview: http://{bound}/");
-    }))?;
+    }))??;
     Ok(ExitCode::SUCCESS)
 }
 

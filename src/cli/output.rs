@@ -1,10 +1,16 @@
 //! Printing for the command line: lines that never panic on a closed pipe
 //! (`mailout members list | head -1`), tables whose cells are cleaned and cut to a
 //! readable width (a member's 1 MB name, a NUL, a right-to-left override or a line break
-//! cannot break the layout or the terminal), and small wording helpers.
+//! cannot break the layout or the terminal), small wording helpers, and [`Terminal`], the
+//! library's reporter (its warnings and a send's progress on stderr).
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use mailout::report::{Progress, Report};
 
 /// Set once a write to stdout failed for a reason other than a closed pipe.
 static STDOUT_FAILED: AtomicBool = AtomicBool::new(false);
@@ -142,6 +148,93 @@ pub use mailout::text::count;
 pub fn day(date: Option<&str>) -> String {
     date.map(|d| d.get(..10).unwrap_or(d).to_string())
         .unwrap_or_default()
+}
+
+/// How often a send's progress is written as a line when stderr is not a terminal.
+const PROGRESS_LINE_EVERY: Duration = Duration::from_secs(5);
+
+/// The command line's [`Report`]: the library's lines on stderr, never failing on a
+/// closed pipe; a send's progress as a bar when stderr is a terminal (the lines printed
+/// above it), else as a line every few seconds.
+pub struct Terminal {
+    is_terminal: bool,
+    bar: Mutex<Option<ProgressBar>>,
+    last_line: Mutex<Option<Instant>>,
+}
+
+impl Terminal {
+    /// A reporter for this process's stderr.
+    pub fn new() -> Terminal {
+        Terminal {
+            is_terminal: std::io::stderr().is_terminal(),
+            bar: Mutex::new(None),
+            last_line: Mutex::new(None),
+        }
+    }
+}
+
+/// `sent, failed[, uncertain]` and what recipients wait on, as the progress shows them.
+fn progress_words(p: &Progress) -> (String, String) {
+    let mut counts = format!("{} sent, {} failed", p.sent, p.failed);
+    if p.uncertain > 0 {
+        counts.push_str(&format!(", {} uncertain", p.uncertain));
+    }
+    let trouble = match &p.waiting {
+        Some((waiting, reply)) => format!("; {waiting} waiting, last error: {reply}"),
+        None => String::new(),
+    };
+    (counts, trouble)
+}
+
+impl Report for Terminal {
+    fn line(&self, line: &str) {
+        let bar = self.bar.lock().unwrap_or_else(|e| e.into_inner());
+        match &*bar {
+            Some(bar) => bar.suspend(|| errln!("{line}")),
+            None => errln!("{line}"),
+        }
+    }
+
+    fn progress(&self, p: &Progress) {
+        let (counts, trouble) = progress_words(p);
+        if self.is_terminal {
+            let mut bar = self.bar.lock().unwrap_or_else(|e| e.into_inner());
+            let bar = bar.get_or_insert_with(|| {
+                let bar =
+                    ProgressBar::with_draw_target(Some(p.total), ProgressDrawTarget::stderr());
+                bar.set_style(
+                    ProgressStyle::with_template("{bar:30} {pos}/{len} done  {msg}  {eta} left")
+                        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                );
+                bar
+            });
+            bar.set_position(p.done);
+            bar.set_message(format!("{counts}  {:.0}/s{trouble}", p.rate));
+            return;
+        }
+        let mut last = self.last_line.lock().unwrap_or_else(|e| e.into_inner());
+        match *last {
+            // The first line comes a few seconds in, as every later one.
+            None => *last = Some(Instant::now()),
+            Some(at) if at.elapsed() >= PROGRESS_LINE_EVERY => {
+                *last = Some(Instant::now());
+                errln!(
+                    "progress: {}/{} done, {counts}, {:.0}/s{trouble}",
+                    p.done,
+                    p.total,
+                    p.rate
+                );
+            }
+            Some(_) => {}
+        }
+    }
+
+    fn progress_done(&self) {
+        if let Some(bar) = self.bar.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            bar.finish_and_clear();
+        }
+        *self.last_line.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use mailout::members::{self, MemberCsv};
+use mailout::runtime::Runtime;
 use mailout::workspace::{Options, Workspace};
 use mailout::{Error, clock};
 
@@ -183,14 +184,24 @@ pub fn suppressed(options: &Options) -> Result<ExitCode, Error> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `mailout unsubscribes`: suppresses the members whose verified tokens came by mail.
-pub fn unsubscribes(options: &Options, args: Unsubscribes) -> Result<ExitCode, Error> {
+/// `mailout unsubscribes`: suppresses the members whose verified tokens came by mail
+/// (reading IMAP on `runtime`).
+pub fn unsubscribes(
+    options: &Options,
+    args: Unsubscribes,
+    runtime: &Runtime,
+) -> Result<ExitCode, Error> {
     use mailout::unsubscribes::{Outcome, Source};
     let workspace = Workspace::open(options)?;
     let source = if args.stdin {
         let mut raw = Vec::new();
-        std::io::Read::read_to_end(&mut std::io::stdin(), &mut raw)
-            .map_err(|e| Error::Usage(format!("could not read standard input: {e}")))?;
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut raw).map_err(|source| {
+            Error::Io {
+                context: "could not read standard input".into(),
+                path: None,
+                source,
+            }
+        })?;
         Source::One(raw)
     } else if args.paths.is_empty() && args.imap.is_none() {
         return Err(Error::Usage(
@@ -202,18 +213,19 @@ pub fn unsubscribes(options: &Options, args: Unsubscribes) -> Result<ExitCode, E
             imap: args.imap,
         }
     };
-    let report = mailout::unsubscribes::run(&workspace, source, &mut |source, outcome| {
-        if !args.json {
-            match outcome {
-                Outcome::Unsubscribed(email) => outln!("unsubscribed  {email}  ({source})"),
-                Outcome::AlreadySuppressed(email) => {
-                    outln!("already       {email}  ({source})")
+    let report =
+        mailout::unsubscribes::run(&workspace, source, runtime, &mut |source, outcome| {
+            if !args.json {
+                match outcome {
+                    Outcome::Unsubscribed(email) => outln!("unsubscribed  {email}  ({source})"),
+                    Outcome::AlreadySuppressed(email) => {
+                        outln!("already       {email}  ({source})")
+                    }
+                    Outcome::Invalid(why) => outln!("invalid       {why}  ({source})"),
+                    Outcome::NotAnUnsubscribe => {}
                 }
-                Outcome::Invalid(why) => outln!("invalid       {why}  ({source})"),
-                Outcome::NotAnUnsubscribe => {}
             }
-        }
-    })?;
+        })?;
     for (source, error) in &report.unreadable {
         errln!("warning: could not read `{source}`: {error}");
     }

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
+use mailout::runtime::Runtime;
 use mailout::send::job::{self, Plan, SendRequest, SendResult, TransportKind};
-use mailout::send::progress::Display;
 use mailout::send::transport::Delivery;
 use mailout::store::{EntryState, Job, Store};
 use mailout::workspace::{Options, Workspace};
@@ -116,16 +116,8 @@ pub struct JobArgs {
     id: i64,
 }
 
-fn display(quiet: bool) -> Display {
-    if quiet {
-        Display::Quiet
-    } else {
-        Display::auto()
-    }
-}
-
-/// `mailout send`.
-pub fn send(options: &Options, args: Send) -> Result<ExitCode, Error> {
+/// `mailout send`, on `runtime`.
+pub fn send(options: &Options, args: Send, runtime: &Runtime) -> Result<ExitCode, Error> {
     // A proof or a dry run records nothing: in the demo they leave no store behind.
     let workspace = if args.dry_run || !args.proof.is_empty() {
         Workspace::open_draft(options)?
@@ -133,7 +125,7 @@ pub fn send(options: &Options, args: Send) -> Result<ExitCode, Error> {
         Workspace::open(options)?
     };
     if !args.proof.is_empty() {
-        return proof(&workspace, args);
+        return proof(&workspace, args, runtime);
     }
     let request = SendRequest {
         enqueue: args.enqueue,
@@ -147,11 +139,11 @@ pub fn send(options: &Options, args: Send) -> Result<ExitCode, Error> {
         concurrency: args.concurrency,
         rate: args.rate,
         outbox: args.outbox,
-        display: display(args.quiet),
+        progress: !args.quiet,
     };
     let yes = args.yes;
     let mut confirm = |plan: &Plan| yes || !std::io::stdin().is_terminal() || ask(plan);
-    match job::send(&workspace, &request, &mut confirm)? {
+    match job::send(&workspace, &request, &mut confirm, runtime)? {
         SendResult::DryRun(plan) => {
             print_plan(&plan);
             Ok(ExitCode::SUCCESS)
@@ -248,7 +240,7 @@ fn list_rows(
     Ok(())
 }
 
-fn proof(workspace: &Workspace, args: Send) -> Result<ExitCode, Error> {
+fn proof(workspace: &Workspace, args: Send, runtime: &Runtime) -> Result<ExitCode, Error> {
     let result = mailout::send::proof::send_proof(
         workspace,
         &mailout::send::proof::ProofRequest {
@@ -258,6 +250,7 @@ fn proof(workspace: &Workspace, args: Send) -> Result<ExitCode, Error> {
             transport: args.transport.map(TransportKind::from),
             outbox: args.outbox,
         },
+        runtime,
     )?;
     let mut failed = false;
     for (address, outcome) in &result.deliveries {
@@ -288,8 +281,8 @@ fn proof(workspace: &Workspace, args: Send) -> Result<ExitCode, Error> {
     })
 }
 
-/// `mailout worker`.
-pub fn worker(options: &Options, args: Worker) -> Result<ExitCode, Error> {
+/// `mailout worker`, on `runtime`.
+pub fn worker(options: &Options, args: Worker, runtime: &Runtime) -> Result<ExitCode, Error> {
     let workspace = Workspace::open(options)?;
     let stats = mailout::send::work(
         &workspace,
@@ -301,8 +294,9 @@ pub fn worker(options: &Options, args: Worker) -> Result<ExitCode, Error> {
             rate: None,
             exit_when_idle: args.exit_when_idle,
             outbox: args.outbox,
-            display: display(args.quiet),
+            progress: !args.quiet,
         },
+        runtime,
     )?;
     outln!(
         "worker: {} sent, {} failed, {} uncertain in {:.1} s",

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use clap::Args;
+use mailout::runtime::Runtime;
 use mailout::workspace::{Options, Workspace};
 use mailout::{Error, serve};
 
@@ -17,16 +18,12 @@ pub struct Serve {
     listen: SocketAddr,
 }
 
-/// `mailout serve`: until Ctrl-C.
-pub fn serve(options: &Options, args: Serve) -> Result<ExitCode, Error> {
+/// `mailout serve`: on `runtime`, until Ctrl-C.
+pub fn serve(options: &Options, args: Serve, runtime: &Runtime) -> Result<ExitCode, Error> {
     let workspace = Workspace::open(options)?;
     let state = std::sync::Arc::new(serve::ServeState::for_workspace(&workspace)?);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Usage(format!("could not start the async runtime: {e}")))?;
     runtime.block_on(serve::serve(state, args.listen, |bound| {
         errln!("listening on http://{bound}");
-    }))?;
+    }))??;
     Ok(ExitCode::SUCCESS)
 }

@@ -240,10 +240,10 @@ fn gitignore(path: &Path) -> Result<Step> {
 
 /// 32 random bytes as 43 URL-safe characters.
 fn new_secret() -> Result<String> {
-    let bytes = clock::random_bytes::<32>().map_err(|source| {
-        Error::Usage(format!(
-            "could not make a token secret: the system's random source failed: {source}"
-        ))
+    let bytes = clock::random_bytes::<32>().map_err(|source| Error::Io {
+        context: "could not make a token secret from the system's random source".into(),
+        path: None,
+        source,
     })?;
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
 }

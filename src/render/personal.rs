@@ -93,18 +93,18 @@ impl Personal {
             let after = &rest[open + OPEN.len_utf8()..];
             let close = after
                 .find(CLOSE)
-                .ok_or_else(|| Error::Usage("a personal field marker was cut in two".into()))?;
+                .ok_or_else(|| Error::Internal("a personal field marker was cut in two".into()))?;
             let field = after[..close]
                 .parse::<usize>()
                 .ok()
                 .and_then(|i| Field::ALL.get(i).copied())
-                .ok_or_else(|| Error::Usage("an unknown personal field marker".into()))?;
+                .ok_or_else(|| Error::Internal("an unknown personal field marker".into()))?;
             fields.push(field);
             rest = &after[close + CLOSE.len_utf8()..];
         }
         literals.push(rest.to_string());
         if literals.iter().any(|l| l.contains(CLOSE)) {
-            return Err(Error::Usage(
+            return Err(Error::Internal(
                 "a personal field marker was cut in two".into(),
             ));
         }

@@ -5,12 +5,12 @@
 use std::path::PathBuf;
 
 use super::RunStats;
-use super::progress::Display;
 use super::worker::{Setup, WorkerOptions, work};
 use crate::clock;
 use crate::config;
 use crate::error::{Error, Result};
 use crate::members::{self, Member};
+use crate::runtime::Runtime;
 use crate::store::{EditionRecord, Job, NewJob};
 use crate::workspace::{Workspace, source_key};
 
@@ -35,8 +35,8 @@ pub struct SendRequest {
     pub rate: Option<u32>,
     /// Where the file transport writes (`outbox/`).
     pub outbox: PathBuf,
-    /// How to show progress.
-    pub display: Display,
+    /// Whether to report the send's progress (to the workspace's reporter).
+    pub progress: bool,
     /// `--enqueue`: write the job and its journal, and leave the sending to workers.
     pub enqueue: bool,
     /// `--strict`: refuse to start a job while the pre-send checks give warnings.
@@ -87,11 +87,13 @@ pub enum SendResult {
     },
 }
 
-/// Runs `request` in `workspace`; `confirm` is asked before a new job starts.
+/// Runs `request` in `workspace`, sending on `runtime`; `confirm` is asked before a new
+/// job starts.
 pub fn send(
     workspace: &Workspace,
     request: &SendRequest,
     confirm: &mut dyn FnMut(&Plan) -> bool,
+    runtime: &Runtime,
 ) -> Result<SendResult> {
     let edition = workspace.edition(&request.file)?;
     let store = workspace.store()?;
@@ -171,7 +173,7 @@ pub fn send(
         || (request.retry_uncertain && job.as_ref().is_some_and(|j| j.progress.uncertain > 0));
     if !request.enqueue && work_left {
         // Before anything is written: the server must answer.
-        setup.check(kind)?;
+        setup.check(kind, runtime)?;
     }
     let now = clock::stamp();
     let (job, started) = match job {
@@ -242,8 +244,9 @@ pub fn send(
             rate: request.rate,
             exit_when_idle: true,
             outbox: request.outbox.clone(),
-            display: request.display,
+            progress: request.progress,
         },
+        runtime,
     )?;
     let job = store.job(job.id)?.unwrap_or(job);
     if job.progress.pending == 0 && job.finished_at.is_none() {
@@ -297,7 +300,7 @@ fn selects_nobody(
 }
 
 /// The pre-send checks (PRODUCT.md §6a) before a job starts: the warnings `check` gives,
-/// and a missing unsubscribe secret for a send over SMTP, printed to stderr. With
+/// and a missing unsubscribe secret for a send over SMTP, told to the workspace's reporter. With
 /// `--strict` they are errors and the send is refused.
 fn pre_send_checks(
     workspace: &Workspace,
@@ -312,7 +315,7 @@ fn pre_send_checks(
     if !errors.is_empty() {
         // Unfinished text (the file's own mistakes stopped the send before this).
         for d in &errors {
-            crate::report::line!("{d}");
+            workspace.report().line(&d.to_string());
         }
         return Err(Error::Usage(format!(
             "not sending: {} must be fixed first (`mailout check {}` lists {})",
@@ -333,10 +336,10 @@ fn pre_send_checks(
         "warning"
     };
     for warning in &general {
-        crate::report::line!("{severity}: {warning}");
+        workspace.report().line(&format!("{severity}: {warning}"));
     }
     for d in &placed {
-        crate::report::line!("{d}");
+        workspace.report().line(&d.to_string());
     }
     let count = placed.len() + general.len();
     if request.strict && count > 0 {

@@ -24,6 +24,7 @@ use lettre::Address;
 use crate::dkim::Signer;
 use crate::error::{Error, Result};
 use crate::message::Mailing;
+use crate::report::Reporter;
 use crate::store::Entry;
 use journal::Journal;
 use queue::{Backoff, Queue};
@@ -41,8 +42,10 @@ pub struct RunOptions {
     pub max_attempts: u32,
     /// Retry timing.
     pub backoff: Backoff,
-    /// How progress is shown.
-    pub display: progress::Display,
+    /// Whether progress is reported.
+    pub progress: bool,
+    /// Who hears the progress and the notes of the run.
+    pub report: Reporter,
 }
 
 /// What a run did.
@@ -88,7 +91,12 @@ pub async fn run<T: Transport>(
 ) -> Result<RunStats> {
     let start = Instant::now();
     let rate = options.rate;
-    let display = progress::Progress::start(options.display, pending, Arc::clone(&queue));
+    let display = progress::Progress::start(
+        options.report.clone(),
+        options.progress,
+        pending,
+        Arc::clone(&queue),
+    );
     let beats = {
         let queue = Arc::clone(&queue);
         tokio::spawn(async move {
@@ -128,7 +136,10 @@ pub async fn run<T: Transport>(
                 }
                 Some(Err(panic)) => {
                     queue.stop();
-                    first_error.get_or_insert(Error::Usage(format!("a send worker failed: {panic}")));
+                    first_error.get_or_insert(Error::Failed {
+                        context: "a send worker failed".into(),
+                        source: Box::new(panic),
+                    });
                 }
             },
             _ = tokio::signal::ctrl_c(), if !interrupted => {
@@ -145,7 +156,10 @@ pub async fn run<T: Transport>(
     }
     let flushed = queue.flush();
     if let Some(reason) = queue.error() {
-        return Err(Error::Usage(format!("the send stopped: {reason}")));
+        return Err(Error::Smtp {
+            context: "the send stopped".into(),
+            source: reason.into(),
+        });
     }
     flushed?;
     let counters = &queue.counters;
@@ -179,11 +193,11 @@ fn make_copy(
         let to = Address::from_str(&recipient.email).map_err(|e| format!("not an address: {e}"))?;
         let copy = mailing
             .copy_for(&recipient, false)
-            .map_err(|e| format!("could not build the copy: {e}"))?;
+            .map_err(|e| format!("could not build the copy: {}", e.one_line()))?;
         let bytes = match &signer {
             Some(signer) => signer
                 .sign(&copy.bytes)
-                .map_err(|e| format!("could not sign the copy: {e}"))?,
+                .map_err(|e| format!("could not sign the copy: {}", e.one_line()))?,
             None => copy.bytes,
         };
         Ok((to, bytes))

@@ -1,131 +1,82 @@
-//! Progress while sending: a bar on a terminal (sent, failed, rate, time left), plain log
-//! lines otherwise, nothing when asked to be quiet. While recipients wait on trouble (a
-//! server that defers, a connection that fails), the line says what and how many.
+//! Progress while sending: a few times a second, how many are done, sent and failed, the
+//! rate, and, while recipients wait on trouble (a server that defers, a connection that
+//! fails), what and how many, told to the run's [`Report`]. The caller shows it (the
+//! command line: a bar on a terminal, a line every few seconds otherwise).
 
-use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-
 use super::queue::Queue;
+use crate::report::{self, Reporter};
 
-/// How to show progress.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Display {
-    /// A bar on stderr.
-    Bar,
-    /// A line on stderr every few seconds.
-    Lines,
-    /// Nothing.
-    Quiet,
-}
+/// How often progress is reported.
+const EVERY: Duration = Duration::from_millis(200);
 
-impl Display {
-    /// A bar when stderr is a terminal, lines otherwise.
-    pub fn auto() -> Display {
-        if std::io::stderr().is_terminal() {
-            Display::Bar
-        } else {
-            Display::Lines
-        }
-    }
-}
+/// How long a trouble stays in the report after it was last seen.
+const TROUBLE_SHOWN: Duration = Duration::from_secs(120);
 
-/// The trouble recipients wait on, for the progress line: `; 12 waiting: 451 4.7.0 …`.
-fn trouble_note(queue: &Queue) -> String {
+/// The trouble recipients wait on: how many wait, and the last error (at most 100
+/// characters).
+fn waiting(queue: &Queue) -> Option<(usize, String)> {
     let (trouble, waiting) = queue.trouble();
     match trouble {
-        Some(t) if waiting > 0 && t.at.elapsed() < Duration::from_secs(120) => {
-            let reply: String = t.reply.chars().take(100).collect();
-            format!("; {waiting} waiting, last error: {reply}")
+        Some(t) if waiting > 0 && t.at.elapsed() < TROUBLE_SHOWN => {
+            Some((waiting, t.reply.chars().take(100).collect()))
         }
-        _ => String::new(),
+        _ => None,
     }
 }
 
-/// A running progress display.
+/// A running progress report.
 pub struct Progress {
     task: Option<tokio::task::JoinHandle<()>>,
-    bar: Option<ProgressBar>,
+    report: Reporter,
 }
 
-const LINE_EVERY: Duration = Duration::from_secs(5);
-
 impl Progress {
-    /// Starts showing the progress of `queue` through `pending` recipients.
-    pub fn start(display: Display, pending: u64, queue: Arc<Queue>) -> Progress {
-        let bar = (display == Display::Bar).then(|| {
-            let bar = ProgressBar::with_draw_target(Some(pending), ProgressDrawTarget::stderr());
-            bar.set_style(
-                ProgressStyle::with_template("{bar:30} {pos}/{len} done  {msg}  {eta} left")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
-            );
-            bar
-        });
-        if display == Display::Quiet {
-            return Progress { task: None, bar };
+    /// Starts reporting the progress of `queue` through `pending` recipients to `report`
+    /// (with `shown` false, only [`Progress::say`] lines go to it).
+    pub fn start(report: Reporter, shown: bool, pending: u64, queue: Arc<Queue>) -> Progress {
+        if !shown {
+            return Progress { task: None, report };
         }
-        let shown = bar.clone();
+        let to = report.clone();
         let task = tokio::spawn(async move {
             let start = Instant::now();
-            let mut last_line = Instant::now();
-            let mut tick = tokio::time::interval(Duration::from_millis(200));
+            let mut tick = tokio::time::interval(EVERY);
             loop {
                 tick.tick().await;
                 let sent = queue.counters.sent.load(Ordering::Relaxed);
                 let failed = queue.counters.failed.load(Ordering::Relaxed);
                 let uncertain = queue.counters.uncertain.load(Ordering::Relaxed);
-                let rate = sent as f64 / start.elapsed().as_secs_f64().max(0.001);
-                let trouble = trouble_note(&queue);
-                let mut counts = format!("{sent} sent, {failed} failed");
-                if uncertain > 0 {
-                    counts.push_str(&format!(", {uncertain} uncertain"));
-                }
-                match &shown {
-                    Some(bar) => {
-                        bar.set_position(sent + failed + uncertain);
-                        bar.set_message(format!("{counts}  {rate:.0}/s{trouble}"));
-                    }
-                    None if last_line.elapsed() >= LINE_EVERY => {
-                        last_line = Instant::now();
-                        let _ = writeln!(
-                            std::io::stderr(),
-                            "progress: {}/{pending} done, {counts}, {rate:.0}/s{trouble}",
-                            sent + failed + uncertain
-                        );
-                    }
-                    None => {}
-                }
+                to.progress(&report::Progress {
+                    done: sent + failed + uncertain,
+                    total: pending,
+                    sent,
+                    failed,
+                    uncertain,
+                    rate: sent as f64 / start.elapsed().as_secs_f64().max(0.001),
+                    waiting: waiting(&queue),
+                });
             }
         });
         Progress {
             task: Some(task),
-            bar,
+            report,
         }
     }
 
-    /// Shows `line` above the bar (or as a line of its own); never fails, even when stderr
-    /// is closed.
+    /// Tells the reporter `line` (above the bar, on a terminal).
     pub fn say(&self, line: &str) {
-        match &self.bar {
-            Some(bar) => bar.suspend(|| {
-                let _ = writeln!(std::io::stderr(), "{line}");
-            }),
-            None => {
-                let _ = writeln!(std::io::stderr(), "{line}");
-            }
-        }
+        self.report.line(line);
     }
 
-    /// Stops the display.
+    /// Stops reporting.
     pub fn finish(self) {
         if let Some(task) = self.task {
             task.abort();
-        }
-        if let Some(bar) = self.bar {
-            bar.finish_and_clear();
+            self.report.progress_done();
         }
     }
 }

@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::members::normalise_address;
 use crate::message::Mailing;
 use crate::recipient::Recipient;
+use crate::runtime::Runtime;
 use crate::workspace::Workspace;
 
 /// The prefix of a proof's subject.
@@ -46,8 +47,12 @@ pub struct ProofResult {
     pub deliveries: Vec<(String, Delivery)>,
 }
 
-/// Sends the proofs of `request`.
-pub fn send_proof(workspace: &Workspace, request: &ProofRequest) -> Result<ProofResult> {
+/// Sends the proofs of `request`, on `runtime`.
+pub fn send_proof(
+    workspace: &Workspace,
+    request: &ProofRequest,
+    runtime: &Runtime,
+) -> Result<ProofResult> {
     let mut addresses = Vec::new();
     for raw in &request.to {
         let address = normalise_address(raw)
@@ -78,10 +83,14 @@ pub fn send_proof(workspace: &Workspace, request: &ProofRequest) -> Result<Proof
     let number = edition.number;
     edition.subject = format!("{PREFIX}{}", edition.subject);
     let subject = edition.subject.clone();
-    let nonce = crate::bulletin::hex(
-        &crate::clock::random_bytes::<6>()
-            .map_err(|e| Error::Usage(format!("no random bytes: {e}")))?,
-    );
+    let nonce =
+        crate::bulletin::hex(
+            &crate::clock::random_bytes::<6>().map_err(|source| Error::Io {
+                context: "could not take random bytes for the proof's Message-ID".into(),
+                path: None,
+                source,
+            })?,
+        );
     // A proof is dated when it is sent, as a member's copy is dated when its job starts.
     let mailing = workspace
         .mailing(edition, None)?
@@ -92,20 +101,16 @@ pub fn send_proof(workspace: &Workspace, request: &ProofRequest) -> Result<Proof
         .transport
         .unwrap_or_else(|| TransportKind::default_for(&workspace.config));
     let setup = Setup::new(workspace, Some(kind), None)?;
-    setup.check(kind)?;
+    setup.check(kind, runtime)?;
     let mut transport =
         setup.transport(kind, &request.outbox.join(number.to_string()).join("proof"))?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Usage(format!("could not start the async runtime: {e}")))?;
     let deliveries = runtime.block_on(deliver_all(
         &mailing,
         &setup,
         &addresses,
         as_member.as_ref(),
         &mut transport,
-    ))?;
+    ))??;
     Ok(ProofResult {
         number,
         subject,
@@ -135,13 +140,18 @@ async fn deliver_all<T: Transport>(
             Some(signer) => signer.sign(&copy.bytes)?,
             None => copy.bytes,
         };
-        let to =
-            Address::from_str(address).map_err(|e| Error::Usage(format!("`{address}`: {e}")))?;
+        let to = Address::from_str(address).map_err(|e| Error::Setting {
+            context: format!("`{address}` is not an address mail can be sent to"),
+            source: Box::new(e),
+        })?;
         let outcome = transport
             .deliver(setup.from(), &to, &bytes, ready(true))
             .await;
         if let Delivery::Broken(reason) = &outcome {
-            return Err(Error::Usage(format!("the proof was not sent: {reason}")));
+            return Err(Error::Smtp {
+                context: "the proof was not sent".into(),
+                source: reason.clone().into(),
+            });
         }
         out.push((address.clone(), outcome));
     }

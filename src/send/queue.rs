@@ -185,7 +185,7 @@ impl Queue {
     /// before it sends a message's data, and sends nothing if it fails.
     pub fn before_data(&self) -> Result<()> {
         if self.lock().failure.is_some() {
-            return Err(Error::Usage("the worker is stopping".into()));
+            return Err(Error::Stopping);
         }
         self.journal().before_data()
     }
@@ -209,7 +209,7 @@ impl Queue {
             return self.before_data();
         }
         if self.lock().failure.is_some() {
-            return Err(Error::Usage("the worker is stopping".into()));
+            return Err(Error::Stopping);
         }
         let target = self.journal().recorded();
         let _turn = self.commit_turn.lock().await;
@@ -231,7 +231,10 @@ impl Queue {
                         return Err(e);
                     }
                     Err(e) => {
-                        return Err(Error::Usage(format!("the journal's commit failed: {e}")));
+                        return Err(Error::Failed {
+                            context: "the journal's commit failed".into(),
+                            source: Box::new(e),
+                        });
                     }
                 }
             }
@@ -295,7 +298,10 @@ impl Queue {
             {
                 let mut s = self.lock();
                 if let Some(e) = &s.error {
-                    return Err(Error::Usage(e.clone()));
+                    return Err(Error::Smtp {
+                        context: "the send stopped".into(),
+                        source: e.clone().into(),
+                    });
                 }
                 if s.stopping {
                     return Ok(None);
@@ -545,7 +551,10 @@ impl Queue {
                 && let Err(e) = journal.pause_domain(&domain, pause)
             {
                 // The journal's next flush meets the same trouble and stops the worker.
-                tracing::warn!("could not share the slow-down for {domain}: {e}");
+                tracing::warn!(
+                    "could not share the slow-down for {domain}: {}",
+                    e.one_line()
+                );
             }
         }
         if let Some(due) = due {

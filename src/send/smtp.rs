@@ -64,7 +64,10 @@ impl SmtpSettings {
     /// `[smtp]`; the password comes from the environment variable `password_env`.
     pub fn new(url: &str, smtp: &config::Smtp, hello: &str) -> Result<SmtpSettings> {
         let bad = |why: &str| Error::Usage(format!("SMTP URL `{url}`: {why}"));
-        let parsed = url::Url::parse(url).map_err(|e| bad(&e.to_string()))?;
+        let parsed = url::Url::parse(url).map_err(|e| Error::Setting {
+            context: format!("SMTP URL `{url}` is not a URL"),
+            source: Box::new(e),
+        })?;
         let implicit = match parsed.scheme() {
             "smtp" => false,
             "smtps" => true,
@@ -183,9 +186,10 @@ impl SmtpSettings {
             | Err(Delivery::Temporary { reply: why, .. })
             | Err(Delivery::Permanent(why))
             | Err(Delivery::Uncertain(why))
-            | Err(Delivery::Accepted(why)) => Err(Error::Usage(format!(
-                "the SMTP server cannot be used: {why}; nothing was sent"
-            ))),
+            | Err(Delivery::Accepted(why)) => Err(Error::Smtp {
+                context: "the SMTP server cannot be used; nothing was sent".into(),
+                source: why.into(),
+            }),
         }
     }
 }

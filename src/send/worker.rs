@@ -17,7 +17,6 @@ use std::time::{Duration, Instant, SystemTime};
 use lettre::Address;
 
 use super::journal::Journal;
-use super::progress::Display;
 use super::queue::{Backoff, Queue};
 use super::smtp::{SmtpSettings, SmtpTransport};
 use super::transport::{AnyTransport, FileTransport, SendmailTransport};
@@ -26,6 +25,7 @@ use crate::dkim::Signer;
 use crate::error::{Error, Result};
 use crate::members;
 use crate::message::Mailing;
+use crate::runtime::Runtime;
 use crate::store::{Job, Store};
 use crate::workspace::Workspace;
 
@@ -87,8 +87,8 @@ pub struct WorkerOptions {
     pub exit_when_idle: bool,
     /// Where the file transport writes (`outbox/`).
     pub outbox: PathBuf,
-    /// How to show progress.
-    pub display: Display,
+    /// Whether to report progress (to the workspace's reporter).
+    pub progress: bool,
 }
 
 /// What a worker did.
@@ -159,8 +159,12 @@ impl Setup {
             Some(dkim) => Some(Arc::new(Signer::load(dkim, Path::new("."))?)),
             None => None,
         };
-        let mailbox = lettre::message::Mailbox::from_str(&config.sender.from)
-            .map_err(|e| Error::Usage(format!("`[sender] from`: {e}")))?;
+        let mailbox = lettre::message::Mailbox::from_str(&config.sender.from).map_err(|e| {
+            Error::Setting {
+                context: format!("`[sender] from` `{}` is not a mailbox", config.sender.from),
+                source: Box::new(e),
+            }
+        })?;
         Ok(Setup {
             smtp,
             signer,
@@ -192,15 +196,11 @@ impl Setup {
     /// Tries the transport once before anything is written: for SMTP, a session is
     /// opened (connect, greeting, TLS, AUTH) and closed. An unreachable or misconfigured
     /// server is an error that says why.
-    pub(crate) fn check(&self, kind: TransportKind) -> Result<()> {
+    pub(crate) fn check(&self, kind: TransportKind, runtime: &Runtime) -> Result<()> {
         let (TransportKind::Smtp, Some(settings)) = (kind, &self.smtp) else {
             return Ok(());
         };
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| Error::Usage(format!("could not start the async runtime: {e}")))?;
-        runtime.block_on(settings.probe())
+        runtime.block_on(settings.probe())?
     }
 
     /// The DKIM signer, when `[dkim]` is configured.
@@ -220,17 +220,15 @@ struct Prepared {
     kind: TransportKind,
 }
 
-/// Runs a worker in `workspace` until its jobs have nothing pending (with
+/// Runs a worker in `workspace` on `runtime` until its jobs have nothing pending (with
 /// `exit_when_idle`) or it is interrupted.
-pub fn work(workspace: &Workspace, options: &WorkerOptions) -> Result<WorkStats> {
+pub fn work(
+    workspace: &Workspace,
+    options: &WorkerOptions,
+    runtime: &Runtime,
+) -> Result<WorkStats> {
     let setup = Setup::new(workspace, options.transport, options.smtp_url.as_deref())?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Usage(format!("could not start the async runtime: {e}")))?;
-    let result = runtime.block_on(Worker::new(workspace, options, setup)?.work());
-    runtime.shutdown_timeout(Duration::from_secs(5));
-    result
+    runtime.block_on(Worker::new(workspace, options, setup)?.work())?
 }
 
 struct Worker<'a> {
@@ -315,7 +313,7 @@ impl<'a> Worker<'a> {
             && let Ok(store) = self.store()
             && let Err(e) = store.retire_worker(id)
         {
-            tracing::warn!("could not retire worker {id}: {e}");
+            tracing::warn!("could not retire worker {id}: {}", e.one_line());
         }
         self.stats.elapsed = start.elapsed();
         outcome.map(|()| self.stats)
@@ -338,8 +336,14 @@ impl<'a> Worker<'a> {
                 Err(e) if is_transient(&e) => {
                     failures += 1;
                     let wait = Backoff::default().delay(failures);
-                    tracing::warn!("{e}; trying again in {:.1} s", wait.as_secs_f64());
-                    crate::report::line!("waiting for the store: {e}");
+                    tracing::warn!(
+                        "{}; trying again in {:.1} s",
+                        e.one_line(),
+                        wait.as_secs_f64()
+                    );
+                    self.workspace
+                        .report()
+                        .line(&format!("waiting for the store: {}", e.one_line()));
                     if self.pause(wait).await {
                         self.stats.interrupted = true;
                         return Ok(());
@@ -424,7 +428,7 @@ impl<'a> Worker<'a> {
         }
         self.prepared
             .get(&job.id)
-            .ok_or_else(|| Error::Usage("internal: a prepared job vanished".into()))
+            .ok_or_else(|| Error::Internal("a prepared job vanished".into()))
     }
 
     /// Works `job` as `worker` until nothing more can be claimed; returns how many rows
@@ -441,11 +445,8 @@ impl<'a> Worker<'a> {
             rate: options.rate.unwrap_or(smtp.rate),
             max_attempts: smtp.max_attempts,
             backoff: Backoff::default(),
-            display: if quiet {
-                Display::Quiet
-            } else {
-                options.display
-            },
+            progress: options.progress && !quiet,
+            report: self.workspace.report().clone(),
         };
         let heartbeat = self.heartbeat_every();
         let lease = self.lease;
@@ -506,7 +507,7 @@ impl<'a> Worker<'a> {
             }
             Err(e) => {
                 if let Err(flush) = queue.flush() {
-                    tracing::warn!("could not record the last results: {flush}");
+                    tracing::warn!("could not record the last results: {}", flush.one_line());
                 }
                 Err(e)
             }
@@ -533,13 +534,14 @@ impl<'a> Worker<'a> {
                 Err(e) if is_transient(&e) => {
                     failures += 1;
                     let wait = Backoff::default().delay(failures);
-                    crate::report::line!(
-                        "waiting for the store to record what was sent: {e}; again in {:.1} s",
+                    self.workspace.report().line(&format!(
+                        "waiting for the store to record what was sent: {}; again in {:.1} s",
+                        e.one_line(),
                         wait.as_secs_f64()
-                    );
+                    ));
                     if self.pause(wait).await {
-                        return Err(Error::Usage(
-                            "interrupted while results were still unrecorded; those recipients may receive the bulletin twice".into(),
+                        return Err(e.context(
+                            "interrupted while results were still unrecorded; those recipients may receive the bulletin twice",
                         ));
                     }
                 }
@@ -564,8 +566,8 @@ fn is_transient(e: &Error) -> bool {
 fn prepare(workspace: &Workspace, job: &Job, transport: Option<TransportKind>) -> Result<Prepared> {
     let path = Path::new(&job.spec.source);
     let edition = workspace.edition(path).map_err(|e| {
-        Error::Usage(format!(
-            "job {} sends `{}`, which this worker cannot read: {e}",
+        e.context(format!(
+            "job {} sends `{}`, which this worker cannot read",
             job.id, job.spec.source
         ))
     })?;

@@ -370,9 +370,8 @@ fn a_send_or_proof_to_a_closed_port_stops_at_once_and_writes_nothing() {
         assert!(start.elapsed() < Duration::from_secs(10), "{args:?}");
         assert!(
             run.stderr.contains(&format!(
-                "error: the SMTP server cannot be used: could not connect to 127.0.0.1:{port}"
-            )) && run.stderr.contains("refused")
-                && run.stderr.contains("nothing was sent"),
+                "error: the SMTP server cannot be used; nothing was sent\ncaused by: could not connect to 127.0.0.1:{port}: "
+            )) && run.stderr.contains("refused"),
             "{}",
             run.stderr
         );
@@ -413,9 +412,9 @@ fn a_server_that_goes_away_mid_job_stops_the_run_with_the_rest_pending() {
         .code(1);
     assert!(start.elapsed() < Duration::from_secs(60));
     assert!(
-        run.stderr
-            .contains("no connection could be opened 4 times in a row")
-            && run.stderr.contains("run the same command again to resume"),
+        run.stderr.contains(
+            "error: the send stopped\ncaused by: no connection could be opened 4 times in a row"
+        ) && run.stderr.contains("run the same command again to resume"),
         "{}",
         run.stderr
     );
@@ -576,5 +575,58 @@ fn the_progress_line_says_what_recipients_wait_on() {
     assert!(
         line.contains("1 waiting, last error: 451 4.7.1 greylisted"),
         "{line}"
+    );
+}
+
+/// An error with a cause says what failed on its `error:` line and why on `caused by:`
+/// lines: an IMAP server that is not there, a series pattern that is not a regular
+/// expression, an SMTP URL that is not a URL.
+#[test]
+fn errors_say_what_failed_then_why() {
+    let port = crate::servers::free_port();
+    let t = Test::with_examples();
+    let imap = format!("imap://someone@127.0.0.1:{port}/INBOX");
+    let run = t
+        .run_command(
+            t.command()
+                .env("MAILOUT_IMAP_PASSWORD", "not-used")
+                .args(["import", "--imap", &imap]),
+        )
+        .code(1);
+    assert!(
+        run.stderr.starts_with(&format!(
+            "error: could not connect to the IMAP server 127.0.0.1:{port}\ncaused by: "
+        )) && run.stderr.contains("refused"),
+        "{}",
+        run.stderr
+    );
+
+    let config = t
+        .read("config/mailout.toml")
+        .replace("(\\\\d+)\"", "((\\\\d+)\"");
+    let t = t
+        .write("config/mailout.toml", &config)
+        .write("one.eml", "Subject: hello\r\n\r\nHello.\r\n");
+    let run = t.run(&["import", "one.eml"]).code(1);
+    assert!(
+        run.stderr.starts_with(
+            "error: `archive.series_pattern` `Latest From PFCU ((\\d+)` is not a regular expression\ncaused by: "
+        ),
+        "{}",
+        run.stderr
+    );
+
+    let t = Test::with_examples();
+    let run = t
+        .run(&["worker", "--smtp", "smtp://[nowhere", "--exit-when-idle"])
+        .code(1);
+    assert_eq!(
+        run.stderr.lines().take(2).collect::<Vec<_>>(),
+        [
+            "error: SMTP URL `smtp://[nowhere` is not a URL",
+            "caused by: invalid IPv6 address"
+        ],
+        "{}",
+        run.stderr
     );
 }
