@@ -298,7 +298,8 @@ pub fn relaxed_body(body: &[u8], out: &mut impl Writer) -> bool {
         None => (body, true),
     };
     // Where a line needs changing: two white spaces in a row, a tab, a space before the
-    // line end (or the body's end). Usually a few dozen places in a bulletin.
+    // line end (or the body's end). Usually a few dozen places in a bulletin; everything
+    // between them goes to the hash as it is, in long runs.
     let mut dirty: Vec<usize> = memchr::memmem::find_iter(body, b"  ")
         .chain(memchr::memchr_iter(b'\t', body))
         .chain(memchr::memmem::find_iter(body, b" \r"))
@@ -307,31 +308,27 @@ pub fn relaxed_body(body: &[u8], out: &mut impl Writer) -> bool {
         dirty.push(body.len() - 1);
     }
     dirty.sort_unstable();
+    let white = |b: u8| b == b' ' || b == b'\t';
     let mut clean_from = 0;
-    let mut dirty = dirty.into_iter().peekable();
-    while let Some(&at) = dirty.peek() {
-        // The dirty line: from the start of the line `at` is in to its CRLF (or the end).
-        let start = memchr::memrchr(b'\n', &body[..at]).map_or(0, |lf| lf + 1);
-        let end = memchr::memchr(b'\r', &body[at..]).map_or(body.len(), |cr| at + cr);
-        if start > clean_from {
-            out.write(&body[clean_from..start]);
+    for at in dirty {
+        if at < clean_from {
+            continue; // inside the run just handled
         }
-        let mut line = Vec::with_capacity(end - start);
-        let mut space = false;
-        for &b in &body[start..end] {
-            if b == b' ' || b == b'\t' {
-                space = true;
-            } else {
-                if space {
-                    line.push(b' ');
-                    space = false;
-                }
-                line.push(b);
-            }
+        // The whole run of white space `at` is in (it never crosses a line end).
+        let mut start = at;
+        while start > clean_from && white(body[start - 1]) {
+            start -= 1;
         }
-        out.write(&line);
+        let mut end = at;
+        while end < body.len() && white(body[end]) {
+            end += 1;
+        }
+        out.write(&body[clean_from..start]);
+        // One space for it, or none at the end of a line.
+        if end < body.len() && body[end] != b'\r' {
+            out.write(b" ");
+        }
         clean_from = end;
-        while dirty.next_if(|&d| d < end.max(at + 1)).is_some() {}
     }
     out.write(&body[clean_from..]);
     if add_crlf {
@@ -359,17 +356,13 @@ mod tests {
         let mut lines: Vec<String> = text
             .split("\r\n")
             .map(|line| {
-                let words: Vec<&str> = line.split([' ', '\t']).collect();
-                let mut out = String::new();
-                for (i, w) in words.iter().enumerate() {
-                    if i > 0 && !(w.is_empty() && i == words.len() - 1) {
-                        if !out.ends_with(' ') {
-                            out.push(' ');
-                        }
-                    }
-                    out.push_str(w);
+                let words: Vec<&str> = line.split([' ', '\t']).filter(|w| !w.is_empty()).collect();
+                let joined = words.join(" ");
+                if line.starts_with([' ', '\t']) && !joined.is_empty() {
+                    format!(" {joined}")
+                } else {
+                    joined
                 }
-                out.trim_end_matches(' ').to_string()
             })
             .collect();
         while lines.last().is_some_and(String::is_empty) {
