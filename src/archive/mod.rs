@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
 use crate::error::{Error, Result};
-use crate::store::{ArchiveEntry, Archived, CopyKind, Store};
+use crate::store::{Archive, ArchiveEntry, Archived, CopyKind};
 use recognise::Recogniser;
 
 /// Messages stored together (one transaction).
@@ -114,7 +114,7 @@ pub enum Item {
 
 /// Parses and stores messages in batches; parsing runs on every core.
 pub struct Importer<'a> {
-    store: &'a dyn Store,
+    store: &'a dyn Archive,
     recogniser: &'a Recogniser,
     threads: usize,
     batch: Vec<(String, Option<String>, Vec<u8>)>,
@@ -128,7 +128,7 @@ pub struct Importer<'a> {
 impl<'a> Importer<'a> {
     /// An importer into `store`; `progress` is called after each batch.
     pub fn new(
-        store: &'a dyn Store,
+        store: &'a dyn Archive,
         recogniser: &'a Recogniser,
         progress: &'a dyn Fn(&Summary),
     ) -> Importer<'a> {
@@ -235,7 +235,7 @@ impl<'a> Importer<'a> {
 /// One thread reads files, one per core parses, and this one stores: parsing the next
 /// messages overlaps storing the last.
 pub fn import_paths(
-    store: &dyn Store,
+    store: &dyn Archive,
     recogniser: &Recogniser,
     paths: &[PathBuf],
     progress: &dyn Fn(&Summary),
@@ -580,7 +580,7 @@ fn looks_like_single_message(path: &Path) -> bool {
 /// Imports the new mail of the IMAP mailbox at `url` (see [`imap`]), remembering where it
 /// stopped after every batch.
 pub fn import_imap(
-    store: &dyn Store,
+    store: &dyn Archive,
     recogniser: &Recogniser,
     url: &str,
     progress: &dyn Fn(&Summary),
@@ -605,7 +605,7 @@ pub fn import_imap(
 /// is not the archive: each purpose remembers its own place), calling `batch` with each
 /// batch of (source, raw bytes); the place is remembered after each batch `batch` took.
 fn fetch_imap(
-    store: &dyn Store,
+    store: &dyn Archive,
     url: &str,
     purpose: Option<&str>,
     batch: &mut dyn FnMut(Vec<(String, Vec<u8>)>) -> Result<()>,
@@ -654,7 +654,7 @@ fn fetch_imap(
 /// state is remembered per purpose, after each batch). Files that cannot be read go to
 /// `unreadable`; a path that does not exist is an error.
 pub fn read_mail(
-    store: &dyn Store,
+    store: &dyn Archive,
     paths: &[PathBuf],
     imap: Option<&str>,
     purpose: &str,
@@ -692,7 +692,7 @@ pub fn read_mail(
 }
 
 /// Writes every archived message, raw, to an mboxrd file at `path`; returns how many.
-pub fn export_mbox(store: &dyn Store, path: &Path) -> Result<u64> {
+pub fn export_mbox(store: &dyn Archive, path: &Path) -> Result<u64> {
     let file = std::fs::File::create(path).map_err(|source| Error::Write {
         path: path.to_path_buf(),
         source,
