@@ -1,5 +1,5 @@
 //! The PostgreSQL backend's own tests: opening, connections, and the marks it applies at
-//! once. What the store does on both backends is tested once, in `store/conformance.rs`.
+//! once. What the store does on both backends is tested once, in `store/conformance/`.
 
 use super::journal::effective_marks;
 use super::*;
