@@ -136,3 +136,17 @@ pub(crate) const ENTRY_COLUMNS: &str =
 pub(crate) fn attributes(json: &str) -> std::collections::BTreeMap<String, String> {
     serde_json::from_str(json).unwrap_or_default()
 }
+
+/// Adds to `progress` that `n` journal rows are in the state stored as `state` (a state this
+/// mailout does not know is left out), as each backend reads its per-state counts.
+pub(crate) fn count_state(progress: &mut super::Progress, state: &str, n: u64) {
+    use super::EntryState;
+    match EntryState::parse(state) {
+        Some(EntryState::Pending) => progress.pending = n,
+        Some(EntryState::Sent) => progress.sent = n,
+        Some(EntryState::Failed) => progress.failed = n,
+        Some(EntryState::Skipped) => progress.skipped = n,
+        Some(EntryState::Uncertain) => progress.uncertain = n,
+        None => {}
+    }
+}

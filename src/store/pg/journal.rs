@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::store::Journal;
+use crate::store::schema::count_state;
 
 fn entry_row(row: &Row) -> Step<Entry> {
     Ok(Entry {
@@ -74,15 +75,7 @@ fn load_jobs<C: GenericClient>(db: &mut Db<'_, C>, which: Jobs) -> Step<Vec<Job>
         &[&ids],
     )? {
         let p = progress.entry(row.try_get(0)?).or_default();
-        let n = count_of(row.try_get(2)?);
-        match EntryState::parse(row.try_get(1)?) {
-            Some(EntryState::Pending) => p.pending = n,
-            Some(EntryState::Sent) => p.sent = n,
-            Some(EntryState::Failed) => p.failed = n,
-            Some(EntryState::Skipped) => p.skipped = n,
-            Some(EntryState::Uncertain) => p.uncertain = n,
-            None => {}
-        }
+        count_state(p, row.try_get(1)?, count_of(row.try_get(2)?));
     }
     for job in &mut jobs {
         job.progress = progress.get(&job.id).copied().unwrap_or_default();

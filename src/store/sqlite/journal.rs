@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::store::Journal;
+use crate::store::schema::count_state;
 
 impl Journal for SqliteStore {
     fn find_job(&self, number: u32, selectors: &str) -> Result<Option<Job>> {
@@ -389,15 +390,7 @@ impl SqliteStore {
             statement.query_map([job], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
         for row in rows {
             let (state, n) = row?;
-            let n = n as u64;
-            match EntryState::parse(&state) {
-                Some(EntryState::Pending) => progress.pending = n,
-                Some(EntryState::Sent) => progress.sent = n,
-                Some(EntryState::Failed) => progress.failed = n,
-                Some(EntryState::Skipped) => progress.skipped = n,
-                Some(EntryState::Uncertain) => progress.uncertain = n,
-                None => {}
-            }
+            count_state(&mut progress, &state, n as u64);
         }
         Ok(progress)
     }
