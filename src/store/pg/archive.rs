@@ -1,9 +1,22 @@
 //! The archive on PostgreSQL: messages, attachments, search and IMAP state.
 
-use super::*;
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use postgres::{GenericClient, Row};
+
 use crate::archive::query::Query;
 use crate::archive::words::index_form;
-use crate::store::Archive;
+use crate::error::{Error, Result};
+use crate::store::schema::ARCHIVE_COLUMNS;
+use crate::store::{
+    Archive, ArchiveEntry, Archived, ArchivedMessage, AttachmentInfo, CopyKind, NewAttachment,
+    NewMessage,
+};
+
+use super::bridge::{Db, Step, bad};
+use super::search::{SEARCH, SearchRow, insert_search_rows, tsquery};
+use super::{PgStore, count_of, narrow, wide};
 
 fn archive_row(row: &Row) -> Step<ArchiveEntry> {
     Ok(ArchiveEntry {

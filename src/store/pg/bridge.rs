@@ -2,8 +2,17 @@
 //! call is a closure sent to it over a channel; its connection, prepared statements and
 //! transactions.
 
-use super::*;
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
+use std::sync::mpsc;
+
+use postgres::types::ToSql;
+use postgres::{Client, GenericClient, NoTls, Row, Statement, Transaction};
+
+use crate::error::{BoxError, Error, Result};
+
+use super::{PgStore, quote_ident};
 
 /// Work for the database thread.
 pub(super) type Task = Box<dyn FnOnce(&mut Conn) + Send>;

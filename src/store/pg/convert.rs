@@ -1,7 +1,12 @@
 //! Rows for `mailout store migrate`: how a table is paged through, and values converted
 //! between [`Value`] and PostgreSQL's column types.
 
-use super::*;
+use postgres::Row;
+use postgres::types::{ToSql, Type};
+
+use crate::store::Value;
+
+use super::bridge::{Step, bad};
 
 /// How [`export_rows`](crate::store::RowCopy::export_rows) pages through `table` in
 /// primary-key order: the key, the condition for rows after a page's last key (`$1`, `$2`

@@ -1,7 +1,13 @@
 //! Numbering on PostgreSQL: editions built and sent, and approvals.
 
-use super::*;
-use crate::store::Editions;
+use postgres::Row;
+
+use crate::error::Result;
+use crate::store::schema::EDITION_COLUMNS;
+use crate::store::{Approval, EditionRecord, Editions};
+
+use super::bridge::Step;
+use super::{PgStore, narrow};
 
 fn edition_row(row: &Row) -> Step<EditionRecord> {
     Ok(EditionRecord {

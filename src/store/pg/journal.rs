@@ -1,9 +1,19 @@
 //! Send jobs on PostgreSQL: journals, claims under leases on the server's clock, workers,
 //! the shared send rate and domain pauses.
 
-use super::*;
-use crate::store::Journal;
-use crate::store::schema::count_state;
+use std::collections::HashMap;
+use std::time::Duration;
+
+use postgres::types::ToSql;
+use postgres::{GenericClient, Row};
+
+use crate::error::Result;
+use crate::members::{Member, Selection};
+use crate::store::schema::{ENTRY_COLUMNS, JOB_COLUMNS, attributes, count_state};
+use crate::store::{Entry, EntryState, Job, Journal, Mark, NewJob, Progress, WorkerInfo};
+
+use super::bridge::{Db, Step, bad};
+use super::{PgStore, SENDABLE, SHOWN_STATE, count_of, narrow, seconds, selected, wide};
 
 fn entry_row(row: &Row) -> Step<Entry> {
     Ok(Entry {

@@ -30,26 +30,19 @@ mod search;
 #[cfg(test)]
 mod tests;
 
-use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use postgres::types::{ToSql, Type};
-use postgres::{Client, GenericClient, NoTls, Row, Statement, Transaction};
+use postgres::Row;
 
-use self::bridge::*;
-use self::convert::*;
-use self::schema::migrate;
-use self::search::*;
-use super::schema::{ARCHIVE_COLUMNS, EDITION_COLUMNS, ENTRY_COLUMNS, JOB_COLUMNS, attributes};
-use super::{
-    Approval, ArchiveEntry, Archived, ArchivedMessage, AttachmentInfo, Backend, CopyKind, Counts,
-    EditionRecord, Entry, EntryState, ImportCounts, Job, Mark, NewAttachment, NewJob, NewMessage,
-    Progress, Store, Suppression, Value, WorkerInfo, redact,
-};
-use crate::error::{BoxError, Error, Result};
+use crate::error::{Error, Result};
 use crate::members::{Member, Selection};
+use crate::store::schema::attributes;
+use crate::store::{Backend, Store, redact};
+
+use self::bridge::{Conn, Fail, Step, Task, bad, serve};
+use self::schema::migrate;
 
 /// `column` with ASCII letters lowercased: SQLite's `NOCASE`, and the expression the
 /// `members_branch` and `members_employer` indexes are built on.

@@ -1,7 +1,14 @@
 //! Members on PostgreSQL: imports, selections, suppressions, bounces and token lookup keys.
 
-use super::*;
-use crate::store::Roster;
+use std::collections::HashMap;
+
+use postgres::types::ToSql;
+
+use crate::error::Result;
+use crate::members::{Member, Selection};
+use crate::store::{Counts, ImportCounts, Roster, Suppression};
+
+use super::{PgStore, SENDABLE, count_of, fold, member_row, selected};
 
 /// One member of an import, with how often its address came.
 struct Incoming {

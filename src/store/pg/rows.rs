@@ -1,8 +1,15 @@
 //! Rows copied by `mailout store migrate`, on PostgreSQL.
 
-use super::*;
-use crate::store::RowCopy;
 use postgres::binary_copy::BinaryCopyInWriter;
+use postgres::types::{ToSql, Type};
+
+use crate::error::{Error, Result};
+use crate::store::{RowCopy, Value};
+
+use super::bridge::{Step, bad};
+use super::convert::{PgValue, integer_of, key_params, paging, text_of, to_pg, value_of};
+use super::search::{SearchRow, insert_search_rows};
+use super::{PgStore, count_of};
 
 /// The columns of `table` in [`TABLES`](crate::store::TABLES).
 fn table_columns(table: &str) -> Result<&'static [&'static str]> {

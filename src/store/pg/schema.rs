@@ -1,6 +1,10 @@
 //! The PostgreSQL schema, created or migrated one process at a time under an advisory lock.
 
-use super::*;
+use postgres::{Client, GenericClient};
+
+use super::bridge::{Db, Step, bad};
+use super::quote_ident;
+use super::search::{SearchRow, insert_search_rows};
 
 /// The advisory lock held while the schema is created or migrated ("mailout" and a 1).
 pub(super) const MIGRATION_LOCK: i64 = 0x6d61_696c_6f75_7401;

@@ -1,9 +1,12 @@
 //! The search index on PostgreSQL: a `tsvector` per row built from text folded in Rust, and
 //! a parsed query as a `tsquery`.
 
-use super::*;
+use postgres::GenericClient;
+
 use crate::archive::query::{Field, Node, Query};
 use crate::archive::words;
+
+use super::bridge::{Db, Step};
 
 pub(super) const INSERT_SEARCH: &str = "
 INSERT INTO archive_search (subject, sender, heading, body, message, section, tsv)

@@ -1,9 +1,14 @@
 //! The PostgreSQL backend's own tests: opening, connections, and the marks it applies at
 //! once. What the store does on both backends is tested once, in `store/conformance/`.
 
-use super::journal::effective_marks;
-use super::*;
+use postgres::{Client, NoTls};
+
+use crate::error::Error;
 use crate::store::conformance::{NO_PG, Scratch};
+use crate::store::{EntryState, Mark};
+
+use super::journal::effective_marks;
+use super::{open, split_schema};
 
 macro_rules! scratch {
     () => {

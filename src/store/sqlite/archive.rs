@@ -1,9 +1,16 @@
 //! The archive on SQLite: messages, attachments, the FTS5 search index and IMAP state.
 
-use super::*;
+use rusqlite::{OptionalExtension, params};
+
 use crate::archive::query::{Field, Node, Query};
 use crate::archive::words::index_form;
-use crate::store::Archive;
+use crate::error::Result;
+use crate::store::schema::ARCHIVE_COLUMNS;
+use crate::store::{
+    Archive, ArchiveEntry, Archived, ArchivedMessage, AttachmentInfo, CopyKind, NewMessage,
+};
+
+use super::SqliteStore;
 
 impl Archive for SqliteStore {
     fn archive_add(&self, messages: &[NewMessage]) -> Result<Vec<Archived>> {

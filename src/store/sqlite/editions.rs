@@ -1,7 +1,12 @@
 //! Numbering on SQLite: editions built and sent, and approvals.
 
-use super::*;
-use crate::store::Editions;
+use rusqlite::{OptionalExtension, params};
+
+use crate::error::Result;
+use crate::store::schema::EDITION_COLUMNS;
+use crate::store::{Approval, EditionRecord, Editions};
+
+use super::SqliteStore;
 
 fn edition_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<EditionRecord> {
     Ok(EditionRecord {

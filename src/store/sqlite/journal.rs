@@ -1,9 +1,14 @@
 //! Send jobs on SQLite: journals, claims, workers and their leases, the send rate and
 //! domain pauses.
 
-use super::*;
-use crate::store::Journal;
-use crate::store::schema::count_state;
+use rusqlite::{OptionalExtension, params};
+
+use crate::error::{Error, Result};
+use crate::members::{Member, Selection};
+use crate::store::schema::{ENTRY_COLUMNS, JOB_COLUMNS, attributes, count_state};
+use crate::store::{Entry, EntryState, Job, Journal, Mark, NewJob, Progress, WorkerInfo};
+
+use super::{SqliteStore, unix_now, where_selected};
 
 impl Journal for SqliteStore {
     fn find_job(&self, number: u32, selectors: &str) -> Result<Option<Job>> {

@@ -13,14 +13,10 @@ use std::path::Path;
 use rusqlite::{Connection, OptionalExtension, params};
 use rusqlite_migration::{M, Migrations};
 
-use super::schema::{ARCHIVE_COLUMNS, EDITION_COLUMNS, ENTRY_COLUMNS, JOB_COLUMNS, attributes};
-use super::{
-    Approval, ArchiveEntry, Archived, ArchivedMessage, AttachmentInfo, Backend, CopyKind, Counts,
-    EditionRecord, Entry, EntryState, ImportCounts, Job, Mark, NewJob, NewMessage, Progress,
-    Suppression, Value, WorkerInfo,
-};
 use crate::error::{Error, Result};
 use crate::members::{Member, Selection};
+use crate::store::Backend;
+use crate::store::schema::attributes;
 
 const MIGRATIONS: &[M<'static>] = &[
     M::up(

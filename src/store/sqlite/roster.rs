@@ -1,7 +1,12 @@
 //! Members on SQLite: imports, selections, suppressions, bounces and token lookup keys.
 
-use super::*;
-use crate::store::Roster;
+use rusqlite::{OptionalExtension, params};
+
+use crate::error::Result;
+use crate::members::{Member, Selection};
+use crate::store::{Counts, ImportCounts, Roster, Suppression};
+
+use super::{SqliteStore, count, member_row, where_selected};
 
 impl Roster for SqliteStore {
     fn import_members(

@@ -1,9 +1,11 @@
 //! Rows copied by `mailout store migrate`, on SQLite.
 
-use super::archive::{SECTION_SPAN, search_rowid};
-use super::*;
-use crate::store::RowCopy;
+use crate::error::{Error, Result};
 use crate::store::schema::table_columns;
+use crate::store::{RowCopy, Value};
+
+use super::archive::{SECTION_SPAN, search_rowid};
+use super::{SqliteStore, count};
 
 impl RowCopy for SqliteStore {
     fn count_rows(&self, table: &str) -> Result<u64> {
