@@ -25,7 +25,7 @@ pub fn process_alive(pid: u32) -> bool {
 
 /// Releases the claims of workers registered from this machine whose process has gone;
 /// returns how many there were.
-pub fn reap_dead_workers(store: &dyn crate::store::Store) -> crate::error::Result<usize> {
+pub fn reap_dead_workers(store: &dyn crate::store::Journal) -> crate::error::Result<usize> {
     let host = hostname();
     let me = std::process::id();
     let mut reaped = 0;

@@ -4,10 +4,10 @@
 
 use crate::config::Config;
 use crate::error::Result;
-use crate::store::{EditionRecord, Store};
+use crate::store::{EditionRecord, Editions};
 
 /// The number `mailout new` offers.
-pub fn next_free(store: &dyn Store, config: &Config) -> Result<u32> {
+pub fn next_free(store: &dyn Editions, config: &Config) -> Result<u32> {
     let start = config.numbering.start;
     Ok(match store.highest_number()? {
         Some(highest) => highest.saturating_add(1).max(start),
@@ -41,7 +41,7 @@ impl std::fmt::Display for Reused {
 
 /// Checks that content with `content_hash` may go out under `number`.
 pub fn check_reuse(
-    store: &dyn Store,
+    store: &dyn Editions,
     number: u32,
     content_hash: &str,
 ) -> Result<Result<(), Reused>> {
@@ -55,7 +55,12 @@ pub fn check_reuse(
 
 /// The number for a bulletin file that sets none: the number this file's content already
 /// has, else the number its last unsent build got, else the next free number.
-pub fn assign(store: &dyn Store, config: &Config, source: &str, content_hash: &str) -> Result<u32> {
+pub fn assign(
+    store: &dyn Editions,
+    config: &Config,
+    source: &str,
+    content_hash: &str,
+) -> Result<u32> {
     let earlier = store.editions_from(source)?;
     if let Some(same) = earlier.iter().find(|e| e.content_hash == content_hash) {
         return Ok(same.number);

@@ -17,14 +17,14 @@ use mail_parser::{HeaderValue, MessageParser, MimeHeaders};
 
 use crate::error::Result;
 use crate::runtime::Runtime;
-use crate::store::Store;
+use crate::store::Roster;
 use crate::token::{self, Lookup, Purpose, TokenKey};
 use crate::workspace::Workspace;
 
 /// The member `token` was made for with `key` and `purpose`, if it verifies against one;
 /// `today` (RFC 3339) decides whether a token of the first form is still honoured.
 pub fn member_for(
-    store: &dyn Store,
+    store: &dyn Roster,
     key: &TokenKey,
     token: &str,
     purpose: Purpose,
@@ -150,7 +150,7 @@ pub fn run(
 }
 
 /// One message: finds its token, verifies it, suppresses the member.
-fn handle(store: &dyn Store, key: &TokenKey, list_domain: &str, raw: &[u8]) -> Result<Outcome> {
+fn handle(store: &dyn Roster, key: &TokenKey, list_domain: &str, raw: &[u8]) -> Result<Outcome> {
     let request = match request_in(raw, list_domain) {
         Request::None => return Ok(Outcome::NotAnUnsubscribe),
         Request::WithoutToken => {

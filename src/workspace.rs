@@ -412,8 +412,9 @@ impl Workspace {
         Ok(key)
     }
 
-    /// Adds or updates the members `csv` yields (see [`Store::import_members`]), with the
-    /// token lookup key of each.
+    /// Adds or updates the members `csv` yields (see
+    /// [`Roster::import_members`](crate::store::Roster::import_members)), with the token
+    /// lookup key of each.
     pub fn import_members(
         &self,
         members: &mut dyn Iterator<Item = crate::members::Member>,

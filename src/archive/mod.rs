@@ -23,7 +23,7 @@ use std::sync::mpsc;
 
 use crate::error::{Error, Result};
 use crate::runtime::Runtime;
-use crate::store::{ArchiveEntry, Archived, CopyKind, Store};
+use crate::store::{Archive, ArchiveEntry, Archived, CopyKind};
 use recognise::Recogniser;
 
 /// Messages stored together (one transaction).
@@ -115,7 +115,7 @@ pub enum Item {
 
 /// Parses and stores messages in batches; parsing runs on every core.
 pub struct Importer<'a> {
-    store: &'a dyn Store,
+    store: &'a dyn Archive,
     recogniser: &'a Recogniser,
     threads: usize,
     batch: Vec<(String, Option<String>, Vec<u8>)>,
@@ -129,7 +129,7 @@ pub struct Importer<'a> {
 impl<'a> Importer<'a> {
     /// An importer into `store`; `progress` is called after each batch.
     pub fn new(
-        store: &'a dyn Store,
+        store: &'a dyn Archive,
         recogniser: &'a Recogniser,
         progress: &'a dyn Fn(&Summary),
     ) -> Importer<'a> {
@@ -236,7 +236,7 @@ impl<'a> Importer<'a> {
 /// One thread reads files, one per core parses, and this one stores: parsing the next
 /// messages overlaps storing the last.
 pub fn import_paths(
-    store: &dyn Store,
+    store: &dyn Archive,
     recogniser: &Recogniser,
     paths: &[PathBuf],
     progress: &dyn Fn(&Summary),
@@ -588,7 +588,7 @@ fn looks_like_single_message(path: &Path) -> bool {
 /// Imports the new mail of the IMAP mailbox at `url` (see [`imap`]), remembering where it
 /// stopped after every batch; the IMAP client runs on `runtime`.
 pub fn import_imap(
-    store: &dyn Store,
+    store: &dyn Archive,
     recogniser: &Recogniser,
     url: &str,
     progress: &dyn Fn(&Summary),
@@ -614,7 +614,7 @@ pub fn import_imap(
 /// is not the archive: each purpose remembers its own place), calling `batch` with each
 /// batch of (source, raw bytes); the place is remembered after each batch `batch` took.
 fn fetch_imap(
-    store: &dyn Store,
+    store: &dyn Archive,
     url: &str,
     purpose: Option<&str>,
     runtime: &Runtime,
@@ -660,7 +660,7 @@ fn fetch_imap(
 /// state is remembered per purpose, after each batch; the IMAP client runs on `runtime`).
 /// Files that cannot be read go to `unreadable`; a path that does not exist is an error.
 pub fn read_mail(
-    store: &dyn Store,
+    store: &dyn Archive,
     paths: &[PathBuf],
     imap: Option<&str>,
     runtime: &Runtime,
@@ -699,7 +699,7 @@ pub fn read_mail(
 }
 
 /// Writes every archived message, raw, to an mboxrd file at `path`; returns how many.
-pub fn export_mbox(store: &dyn Store, path: &Path) -> Result<u64> {
+pub fn export_mbox(store: &dyn Archive, path: &Path) -> Result<u64> {
     let file = std::fs::File::create(path).map_err(|source| Error::Write {
         path: path.to_path_buf(),
         source,

@@ -10,7 +10,7 @@ use std::time::Duration;
 use super::query;
 use super::words;
 use crate::error::Result;
-use crate::store::{ArchiveEntry, CopyKind, SearchHit, Store};
+use crate::store::{Archive, ArchiveEntry, CopyKind, SearchHit};
 
 /// How far a search may go: `[archive] search_max_terms` and `search_timeout_secs`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -48,7 +48,7 @@ fn copy_rank(e: &ArchiveEntry) -> u8 {
 
 /// The best `limit` hits for `text`, within `limits`.
 pub fn search(
-    store: &dyn Store,
+    store: &dyn Archive,
     text: &str,
     limit: usize,
     limits: &Limits,

@@ -1,6 +1,6 @@
 //! `mailout store migrate`: copies a store into an empty one (in practice SQLite into
-//! PostgreSQL), table by table through [`Store::export_rows`] and [`Store::import_rows`],
-//! and checks that every table holds as many rows on both sides.
+//! PostgreSQL), table by table through the [`RowCopy`](super::RowCopy) role's export and
+//! import, and checks that every table holds as many rows on both sides.
 
 use super::{Store, TABLES, Value, open_with, redact};
 use crate::error::{Error, Result};

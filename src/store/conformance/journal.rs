@@ -1,0 +1,279 @@
+//! Jobs, claims, leases, the send rate and domain pauses, on every backend.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use super::{job_spec, member, on_each_backend, sent, test_key};
+use crate::members::{Member, Selection};
+use crate::store::{Entry, EntryState, Journal, Mark, NewJob};
+
+fn snapshot_member(email: &str, branch: &str, employer: &str) -> Member {
+    Member {
+        email: email.into(),
+        name: Some("N".into()),
+        branch: Some(branch.into()),
+        employer: Some(employer.into()),
+        attributes: [("grade".to_string(), "PO".to_string())].into(),
+    }
+}
+
+#[test]
+fn jobs_snapshot_selected_members_and_track_their_rows() {
+    on_each_backend(|f| {
+        let store = f.open();
+        let members = vec![
+            snapshot_member("a@x.example", "London", "NPS"),
+            snapshot_member("b@x.example", "Wales", "NPS"),
+            snapshot_member("c@x.example", "Wales", "CRC"),
+            snapshot_member("d@x.example", "Leeds", "Cafcass"),
+        ];
+        let counts = store
+            .import_members(&mut members.into_iter(), &|e| e.as_bytes().to_vec())
+            .unwrap();
+        assert_eq!((counts.added, counts.updated), (4, 0));
+        assert_eq!(store.attribute_names().unwrap(), ["grade"]);
+        store
+            .suppress("d@x.example", "manual", None, "2026-01-01T00:00:00Z")
+            .unwrap();
+        let selection = Selection {
+            all: false,
+            branches: vec!["wales".into()],
+            employers: vec!["cafcass".into(), "nps".into()],
+        };
+        assert_eq!(store.count_selected(&selection).unwrap(), 3);
+        let spec = NewJob {
+            number: 7,
+            selectors: "branch:wales,employer:cafcass,employer:nps".into(),
+            content_hash: "h".into(),
+            subject: "S".into(),
+            source: "b.toml".into(),
+            transport: "file".into(),
+            created_at: "2026-01-01T00:00:00Z".into(),
+        };
+        let job = store.create_job(&spec, &selection).unwrap();
+        assert_eq!((job.total, job.progress.pending), (3, 3));
+        assert_eq!(
+            store.find_job(7, &spec.selectors).unwrap().unwrap().id,
+            job.id
+        );
+
+        // Suppressed after the job started: its row comes back skipped.
+        store
+            .suppress("b@x.example", "unsubscribed", None, "2026-01-02T00:00:00Z")
+            .unwrap();
+        let rows = store.pending(job.id, 0, 10).unwrap();
+        let states: Vec<(&str, EntryState)> = rows
+            .iter()
+            .map(|e| (e.member.email.as_str(), e.state))
+            .collect();
+        assert_eq!(
+            states,
+            [
+                ("a@x.example", EntryState::Pending),
+                ("b@x.example", EntryState::Skipped),
+                ("c@x.example", EntryState::Pending)
+            ]
+        );
+        assert_eq!(
+            rows[0].member.attributes.get("grade").map(String::as_str),
+            Some("PO")
+        );
+        store
+            .mark(&[Mark {
+                job: job.id,
+                seq: rows[0].seq,
+                state: EntryState::Sent,
+                attempts: 1,
+                message_id: "<7.x@l>".into(),
+                reply: "250 ok".into(),
+                at: "2026-01-02T00:00:01Z".into(),
+            }])
+            .unwrap();
+        assert_eq!(
+            store
+                .skip_suppressed(job.id, "2026-01-02T00:00:02Z")
+                .unwrap(),
+            1
+        );
+        let progress = store.job(job.id).unwrap().unwrap().progress;
+        assert_eq!(
+            (progress.sent, progress.skipped, progress.pending),
+            (1, 1, 1)
+        );
+        assert_eq!(store.pending(job.id, rows[0].seq, 10).unwrap().len(), 1);
+        let sent = store.entries(job.id, EntryState::Sent).unwrap();
+        assert_eq!(sent[0].reply.as_deref(), Some("250 ok"));
+        (rows, store.jobs().unwrap())
+    });
+}
+
+#[test]
+fn workers_claim_disjoint_rows_and_take_over_expired_leases() {
+    on_each_backend(|f| {
+        let store = f.open();
+        let members: Vec<Member> = (0..300)
+            .map(|i| member(&format!("m{i:03}@x.example"), Some("B"), None, &[]))
+            .collect();
+        store
+            .import_members(&mut members.into_iter(), &test_key)
+            .unwrap();
+        store
+            .suppress(
+                "m005@x.example",
+                "unsubscribed",
+                None,
+                "2026-01-01T00:00:00Z",
+            )
+            .unwrap();
+        let all = Selection {
+            all: true,
+            ..Selection::default()
+        };
+        let job = store.create_job(&job_spec(1), &all).unwrap();
+        assert_eq!((job.total, job.progress.pending), (299, 299));
+        assert_eq!(store.find_job(1, "all").unwrap().unwrap().id, job.id);
+        assert_eq!(store.running_jobs().unwrap().len(), 1);
+        store
+            .suppress(
+                "m010@x.example",
+                "unsubscribed",
+                None,
+                "2026-01-01T00:00:00Z",
+            )
+            .unwrap();
+
+        // Two workers in two processes claim at once: different rows.
+        let w1 = store.register_worker("h1", 1, 60).unwrap();
+        let w2 = store.register_worker("h2", 2, 60).unwrap();
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+        let claims: Vec<Vec<Entry>> = [w1, w2]
+            .into_iter()
+            .map(|w| {
+                let (place, barrier) = (f.place.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    let store = place.open();
+                    barrier.wait();
+                    store.claim(job.id, w, 0, 100).unwrap()
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .collect();
+        let seqs = |rows: &[Entry]| rows.iter().map(|e| e.seq).collect::<HashSet<i64>>();
+        assert_eq!(claims[0].len() + claims[1].len(), 200);
+        assert!(seqs(&claims[0]).is_disjoint(&seqs(&claims[1])));
+        assert!(claims[0].windows(2).all(|w| w[0].seq < w[1].seq));
+        let skipped = claims
+            .iter()
+            .flatten()
+            .find(|e| e.member.email == "m010@x.example")
+            .unwrap();
+        assert_eq!(skipped.state, EntryState::Skipped);
+
+        // A worker with a one-second lease claims the rest, then stops renewing it.
+        let brief = store.register_worker("h3", 3, 1).unwrap();
+        let held = store.claim(job.id, brief, 0, 1000).unwrap();
+        assert_eq!(held.len(), 99);
+        assert_eq!(store.workers().unwrap().len(), 3);
+        assert!(store.claim(job.id, w1, 0, 100).unwrap().is_empty());
+        let started = Instant::now();
+        let taken = loop {
+            let rows = store.claim(job.id, w1, 0, 1000).unwrap();
+            if !rows.is_empty() || started.elapsed() > Duration::from_secs(5) {
+                break rows;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        assert_eq!(seqs(&taken), seqs(&held));
+        assert!(!store.heartbeat(brief, 99, 0, 60).unwrap());
+        assert!(store.heartbeat(w1, 199, 0, 60).unwrap());
+        assert_eq!(store.workers().unwrap().len(), 2);
+
+        // Marks: sent; a retry stays pending and claimed; a later mark of a sent row is ignored.
+        let mut marks: Vec<Mark> = claims[0].iter().map(sent).collect();
+        let retry = Mark {
+            state: EntryState::Pending,
+            attempts: 1,
+            reply: "451 later".into(),
+            ..sent(&claims[1][0])
+        };
+        marks.push(retry.clone());
+        marks.push(Mark {
+            state: EntryState::Failed,
+            ..sent(&claims[0][0])
+        });
+        for batch in marks.chunks(16) {
+            store.mark(batch).unwrap();
+        }
+        let progress = store.job(job.id).unwrap().unwrap().progress;
+        assert_eq!((progress.sent, progress.pending), (100, 199));
+        let sent_rows = store.entries(job.id, EntryState::Sent).unwrap();
+        assert_eq!(sent_rows[0].reply.as_deref(), Some("250 ok"));
+        let pending = store.pending(job.id, retry.seq - 1, 1).unwrap();
+        assert_eq!(
+            (pending[0].attempts, pending[0].reply.as_deref()),
+            (1, Some("451 later"))
+        );
+        assert_eq!(
+            store.entries_for(&claims[0][0].member.email).unwrap().len(),
+            1
+        );
+        // m010 is still pending unless the first worker, whose rows were all marked, had it.
+        store
+            .suppress("m299@x.example", "manual", None, "2026-01-01T00:00:02Z")
+            .unwrap();
+        let m010_marked = claims[0].iter().any(|e| e.member.email == "m010@x.example");
+        assert_eq!(
+            store
+                .skip_suppressed(job.id, "2026-01-01T00:00:02Z")
+                .unwrap(),
+            if m010_marked { 1 } else { 2 }
+        );
+
+        // Retiring releases claims at once.
+        store.retire_worker(w2).unwrap();
+        let released = store.claim(job.id, w1, 0, 1000).unwrap();
+        assert_eq!(released.len(), if m010_marked { 100 } else { 99 });
+        store.finish_job(job.id, "2026-01-01T00:00:03Z").unwrap();
+        assert!(store.running_jobs().unwrap().is_empty());
+        assert_eq!(store.jobs().unwrap().len(), 1);
+    });
+}
+
+#[test]
+fn send_slots_are_spaced_and_domain_pauses_keep_the_longest() {
+    on_each_backend(|f| {
+        let store = f.open();
+        let store: &dyn Journal = store.as_ref();
+        let job = store
+            .create_job(&job_spec(2), &Selection::default())
+            .unwrap();
+        let first = store.reserve_sends(job.id, 10, 5).unwrap();
+        let second = store.reserve_sends(job.id, 10, 5).unwrap();
+        let third = store.reserve_sends(job.id, 10, 10).unwrap();
+        assert!(first < Duration::from_millis(50), "{first:?}");
+        assert!(
+            second > Duration::from_millis(400) && second <= Duration::from_millis(500),
+            "{second:?}"
+        );
+        assert!(
+            third > Duration::from_millis(900) && third <= Duration::from_millis(1000),
+            "{third:?}"
+        );
+        assert!(store.reserve_sends(job.id + 1000, 10, 1).is_err());
+        store
+            .pause_domain(job.id, "b.example", Duration::from_secs(60))
+            .unwrap();
+        store
+            .pause_domain(job.id, "b.example", Duration::from_secs(5))
+            .unwrap();
+        store
+            .pause_domain(job.id, "a.example", Duration::MAX)
+            .unwrap();
+        let paused = store.paused_domains(job.id).unwrap();
+        assert_eq!(paused[0].0, "a.example");
+        assert_eq!(paused[1].0, "b.example");
+        assert!(paused[1].1 > Duration::from_secs(58), "{paused:?}");
+    });
+}

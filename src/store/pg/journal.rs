@@ -1,0 +1,458 @@
+//! Send jobs on PostgreSQL: journals, claims under leases on the server's clock, workers,
+//! the shared send rate and domain pauses.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use postgres::types::ToSql;
+use postgres::{GenericClient, Row};
+
+use crate::error::Result;
+use crate::members::{Member, Selection};
+use crate::store::schema::{ENTRY_COLUMNS, JOB_COLUMNS, attributes, count_state};
+use crate::store::{Entry, EntryState, Job, Journal, Mark, NewJob, Progress, WorkerInfo};
+
+use super::bridge::{Db, Step, bad};
+use super::{PgStore, SENDABLE, SHOWN_STATE, count_of, narrow, seconds, selected, wide};
+
+fn entry_row(row: &Row) -> Step<Entry> {
+    Ok(Entry {
+        job: row.try_get(0)?,
+        seq: row.try_get(1)?,
+        member: Member {
+            email: row.try_get(2)?,
+            name: row.try_get(3)?,
+            branch: row.try_get(4)?,
+            employer: row.try_get(5)?,
+            attributes: attributes(row.try_get(6)?),
+        },
+        state: EntryState::parse(row.try_get(7)?).unwrap_or(EntryState::Pending),
+        attempts: narrow(row.try_get(8)?)?,
+        message_id: row.try_get(9)?,
+        reply: row.try_get(10)?,
+    })
+}
+
+fn job_row(row: &Row) -> Step<Job> {
+    Ok(Job {
+        id: row.try_get(0)?,
+        spec: NewJob {
+            number: narrow(row.try_get(1)?)?,
+            selectors: row.try_get(2)?,
+            content_hash: row.try_get(3)?,
+            subject: row.try_get(4)?,
+            source: row.try_get(5)?,
+            transport: row.try_get(6)?,
+            created_at: row.try_get(7)?,
+        },
+        finished_at: row.try_get(8)?,
+        total: count_of(row.try_get(9)?),
+        progress: Progress::default(),
+    })
+}
+
+/// Which jobs [`load_jobs`] reads.
+enum Jobs {
+    One(i64),
+    All,
+    Running,
+}
+
+/// Jobs with their progress.
+fn load_jobs<C: GenericClient>(db: &mut Db<'_, C>, which: Jobs) -> Step<Vec<Job>> {
+    let rows = match which {
+        Jobs::One(id) => db.query(
+            &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1"),
+            &[&id],
+        )?,
+        Jobs::All => db.query(
+            &format!("SELECT {JOB_COLUMNS} FROM jobs ORDER BY id DESC"),
+            &[],
+        )?,
+        Jobs::Running => db.query(
+            &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE finished_at IS NULL ORDER BY id"),
+            &[],
+        )?,
+    };
+    let mut jobs = rows.iter().map(job_row).collect::<Step<Vec<Job>>>()?;
+    if jobs.is_empty() {
+        return Ok(jobs);
+    }
+    let ids: Vec<i64> = jobs.iter().map(|j| j.id).collect();
+    let mut progress: HashMap<i64, Progress> = HashMap::new();
+    for row in db.query(
+        "SELECT job, state, count(*) FROM journal WHERE job = ANY($1) GROUP BY job, state",
+        &[&ids],
+    )? {
+        let p = progress.entry(row.try_get(0)?).or_default();
+        count_state(p, row.try_get(1)?, count_of(row.try_get(2)?));
+    }
+    for job in &mut jobs {
+        job.progress = progress.get(&job.id).copied().unwrap_or_default();
+    }
+    Ok(jobs)
+}
+
+/// The marks SQLite's one-by-one updates would apply, one per row: each row takes the
+/// marks given for it in order until the first that is not `pending` (after which it is no
+/// longer pending, and later marks leave it alone).
+pub(super) fn effective_marks(marks: &[Mark]) -> Vec<&Mark> {
+    let mut at: HashMap<(i64, i64), usize> = HashMap::new();
+    let mut out: Vec<&Mark> = Vec::with_capacity(marks.len());
+    for m in marks {
+        match at.get(&(m.job, m.seq)) {
+            Some(&i) => {
+                if out[i].state == EntryState::Pending {
+                    out[i] = m;
+                }
+            }
+            None => {
+                at.insert((m.job, m.seq), out.len());
+                out.push(m);
+            }
+        }
+    }
+    out
+}
+
+/// Claims: the rows are picked and locked (skipping rows other workers are locking), then
+/// updated through the primary key (`= ANY(ARRAY(…))`: joining the picked rows back instead
+/// lets the planner hash the whole journal).
+const CLAIM: &str = "
+UPDATE journal j SET claimed_by = $2
+WHERE j.job = $1 AND j.seq = ANY (ARRAY(
+    SELECT seq FROM journal
+    WHERE job = $1 AND state = 'pending' AND seq > $4
+      AND (claimed_by IS NULL
+           OR NOT EXISTS (SELECT 1 FROM workers w WHERE w.id = journal.claimed_by AND w.expires > now()))
+    ORDER BY seq LIMIT $3
+    FOR UPDATE SKIP LOCKED))
+RETURNING j.job, j.seq, j.email, j.name, j.branch, j.employer, j.attributes,
+          CASE WHEN EXISTS (SELECT 1 FROM suppressions s WHERE s.email = j.email)
+               THEN 'skipped' ELSE j.state END,
+          j.attempts, j.message_id, j.reply";
+
+const MARK: &str = "
+UPDATE journal j SET state = m.state, attempts = m.attempts, message_id = m.message_id,
+       reply = m.reply, updated_at = m.at,
+       claimed_by = CASE WHEN m.state = 'pending' THEN j.claimed_by END
+FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[])
+     AS m(job, seq, state, attempts, message_id, reply, at)
+WHERE j.job = m.job AND j.seq = m.seq AND j.state = 'pending'";
+
+impl Journal for PgStore {
+    fn find_job(&self, number: u32, selectors: &str) -> Result<Option<Job>> {
+        let number = i64::from(number);
+        let selectors = selectors.to_string();
+        self.call("could not look up a job", move |db| {
+            let Some(row) = db.query_opt(
+                "SELECT id FROM jobs WHERE number = $1 AND selectors = $2",
+                &[&number, &selectors],
+            )?
+            else {
+                return Ok(None);
+            };
+            Ok(load_jobs(db, Jobs::One(row.try_get(0)?))?.pop())
+        })
+    }
+
+    fn create_job(&self, job: &NewJob, selection: &Selection) -> Result<Job> {
+        let job = job.clone();
+        let (filter, args) = selected(selection, 2);
+        let snapshot = format!(
+            "INSERT INTO journal (job, seq, email, name, branch, employer, attributes)
+             SELECT $1, row_number() OVER (ORDER BY m.id), m.email, m.name, m.branch, m.employer, m.attributes
+             FROM members m
+             WHERE ({filter}) AND {SENDABLE}"
+        );
+        self.call("could not start the job", move |db| {
+            db.transaction(|tx| {
+                let id: i64 = tx
+                    .query_one(
+                        "INSERT INTO jobs (number, selectors, content_hash, subject, source, transport, total, created_at)
+                         VALUES ($1, $2, $3, $4, $5, $6, 0, $7) RETURNING id",
+                        &[
+                            &i64::from(job.number),
+                            &job.selectors,
+                            &job.content_hash,
+                            &job.subject,
+                            &job.source,
+                            &job.transport,
+                            &job.created_at,
+                        ],
+                    )?
+                    .try_get(0)?;
+                let mut params: Vec<&(dyn ToSql + Sync)> = vec![&id];
+                params.extend(args.iter().map(|a| a as &(dyn ToSql + Sync)));
+                let inserted = tx.execute(&snapshot, &params)?;
+                tx.execute(
+                    "UPDATE jobs SET total = $1 WHERE id = $2",
+                    &[&wide(inserted), &id],
+                )?;
+                load_jobs(tx, Jobs::One(id))?
+                    .pop()
+                    .ok_or_else(|| bad("the new job vanished"))
+            })
+        })
+    }
+
+    fn job(&self, id: i64) -> Result<Option<Job>> {
+        self.call("could not read a job", move |db| {
+            Ok(load_jobs(db, Jobs::One(id))?.pop())
+        })
+    }
+
+    fn jobs(&self) -> Result<Vec<Job>> {
+        self.call("could not list jobs", |db| load_jobs(db, Jobs::All))
+    }
+
+    fn skip_suppressed(&self, job: i64, at: &str) -> Result<u64> {
+        let at = at.to_string();
+        self.call("could not skip suppressed addresses", move |db| {
+            db.execute(
+                "UPDATE journal j SET state = 'skipped', reply = 'suppressed: ' || s.reason, updated_at = $2
+                 FROM suppressions s
+                 WHERE j.job = $1 AND j.state = 'pending' AND s.email = j.email",
+                &[&job, &at],
+            )
+        })
+    }
+
+    fn pending(&self, job: i64, after_seq: i64, limit: usize) -> Result<Vec<Entry>> {
+        let limit = wide(limit as u64);
+        self.call("could not read the journal", move |db| {
+            db.query(
+                &format!(
+                    "SELECT j.job, j.seq, j.email, j.name, j.branch, j.employer, j.attributes,
+                            {SHOWN_STATE}, j.attempts, j.message_id, j.reply
+                     FROM journal j
+                     WHERE j.job = $1 AND j.state = 'pending' AND j.seq > $2 ORDER BY j.seq LIMIT $3"
+                ),
+                &[&job, &after_seq, &limit],
+            )?
+            .iter()
+            .map(entry_row)
+            .collect()
+        })
+    }
+
+    fn claim(&self, job: i64, worker: i64, after: i64, limit: usize) -> Result<Vec<Entry>> {
+        let limit = wide(limit as u64);
+        self.call("could not claim journal rows", move |db| {
+            let mut rows = db
+                .query(CLAIM, &[&job, &worker, &limit, &after])?
+                .iter()
+                .map(entry_row)
+                .collect::<Step<Vec<Entry>>>()?;
+            rows.sort_by_key(|e| e.seq);
+            Ok(rows)
+        })
+    }
+
+    fn running_jobs(&self) -> Result<Vec<Job>> {
+        self.call("could not list jobs", |db| load_jobs(db, Jobs::Running))
+    }
+
+    fn register_worker(&self, host: &str, pid: u32, lease_secs: u32) -> Result<i64> {
+        let host = host.to_string();
+        let now = crate::clock::stamp();
+        self.call("could not register the worker", move |db| {
+            Ok(db
+                .query_one(
+                    "INSERT INTO workers (host, pid, started_at, heartbeat_at, expires)
+                     VALUES ($1, $2, $3, $3, now() + $4::float8 * interval '1 second') RETURNING id",
+                    &[&host, &i64::from(pid), &now, &f64::from(lease_secs)],
+                )?
+                .try_get(0)?)
+        })
+    }
+
+    fn heartbeat(&self, worker: i64, claimed: u64, sent: u64, lease_secs: u32) -> Result<bool> {
+        let now = crate::clock::stamp();
+        self.call("could not renew the worker's lease", move |db| {
+            Ok(db.execute(
+                "UPDATE workers SET expires = now() + $2::float8 * interval '1 second',
+                        heartbeat_at = $3, claimed = $4, sent = $5
+                 WHERE id = $1 AND expires > now()",
+                &[
+                    &worker,
+                    &f64::from(lease_secs),
+                    &now,
+                    &wide(claimed),
+                    &wide(sent),
+                ],
+            )? == 1)
+        })
+    }
+
+    fn retire_worker(&self, worker: i64) -> Result<()> {
+        self.call("could not retire the worker", move |db| {
+            db.execute(
+                "WITH released AS (
+                     UPDATE journal SET claimed_by = NULL WHERE claimed_by = $1 AND state = 'pending')
+                 DELETE FROM workers WHERE id = $1",
+                &[&worker],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn workers(&self) -> Result<Vec<WorkerInfo>> {
+        self.call("could not list workers", |db| {
+            db.query(
+                "SELECT id, host, pid, started_at, heartbeat_at, claimed, sent
+                 FROM workers WHERE expires > now() ORDER BY id",
+                &[],
+            )?
+            .iter()
+            .map(|r| {
+                Ok(WorkerInfo {
+                    id: r.try_get(0)?,
+                    host: r.try_get(1)?,
+                    pid: narrow(r.try_get(2)?)?,
+                    started_at: r.try_get(3)?,
+                    heartbeat_at: r.try_get(4)?,
+                    claimed: count_of(r.try_get(5)?),
+                    sent: count_of(r.try_get(6)?),
+                })
+            })
+            .collect()
+        })
+    }
+
+    fn reserve_sends(&self, job: i64, rate: u32, count: u32) -> Result<Duration> {
+        let span = f64::from(count) / f64::from(rate.max(1));
+        self.call("could not reserve send slots", move |db| {
+            let row = db
+                .query_opt(
+                    "UPDATE jobs SET rate_next = greatest(coalesce(rate_next, clock_timestamp()), clock_timestamp())
+                                                 + $2::float8 * interval '1 second'
+                     WHERE id = $1
+                     RETURNING extract(epoch FROM (rate_next - $2::float8 * interval '1 second'
+                                                   - clock_timestamp()))::float8",
+                    &[&job, &span],
+                )?
+                .ok_or_else(|| bad(format!("there is no job {job}")))?;
+            Ok(seconds(row.try_get(0)?))
+        })
+    }
+
+    fn pause_domain(&self, job: i64, domain: &str, pause: Duration) -> Result<()> {
+        let domain = domain.to_string();
+        // Capped at about 30 years, which an interval holds.
+        let secs = pause.as_secs_f64().min(1.0e9);
+        self.call("could not pause a domain", move |db| {
+            db.execute(
+                "INSERT INTO domain_pauses (job, domain, until)
+                 VALUES ($1, $2, clock_timestamp() + $3::float8 * interval '1 second')
+                 ON CONFLICT (job, domain) DO UPDATE SET until = greatest(domain_pauses.until, excluded.until)",
+                &[&job, &domain, &secs],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn paused_domains(&self, job: i64) -> Result<Vec<(String, Duration)>> {
+        self.call("could not read paused domains", move |db| {
+            db.query(
+                "SELECT domain, extract(epoch FROM (until - clock_timestamp()))::float8
+                 FROM domain_pauses WHERE job = $1 AND until > clock_timestamp()
+                 ORDER BY domain COLLATE \"C\"",
+                &[&job],
+            )?
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, seconds(r.try_get(1)?))))
+            .collect()
+        })
+    }
+
+    fn mark(&self, marks: &[Mark]) -> Result<()> {
+        if marks.is_empty() {
+            return Ok(());
+        }
+        let marks = effective_marks(marks);
+        let jobs: Vec<i64> = marks.iter().map(|m| m.job).collect();
+        let seqs: Vec<i64> = marks.iter().map(|m| m.seq).collect();
+        let states: Vec<&'static str> = marks.iter().map(|m| m.state.as_str()).collect();
+        let attempts: Vec<i64> = marks.iter().map(|m| i64::from(m.attempts)).collect();
+        let ids: Vec<String> = marks.iter().map(|m| m.message_id.clone()).collect();
+        let replies: Vec<String> = marks.iter().map(|m| m.reply.clone()).collect();
+        let ats: Vec<String> = marks.iter().map(|m| m.at.clone()).collect();
+        self.call("could not write the journal", move |db| {
+            db.execute(
+                MARK,
+                &[&jobs, &seqs, &states, &attempts, &ids, &replies, &ats],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn finish_job(&self, job: i64, at: &str) -> Result<()> {
+        let at = at.to_string();
+        self.call("could not finish the job", move |db| {
+            db.execute(
+                "UPDATE jobs SET finished_at = $2 WHERE id = $1 AND finished_at IS NULL",
+                &[&job, &at],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn retry_uncertain(&self, job: i64, at: &str) -> Result<u64> {
+        let at = at.to_string();
+        self.call("could not reopen the uncertain rows", move |db| {
+            db.transaction(|tx| {
+                let n = tx.execute(
+                    "UPDATE journal SET state = 'pending', claimed_by = NULL, updated_at = $2,
+                            reply = 'resent on purpose after: ' || COALESCE(reply, '')
+                     WHERE job = $1 AND state = 'uncertain'",
+                    &[&job, &at],
+                )?;
+                if n > 0 {
+                    tx.execute("UPDATE jobs SET finished_at = NULL WHERE id = $1", &[&job])?;
+                }
+                Ok(n)
+            })
+        })
+    }
+
+    fn entries(&self, job: i64, state: EntryState) -> Result<Vec<Entry>> {
+        self.call("could not read the journal", move |db| {
+            db.query(
+                &format!(
+                    "SELECT {ENTRY_COLUMNS} FROM journal WHERE job = $1 AND state = $2 ORDER BY seq"
+                ),
+                &[&job, &state.as_str()],
+            )?
+            .iter()
+            .map(entry_row)
+            .collect()
+        })
+    }
+
+    fn entries_for(&self, email: &str) -> Result<Vec<Entry>> {
+        let email = email.to_string();
+        self.call("could not read the journal", move |db| {
+            db.query(
+                &format!("SELECT {ENTRY_COLUMNS} FROM journal WHERE email = $1 ORDER BY job DESC"),
+                &[&email],
+            )?
+            .iter()
+            .map(entry_row)
+            .collect()
+        })
+    }
+
+    fn entry_by_message_id(&self, message_id: &str) -> Result<Option<Entry>> {
+        let message_id = message_id.to_string();
+        self.call("could not read the journal", move |db| {
+            db.query_opt(
+                &format!("SELECT {ENTRY_COLUMNS} FROM journal WHERE message_id = $1 LIMIT 1"),
+                &[&message_id],
+            )?
+            .as_ref()
+            .map(entry_row)
+            .transpose()
+        })
+    }
+}

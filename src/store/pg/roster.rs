@@ -1,0 +1,362 @@
+//! Members on PostgreSQL: imports, selections, suppressions, bounces and token lookup keys.
+
+use std::collections::HashMap;
+
+use postgres::types::ToSql;
+
+use crate::error::Result;
+use crate::members::{Member, Selection};
+use crate::store::{Counts, ImportCounts, Roster, Suppression};
+
+use super::{PgStore, SENDABLE, count_of, fold, member_row, selected};
+
+/// One member of an import, with how often its address came.
+struct Incoming {
+    member: Member,
+    times: i64,
+    lookup_key: Vec<u8>,
+}
+
+const UPSERT_MEMBERS: &str = "
+INSERT INTO members (email, name, branch, employer, attributes, token_key, lookup_key, created_at, updated_at)
+SELECT u.email, u.name, u.branch, u.employer, u.attributes, u.token_key, u.lookup_key, $7, $7
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bytea[], $8::bytea[])
+     WITH ORDINALITY AS u(email, name, branch, employer, attributes, token_key, lookup_key, ord)
+ORDER BY u.ord
+ON CONFLICT (email) DO UPDATE SET
+  name = excluded.name, branch = excluded.branch, employer = excluded.employer,
+  attributes = excluded.attributes, lookup_key = excluded.lookup_key,
+  updated_at = excluded.updated_at";
+
+impl Roster for PgStore {
+    fn import_members(
+        &self,
+        members: &mut dyn Iterator<Item = Member>,
+        lookup: &dyn Fn(&str) -> Vec<u8>,
+    ) -> Result<ImportCounts> {
+        // Repeats are folded here, as SQLite's row-by-row upserts would leave them: the last
+        // values win, the first place gives the id, and every repeat of an address that was
+        // already there counts as an update.
+        let mut at: HashMap<String, usize> = HashMap::new();
+        let mut incoming: Vec<Incoming> = Vec::new();
+        for m in members {
+            match at.get(&m.email) {
+                Some(&i) => {
+                    incoming[i].member = m;
+                    incoming[i].times += 1;
+                }
+                None => {
+                    at.insert(m.email.clone(), incoming.len());
+                    incoming.push(Incoming {
+                        lookup_key: lookup(&m.email),
+                        member: m,
+                        times: 1,
+                    });
+                }
+            }
+        }
+        drop(at);
+        let now = crate::clock::stamp();
+        self.call("could not import members", move |db| {
+            db.transaction(|tx| {
+                let mut counts = ImportCounts::default();
+                for chunk in incoming.chunks(10_000) {
+                    let emails: Vec<&str> = chunk.iter().map(|i| i.member.email.as_str()).collect();
+                    let times: Vec<i64> = chunk.iter().map(|i| i.times).collect();
+                    let existing = tx.query_one(
+                        "SELECT count(*), coalesce(sum(u.n), 0)::bigint
+                         FROM unnest($1::text[], $2::bigint[]) AS u(email, n)
+                         JOIN members m ON m.email = u.email",
+                        &[&emails, &times],
+                    )?;
+                    let (known, repeats): (i64, i64) = (existing.try_get(0)?, existing.try_get(1)?);
+                    counts.added += count_of(chunk.len() as i64 - known);
+                    counts.updated += count_of(repeats);
+                    let field = |f: fn(&Member) -> &Option<String>| -> Vec<Option<&str>> {
+                        chunk.iter().map(|i| f(&i.member).as_deref()).collect()
+                    };
+                    let attributes: Vec<String> = chunk
+                        .iter()
+                        .map(|i| {
+                            serde_json::to_string(&i.member.attributes)
+                                .unwrap_or_else(|_| "{}".into())
+                        })
+                        .collect();
+                    let keys: Vec<Vec<u8>> = chunk
+                        .iter()
+                        .map(|i| crate::token::legacy_key(&i.member.email).to_vec())
+                        .collect();
+                    let lookup_keys: Vec<&[u8]> =
+                        chunk.iter().map(|i| i.lookup_key.as_slice()).collect();
+                    tx.execute(
+                        UPSERT_MEMBERS,
+                        &[
+                            &emails,
+                            &field(|m| &m.name),
+                            &field(|m| &m.branch),
+                            &field(|m| &m.employer),
+                            &attributes,
+                            &keys,
+                            &now,
+                            &lookup_keys,
+                        ],
+                    )?;
+                }
+                Ok(counts)
+            })
+        })
+    }
+
+    fn members(&self, selection: Option<&Selection>) -> Result<Vec<Member>> {
+        let (filter, args) = match selection {
+            Some(s) => selected(s, 1),
+            None => ("TRUE".to_string(), Vec::new()),
+        };
+        let sql = format!(
+            "SELECT email, name, branch, employer, attributes FROM members m
+             WHERE {filter} ORDER BY m.email COLLATE \"C\""
+        );
+        self.call("could not list members", move |db| {
+            let params: Vec<&(dyn ToSql + Sync)> =
+                args.iter().map(|a| a as &(dyn ToSql + Sync)).collect();
+            db.query(&sql, &params)?.iter().map(member_row).collect()
+        })
+    }
+
+    fn member(&self, email: &str) -> Result<Option<Member>> {
+        let email = email.to_string();
+        self.call("could not read a member", move |db| {
+            db.query_opt(
+                "SELECT email, name, branch, employer, attributes FROM members WHERE email = $1",
+                &[&email],
+            )?
+            .as_ref()
+            .map(member_row)
+            .transpose()
+        })
+    }
+
+    fn members_by_lookup_key(&self, key: &[u8]) -> Result<Vec<Member>> {
+        let key = key.to_vec();
+        self.call("could not look up a token", move |db| {
+            db.query(
+                "SELECT email, name, branch, employer, attributes FROM members
+                 WHERE lookup_key = $1 ORDER BY id",
+                &[&key],
+            )?
+            .iter()
+            .map(member_row)
+            .collect()
+        })
+    }
+
+    fn members_by_legacy_key(&self, key: &[u8]) -> Result<Vec<Member>> {
+        let key = key.to_vec();
+        self.call("could not look up a token", move |db| {
+            db.query(
+                "SELECT email, name, branch, employer, attributes FROM members
+                 WHERE token_key = $1 ORDER BY id",
+                &[&key],
+            )?
+            .iter()
+            .map(member_row)
+            .collect()
+        })
+    }
+
+    fn lookup_keys_state(&self) -> Result<(Option<Vec<u8>>, u64)> {
+        self.call("could not read the token keys' state", move |db| {
+            let fingerprint: Option<Vec<u8>> = db
+                .query_opt(
+                    "SELECT value FROM secrets WHERE name = 'token-fingerprint'",
+                    &[],
+                )?
+                .map(|r| r.try_get(0))
+                .transpose()?;
+            let missing: i64 = db
+                .query_one("SELECT count(*) FROM members WHERE lookup_key IS NULL", &[])?
+                .try_get(0)?;
+            Ok((fingerprint, count_of(missing)))
+        })
+    }
+
+    fn set_lookup_keys(&self, keys: &[(String, Vec<u8>)], fingerprint: &[u8]) -> Result<()> {
+        let emails: Vec<String> = keys.iter().map(|(e, _)| e.clone()).collect();
+        let values: Vec<Vec<u8>> = keys.iter().map(|(_, k)| k.clone()).collect();
+        let fingerprint = fingerprint.to_vec();
+        self.call("could not write the token keys", move |db| {
+            db.transaction(|tx| {
+                tx.execute(
+                    "UPDATE members m SET lookup_key = u.key
+                     FROM unnest($1::text[], $2::bytea[]) AS u(email, key)
+                     WHERE m.email = u.email",
+                    &[&emails, &values],
+                )?;
+                tx.execute(
+                    "INSERT INTO secrets (name, value) VALUES ('token-fingerprint', $1)
+                     ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                    &[&fingerprint],
+                )?;
+                Ok(())
+            })
+        })
+    }
+
+    fn attribute_names(&self) -> Result<Vec<String>> {
+        self.call("could not read attribute names", |db| {
+            db.query(
+                "SELECT DISTINCT k.key COLLATE \"C\" AS key
+                 FROM members m
+                 CROSS JOIN LATERAL (SELECT m.attributes::jsonb AS a) j
+                 CROSS JOIN LATERAL jsonb_object_keys(
+                     CASE WHEN jsonb_typeof(j.a) = 'object' THEN j.a ELSE '{}'::jsonb END) AS k(key)
+                 ORDER BY 1",
+                &[],
+            )?
+            .iter()
+            .map(|r| Ok(r.try_get(0)?))
+            .collect()
+        })
+    }
+
+    fn counts(&self) -> Result<Counts> {
+        self.call("could not count members", |db| {
+            let totals = db.query_one(
+                &format!(
+                    "SELECT count(*) FILTER (WHERE {SENDABLE}), count(*) FILTER (WHERE NOT {SENDABLE})
+                     FROM members m"
+                ),
+                &[],
+            )?;
+            let mut counts = Counts {
+                all: count_of(totals.try_get(0)?),
+                suppressed: count_of(totals.try_get(1)?),
+                ..Counts::default()
+            };
+            for (column, out) in [
+                ("branch", &mut counts.branches),
+                ("employer", &mut counts.employers),
+            ] {
+                let folded = fold(&format!("m.{column}"));
+                for row in db.query(
+                    &format!(
+                        "SELECT min(m.{column} COLLATE \"C\"), count(*) FROM members m
+                         WHERE m.{column} IS NOT NULL AND {SENDABLE}
+                         GROUP BY {folded} ORDER BY {folded} COLLATE \"C\""
+                    ),
+                    &[],
+                )? {
+                    out.push((row.try_get(0)?, count_of(row.try_get(1)?)));
+                }
+            }
+            Ok(counts)
+        })
+    }
+
+    fn count_selected(&self, selection: &Selection) -> Result<u64> {
+        let (filter, args) = selected(selection, 1);
+        let sql = format!("SELECT count(*) FROM members m WHERE ({filter}) AND {SENDABLE}");
+        self.call("could not count recipients", move |db| {
+            let params: Vec<&(dyn ToSql + Sync)> =
+                args.iter().map(|a| a as &(dyn ToSql + Sync)).collect();
+            Ok(count_of(db.query_one(&sql, &params)?.try_get(0)?))
+        })
+    }
+
+    fn suppress(&self, email: &str, reason: &str, detail: Option<&str>, at: &str) -> Result<bool> {
+        let (email, reason, detail, at) = (
+            email.to_string(),
+            reason.to_string(),
+            detail.map(str::to_string),
+            at.to_string(),
+        );
+        self.call("could not suppress an address", move |db| {
+            Ok(db.execute(
+                "INSERT INTO suppressions (email, reason, detail, at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (email) DO NOTHING",
+                &[&email, &reason, &detail, &at],
+            )? > 0)
+        })
+    }
+
+    fn suppressions(&self) -> Result<Vec<Suppression>> {
+        self.call("could not list suppressions", |db| {
+            db.query(
+                "SELECT email, reason, detail, at FROM suppressions
+                 ORDER BY at COLLATE \"C\", email COLLATE \"C\"",
+                &[],
+            )?
+            .iter()
+            .map(|r| {
+                Ok(Suppression {
+                    email: r.try_get(0)?,
+                    reason: r.try_get(1)?,
+                    detail: r.try_get(2)?,
+                    at: r.try_get(3)?,
+                })
+            })
+            .collect()
+        })
+    }
+
+    fn unsuppress(&self, email: &str) -> Result<Option<Suppression>> {
+        let email = email.to_string();
+        self.call("could not lift a suppression", move |db| {
+            db.query_opt(
+                "DELETE FROM suppressions WHERE email = $1 RETURNING email, reason, detail, at",
+                &[&email],
+            )?
+            .map(|r| {
+                Ok(Suppression {
+                    email: r.try_get(0)?,
+                    reason: r.try_get(1)?,
+                    detail: r.try_get(2)?,
+                    at: r.try_get(3)?,
+                })
+            })
+            .transpose()
+        })
+    }
+
+    fn add_bounce(&self, e: &crate::store::BounceEvent) -> Result<()> {
+        let e = e.clone();
+        self.call("could not keep a bounce", move |db| {
+            db.execute(
+                "INSERT INTO bounces (email, at, reason, consequence, job, evidence)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+                &[
+                    &e.email,
+                    &e.at,
+                    &e.reason,
+                    &e.consequence,
+                    &e.job,
+                    &e.evidence,
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn bounces_for(&self, email: &str) -> Result<Vec<crate::store::BounceEvent>> {
+        let email = email.to_string();
+        self.call("could not read bounces", move |db| {
+            db.query(
+                "SELECT email, at, reason, consequence, job, evidence FROM bounces
+                 WHERE email = $1 ORDER BY at, id",
+                &[&email],
+            )?
+            .iter()
+            .map(|r| {
+                Ok(crate::store::BounceEvent {
+                    email: r.try_get(0)?,
+                    at: r.try_get(1)?,
+                    reason: r.try_get(2)?,
+                    consequence: r.try_get(3)?,
+                    job: r.try_get(4)?,
+                    evidence: r.try_get(5)?,
+                })
+            })
+            .collect()
+        })
+    }
+}

@@ -1,0 +1,304 @@
+//! Members on SQLite: imports, selections, suppressions, bounces and token lookup keys.
+
+use rusqlite::{OptionalExtension, params};
+
+use crate::error::Result;
+use crate::members::{Member, Selection};
+use crate::store::{Counts, ImportCounts, Roster, Suppression};
+
+use super::{SqliteStore, count, member_row, where_selected};
+
+impl Roster for SqliteStore {
+    fn import_members(
+        &self,
+        members: &mut dyn Iterator<Item = Member>,
+        lookup: &dyn Fn(&str) -> Vec<u8>,
+    ) -> Result<ImportCounts> {
+        let fail = |e| self.fail("could not import members", e);
+        let now = crate::clock::stamp();
+        let tx = self.conn.unchecked_transaction().map_err(fail)?;
+        let before = count(&tx, "SELECT COUNT(*) FROM members").map_err(fail)?;
+        let newest: i64 = tx
+            .query_row("SELECT COALESCE(MAX(id), 0) FROM members", [], |r| r.get(0))
+            .map_err(fail)?;
+        let mut updated = 0;
+        {
+            // A returned id at or below the highest before this import is a member who was
+            // already there: an update, not a new member (nor a repeat within the file).
+            let mut upsert = tx
+                .prepare_cached(
+                    "INSERT INTO members (email, name, branch, employer, attributes, token_key, lookup_key, created_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?8, ?7, ?7)
+                     ON CONFLICT(email) DO UPDATE SET
+                       name = excluded.name, branch = excluded.branch, employer = excluded.employer,
+                       attributes = excluded.attributes, lookup_key = excluded.lookup_key,
+                       updated_at = excluded.updated_at
+                     RETURNING id",
+                )
+                .map_err(fail)?;
+            for m in members {
+                let attributes =
+                    serde_json::to_string(&m.attributes).unwrap_or_else(|_| "{}".into());
+                let key = crate::token::legacy_key(&m.email);
+                let lookup_key = lookup(&m.email);
+                let id: i64 = upsert
+                    .query_row(
+                        params![
+                            m.email,
+                            m.name,
+                            m.branch,
+                            m.employer,
+                            attributes,
+                            &key[..],
+                            now,
+                            lookup_key
+                        ],
+                        |r| r.get(0),
+                    )
+                    .map_err(fail)?;
+                updated += u64::from(id <= newest);
+            }
+        }
+        let after = count(&tx, "SELECT COUNT(*) FROM members").map_err(fail)?;
+        tx.commit().map_err(fail)?;
+        Ok(ImportCounts {
+            added: after - before,
+            updated,
+        })
+    }
+
+    fn members(&self, selection: Option<&Selection>) -> Result<Vec<Member>> {
+        let fail = |e| self.fail("could not list members", e);
+        let (filter, args) = match selection {
+            Some(s) => where_selected(s, 1),
+            None => ("1".to_string(), Vec::new()),
+        };
+        let mut statement = self
+            .conn
+            .prepare(&format!(
+                "SELECT email, name, branch, employer, attributes FROM members m WHERE {filter} ORDER BY email"
+            ))
+            .map_err(fail)?;
+        let rows = statement
+            .query_map(rusqlite::params_from_iter(args.iter()), member_row)
+            .map_err(fail)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(fail)
+    }
+
+    fn member(&self, email: &str) -> Result<Option<Member>> {
+        self.conn
+            .query_row(
+                "SELECT email, name, branch, employer, attributes FROM members WHERE email = ?1",
+                [email],
+                member_row,
+            )
+            .optional()
+            .map_err(|e| self.fail("could not read a member", e))
+    }
+
+    fn members_by_lookup_key(&self, key: &[u8]) -> Result<Vec<Member>> {
+        let fail = |e| self.fail("could not look up a token", e);
+        let mut statement = self
+            .conn
+            .prepare_cached(
+                "SELECT email, name, branch, employer, attributes FROM members WHERE lookup_key = ?1 ORDER BY id",
+            )
+            .map_err(fail)?;
+        let rows = statement.query_map([key], member_row).map_err(fail)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(fail)
+    }
+
+    fn members_by_legacy_key(&self, key: &[u8]) -> Result<Vec<Member>> {
+        let fail = |e| self.fail("could not look up a token", e);
+        let mut statement = self
+            .conn
+            .prepare_cached(
+                "SELECT email, name, branch, employer, attributes FROM members WHERE token_key = ?1 ORDER BY id",
+            )
+            .map_err(fail)?;
+        let rows = statement.query_map([key], member_row).map_err(fail)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(fail)
+    }
+
+    fn lookup_keys_state(&self) -> Result<(Option<Vec<u8>>, u64)> {
+        let fail = |e| self.fail("could not read the token keys' state", e);
+        let fingerprint: Option<Vec<u8>> = self
+            .conn
+            .query_row(
+                "SELECT value FROM secrets WHERE name = 'token-fingerprint'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(fail)?;
+        let missing = count(
+            &self.conn,
+            "SELECT COUNT(*) FROM members WHERE lookup_key IS NULL",
+        )
+        .map_err(fail)?;
+        Ok((fingerprint, missing))
+    }
+
+    fn set_lookup_keys(&self, keys: &[(String, Vec<u8>)], fingerprint: &[u8]) -> Result<()> {
+        let fail = |e| self.fail("could not write the token keys", e);
+        let tx = self.conn.unchecked_transaction().map_err(fail)?;
+        {
+            let mut update = tx
+                .prepare_cached("UPDATE members SET lookup_key = ?2 WHERE email = ?1")
+                .map_err(fail)?;
+            for (email, key) in keys {
+                update.execute(params![email, key]).map_err(fail)?;
+            }
+        }
+        tx.execute(
+            "INSERT INTO secrets (name, value) VALUES ('token-fingerprint', ?1)
+             ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+            [fingerprint],
+        )
+        .map_err(fail)?;
+        tx.commit().map_err(fail)
+    }
+
+    fn attribute_names(&self) -> Result<Vec<String>> {
+        let fail = |e| self.fail("could not read attribute names", e);
+        let mut statement = self
+            .conn
+            .prepare(
+                "SELECT DISTINCT j.key FROM members, json_each(members.attributes) AS j ORDER BY j.key",
+            )
+            .map_err(fail)?;
+        let rows = statement.query_map([], |r| r.get(0)).map_err(fail)?;
+        rows.collect::<rusqlite::Result<Vec<String>>>()
+            .map_err(fail)
+    }
+
+    fn counts(&self) -> Result<Counts> {
+        let fail = |e| self.fail("could not count members", e);
+        let sendable = "NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.email = m.email)";
+        let all = count(
+            &self.conn,
+            &format!("SELECT COUNT(*) FROM members m WHERE {sendable}"),
+        )
+        .map_err(fail)?;
+        let suppressed = count(
+            &self.conn,
+            "SELECT COUNT(*) FROM members m WHERE EXISTS (SELECT 1 FROM suppressions s WHERE s.email = m.email)",
+        )
+        .map_err(fail)?;
+        let group = |column: &str| -> rusqlite::Result<Vec<(String, u64)>> {
+            let mut statement = self.conn.prepare(&format!(
+                "SELECT MIN({column}), COUNT(*) FROM members m
+                 WHERE {column} IS NOT NULL AND {sendable}
+                 GROUP BY {column} COLLATE NOCASE ORDER BY {column} COLLATE NOCASE"
+            ))?;
+            let rows = statement.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?;
+            rows.collect()
+        };
+        let branches = group("branch").map_err(fail)?;
+        let employers = group("employer").map_err(fail)?;
+        Ok(Counts {
+            all,
+            suppressed,
+            branches,
+            employers,
+        })
+    }
+
+    fn count_selected(&self, selection: &Selection) -> Result<u64> {
+        let (filter, args) = where_selected(selection, 1);
+        self.conn
+            .query_row(
+                &format!(
+                    "SELECT COUNT(*) FROM members m WHERE {filter}
+                     AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.email = m.email)"
+                ),
+                rusqlite::params_from_iter(args.iter()),
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n as u64)
+            .map_err(|e| self.fail("could not count recipients", e))
+    }
+
+    fn suppress(&self, email: &str, reason: &str, detail: Option<&str>, at: &str) -> Result<bool> {
+        self.conn
+            .execute(
+                "INSERT INTO suppressions (email, reason, detail, at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(email) DO NOTHING",
+                params![email, reason, detail, at],
+            )
+            .map(|n| n > 0)
+            .map_err(|e| self.fail("could not suppress an address", e))
+    }
+
+    fn suppressions(&self) -> Result<Vec<Suppression>> {
+        let fail = |e| self.fail("could not list suppressions", e);
+        let mut statement = self
+            .conn
+            .prepare("SELECT email, reason, detail, at FROM suppressions ORDER BY at, email")
+            .map_err(fail)?;
+        let rows = statement
+            .query_map([], |r| {
+                Ok(Suppression {
+                    email: r.get(0)?,
+                    reason: r.get(1)?,
+                    detail: r.get(2)?,
+                    at: r.get(3)?,
+                })
+            })
+            .map_err(fail)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(fail)
+    }
+
+    fn unsuppress(&self, email: &str) -> Result<Option<Suppression>> {
+        self.conn
+            .query_row(
+                "DELETE FROM suppressions WHERE email = ?1 RETURNING email, reason, detail, at",
+                [email],
+                |r| {
+                    Ok(Suppression {
+                        email: r.get(0)?,
+                        reason: r.get(1)?,
+                        detail: r.get(2)?,
+                        at: r.get(3)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(|e| self.fail("could not lift a suppression", e))
+    }
+
+    fn add_bounce(&self, e: &crate::store::BounceEvent) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO bounces (email, at, reason, consequence, job, evidence)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![e.email, e.at, e.reason, e.consequence, e.job, e.evidence],
+            )
+            .map(drop)
+            .map_err(|err| self.fail("could not keep a bounce", err))
+    }
+
+    fn bounces_for(&self, email: &str) -> Result<Vec<crate::store::BounceEvent>> {
+        let fail = |e| self.fail("could not read bounces", e);
+        let mut statement = self
+            .conn
+            .prepare_cached(
+                "SELECT email, at, reason, consequence, job, evidence FROM bounces
+                 WHERE email = ?1 ORDER BY at, id",
+            )
+            .map_err(fail)?;
+        let rows = statement
+            .query_map([email], |r| {
+                Ok(crate::store::BounceEvent {
+                    email: r.get(0)?,
+                    at: r.get(1)?,
+                    reason: r.get(2)?,
+                    consequence: r.get(3)?,
+                    job: r.get(4)?,
+                    evidence: r.get(5)?,
+                })
+            })
+            .map_err(fail)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(fail)
+    }
+}
