@@ -1,6 +1,7 @@
 //! The send journal alone, without SMTP: claims and marks per second on SQLite and (when
 //! `MAILOUT_BENCH_PG` holds a URL) PostgreSQL, the way a worker uses it: claim 1,000 rows,
-//! mark them in groups of 16 (one group commit per message's data, at 16 connections).
+//! mark them in groups of 16 (one group commit per message's data, at 16 connections),
+//! under each `[store] durability`.
 //!
 //! `cargo bench --bench journal` (`MAILOUT_BENCH_PG=$(scripts/pg-setup)` for
 //! PostgreSQL; ROWS=N to change the 100,000 rows).
@@ -8,7 +9,7 @@
 use std::time::Instant;
 
 use mailout::members::{Member, Selection};
-use mailout::store::{self, EntryState, Mark, NewJob, Store};
+use mailout::store::{self, Durability, EntryState, Mark, NewJob, Store};
 
 fn members(n: usize) -> impl Iterator<Item = Member> {
     (0..n).map(|i| Member {
@@ -48,8 +49,11 @@ fn bench(name: &str, store: &dyn Store, rows: usize) {
     let start = Instant::now();
     let mut done = 0;
     let mut after = 0;
+    let mut claiming = 0.0;
     loop {
+        let asked = Instant::now();
         let claimed = store.claim(job.id, worker, after, 1000).expect("claim");
+        claiming += asked.elapsed().as_secs_f64();
         after = claimed.last().map_or(after, |e| e.seq);
         if claimed.is_empty() {
             break;
@@ -76,7 +80,7 @@ fn bench(name: &str, store: &dyn Store, rows: usize) {
     let after = store.job(job.id).expect("job").expect("job");
     assert_eq!(after.progress.sent, rows as u64);
     println!(
-        "{name:<11} {rows} rows claimed and marked in {secs:.2} s: {:.0} claims+marks/s",
+        "{name:<22} {rows} rows claimed and marked in {secs:.2} s ({claiming:.2} s claiming): {:.0} claims+marks/s",
         rows as f64 / secs
     );
 }
@@ -86,21 +90,30 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(100_000);
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("bench.sqlite");
-    let sqlite = store::open(&path.to_string_lossy()).expect("open SQLite");
-    bench("SQLite", sqlite.as_ref(), rows);
-    match std::env::var("MAILOUT_BENCH_PG") {
-        Ok(url) if !url.is_empty() => {
-            let schema = format!("bench_{}", std::process::id());
-            let join = if url.contains('?') { '&' } else { '?' };
-            let pg = store::open(&format!("{url}{join}schema={schema}")).expect("open PostgreSQL");
-            bench("PostgreSQL", pg.as_ref(), rows);
-            drop(pg);
-            if let Ok(mut client) = postgres::Client::connect(&url, postgres::NoTls) {
-                let _ = client.batch_execute(&format!("DROP SCHEMA {schema} CASCADE"));
+    for durability in [Durability::Process, Durability::Full] {
+        let label = match durability {
+            Durability::Process => "process",
+            Durability::Full => "full",
+        };
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("bench.sqlite");
+        let sqlite = store::open(&path.to_string_lossy()).expect("open SQLite");
+        sqlite.set_durability(durability).expect("durability");
+        bench(&format!("SQLite, {label}"), sqlite.as_ref(), rows);
+        match std::env::var("MAILOUT_BENCH_PG") {
+            Ok(url) if !url.is_empty() => {
+                let schema = format!("bench_{}_{label}", std::process::id());
+                let join = if url.contains('?') { '&' } else { '?' };
+                let pg =
+                    store::open(&format!("{url}{join}schema={schema}")).expect("open PostgreSQL");
+                pg.set_durability(durability).expect("durability");
+                bench(&format!("PostgreSQL, {label}"), pg.as_ref(), rows);
+                drop(pg);
+                if let Ok(mut client) = postgres::Client::connect(&url, postgres::NoTls) {
+                    let _ = client.batch_execute(&format!("DROP SCHEMA {schema} CASCADE"));
+                }
             }
+            _ => println!("PostgreSQL  skipped (MAILOUT_BENCH_PG is not set)"),
         }
-        _ => println!("PostgreSQL  skipped (MAILOUT_BENCH_PG is not set)"),
     }
 }

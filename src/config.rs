@@ -191,6 +191,9 @@ pub struct Store {
     pub password_env: String,
     /// How long a worker's claim on journal rows lasts without renewal.
     pub lease_secs: u64,
+    /// What a commit survives: `process` (a crash of mailout) or `full` (a crash of the
+    /// machine too).
+    pub durability: crate::store::Durability,
 }
 
 impl Default for Store {
@@ -199,6 +202,7 @@ impl Default for Store {
             path: "mailout.sqlite".into(),
             password_env: "MAILOUT_PG_PASSWORD".into(),
             lease_secs: 60,
+            durability: crate::store::Durability::Process,
         }
     }
 }

@@ -166,7 +166,11 @@ impl Workspace {
         let opened = match self.access {
             Access::ReadOnly => store::open_read_only(location, password_env)?,
             Access::Draft if self.is_demo() && missing_file() => store::open_empty(location)?,
-            Access::Draft | Access::Write => store::open_with(location, password_env)?,
+            Access::Draft | Access::Write => {
+                let store = store::open_with(location, password_env)?;
+                store.set_durability(self.config.store.durability)?;
+                store
+            }
         };
         Ok(self.store.get_or_init(|| opened).as_ref())
     }
@@ -185,7 +189,9 @@ impl Workspace {
 
     /// A connection of its own to the store (for a server or a send worker).
     pub fn open_store(&self) -> Result<Box<dyn Store>> {
-        store::open_with(&self.store_location, &self.config.store.password_env)
+        let store = store::open_with(&self.store_location, &self.config.store.password_env)?;
+        store.set_durability(self.config.store.durability)?;
+        Ok(store)
     }
 
     /// The folder paths in bulletins are relative to.

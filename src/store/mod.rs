@@ -44,6 +44,24 @@ pub trait Backend {
 
     /// The named secret, created from the system's random source on first use.
     fn secret(&self, name: &str) -> Result<Vec<u8>>;
+
+    /// How durable commits are from now on ([`Durability`]).
+    fn set_durability(&self, durability: Durability) -> Result<()>;
+}
+
+/// What a commit survives: `[store] durability`. The same promise on both backends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// A crash of mailout loses nothing; a crash of the database server or the machine can
+    /// lose the last fraction of a second of send results, whose recipients then receive a
+    /// second copy with the same Message-ID (never none). SQLite: `synchronous=NORMAL`
+    /// under WAL; PostgreSQL: `synchronous_commit=off` for the journal's results only.
+    #[default]
+    Process,
+    /// Every commit is on disk before mailout goes on: SQLite `synchronous=FULL`,
+    /// PostgreSQL's durable commits throughout.
+    Full,
 }
 
 /// The series' numbers: what was built and sent under each, and the sign-offs of a

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::{job_spec, member, on_each_backend, sent, test_key};
 use crate::members::{Member, Selection};
-use crate::store::{Entry, EntryState, Journal, Mark, NewJob};
+use crate::store::{Durability, Entry, EntryState, Journal, Mark, NewJob};
 
 fn snapshot_member(email: &str, branch: &str, employer: &str) -> Member {
     Member {
@@ -275,5 +275,39 @@ fn send_slots_are_spaced_and_domain_pauses_keep_the_longest() {
         assert_eq!(paused[0].0, "a.example");
         assert_eq!(paused[1].0, "b.example");
         assert!(paused[1].1 > Duration::from_secs(58), "{paused:?}");
+    });
+}
+
+#[test]
+fn results_are_kept_under_either_durability() {
+    on_each_backend(|f| {
+        let store = f.open();
+        let members: Vec<Member> = (0..4)
+            .map(|i| member(&format!("d{i}@x.example"), None, None, &[]))
+            .collect();
+        store
+            .import_members(&mut members.into_iter(), &test_key)
+            .unwrap();
+        let job = store
+            .create_job(
+                &job_spec(9),
+                &Selection {
+                    all: true,
+                    ..Selection::default()
+                },
+            )
+            .unwrap();
+        let rows = store.pending(job.id, 0, 10).unwrap();
+        // Results marked under each durability in turn, then read back.
+        for (durability, row) in [Durability::Full, Durability::Process, Durability::Full]
+            .into_iter()
+            .zip(&rows)
+        {
+            store.set_durability(durability).unwrap();
+            store.mark(&[sent(row)]).unwrap();
+        }
+        let progress = store.job(job.id).unwrap().unwrap().progress;
+        assert_eq!((progress.sent, progress.pending), (3, 1));
+        (progress.sent, progress.pending)
     });
 }

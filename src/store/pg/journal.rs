@@ -137,7 +137,10 @@ UPDATE journal j SET state = m.state, attempts = m.attempts, message_id = m.mess
        reply = m.reply, updated_at = m.at,
        claimed_by = CASE WHEN m.state = 'pending' THEN j.claimed_by END
 FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[])
-     AS m(job, seq, state, attempts, message_id, reply, at)
+     AS m(job, seq, state, attempts, message_id, reply, at),
+     -- How this statement's own commit waits for the disk (`on`, or `off` under
+     -- durability = \"process\"): set for this transaction alone, in the same round trip.
+     (SELECT set_config('synchronous_commit', $8, true)) AS durability
 WHERE j.job = m.job AND j.seq = m.seq AND j.state = 'pending'";
 
 impl Journal for PgStore {
@@ -378,10 +381,17 @@ impl Journal for PgStore {
         let ids: Vec<String> = marks.iter().map(|m| m.message_id.clone()).collect();
         let replies: Vec<String> = marks.iter().map(|m| m.reply.clone()).collect();
         let ats: Vec<String> = marks.iter().map(|m| m.at.clone()).collect();
+        let wait = if self.quick_marks.load(std::sync::atomic::Ordering::Relaxed) {
+            "off"
+        } else {
+            "on"
+        };
         self.call("could not write the journal", move |db| {
             db.execute(
                 MARK,
-                &[&jobs, &seqs, &states, &attempts, &ids, &replies, &ats],
+                &[
+                    &jobs, &seqs, &states, &attempts, &ids, &replies, &ats, &wait,
+                ],
             )?;
             Ok(())
         })

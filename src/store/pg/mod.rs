@@ -39,7 +39,7 @@ use postgres::Row;
 use crate::error::{Error, Result};
 use crate::members::{Member, Selection};
 use crate::store::schema::attributes;
-use crate::store::{Backend, Store, redact};
+use crate::store::{Backend, Durability, Store, redact};
 
 use self::bridge::{Conn, Fail, Step, Task, bad, serve};
 use self::schema::migrate;
@@ -65,6 +65,9 @@ pub fn open(url: &str, password_env: &str) -> Result<Box<dyn Store>> {
 /// A store in a PostgreSQL database, reached through a thread of its own.
 pub struct PgStore {
     location: String,
+    /// Whether the journal's results are committed without waiting for the disk
+    /// ([`Durability::Process`]).
+    quick_marks: std::sync::atomic::AtomicBool,
     tasks: Option<mpsc::Sender<Task>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -134,6 +137,7 @@ impl PgStore {
             })?;
         let store = PgStore {
             location,
+            quick_marks: std::sync::atomic::AtomicBool::new(true),
             tasks: Some(tasks),
             thread: Some(thread),
         };
@@ -212,6 +216,14 @@ impl Backend for PgStore {
 
     fn is_remote(&self) -> bool {
         true
+    }
+
+    fn set_durability(&self, durability: Durability) -> Result<()> {
+        self.quick_marks.store(
+            durability == Durability::Process,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        Ok(())
     }
 
     fn secret(&self, name: &str) -> Result<Vec<u8>> {

@@ -15,8 +15,8 @@ use rusqlite_migration::{M, Migrations};
 
 use crate::error::{Error, Result};
 use crate::members::{Member, Selection};
-use crate::store::Backend;
 use crate::store::schema::attributes;
+use crate::store::{Backend, Durability};
 
 const MIGRATIONS: &[M<'static>] = &[
     M::up(
@@ -319,6 +319,16 @@ impl SqliteStore {
 impl Backend for SqliteStore {
     fn location(&self) -> &str {
         &self.location
+    }
+
+    fn set_durability(&self, durability: Durability) -> Result<()> {
+        let level = match durability {
+            Durability::Process => "NORMAL",
+            Durability::Full => "FULL",
+        };
+        self.conn
+            .pragma_update(None, "synchronous", level)
+            .map_err(|e| self.fail("could not set how durable commits are", e))
     }
 
     fn secret(&self, name: &str) -> Result<Vec<u8>> {
