@@ -112,17 +112,19 @@ pub async fn run<T: Transport>(
         })
     };
 
+    let (maker, making) = Maker::start(Arc::clone(&mailing), signer)?;
     let mut workers = tokio::task::JoinSet::new();
     for transport in transports {
         workers.spawn(worker(
             Arc::clone(&queue),
             transport,
             Arc::clone(&mailing),
-            signer.clone(),
+            maker.clone(),
             from.clone(),
             rate,
         ));
     }
+    drop(maker);
     let mut interrupted = false;
     let mut first_error = None;
     loop {
@@ -150,6 +152,9 @@ pub async fn run<T: Transport>(
         }
     }
     beats.abort();
+    // Every worker, and so every handle on the maker, is gone: its thread has ended or is
+    // finishing its last copy.
+    let _ = making.join();
     display.finish();
     if let Some(e) = queue.take_failure().or(first_error) {
         return Err(e);
@@ -174,42 +179,85 @@ pub async fn run<T: Transport>(
     })
 }
 
-/// A copy being made on a blocking thread: its recipient's address and the finished
-/// (signed) bytes, or why it cannot be sent.
-type Making = tokio::task::JoinHandle<std::result::Result<(Address, Vec<u8>), String>>;
+/// A copy being made: its recipient's address and the finished (signed) bytes, or why it
+/// cannot be sent.
+type Making = tokio::sync::oneshot::Receiver<Made>;
 
-/// Starts making `entry`'s copy off the runtime's thread: personalising and signing cost
-/// CPU that would otherwise hold up every connection of the run.
-fn make_copy(
-    entry: &Entry,
-    mailing: &Arc<Mailing>,
-    signer: &Option<Arc<Signer>>,
-) -> (String, Making) {
-    let recipient = entry.member.recipient();
-    let message_id = mailing.message_id(&recipient.email);
-    let mailing = Arc::clone(mailing);
-    let signer = signer.clone();
-    let making = tokio::task::spawn_blocking(move || {
-        let to = Address::from_str(&recipient.email).map_err(|e| format!("not an address: {e}"))?;
-        let copy = mailing
-            .copy_for(&recipient, false)
-            .map_err(|e| format!("could not build the copy: {}", e.one_line()))?;
-        let bytes = match &signer {
-            Some(signer) => signer
-                .sign(&copy.bytes)
-                .map_err(|e| format!("could not sign the copy: {}", e.one_line()))?,
-            None => copy.bytes,
-        };
-        Ok((to, bytes))
-    });
-    (message_id, making)
+/// A finished copy: its recipient's address and its bytes, or why it cannot be sent.
+type Made = std::result::Result<(Address, Vec<u8>), String>;
+
+/// What the maker's thread is asked: a recipient, and where its copy goes.
+type Job = (
+    crate::recipient::Recipient,
+    tokio::sync::oneshot::Sender<Made>,
+);
+
+/// Makes copies on a thread of its own, in the order asked: personalising and signing cost
+/// CPU that would otherwise hold up every connection of the run, and one thread beside the
+/// runtime's is what a small machine that also runs the database and the SMTP server has to
+/// spare (a thread per copy would take the runtime's share).
+#[derive(Clone)]
+struct Maker {
+    jobs: std::sync::mpsc::Sender<Job>,
 }
 
-/// The copy `making` makes; a thread that died making it is that copy's failure.
-async fn finish(making: Making) -> std::result::Result<(Address, Vec<u8>), String> {
-    making
-        .await
-        .unwrap_or_else(|e| Err(format!("could not build the copy: {e}")))
+impl Maker {
+    /// The maker's thread, which ends when every [`Maker`] is dropped.
+    fn start(
+        mailing: Arc<Mailing>,
+        signer: Option<Arc<Signer>>,
+    ) -> Result<(Maker, std::thread::JoinHandle<()>)> {
+        let (jobs, asked) = std::sync::mpsc::channel::<Job>();
+        let thread = std::thread::Builder::new()
+            .name("mailout-copies".into())
+            .spawn(move || {
+                for (recipient, reply) in asked {
+                    let _ = reply.send(make(&mailing, signer.as_deref(), &recipient));
+                }
+            })
+            .map_err(|e| Error::Io {
+                context: "could not start the thread that makes copies".into(),
+                path: None,
+                source: e,
+            })?;
+        Ok((Maker { jobs }, thread))
+    }
+
+    /// Starts making `entry`'s copy; its Message-ID now.
+    fn make(&self, entry: &Entry, mailing: &Mailing) -> (String, Making) {
+        let recipient = entry.member.recipient();
+        let message_id = mailing.message_id(&recipient.email);
+        let (reply, making) = tokio::sync::oneshot::channel();
+        // A maker that has stopped drops `reply`: [`finish`] says so.
+        let _ = self.jobs.send((recipient, reply));
+        (message_id, making)
+    }
+}
+
+/// `recipient`'s copy, signed when there is a key.
+fn make(
+    mailing: &Mailing,
+    signer: Option<&Signer>,
+    recipient: &crate::recipient::Recipient,
+) -> Made {
+    let to = Address::from_str(&recipient.email).map_err(|e| format!("not an address: {e}"))?;
+    let copy = mailing
+        .copy_for(recipient, false)
+        .map_err(|e| format!("could not build the copy: {}", e.one_line()))?;
+    let bytes = match signer {
+        Some(signer) => signer
+            .sign(&copy.bytes)
+            .map_err(|e| format!("could not sign the copy: {}", e.one_line()))?,
+        None => copy.bytes,
+    };
+    Ok((to, bytes))
+}
+
+/// The copy `making` makes.
+async fn finish(making: Making) -> Made {
+    making.await.unwrap_or_else(|_| {
+        Err("could not build the copy: the thread making copies stopped".into())
+    })
 }
 
 /// One connection's loop. While a copy goes out, the next recipient's copy is made on
@@ -220,7 +268,7 @@ async fn worker<T: Transport>(
     queue: Arc<Queue>,
     mut transport: T,
     mailing: Arc<Mailing>,
-    signer: Option<Arc<Signer>>,
+    maker: Maker,
     from: Address,
     rate: u32,
 ) -> Result<()> {
@@ -230,13 +278,13 @@ async fn worker<T: Transport>(
             Some((entry, message_id, making)) => match queue.recheck(entry) {
                 Some(entry) => (entry, message_id, making),
                 None => {
-                    making.abort();
+                    drop(making);
                     continue;
                 }
             },
             None => match queue.next().await? {
                 Some(entry) => {
-                    let (message_id, making) = make_copy(&entry, &mailing, &signer);
+                    let (message_id, making) = maker.make(&entry, &mailing);
                     (entry, message_id, making)
                 }
                 None => break,
@@ -252,7 +300,7 @@ async fn worker<T: Transport>(
                     return Err(e);
                 }
                 ahead = queue.try_next().map(|next| {
-                    let (message_id, making) = make_copy(&next, &mailing, &signer);
+                    let (message_id, making) = maker.make(&next, &mailing);
                     (next, message_id, making)
                 });
                 // Before this copy can be accepted, every earlier result is committed and
@@ -286,7 +334,7 @@ async fn worker<T: Transport>(
 /// Gives back a recipient taken ahead, unsent.
 fn give_back(queue: &Queue, ahead: Option<(Entry, String, Making)>) {
     if let Some((entry, _, making)) = ahead {
-        making.abort();
+        drop(making);
         queue.put_back(entry);
     }
 }
