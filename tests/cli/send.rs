@@ -24,8 +24,9 @@ fn token_in(list_unsubscribe: &str) -> String {
 
 /// Kills a send with SIGKILL once `after` copies are journaled as sent, runs it again to
 /// the end, and checks that everyone got the bulletin, duplicates are at most the
-/// concurrency (with the same Message-ID), and the journal says sent for all.
-fn killed_and_rerun(backend: Backend, after: usize) {
+/// concurrency (with the same Message-ID), and the journal says sent for all. `durability`
+/// is `[store] durability`.
+fn killed_and_rerun(backend: Backend, after: usize, durability: &str) {
     const MEMBERS: usize = 2_000;
     const CONCURRENCY: usize = 4;
     let sink = SmtpSink::start();
@@ -33,6 +34,17 @@ fn killed_and_rerun(backend: Backend, after: usize) {
         .on(backend)
         .with_members(MEMBERS)
         .with_smtp(sink.port, &format!("concurrency = {CONCURRENCY}"));
+    let config = t.file("config/mailout.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(text.contains("\ndurability = \"process\"\n"), "{text}");
+    std::fs::write(
+        &config,
+        text.replace(
+            "\ndurability = \"process\"\n",
+            &format!("\ndurability = \"{durability}\"\n"),
+        ),
+    )
+    .unwrap();
     let mut child = t
         .command()
         .args(["send", ROUNDUP, "--to", "all", "--yes", "-q"])
@@ -180,15 +192,20 @@ on_both! {
     }
 
     fn a_send_killed_early_resumes_with_nobody_skipped_or_mailed_twice(backend) {
-        killed_and_rerun(backend, 7);
+        killed_and_rerun(backend, 7, "process");
     }
 
     fn a_send_killed_midway_resumes_with_nobody_skipped_or_mailed_twice(backend) {
-        killed_and_rerun(backend, 911);
+        killed_and_rerun(backend, 911, "process");
     }
 
     fn a_send_killed_near_the_end_resumes_with_nobody_skipped_or_mailed_twice(backend) {
-        killed_and_rerun(backend, 1_876);
+        killed_and_rerun(backend, 1_876, "process");
+    }
+
+    fn killed_under_full_durability_nobody_is_skipped_or_mailed_twice(backend) {
+        killed_and_rerun(backend, 7, "full");
+        killed_and_rerun(backend, 911, "full");
     }
 
     fn without_smtp_copies_go_to_files_and_sections_follow_the_audience(backend) {
