@@ -424,3 +424,17 @@ pub enum Value {
     /// Bytes.
     Blob(Vec<u8>),
 }
+
+/// A value as a message names it: its kind and, when short, itself.
+impl std::fmt::Display for Value {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Value::Null => f.write_str("an empty value (NULL)"),
+            Value::Integer(n) => write!(f, "the number {n}"),
+            Value::Real(x) => write!(f, "the number {x}"),
+            Value::Text(t) if t.chars().count() <= 40 => write!(f, "the text `{t}`"),
+            Value::Text(t) => write!(f, "a text of {} characters", t.chars().count()),
+            Value::Blob(b) => write!(f, "{} bytes of binary data", b.len()),
+        }
+    }
+}

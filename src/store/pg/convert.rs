@@ -43,7 +43,7 @@ pub(super) fn key_params(key: &[Value]) -> Step<Vec<Box<dyn ToSql + Sync + Send>
                 Value::Integer(n) => Ok(Box::new(*n)),
                 Value::Text(t) => Ok(Box::new(t.clone())),
                 other => Err(bad(format!(
-                    "a key that is neither a number nor text: {other:?}"
+                    "a key that is neither a number nor text: {other}"
                 ))),
             }
         })
@@ -121,7 +121,7 @@ pub(super) fn integer_of(value: &Value) -> std::result::Result<Option<i64>, Stri
                 .parse()
                 .map_err(|_| format!("`{t}` is not an integer"))?,
         ),
-        other => return Err(format!("{other:?} is not an integer")),
+        other => return Err(format!("{other} is not an integer")),
     })
 }
 
@@ -181,7 +181,7 @@ pub(super) fn to_pg(value: &Value, ty: &Type) -> std::result::Result<PgValue, St
             Value::Null => None,
             Value::Blob(b) => Some(b.clone()),
             Value::Text(t) => Some(t.as_bytes().to_vec()),
-            other => return Err(format!("{other:?} is not bytes")),
+            other => return Err(format!("{other} is not bytes")),
         }),
         ref other => return Err(format!("cannot copy into a column of type {other}")),
     })

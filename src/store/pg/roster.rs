@@ -137,31 +137,11 @@ impl Roster for PgStore {
     }
 
     fn members_by_lookup_key(&self, key: &[u8]) -> Result<Vec<Member>> {
-        let key = key.to_vec();
-        self.call("could not look up a token", move |db| {
-            db.query(
-                "SELECT email, name, branch, employer, attributes FROM members
-                 WHERE lookup_key = $1 ORDER BY id",
-                &[&key],
-            )?
-            .iter()
-            .map(member_row)
-            .collect()
-        })
+        members_by_key(self, "lookup_key", key)
     }
 
     fn members_by_legacy_key(&self, key: &[u8]) -> Result<Vec<Member>> {
-        let key = key.to_vec();
-        self.call("could not look up a token", move |db| {
-            db.query(
-                "SELECT email, name, branch, employer, attributes FROM members
-                 WHERE token_key = $1 ORDER BY id",
-                &[&key],
-            )?
-            .iter()
-            .map(member_row)
-            .collect()
-        })
+        members_by_key(self, "token_key", key)
     }
 
     fn lookup_keys_state(&self) -> Result<(Option<Vec<u8>>, u64)> {
@@ -359,4 +339,21 @@ impl Roster for PgStore {
             .collect()
         })
     }
+}
+
+/// The members whose `column` (a token key column) holds `key`, in the order they came.
+fn members_by_key(store: &PgStore, column: &'static str, key: &[u8]) -> Result<Vec<Member>> {
+    let key = key.to_vec();
+    store.call("could not look up a token", move |db| {
+        db.query(
+            &format!(
+                "SELECT email, name, branch, employer, attributes FROM members
+                 WHERE {column} = $1 ORDER BY id"
+            ),
+            &[&key],
+        )?
+        .iter()
+        .map(member_row)
+        .collect()
+    })
 }
