@@ -459,6 +459,11 @@ impl Archive for PgStore {
         let millis = budget.as_millis().clamp(1, 3_600_000) as u64;
         let found = self.call("could not search the archive", move |db| {
             db.transaction(|tx| {
+                // Prepared before the budget starts: a timeout that fires as the server
+                // finishes preparing is reported after the driver has taken the statement
+                // as prepared, so nobody reads it, and the search would then fail with
+                // "current transaction is aborted" instead of saying it was cut short.
+                tx.statement(SEARCH)?;
                 tx.c.batch_execute(&format!("SET LOCAL statement_timeout = {millis}"))?;
                 tx.query(SEARCH, &[&tsquery, &limit])?
                     .iter()
