@@ -8,8 +8,7 @@
 
 use std::time::Instant;
 
-use mailout::members::{Member, Selection};
-use mailout::store::{self, Durability, EntryState, Mark, NewJob, Store};
+use mailout::store::{self, Durability, EntryState, Mark, Member, NewJob, Selection, Store};
 
 fn members(n: usize) -> impl Iterator<Item = Member> {
     (0..n).map(|i| Member {
@@ -22,8 +21,9 @@ fn members(n: usize) -> impl Iterator<Item = Member> {
 }
 
 fn bench(name: &str, store: &dyn Store, rows: usize) {
+    let key = mailout::token::TokenKey::new(b"bench".to_vec());
     store
-        .import_members(&mut members(rows), &|e| e.as_bytes().to_vec())
+        .import_members(&mut members(rows).map(|m| key.keyed(m)))
         .expect("import members");
     let job = store
         .create_job(

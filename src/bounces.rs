@@ -1010,7 +1010,7 @@ pub fn process(
         };
         let address = match &by_id {
             Some(entry) => entry.member.email.clone(),
-            None => match crate::members::normalise_address(&bounce.recipient) {
+            None => match crate::address::normalise_address(&bounce.recipient) {
                 Some(a) => a,
                 None => continue,
             },

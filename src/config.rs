@@ -309,7 +309,7 @@ impl Default for Archive {
         Archive {
             series_pattern: "Latest From Example Union (\\d+)".into(),
             site_url: "https://union.example.org/archive".into(),
-            search_max_terms: crate::archive::query::MAX_TERMS,
+            search_max_terms: crate::search::query::MAX_TERMS,
             search_timeout_secs: 2.0,
         }
     }

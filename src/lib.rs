@@ -10,6 +10,7 @@
 
 #![warn(missing_docs)]
 
+pub mod address;
 pub mod approval;
 pub mod archive;
 pub mod bounces;
@@ -33,6 +34,7 @@ pub mod recipient;
 pub mod render;
 pub mod report;
 pub mod runtime;
+pub mod search;
 pub mod send;
 pub mod serve;
 pub mod store;

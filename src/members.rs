@@ -3,26 +3,11 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::str::FromStr;
 
+use crate::address::{clean, normalise_address};
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::message::clean;
-
-/// One member, as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Member {
-    /// Normalised address (trimmed, lowercase).
-    pub email: String,
-    /// Full name, if known.
-    pub name: Option<String>,
-    /// Branch, if known.
-    pub branch: Option<String>,
-    /// Employer, if known.
-    pub employer: Option<String>,
-    /// Other CSV columns.
-    pub attributes: BTreeMap<String, String>,
-}
+pub use crate::store::{Member, Selection};
 
 impl Member {
     /// The member as a recipient of a copy.
@@ -44,21 +29,6 @@ pub struct Skipped {
     pub line: u64,
     /// Why.
     pub reason: String,
-}
-
-/// Normalises an address for storage and comparison: trimmed and lowercased. Returns `None`
-/// when it is not a deliverable address (`user@domain.tld`).
-pub fn normalise_address(raw: &str) -> Option<String> {
-    let address = raw.trim().trim_start_matches("mailto:").to_lowercase();
-    let parsed = lettre::Address::from_str(&address).ok()?;
-    let domain = parsed.domain();
-    let domain_ok = domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && domain
-            .split('.')
-            .all(|l| !l.is_empty() && l.chars().all(|c| c.is_alphanumeric() || c == '-'));
-    domain_ok.then_some(address)
 }
 
 /// Members read from a CSV file: a header row naming the columns (`email` required;
@@ -258,28 +228,6 @@ fn not_utf8(path: &Path, bytes: &[u8], at: usize) -> Error {
     ))
 }
 
-/// Who a send goes to, reduced to what the store can query.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Selection {
-    /// Every member.
-    pub all: bool,
-    /// Members of these branches (compared without case).
-    pub branches: Vec<String>,
-    /// Members of these employers (compared without case).
-    pub employers: Vec<String>,
-}
-
-impl Selection {
-    /// Whether `member` is selected.
-    pub fn matches(&self, member: &Member) -> bool {
-        let any = |wanted: &[String], have: &Option<String>| {
-            have.as_deref()
-                .is_some_and(|h| wanted.iter().any(|w| w.eq_ignore_ascii_case(h.trim())))
-        };
-        self.all || any(&self.branches, &member.branch) || any(&self.employers, &member.employer)
-    }
-}
-
 /// `--to` parsed: the canonical text (the job's key) and what it selects.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Selectors {
@@ -392,30 +340,6 @@ fn expand(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn addresses_are_normalised_and_checked() {
-        assert_eq!(
-            normalise_address("  Jo.Bloggs@Members.Test "),
-            Some("jo.bloggs@members.test".into())
-        );
-        assert_eq!(
-            normalise_address("mailto:a@b.example"),
-            Some("a@b.example".into())
-        );
-        for bad in [
-            "",
-            "jo",
-            "jo@",
-            "@x.example",
-            "jo@localhost",
-            "jo@x..example",
-            "a b@x.example",
-            "jo@x.example\r\nBcc: y@z.example",
-        ] {
-            assert_eq!(normalise_address(bad), None, "{bad:?}");
-        }
-    }
 
     #[test]
     fn reads_rows_reports_bad_ones_by_line_and_keeps_extra_columns() {

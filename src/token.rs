@@ -97,6 +97,15 @@ impl TokenKey {
         key
     }
 
+    /// `member` with the keys the store finds their tokens by.
+    pub fn keyed(&self, member: crate::store::Member) -> crate::store::KeyedMember {
+        crate::store::KeyedMember {
+            lookup_key: self.lookup_key(&member.email).to_vec(),
+            legacy_key: legacy_key(&member.email).to_vec(),
+            member,
+        }
+    }
+
     /// A short fingerprint of the secret, kept in the store to notice that the secret has
     /// changed (the lookup keys are then made again).
     pub fn fingerprint(&self) -> Vec<u8> {

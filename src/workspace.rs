@@ -427,7 +427,20 @@ impl Workspace {
     ) -> Result<store::ImportCounts> {
         let key = self.token_key()?;
         self.store()?
-            .import_members(members, &|email| key.lookup_key(email).to_vec())
+            .import_members(&mut members.map(|m| key.keyed(m)))
+    }
+
+    /// Copies this store into the empty PostgreSQL database at `to` (see
+    /// [`store::migrate::migrate`]), once the claims of this machine's workers that have
+    /// gone are released.
+    pub fn migrate_store(
+        &self,
+        to: &str,
+        progress: &mut dyn FnMut(&str, u64),
+    ) -> Result<store::migrate::Report> {
+        let store = self.store()?;
+        crate::host::reap_dead_workers(store)?;
+        store::migrate::migrate(store, to, &self.config.store.password_env, progress)
     }
 
     /// Prepares `edition` for personal copies.

@@ -10,12 +10,10 @@
 pub mod imap;
 pub mod mbox;
 pub mod parse;
-pub mod query;
 pub mod recognise;
 pub mod sanitise;
 pub mod search;
 pub mod site;
-pub mod words;
 
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};

@@ -1,4 +1,4 @@
-//! `mailout archive search`: the query parsed once ([`super::query`]), the store asked for
+//! `mailout archive search`: the query parsed once ([`crate::search::query`]), the store asked for
 //! the messages whose whole text matches, each bulletin given once (whatever copies of it
 //! the archive holds: the copy for everyone is shown where it matched), and each hit named
 //! by the section that holds the most of the query's words (in its heading first), with a
@@ -7,9 +7,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use super::query;
-use super::words;
 use crate::error::Result;
+use crate::search::query;
+use crate::search::words;
 use crate::store::{Archive, ArchiveEntry, CopyKind, SearchHit};
 
 /// How far a search may go: `[archive] search_max_terms` and `search_timeout_secs`.

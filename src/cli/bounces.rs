@@ -122,7 +122,7 @@ pub fn unsuppress(options: &Options, args: Unsuppress) -> Result<ExitCode, Error
         .collect();
     let mut refused = false;
     for raw in &args.addresses {
-        let Some(email) = mailout::members::normalise_address(raw) else {
+        let Some(email) = mailout::address::normalise_address(raw) else {
             return Err(Error::Usage(format!(
                 "`{}` is not an email address",
                 cell(raw, 200)

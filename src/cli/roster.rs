@@ -154,7 +154,7 @@ pub fn unsubscribe(options: &Options, args: Unsubscribe) -> Result<ExitCode, Err
     let store = workspace.store()?;
     let now = clock::stamp();
     for raw in &args.addresses {
-        let Some(email) = members::normalise_address(raw) else {
+        let Some(email) = mailout::address::normalise_address(raw) else {
             return Err(Error::Usage(format!(
                 "`{}` is not an email address",
                 super::output::cell(raw, 200)

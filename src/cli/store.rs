@@ -24,17 +24,12 @@ pub enum StoreCommand {
 pub fn store(options: &Options, command: StoreCommand) -> Result<ExitCode, Error> {
     let StoreCommand::Migrate { to } = command;
     let workspace = Workspace::open(options)?;
-    let report = mailout::store::migrate::migrate(
-        workspace.store()?,
-        &to,
-        &workspace.config.store.password_env,
-        &mut |table, n| {
-            errln!(
-                "copied {} of {table}",
-                mailout::text::count(n, "row", "rows")
-            )
-        },
-    )?;
+    let report = workspace.migrate_store(&to, &mut |table, n| {
+        errln!(
+            "copied {} of {table}",
+            mailout::text::count(n, "row", "rows")
+        )
+    })?;
     let mut rows = vec![["TABLE", "SQLITE", "POSTGRESQL"].map(String::from).to_vec()];
     for (table, from, to) in &report.tables {
         rows.push(vec![table.to_string(), from.to_string(), to.to_string()]);

@@ -11,8 +11,8 @@ use lettre::Address;
 
 use super::transport::{Delivery, Transport};
 use super::worker::{Setup, TransportKind};
+use crate::address::normalise_address;
 use crate::error::{Error, Result};
-use crate::members::normalise_address;
 use crate::message::Mailing;
 use crate::recipient::Recipient;
 use crate::runtime::Runtime;

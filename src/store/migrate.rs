@@ -28,7 +28,6 @@ pub fn migrate(
             "the store to migrate to is the one in use".into(),
         ));
     }
-    crate::host::reap_dead_workers(source)?;
     let live = source.workers()?;
     if !live.is_empty() {
         return Err(Error::Usage(format!(

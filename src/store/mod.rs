@@ -22,13 +22,13 @@ mod conformance;
 
 pub use records::{
     Approval, ArchiveEntry, Archived, ArchivedMessage, AttachmentInfo, BounceEvent, CopyKind,
-    Counts, EditionRecord, Entry, EntryState, ImportCounts, Job, Mark, NewAttachment, NewJob,
-    NewMessage, Progress, SearchHit, SearchRow, Suppression, Value, WorkerInfo,
+    Counts, EditionRecord, Entry, EntryState, ImportCounts, Job, KeyedMember, Mark, Member,
+    NewAttachment, NewJob, NewMessage, Progress, SearchHit, SearchRow, Selection, Suppression,
+    Value, WorkerInfo,
 };
 pub use schema::TABLES;
 
 use crate::error::Result;
-use crate::members::{Member, Selection};
 
 /// Where a store is and how it is reached, and the secrets it keeps.
 pub trait Backend {
@@ -98,12 +98,11 @@ pub trait Editions {
 /// The members: imports, selections and counts, suppressed addresses, bounces kept for soft
 /// scores, and the token lookup keys.
 pub trait Roster {
-    /// Adds or updates every member from `members`, in one transaction; `lookup` gives the
-    /// token lookup key of an address (see [`crate::token::TokenKey::lookup_key`]).
+    /// Adds or updates every member from `members`, with their token keys, in one
+    /// transaction.
     fn import_members(
         &self,
-        members: &mut dyn Iterator<Item = Member>,
-        lookup: &dyn Fn(&str) -> Vec<u8>,
+        members: &mut dyn Iterator<Item = KeyedMember>,
     ) -> Result<ImportCounts>;
 
     /// Members selected by `selection` (all members, suppressed or not, when `None`), by
@@ -264,7 +263,7 @@ pub trait Archive {
     /// error that says so.
     fn archive_search(
         &self,
-        query: &crate::archive::query::Query,
+        query: &crate::search::query::Query,
         limit: usize,
         budget: std::time::Duration,
     ) -> Result<Vec<(ArchiveEntry, f64)>>;

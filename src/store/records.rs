@@ -1,7 +1,58 @@
 //! What the store holds and hands back: the records of editions, members, jobs and their
 //! journals, workers and the archive, the same for every backend.
 
-use crate::members::Member;
+use std::collections::BTreeMap;
+
+/// One member, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// Normalised address (trimmed, lowercase).
+    pub email: String,
+    /// Full name, if known.
+    pub name: Option<String>,
+    /// Branch, if known.
+    pub branch: Option<String>,
+    /// Employer, if known.
+    pub employer: Option<String>,
+    /// Other CSV columns.
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// A member to add or update, with the keys their unsubscribe tokens are found by. The
+/// caller computes them ([`crate::token::TokenKey::keyed`]): the store keeps keys, never the
+/// secret they are made with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyedMember {
+    /// The member.
+    pub member: Member,
+    /// The keyed lookup key of the address (HMAC under the token secret).
+    pub lookup_key: Vec<u8>,
+    /// The unkeyed address hash that tokens of the first form carry, kept for their
+    /// transition.
+    pub legacy_key: Vec<u8>,
+}
+
+/// Who a send goes to, reduced to what the store can query.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Selection {
+    /// Every member.
+    pub all: bool,
+    /// Members of these branches (compared without case).
+    pub branches: Vec<String>,
+    /// Members of these employers (compared without case).
+    pub employers: Vec<String>,
+}
+
+impl Selection {
+    /// Whether `member` is selected.
+    pub fn matches(&self, member: &Member) -> bool {
+        let any = |wanted: &[String], have: &Option<String>| {
+            have.as_deref()
+                .is_some_and(|h| wanted.iter().any(|w| w.eq_ignore_ascii_case(h.trim())))
+        };
+        self.all || any(&self.branches, &member.branch) || any(&self.employers, &member.employer)
+    }
+}
 
 /// What the store knows about one bulletin number.
 #[derive(Debug, Clone, PartialEq, Eq)]

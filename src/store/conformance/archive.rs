@@ -81,7 +81,7 @@ pub(super) fn archive() -> Vec<NewMessage> {
 }
 
 fn hit_ids(store: &dyn Archive, query: &str) -> Vec<i64> {
-    let query = crate::archive::query::parse(query).unwrap();
+    let query = crate::search::query::parse(query).unwrap();
     let mut ids: Vec<i64> = store
         .archive_search(&query, 10, Duration::from_secs(5))
         .unwrap()
@@ -117,7 +117,7 @@ const RANKED: &[&str] = &["pay", "rise"];
 
 /// The ids `query` finds, best first.
 fn ranked_ids(store: &dyn Archive, query: &str) -> Vec<i64> {
-    let query = crate::archive::query::parse(query).unwrap();
+    let query = crate::search::query::parse(query).unwrap();
     let found = store
         .archive_search(&query, 10, Duration::from_secs(5))
         .unwrap();

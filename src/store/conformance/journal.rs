@@ -3,9 +3,9 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use super::{job_spec, member, on_each_backend, sent, test_key};
-use crate::members::{Member, Selection};
+use super::{job_spec, keyed, member, on_each_backend, sent};
 use crate::store::{Durability, Entry, EntryState, Journal, Mark, NewJob};
+use crate::store::{Member, Selection};
 
 fn snapshot_member(email: &str, branch: &str, employer: &str) -> Member {
     Member {
@@ -27,9 +27,7 @@ fn jobs_snapshot_selected_members_and_track_their_rows() {
             snapshot_member("c@x.example", "Wales", "CRC"),
             snapshot_member("d@x.example", "Leeds", "Cafcass"),
         ];
-        let counts = store
-            .import_members(&mut members.into_iter(), &|e| e.as_bytes().to_vec())
-            .unwrap();
+        let counts = store.import_members(&mut keyed(members)).unwrap();
         assert_eq!((counts.added, counts.updated), (4, 0));
         assert_eq!(store.attribute_names().unwrap(), ["grade"]);
         store
@@ -114,9 +112,7 @@ fn workers_claim_disjoint_rows_and_take_over_expired_leases() {
         let members: Vec<Member> = (0..300)
             .map(|i| member(&format!("m{i:03}@x.example"), Some("B"), None, &[]))
             .collect();
-        store
-            .import_members(&mut members.into_iter(), &test_key)
-            .unwrap();
+        store.import_members(&mut keyed(members)).unwrap();
         store
             .suppress(
                 "m005@x.example",
@@ -285,9 +281,7 @@ fn results_are_kept_under_either_durability() {
         let members: Vec<Member> = (0..4)
             .map(|i| member(&format!("d{i}@x.example"), None, None, &[]))
             .collect();
-        store
-            .import_members(&mut members.into_iter(), &test_key)
-            .unwrap();
+        store.import_members(&mut keyed(members)).unwrap();
         let job = store
             .create_job(
                 &job_spec(9),

@@ -15,7 +15,7 @@ mod rows;
 use std::path::PathBuf;
 
 use super::{Entry, EntryState, Mark, NewJob, Store};
-use crate::members::Member;
+use crate::store::Member;
 
 /// Where a test's store is, so that it can be opened again (by another connection, on
 /// another thread).
@@ -153,6 +153,12 @@ fn test_key(email: &str) -> Vec<u8> {
     crate::token::TokenKey::new(b"test".to_vec())
         .lookup_key(email)
         .to_vec()
+}
+
+/// `members` with their token keys under a test secret.
+fn keyed(members: Vec<Member>) -> impl Iterator<Item = crate::store::KeyedMember> {
+    let key = crate::token::TokenKey::new(b"test".to_vec());
+    members.into_iter().map(move |m| key.keyed(m))
 }
 
 fn member(

@@ -1,9 +1,9 @@
 //! Members, selections, counts and suppressions: text ordered and compared alike on every
 //! backend.
 
-use super::{member, on_each_backend, test_key};
-use crate::members::{Member, Selection};
+use super::{keyed, member, on_each_backend, test_key};
 use crate::store::{ImportCounts, Roster};
+use crate::store::{Member, Selection};
 
 /// Members whose addresses, branches and employers differ in case, accents and
 /// punctuation, so that ordering and comparing text show.
@@ -48,9 +48,7 @@ fn roster() -> Vec<Member> {
 }
 
 pub(super) fn fill(store: &dyn Roster) -> Vec<ImportCounts> {
-    let first = store
-        .import_members(&mut roster().into_iter(), &test_key)
-        .unwrap();
+    let first = store.import_members(&mut keyed(roster())).unwrap();
     store
         .suppress(
             "eve@x.example",
@@ -83,9 +81,7 @@ pub(super) fn fill(store: &dyn Roster) -> Vec<ImportCounts> {
         member("new@x.example", Some("Leeds"), Some("NPS"), &[]),
         member("new@x.example", Some("LEEDS"), Some("NPS"), &[]),
     ];
-    let second = store
-        .import_members(&mut again.into_iter(), &test_key)
-        .unwrap();
+    let second = store.import_members(&mut keyed(again)).unwrap();
     vec![first, second]
 }
 

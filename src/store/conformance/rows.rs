@@ -2,9 +2,9 @@
 
 use super::archive::{all_hits, archive, message};
 use super::roster::fill;
-use super::{Fixture, job_spec, member, on_each_backend, sent, test_key};
-use crate::members::{Member, Selection};
+use super::{Fixture, job_spec, keyed, member, on_each_backend, sent};
 use crate::store::{Approval, Archived, BounceEvent, EditionRecord, RowCopy, Store, TABLES, Value};
+use crate::store::{Member, Selection};
 
 fn copy(from: &dyn RowCopy, to: &dyn RowCopy) {
     for (table, _) in TABLES {
@@ -41,8 +41,7 @@ fn rows_copy_from_sqlite_and_back() {
         let many: Vec<Member> = (0..2100)
             .map(|i| member(&format!("p{i:04}@x.example"), Some("B"), None, &[]))
             .collect();
-        lite.import_members(&mut many.into_iter(), &test_key)
-            .unwrap();
+        lite.import_members(&mut keyed(many)).unwrap();
         lite.secret("tokens").unwrap();
         lite.record_build(&EditionRecord {
             number: 2,
@@ -100,11 +99,8 @@ fn rows_copy_from_sqlite_and_back() {
             .archive_add(&[message(50, "Later", &[], "later")])
             .unwrap();
         assert_eq!(added, [Archived::Added(5)]);
-        to.import_members(
-            &mut vec![member("late@x.example", None, None, &[])].into_iter(),
-            &test_key,
-        )
-        .unwrap();
+        to.import_members(&mut keyed(vec![member("late@x.example", None, None, &[])]))
+            .unwrap();
         let mut ids = Vec::new();
         to.export_rows("members", &mut |row| {
             ids.push(row[0].clone());

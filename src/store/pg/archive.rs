@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use postgres::{GenericClient, Row};
 
-use crate::archive::query::Query;
-use crate::archive::words::index_form;
 use crate::error::{Error, Result};
+use crate::search::query::Query;
+use crate::search::words::index_form;
 use crate::store::schema::ARCHIVE_COLUMNS;
 use crate::store::{
     Archive, ArchiveEntry, Archived, ArchivedMessage, AttachmentInfo, CopyKind, NewAttachment,

@@ -8,9 +8,9 @@ use postgres::types::ToSql;
 use postgres::{GenericClient, Row};
 
 use crate::error::Result;
-use crate::members::{Member, Selection};
 use crate::store::schema::{ENTRY_COLUMNS, JOB_COLUMNS, attributes, count_state};
 use crate::store::{Entry, EntryState, Job, Journal, Mark, NewJob, Progress, WorkerInfo};
+use crate::store::{Member, Selection};
 
 use super::bridge::{Db, Step, bad};
 use super::{PgStore, SENDABLE, SHOWN_STATE, count_of, narrow, seconds, selected, wide};

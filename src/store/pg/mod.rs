@@ -12,7 +12,7 @@
 //! does. Search keeps a `tsvector` per row of `archive_search`, built from text folded in
 //! Rust the way FTS5's `unicode61 remove_diacritics 2` tokenizer folds it (lowercase,
 //! diacritics removed, split at anything but letters and digits); a parsed query
-//! ([`crate::archive::query::Query`]) becomes a `tsquery`.
+//! ([`crate::search::query::Query`]) becomes a `tsquery`.
 //!
 //! The thread and its connection are in `bridge.rs`, the schema in `schema.rs`, the search
 //! index in `search.rs`, values converted for `mailout store migrate` in `convert.rs`; the
@@ -37,9 +37,9 @@ use std::time::Duration;
 use postgres::Row;
 
 use crate::error::{Error, Result};
-use crate::members::{Member, Selection};
 use crate::store::schema::attributes;
 use crate::store::{Backend, Durability, Store, redact};
+use crate::store::{Member, Selection};
 
 use self::bridge::{Conn, Fail, Step, Task, bad, serve};
 use self::schema::migrate;

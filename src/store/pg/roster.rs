@@ -5,16 +5,14 @@ use std::collections::HashMap;
 use postgres::types::ToSql;
 
 use crate::error::Result;
-use crate::members::{Member, Selection};
-use crate::store::{Counts, ImportCounts, Roster, Suppression};
+use crate::store::{Counts, ImportCounts, KeyedMember, Member, Roster, Selection, Suppression};
 
 use super::{PgStore, SENDABLE, count_of, fold, member_row, selected};
 
 /// One member of an import, with how often its address came.
 struct Incoming {
-    member: Member,
+    keyed: KeyedMember,
     times: i64,
-    lookup_key: Vec<u8>,
 }
 
 const UPSERT_MEMBERS: &str = "
@@ -31,27 +29,22 @@ ON CONFLICT (email) DO UPDATE SET
 impl Roster for PgStore {
     fn import_members(
         &self,
-        members: &mut dyn Iterator<Item = Member>,
-        lookup: &dyn Fn(&str) -> Vec<u8>,
+        members: &mut dyn Iterator<Item = KeyedMember>,
     ) -> Result<ImportCounts> {
         // Repeats are folded here, as SQLite's row-by-row upserts would leave them: the last
         // values win, the first place gives the id, and every repeat of an address that was
         // already there counts as an update.
         let mut at: HashMap<String, usize> = HashMap::new();
         let mut incoming: Vec<Incoming> = Vec::new();
-        for m in members {
-            match at.get(&m.email) {
+        for keyed in members {
+            match at.get(&keyed.member.email) {
                 Some(&i) => {
-                    incoming[i].member = m;
+                    incoming[i].keyed = keyed;
                     incoming[i].times += 1;
                 }
                 None => {
-                    at.insert(m.email.clone(), incoming.len());
-                    incoming.push(Incoming {
-                        lookup_key: lookup(&m.email),
-                        member: m,
-                        times: 1,
-                    });
+                    at.insert(keyed.member.email.clone(), incoming.len());
+                    incoming.push(Incoming { keyed, times: 1 });
                 }
             }
         }
@@ -61,7 +54,10 @@ impl Roster for PgStore {
             db.transaction(|tx| {
                 let mut counts = ImportCounts::default();
                 for chunk in incoming.chunks(10_000) {
-                    let emails: Vec<&str> = chunk.iter().map(|i| i.member.email.as_str()).collect();
+                    let emails: Vec<&str> = chunk
+                        .iter()
+                        .map(|i| i.keyed.member.email.as_str())
+                        .collect();
                     let times: Vec<i64> = chunk.iter().map(|i| i.times).collect();
                     let existing = tx.query_one(
                         "SELECT count(*), coalesce(sum(u.n), 0)::bigint
@@ -73,21 +69,26 @@ impl Roster for PgStore {
                     counts.added += count_of(chunk.len() as i64 - known);
                     counts.updated += count_of(repeats);
                     let field = |f: fn(&Member) -> &Option<String>| -> Vec<Option<&str>> {
-                        chunk.iter().map(|i| f(&i.member).as_deref()).collect()
+                        chunk
+                            .iter()
+                            .map(|i| f(&i.keyed.member).as_deref())
+                            .collect()
                     };
                     let attributes: Vec<String> = chunk
                         .iter()
                         .map(|i| {
-                            serde_json::to_string(&i.member.attributes)
+                            serde_json::to_string(&i.keyed.member.attributes)
                                 .unwrap_or_else(|_| "{}".into())
                         })
                         .collect();
-                    let keys: Vec<Vec<u8>> = chunk
+                    let keys: Vec<&[u8]> = chunk
                         .iter()
-                        .map(|i| crate::token::legacy_key(&i.member.email).to_vec())
+                        .map(|i| i.keyed.legacy_key.as_slice())
                         .collect();
-                    let lookup_keys: Vec<&[u8]> =
-                        chunk.iter().map(|i| i.lookup_key.as_slice()).collect();
+                    let lookup_keys: Vec<&[u8]> = chunk
+                        .iter()
+                        .map(|i| i.keyed.lookup_key.as_slice())
+                        .collect();
                     tx.execute(
                         UPSERT_MEMBERS,
                         &[

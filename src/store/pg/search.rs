@@ -3,8 +3,8 @@
 
 use postgres::GenericClient;
 
-use crate::archive::query::{Field, Node, Query};
-use crate::archive::words;
+use crate::search::query::{Field, Node, Query};
+use crate::search::words;
 
 use super::bridge::{Db, Step};
 
@@ -35,7 +35,7 @@ LIMIT $2";
 /// by weight (subject A, sender C), and `&`, `|`, `!` as the tree says. Words are folded
 /// letters and digits only, so quoting them is enough.
 pub(super) fn tsquery(query: &Query) -> String {
-    fn term(t: &crate::archive::query::Term) -> String {
+    fn term(t: &crate::search::query::Term) -> String {
         let weight = match t.field {
             Some(Field::Subject) => "A",
             Some(Field::From) => "C",

@@ -2,9 +2,9 @@
 
 use rusqlite::{OptionalExtension, params};
 
-use crate::archive::query::{Field, Node, Query};
-use crate::archive::words::index_form;
 use crate::error::Result;
+use crate::search::query::{Field, Node, Query};
+use crate::search::words::index_form;
 use crate::store::schema::ARCHIVE_COLUMNS;
 use crate::store::{
     Archive, ArchiveEntry, Archived, ArchivedMessage, AttachmentInfo, CopyKind, NewMessage,
@@ -421,7 +421,7 @@ fn archive_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ArchiveEntry> {
 /// in it as syntax): `"w1 w2" *` for a phrase ending in a prefix, `subject : "w"` for a
 /// field; `AND`, `OR` and `NOT` as the tree says.
 fn fts5(query: &Query) -> String {
-    fn term(t: &crate::archive::query::Term) -> String {
+    fn term(t: &crate::search::query::Term) -> String {
         let mut out = String::new();
         match t.field {
             Some(Field::Subject) => out.push_str("subject : "),

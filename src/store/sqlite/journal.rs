@@ -4,9 +4,9 @@
 use rusqlite::{OptionalExtension, params};
 
 use crate::error::{Error, Result};
-use crate::members::{Member, Selection};
 use crate::store::schema::{ENTRY_COLUMNS, JOB_COLUMNS, attributes, count_state};
 use crate::store::{Entry, EntryState, Job, Journal, Mark, NewJob, Progress, WorkerInfo};
+use crate::store::{Member, Selection};
 
 use super::{SqliteStore, unix_now, where_selected};
 

@@ -14,9 +14,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 use rusqlite_migration::{M, Migrations};
 
 use crate::error::{Error, Result};
-use crate::members::{Member, Selection};
 use crate::store::schema::attributes;
 use crate::store::{Backend, Durability};
+use crate::store::{Member, Selection};
 
 const MIGRATIONS: &[M<'static>] = &[
     M::up(

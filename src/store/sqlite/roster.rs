@@ -3,16 +3,14 @@
 use rusqlite::{OptionalExtension, params};
 
 use crate::error::Result;
-use crate::members::{Member, Selection};
-use crate::store::{Counts, ImportCounts, Roster, Suppression};
+use crate::store::{Counts, ImportCounts, KeyedMember, Member, Roster, Selection, Suppression};
 
 use super::{SqliteStore, count, member_row, where_selected};
 
 impl Roster for SqliteStore {
     fn import_members(
         &self,
-        members: &mut dyn Iterator<Item = Member>,
-        lookup: &dyn Fn(&str) -> Vec<u8>,
+        members: &mut dyn Iterator<Item = KeyedMember>,
     ) -> Result<ImportCounts> {
         let fail = |e| self.fail("could not import members", e);
         let now = crate::clock::stamp();
@@ -36,21 +34,18 @@ impl Roster for SqliteStore {
                      RETURNING id",
                 )
                 .map_err(fail)?;
-            for m in members {
+            for KeyedMember {
+                member: m,
+                lookup_key,
+                legacy_key,
+            } in members
+            {
                 let attributes =
                     serde_json::to_string(&m.attributes).unwrap_or_else(|_| "{}".into());
-                let key = crate::token::legacy_key(&m.email);
-                let lookup_key = lookup(&m.email);
                 let id: i64 = upsert
                     .query_row(
                         params![
-                            m.email,
-                            m.name,
-                            m.branch,
-                            m.employer,
-                            attributes,
-                            &key[..],
-                            now,
+                            m.email, m.name, m.branch, m.employer, attributes, legacy_key, now,
                             lookup_key
                         ],
                         |r| r.get(0),
