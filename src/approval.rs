@@ -7,7 +7,7 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
-use crate::bulletin::{Bulletin, hex};
+use crate::bulletin::hex;
 use crate::error::{Error, Result};
 use crate::store::Approval;
 use crate::workspace::{Workspace, source_key};
@@ -18,8 +18,8 @@ const NOT_CONTENT: &[&str] = &["smtp", "store", "approval", "numbering", "lists"
 
 /// The SHA-256 of everything that shapes what members receive of the bulletin at `path`.
 pub fn content_hash(workspace: &Workspace, path: &Path) -> Result<String> {
-    let bulletin = Bulletin::load(path)?;
-    let bulletin_hash = bulletin.content_hash(workspace.base())?;
+    let bulletin = workspace.bulletin(path)?;
+    let bulletin_hash = bulletin.content_hash(workspace.inputs())?;
     let mut config = serde_json::to_value(&workspace.config).map_err(|e| Error::Failed {
         context: "could not encode the config to hash what it says".into(),
         source: Box::new(e),

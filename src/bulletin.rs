@@ -318,7 +318,7 @@ impl Bulletin {
 
     /// A SHA-256 of everything in the bulletin that shapes what members receive, except its
     /// number: a sent number can only be built again with the same content.
-    pub fn content_hash(&self, base: &Path) -> Result<String> {
+    pub fn content_hash(&self, inputs: &crate::inputs::Inputs) -> Result<String> {
         #[derive(Serialize)]
         struct Canonical<'a> {
             date: Option<String>,
@@ -339,9 +339,8 @@ impl Bulletin {
         };
         let mut attachments = Vec::new();
         for a in &self.attachments {
-            let path = base.join(a.path.get_ref());
-            let bytes = std::fs::read(&path).map_err(|source| Error::Read { path, source })?;
-            attachments.push((text(&a.path), hex(&Sha256::digest(&bytes))));
+            let (_, file) = inputs.attachment(a.path.get_ref());
+            attachments.push((text(&a.path), file?.sha256().to_string()));
         }
         let canonical = Canonical {
             date: self.date.as_ref().map(|d| d.get_ref().to_string()),
@@ -578,9 +577,15 @@ body = "  "
         let c = parse("number = 1\n[[section]]\nheading = \"A\"\nbody = \"c\"\n")
             .0
             .unwrap();
-        let base = Path::new(".");
-        assert_eq!(a.content_hash(base).unwrap(), b.content_hash(base).unwrap());
-        assert_ne!(a.content_hash(base).unwrap(), c.content_hash(base).unwrap());
+        let base = crate::inputs::Inputs::new(".");
+        assert_eq!(
+            a.content_hash(&base).unwrap(),
+            b.content_hash(&base).unwrap()
+        );
+        assert_ne!(
+            a.content_hash(&base).unwrap(),
+            c.content_hash(&base).unwrap()
+        );
     }
 
     #[test]

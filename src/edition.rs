@@ -2,13 +2,12 @@
 //! (its number, date, subject, greeting) and its attachments read, ready to render and to
 //! turn into personal copies.
 
-use std::path::Path;
-
 use jiff::civil::Date;
 
 use crate::bulletin::Bulletin;
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::inputs::Inputs;
 use crate::recipient::{Greeting, MEMBER_FIELDS, Recipient};
 
 /// A bulletin ready to render.
@@ -51,7 +50,7 @@ impl Edition {
         config: Config,
         number: u32,
         date: Date,
-        base: &Path,
+        inputs: &Inputs,
     ) -> Result<Edition> {
         let subject = bulletin.subject_for(&config, number);
         let greeting = match &bulletin.greeting {
@@ -61,11 +60,8 @@ impl Edition {
         };
         let mut attachments = Vec::new();
         for a in &bulletin.attachments {
-            let path = base.join(a.path.get_ref());
-            let bytes = std::fs::read(&path).map_err(|source| Error::Read {
-                path: path.clone(),
-                source,
-            })?;
+            let (path, file) = inputs.attachment(a.path.get_ref());
+            let bytes = file?.bytes.clone();
             let filename = path
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
@@ -80,7 +76,7 @@ impl Edition {
                 bytes,
             });
         }
-        let content_hash = bulletin.content_hash(base)?;
+        let content_hash = bulletin.content_hash(inputs)?;
         Ok(Edition {
             bulletin,
             config,

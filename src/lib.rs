@@ -24,6 +24,7 @@ pub mod env_file;
 pub mod error;
 pub mod host;
 pub mod init;
+pub mod inputs;
 pub mod lint;
 pub mod members;
 pub mod message;

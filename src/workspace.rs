@@ -1,8 +1,10 @@
 //! The organisation's folder as mailout sees it: its config, templates and store. The
 //! command line calls these methods; each is one user-facing job (`new`, `check`, `build`).
 
-use std::cell::OnceCell;
+use std::cell::{OnceCell, RefCell};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::bulletin::Bulletin;
 use crate::clock;
@@ -11,8 +13,8 @@ use crate::diagnostic::{self, Diagnostic};
 use crate::edition::Edition;
 use crate::env_file;
 use crate::error::{Error, Result};
+use crate::inputs::Inputs;
 use crate::lint;
-use crate::members::Selection;
 use crate::message::Mailing;
 use crate::numbering;
 use crate::outbox::{self, Built};
@@ -20,6 +22,7 @@ use crate::recipient::{MEMBER_FIELDS, Recipient};
 use crate::render::Renderer;
 use crate::render::templates::{self, Templates};
 use crate::report::Reporter;
+use crate::store::Selection;
 use crate::store::{self, EditionRecord, Store};
 use crate::token::TokenKey;
 
@@ -74,6 +77,25 @@ pub struct Workspace {
     access: Access,
     token_secret: OnceCell<Option<String>>,
     report: Reporter,
+    /// Bulletins and attachments, each read once per command.
+    inputs: Inputs,
+    /// Bulletins parsed, by path.
+    parsed: RefCell<HashMap<PathBuf, Arc<Parsed>>>,
+    /// What `check` (true) or `validate` (false) found, by path.
+    inspected: RefCell<HashMap<(PathBuf, bool), Checked>>,
+    /// Editions made, by path.
+    editions: RefCell<HashMap<PathBuf, Edition>>,
+}
+
+/// A bulletin file as read and parsed: the bulletin is `None` only when its TOML is broken.
+#[derive(Debug)]
+pub struct Parsed {
+    /// The file's text.
+    pub source: String,
+    /// What could be read of it.
+    pub bulletin: Option<Bulletin>,
+    /// Every structural problem found.
+    pub diagnostics: Vec<Diagnostic>,
 }
 
 /// What `check` found.
@@ -121,6 +143,10 @@ impl Workspace {
             access: Access::Write,
             token_secret: OnceCell::new(),
             report: options.report.clone(),
+            inputs: Inputs::new("."),
+            parsed: RefCell::default(),
+            inspected: RefCell::default(),
+            editions: RefCell::default(),
         })
     }
 
@@ -250,14 +276,59 @@ impl Workspace {
         self.inspect(path, false)
     }
 
-    fn inspect(&self, path: &Path, warnings: bool) -> Result<Checked> {
-        let source = std::fs::read_to_string(path).map_err(|source| Error::Read {
+    /// The bulletin file at `path`, read and parsed once per command.
+    pub fn parsed(&self, path: &Path) -> Result<Arc<Parsed>> {
+        if let Some(parsed) = self.parsed.borrow().get(crate::inputs::key(path)) {
+            return Ok(Arc::clone(parsed));
+        }
+        let file = self.inputs.read(path)?;
+        let source = String::from_utf8(file.bytes.clone()).map_err(|e| Error::Read {
             path: path.to_path_buf(),
-            source,
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, e.utf8_error()),
         })?;
-        let (bulletin, mut diagnostics) = Bulletin::parse(path, &source);
+        let (bulletin, diagnostics) = Bulletin::parse(path, &source);
+        let parsed = Arc::new(Parsed {
+            source,
+            bulletin,
+            diagnostics,
+        });
+        self.parsed
+            .borrow_mut()
+            .insert(crate::inputs::key(path).to_path_buf(), Arc::clone(&parsed));
+        Ok(parsed)
+    }
+
+    /// The bulletin at `path`, when it has no structural problem (else they are the error).
+    pub fn bulletin(&self, path: &Path) -> Result<Bulletin> {
+        let parsed = self.parsed(path)?;
+        match &parsed.bulletin {
+            Some(b) if parsed.diagnostics.is_empty() => Ok(b.clone()),
+            _ => Err(Error::Invalid(parsed.diagnostics.clone())),
+        }
+    }
+
+    /// The bulletins' and attachments' files, as this command reads them.
+    pub fn inputs(&self) -> &Inputs {
+        &self.inputs
+    }
+
+    fn inspect(&self, path: &Path, warnings: bool) -> Result<Checked> {
+        let key = (crate::inputs::key(path).to_path_buf(), warnings);
+        if let Some(checked) = self.inspected.borrow().get(&key) {
+            return Ok(checked.clone());
+        }
+        let checked = self.inspect_afresh(path, warnings)?;
+        self.inspected.borrow_mut().insert(key, checked.clone());
+        Ok(checked)
+    }
+
+    fn inspect_afresh(&self, path: &Path, warnings: bool) -> Result<Checked> {
+        let parsed = self.parsed(path)?;
+        let source = &parsed.source;
+        let bulletin = &parsed.bulletin;
+        let mut diagnostics = parsed.diagnostics.clone();
         let mut checked = Checked::default();
-        if let Some(b) = &bulletin {
+        if let Some(b) = bulletin {
             let store = self.existing_store()?;
             let attributes = match store {
                 Some(store) => store.attribute_names()?,
@@ -267,7 +338,7 @@ impl Workspace {
             diagnostics.extend(b.validate(&self.config, &known, &self.base));
             checked.sections = b.sections.len();
             if let Some(store) = store {
-                if let Ok(hash) = b.content_hash(&self.base) {
+                if let Ok(hash) = b.content_hash(&self.inputs) {
                     let number = match &b.number {
                         Some(n) => *n.get_ref(),
                         None => numbering::assign(store, &self.config, &source_key(path), &hash)?,
@@ -276,7 +347,7 @@ impl Workspace {
                     if let Err(reused) = numbering::check_reuse(store, number, &hash)? {
                         diagnostics.push(Diagnostic::error(
                             path,
-                            &source,
+                            source,
                             b.number_span(),
                             reused.to_string(),
                         ));
@@ -326,7 +397,7 @@ impl Workspace {
         }
         if render {
             let date = b.date.as_ref().map_or_else(clock::today, |d| *d.get_ref());
-            match Edition::new(b.clone(), self.config.clone(), number, date, &self.base) {
+            match Edition::new(b.clone(), self.config.clone(), number, date, &self.inputs) {
                 Ok(edition) => {
                     let rendering = lint::render_variants(edition, &self.templates, &self.base);
                     found.extend(
@@ -358,12 +429,23 @@ impl Workspace {
     /// Loads, validates and numbers the bulletin at `path`. Any error in it fails with every
     /// problem found.
     pub fn edition(&self, path: &Path) -> Result<Edition> {
+        if let Some(edition) = self.editions.borrow().get(crate::inputs::key(path)) {
+            return Ok(edition.clone());
+        }
+        let edition = self.edition_afresh(path)?;
+        self.editions
+            .borrow_mut()
+            .insert(crate::inputs::key(path).to_path_buf(), edition.clone());
+        Ok(edition)
+    }
+
+    fn edition_afresh(&self, path: &Path) -> Result<Edition> {
         let checked = self.validate(path)?;
         if checked.errors() > 0 {
             return Err(Error::Invalid(checked.diagnostics));
         }
-        let bulletin = Bulletin::load(path)?;
-        let hash = bulletin.content_hash(&self.base)?;
+        let bulletin = self.bulletin(path)?;
+        let hash = bulletin.content_hash(&self.inputs)?;
         let store = self.store()?;
         let number = match &bulletin.number {
             Some(n) => *n.get_ref(),
@@ -383,7 +465,7 @@ impl Workspace {
             .as_ref()
             .map(|d| *d.get_ref())
             .unwrap_or_else(clock::today);
-        Edition::new(bulletin, self.config.clone(), number, date, &self.base)
+        Edition::new(bulletin, self.config.clone(), number, date, &self.inputs)
     }
 
     /// The key that makes member tokens: the secret [`Workspace::token_secret`] finds (the
@@ -538,7 +620,7 @@ impl Workspace {
             return Err(Error::Invalid(validated.diagnostics));
         }
         let checked = self.check(path)?;
-        let bulletin = Bulletin::load(path)?;
+        let bulletin = self.bulletin(path)?;
         let number = match &bulletin.number {
             Some(n) => *n.get_ref(),
             None => checked.number.unwrap_or(self.config.numbering.start),
@@ -548,7 +630,7 @@ impl Workspace {
             .as_ref()
             .map(|d| *d.get_ref())
             .unwrap_or_else(clock::today);
-        let edition = Edition::new(bulletin, self.config.clone(), number, date, &self.base)?;
+        let edition = Edition::new(bulletin, self.config.clone(), number, date, &self.inputs)?;
         let tokens = match self.token_secret()? {
             Some(secret) => TokenKey::new(secret.into_bytes()),
             None => TokenKey::new(b"mailout preview".to_vec()),
@@ -622,6 +704,50 @@ mod tests {
         assert_eq!(b.number.as_ref().map(|n| *n.get_ref()), Some(241));
         // Every placeholder it holds stops a send until written over.
         assert_eq!(lint::unfinished_text(&b).len(), lint::SKELETON_TEXTS.len());
+    }
+
+    #[test]
+    fn one_command_reads_a_bulletin_and_its_attachment_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let pdf = dir.path().join("plan.pdf");
+        let toml = dir.path().join("240.toml");
+        let bulletin = |body: &str| {
+            format!(
+                "number = 240\nsubject = \"Plan\"\n[[section]]\nheading = \"Plan\"\nbody = \"{body}\"\n[[attachment]]\npath = {:?}\n",
+                pdf.display().to_string()
+            )
+        };
+        std::fs::write(&toml, bulletin("The plan is attached.")).unwrap();
+        std::fs::write(&pdf, b"%PDF-1.4 first").unwrap();
+        let options = Options {
+            config: Some(PathBuf::from("config/mailout.toml")),
+            store: Some(dir.path().join("s.sqlite").display().to_string()),
+            report: Reporter::default(),
+        };
+        let workspace = Workspace::open(&options).unwrap();
+        let first = workspace.edition(&toml).unwrap();
+        let approved = crate::approval::content_hash(&workspace, &toml).unwrap();
+        // Edited while the command runs: every later step still sees what the first read.
+        std::fs::write(&toml, bulletin("Changed.")).unwrap();
+        std::fs::write(&pdf, b"%PDF-1.4 second").unwrap();
+        assert_eq!(workspace.check(&toml).unwrap().errors(), 0);
+        let again = workspace.edition(&toml).unwrap();
+        assert_eq!(again.content_hash, first.content_hash);
+        assert_eq!(again.attachments[0].bytes, b"%PDF-1.4 first");
+        assert_eq!(
+            crate::approval::content_hash(&workspace, &toml).unwrap(),
+            approved
+        );
+        // The next command reads them afresh.
+        let next = Workspace::open(&options).unwrap();
+        assert_ne!(
+            next.edition(&toml).unwrap().content_hash,
+            first.content_hash
+        );
+        assert_eq!(
+            next.edition(&toml).unwrap().attachments[0].bytes,
+            b"%PDF-1.4 second"
+        );
     }
 
     #[test]
