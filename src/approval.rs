@@ -7,9 +7,9 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
-use crate::bulletin::hex;
 use crate::error::{Error, Result};
 use crate::store::Approval;
+use crate::text::hex;
 use crate::workspace::{Workspace, source_key};
 
 /// The config tables that do not change what members receive: editing them keeps

@@ -15,6 +15,7 @@ use crate::diagnostic::Diagnostic;
 use crate::error::{Error, Result};
 use crate::recipient::Greeting;
 use crate::render::markdown;
+use crate::text::hex;
 use crate::toml_file::{self, Span, TomlFile};
 
 const TOP_KEYS: &[&str] = &[
@@ -459,17 +460,6 @@ pub fn string_span(source: &str, span: &Span, value: &str, range: Range<usize>) 
 
 fn text(s: &Spanned<String>) -> &str {
     s.get_ref().as_str()
-}
-
-/// Lowercase hexadecimal.
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
 }
 
 #[cfg(test)]

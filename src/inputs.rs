@@ -23,7 +23,7 @@ impl Input {
     /// The SHA-256 of its bytes, in lowercase hex (computed once).
     pub fn sha256(&self) -> &str {
         self.sha256
-            .get_or_init(|| crate::bulletin::hex(&Sha256::digest(&self.bytes)))
+            .get_or_init(|| crate::text::hex(&Sha256::digest(&self.bytes)))
     }
 }
 

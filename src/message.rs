@@ -24,12 +24,12 @@ use lettre::{Address, Message, address::Envelope};
 use sha2::{Digest, Sha256};
 
 use crate::address::clean;
-use crate::bulletin::hex;
 use crate::edition::Edition;
 use crate::error::{Error, Result};
 use crate::recipient::Recipient;
 use crate::render::personal::{Field, Personal, Values};
 use crate::render::{Rendered, Renderer};
+use crate::text::hex;
 use crate::token::TokenKey;
 
 /// An edition ready to be turned into personal copies.

@@ -7,8 +7,8 @@ use mail_parser::{MessageParser, MimeHeaders, PartType};
 use sha2::{Digest, Sha256};
 
 use super::recognise::{self, Recogniser};
-use crate::bulletin::hex;
 use crate::store::{NewAttachment, NewMessage};
+use crate::text::hex;
 
 /// zstd level for raw messages and attachments: the fastest, and most of the gain.
 const LEVEL: i32 = 1;

@@ -134,7 +134,7 @@ impl Templates {
             hash.update(text.as_bytes());
             hash.update([0]);
         }
-        crate::bulletin::hex(&hash.finalize())
+        crate::text::hex(&hash.finalize())
     }
 }
 

@@ -84,7 +84,7 @@ pub fn send_proof(
     edition.subject = format!("{PREFIX}{}", edition.subject);
     let subject = edition.subject.clone();
     let nonce =
-        crate::bulletin::hex(
+        crate::text::hex(
             &crate::clock::random_bytes::<6>().map_err(|source| Error::Io {
                 context: "could not take random bytes for the proof's Message-ID".into(),
                 path: None,

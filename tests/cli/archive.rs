@@ -108,7 +108,7 @@ fn exports_byte_for_byte(t: &Test, inputs: &[PathBuf], stored: u64) {
 }
 
 fn sha(bytes: &[u8]) -> String {
-    mailout::bulletin::hex(&Sha256::digest(bytes))
+    mailout::text::hex(&Sha256::digest(bytes))
 }
 
 const BUILD_MBOX_AND_MAILDIR: &str = r#"
