@@ -843,6 +843,11 @@ fn from_text(
     out
 }
 
+/// The reason a server's reply to one recipient gives (`550 5.1.1 … User unknown`).
+pub fn reason_of_reply(reply: &str) -> Reason {
+    classify(enhanced_status(reply).as_deref(), reply)
+}
+
 fn enhanced_status(text: &str) -> Option<String> {
     static STATUS: OnceLock<Option<Regex>> = OnceLock::new();
     regex(&STATUS, r"\b([245]\.[0-9]{1,3}\.[0-9]{1,3})\b")?

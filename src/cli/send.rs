@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
 use mailout::runtime::Runtime;
+use mailout::send::account::{Account, Figures};
 use mailout::send::job::{self, Plan, SendRequest, SendResult, TransportKind};
 use mailout::send::transport::Delivery;
 use mailout::store::{EntryState, Job, Store};
@@ -114,6 +115,16 @@ pub struct Worker {
 pub struct JobArgs {
     /// The job's id.
     id: i64,
+    /// The account as JSON.
+    #[arg(long, conflicts_with_all = ["csv", "cancel"])]
+    json: bool,
+    /// The account's figures as CSV: everyone, then a row per branch and per employer.
+    #[arg(long, conflicts_with = "cancel")]
+    csv: bool,
+    /// Stop the job: its pending recipients become cancelled and nothing more is sent
+    /// (copies already being sent finish and are counted as sent).
+    #[arg(long)]
+    cancel: bool,
 }
 
 /// `mailout send`, on `runtime`.
@@ -368,7 +379,7 @@ pub fn jobs(options: &Options) -> Result<ExitCode, Error> {
             job.id.to_string(),
             job.spec.number.to_string(),
             job.spec.selectors.clone(),
-            state_of(&job).to_string(),
+            mailout::send::account::state_of(&job).to_string(),
             job.progress.sent.to_string(),
             job.progress.failed.to_string(),
             job.progress.uncertain.to_string(),
@@ -382,12 +393,44 @@ pub fn jobs(options: &Options) -> Result<ExitCode, Error> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `mailout job N`: the job, every failure with its reply, every uncertain copy with
-/// what happened.
+/// `mailout job N`: the job, its account (everyone selected and what became of them, adding
+/// up), every failure with its reply, every uncertain copy with what happened.
 pub fn job(options: &Options, args: JobArgs) -> Result<ExitCode, Error> {
-    let workspace = Workspace::open_read_only(options)?;
+    let workspace = if args.cancel {
+        Workspace::open(options)?
+    } else {
+        Workspace::open_read_only(options)?
+    };
     let store = workspace.store()?;
     let id = args.id;
+    if args.cancel {
+        let job = store.job(id)?.ok_or_else(|| {
+            Error::Usage(format!("there is no job {id}; `mailout jobs` lists them"))
+        })?;
+        if job.finished_at.is_some() {
+            errln!("job {id} has already finished; nothing to cancel");
+            return Ok(ExitCode::SUCCESS);
+        }
+        let cancelled = store.cancel_job(id, &mailout::clock::stamp())?;
+        errln!(
+            "job {id} cancelled: {} will not be sent (a worker sending it stops within a second)",
+            count(cancelled, "pending copy", "pending copies")
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let account = mailout::send::account::account(store, id)?;
+    if args.json {
+        let json = serde_json::to_string_pretty(&account).map_err(|e| Error::Failed {
+            context: "could not write the account as JSON".into(),
+            source: Box::new(e),
+        })?;
+        outln!("{json}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.csv {
+        outln!("{}", account_csv(&account)?);
+        return Ok(ExitCode::SUCCESS);
+    }
     let job = store
         .job(id)?
         .ok_or_else(|| Error::Usage(format!("there is no job {id}; `mailout jobs` lists them")))?;
@@ -397,20 +440,26 @@ pub fn job(options: &Options, args: JobArgs) -> Result<ExitCode, Error> {
     outln!("subject:    {}", job.spec.subject);
     outln!("to:         {}", job.spec.selectors);
     outln!("transport:  {}", job.spec.transport);
-    outln!("state:      {}", state_of(&job));
+    outln!("state:      {}", account.state);
     outln!("started:    {}", job.spec.created_at);
     if let Some(at) = &job.finished_at {
         outln!("finished:   {at}");
     }
     outln!(
-        "recipients: {} ({} sent, {} failed, {} uncertain, {} skipped, {} pending)",
+        "recipients: {} ({} sent, {} failed, {} uncertain, {} skipped, {} pending{})",
         job.total,
         p.sent,
         p.failed,
         p.uncertain,
         p.skipped,
-        p.pending
+        p.pending,
+        if p.cancelled > 0 {
+            format!(", {} cancelled", p.cancelled)
+        } else {
+            String::new()
+        }
     );
+    print_account(&account);
     for (state, label) in [
         (EntryState::Failed, "failed:    "),
         (EntryState::Uncertain, "uncertain: "),
@@ -433,16 +482,144 @@ pub fn job(options: &Options, args: JobArgs) -> Result<ExitCode, Error> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn state_of(job: &Job) -> &'static str {
-    match (
-        &job.finished_at,
-        job.progress.failed + job.progress.uncertain,
-    ) {
-        (None, _) => "running",
-        (Some(_), 0) => "finished",
-        (Some(_), _) if job.progress.failed == 0 => "finished with uncertain copies",
-        (Some(_), _) => "finished with failures",
+/// `reason 3, other 1`, or `-` for none.
+fn by_reason(counts: &std::collections::BTreeMap<String, u64>) -> String {
+    if counts.is_empty() {
+        return "-".into();
     }
+    counts
+        .iter()
+        .map(|(reason, n)| format!("{} {n}", super::output::cell(reason, 40)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn print_account(account: &Account) {
+    let f = &account.figures;
+    outln!(
+        "account:    {} selected = {} sent + {} failed + {} uncertain + {} suppressed before the send + {} left out during it + {} cancelled + {} pending",
+        f.selected,
+        f.sent,
+        f.failed,
+        f.uncertain,
+        f.suppressed_before,
+        f.left_out_during,
+        f.cancelled,
+        f.pending
+    );
+    outln!(
+        "  failed by reason:            {}",
+        by_reason(&account.failed_by_reason)
+    );
+    outln!(
+        "  suppressed before the send:  {}",
+        by_reason(&account.suppressed_by_reason)
+    );
+    outln!(
+        "  left out during it:          {}",
+        by_reason(&account.left_out_by_reason)
+    );
+    outln!(
+        "  came back later:             {} bounced ({}), {} unsubscribed",
+        f.bounced,
+        by_reason(&account.bounces_by_consequence),
+        f.unsubscribed
+    );
+    for (title, groups) in [
+        ("BRANCH", &account.by_branch),
+        ("EMPLOYER", &account.by_employer),
+    ] {
+        let mut rows = vec![
+            [
+                title,
+                "SELECTED",
+                "SENT",
+                "FAILED",
+                "UNCERTAIN",
+                "SUPPRESSED",
+                "LEFT OUT",
+                "CANCELLED",
+                "PENDING",
+                "BOUNCED",
+                "UNSUBSCRIBED",
+            ]
+            .map(String::from)
+            .to_vec(),
+        ];
+        for g in groups.iter() {
+            let mut row = vec![g.name.clone()];
+            row.extend(figures_row(&g.figures).iter().map(u64::to_string));
+            rows.push(row);
+        }
+        print_table(&rows);
+    }
+}
+
+/// A group's figures in the order of the account's columns.
+fn figures_row(f: &Figures) -> [u64; 10] {
+    [
+        f.selected,
+        f.sent,
+        f.failed,
+        f.uncertain,
+        f.suppressed_before,
+        f.left_out_during,
+        f.cancelled,
+        f.pending,
+        f.bounced,
+        f.unsubscribed,
+    ]
+}
+
+/// The account's figures as CSV. A name that a spreadsheet would take for a formula
+/// (`=`, `+`, `-`, `@`) is written with a leading `'`.
+fn account_csv(account: &Account) -> Result<String, Error> {
+    let mut out = csv::Writer::from_writer(Vec::new());
+    let failed = |e: csv::Error| Error::Failed {
+        context: "could not write the account as CSV".into(),
+        source: Box::new(e),
+    };
+    out.write_record([
+        "group",
+        "name",
+        "selected",
+        "sent",
+        "failed",
+        "uncertain",
+        "suppressed_before",
+        "left_out_during",
+        "cancelled",
+        "pending",
+        "bounced",
+        "unsubscribed",
+    ])
+    .map_err(failed)?;
+    let all = std::iter::once(("all", "", &account.figures));
+    let groups = account
+        .by_branch
+        .iter()
+        .map(|g| ("branch", g.name.as_str(), &g.figures))
+        .chain(
+            account
+                .by_employer
+                .iter()
+                .map(|g| ("employer", g.name.as_str(), &g.figures)),
+        );
+    for (group, name, figures) in all.chain(groups) {
+        let name = if name.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+            format!("'{name}")
+        } else {
+            name.to_string()
+        };
+        let mut record = vec![group.to_string(), name];
+        record.extend(figures_row(figures).iter().map(u64::to_string));
+        out.write_record(&record).map_err(failed)?;
+    }
+    let bytes = out.into_inner().map_err(|e| Error::Failed {
+        context: "could not write the account as CSV".into(),
+        source: Box::new(e.into_error()),
+    })?;
+    Ok(String::from_utf8_lossy(&bytes).trim_end().to_string())
 }
 
 fn ask(plan: &Plan) -> bool {

@@ -178,6 +178,11 @@ impl Journal {
         self.check_lease()
     }
 
+    /// Whether the job has finished or was cancelled (by `mailout job N --cancel`).
+    pub fn job_finished(&self) -> Result<bool> {
+        self.store.is_finished(self.job)
+    }
+
     /// Renews the lease if half of it has gone.
     pub fn check_lease(&mut self) -> Result<()> {
         if self.renewed.elapsed() > self.lease / 2 {

@@ -5,6 +5,7 @@
 //!
 //! This is the only async part of mailout; the rest is plain synchronous code.
 
+pub mod account;
 pub mod job;
 pub mod journal;
 pub mod progress;
@@ -100,11 +101,27 @@ pub async fn run<T: Transport>(
     let beats = {
         let queue = Arc::clone(&queue);
         tokio::spawn(async move {
-            let mut every = tokio::time::interval(heartbeat);
+            // Every second, a look whether the job was cancelled; the lease is renewed
+            // every `heartbeat`.
+            let look = heartbeat.min(Duration::from_secs(1));
+            let mut every = tokio::time::interval(look);
             every.tick().await;
+            let beat = (heartbeat.as_millis() / look.as_millis().max(1)).max(1);
+            let mut ticks: u128 = 0;
             loop {
                 every.tick().await;
-                if let Err(e) = queue.heartbeat() {
+                match queue.stop_if_cancelled() {
+                    Ok(true) => return,
+                    Ok(false) => {}
+                    Err(e) => {
+                        queue.fail(e);
+                        return;
+                    }
+                }
+                ticks += 1;
+                if ticks.is_multiple_of(beat)
+                    && let Err(e) = queue.heartbeat()
+                {
                     queue.fail(e);
                     return;
                 }

@@ -598,6 +598,23 @@ impl Queue {
         self.notify.notify_waiters();
     }
 
+    /// Stops the run when the job was cancelled (or finished) elsewhere: the recipients
+    /// waiting here are dropped unsent (their rows are cancelled in the store) and the
+    /// copies in flight finish. Returns whether it stopped.
+    pub fn stop_if_cancelled(&self) -> Result<bool> {
+        if !self.journal().job_finished()? {
+            return Ok(false);
+        }
+        let mut s = self.lock();
+        s.fresh.clear();
+        s.retries.clear();
+        s.exhausted = true;
+        s.stopping = true;
+        drop(s);
+        self.notify.notify_waiters();
+        Ok(true)
+    }
+
     /// Stops the run because of `e` (the store cannot be reached, the lease ran out).
     pub fn fail(&self, e: Error) {
         let mut s = self.lock();

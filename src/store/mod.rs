@@ -22,9 +22,9 @@ mod conformance;
 
 pub use records::{
     Approval, ArchiveEntry, Archived, ArchivedMessage, AttachmentInfo, BounceEvent, CopyKind,
-    Counts, EditionRecord, Entry, EntryState, ImportCounts, Job, KeyedMember, Mark, Member,
-    NewAttachment, NewJob, NewMessage, Progress, SearchHit, SearchRow, Selection, Suppression,
-    Value, WorkerInfo,
+    Counts, EditionRecord, Entry, EntryState, ImportCounts, Job, KeyedMember, LeftOut, Mark,
+    Member, NewAttachment, NewJob, NewMessage, Progress, SearchHit, SearchRow, Selection,
+    Suppression, Value, WorkerInfo,
 };
 pub use schema::TABLES;
 
@@ -150,6 +150,9 @@ pub trait Roster {
 
     /// The bounces kept for `email`, oldest first.
     fn bounces_for(&self, email: &str) -> Result<Vec<BounceEvent>>;
+
+    /// The bounces matched to send job `job`, oldest first.
+    fn bounces_of_job(&self, job: i64) -> Result<Vec<BounceEvent>>;
 }
 
 /// Send jobs and their journals: one row per recipient, claimed by workers under leases,
@@ -159,11 +162,20 @@ pub trait Journal {
     fn find_job(&self, number: u32, selectors: &str) -> Result<Option<Job>>;
 
     /// Starts a job: the job and one pending journal row per sendable selected member,
-    /// deduplicated by address, in one transaction.
+    /// deduplicated by address, and the selected members whose address is suppressed
+    /// recorded as left out with the suppression's reason, in one transaction.
     fn create_job(&self, job: &NewJob, selection: &Selection) -> Result<Job>;
 
     /// The job with `id`.
     fn job(&self, id: i64) -> Result<Option<Job>>;
+
+    /// The selected members left out of `job` when it started, by address.
+    fn left_out(&self, job: i64) -> Result<Vec<LeftOut>>;
+
+    /// Cancels `job`: its pending rows become cancelled and it is finished (if it was
+    /// not). Returns how many rows were cancelled. A copy already handed to a connection
+    /// may still go out: its result replaces `cancelled`.
+    fn cancel_job(&self, job: i64, at: &str) -> Result<u64>;
 
     /// Every job, newest first.
     fn jobs(&self) -> Result<Vec<Job>>;
@@ -217,6 +229,9 @@ pub trait Journal {
 
     /// Records that `job` has nothing left to do.
     fn finish_job(&self, job: i64, at: &str) -> Result<()>;
+
+    /// Whether `job` has finished (or was cancelled): a cheap look for a running worker.
+    fn is_finished(&self, job: i64) -> Result<bool>;
 
     /// Makes `job`'s uncertain rows pending again (their attempts kept) and the job
     /// unfinished, so that they are sent once more, on purpose; returns how many.

@@ -177,6 +177,8 @@ pub struct Progress {
     pub skipped: u64,
     /// Sent in full without a reply: may have been delivered; not retried on its own.
     pub uncertain: u64,
+    /// Not sent because the job was cancelled.
+    pub cancelled: u64,
 }
 
 /// The state of one journal row.
@@ -192,6 +194,8 @@ pub enum EntryState {
     Skipped,
     /// Sent in full, and no reply came: it may have been delivered.
     Uncertain,
+    /// Not sent: the job was cancelled first.
+    Cancelled,
 }
 
 impl EntryState {
@@ -203,6 +207,7 @@ impl EntryState {
             EntryState::Failed => "failed",
             EntryState::Skipped => "skipped",
             EntryState::Uncertain => "uncertain",
+            EntryState::Cancelled => "cancelled",
         }
     }
 
@@ -214,9 +219,24 @@ impl EntryState {
             "failed" => EntryState::Failed,
             "skipped" => EntryState::Skipped,
             "uncertain" => EntryState::Uncertain,
+            "cancelled" => EntryState::Cancelled,
             _ => return None,
         })
     }
+}
+
+/// A selected member left out of a job when it started (their address was suppressed),
+/// with why: the account's "suppressed before the send".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeftOut {
+    /// The address.
+    pub email: String,
+    /// Their branch, if known.
+    pub branch: Option<String>,
+    /// Their employer, if known.
+    pub employer: Option<String>,
+    /// The suppression's reason (`unsubscribed`, `hard-bounce`, `manual`…).
+    pub reason: String,
 }
 
 /// One recipient of one job.

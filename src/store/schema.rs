@@ -102,6 +102,10 @@ pub const TABLES: &[(&str, &[&str])] = &[
     ("imap_state", &["mailbox", "uidvalidity", "last_uid"]),
     ("approvals", &["source", "name", "content_hash", "at"]),
     (
+        "left_out",
+        &["job", "email", "branch", "employer", "reason"],
+    ),
+    (
         "bounces",
         &[
             "id",
@@ -147,6 +151,7 @@ pub(crate) fn count_state(progress: &mut super::Progress, state: &str, n: u64) {
         Some(EntryState::Failed) => progress.failed = n,
         Some(EntryState::Skipped) => progress.skipped = n,
         Some(EntryState::Uncertain) => progress.uncertain = n,
+        Some(EntryState::Cancelled) => progress.cancelled = n,
         None => {}
     }
 }

@@ -1,6 +1,7 @@
 //! One integration-test binary: runs the real `mailout` executable in a temporary folder and
 //! checks its files and output. One module per feature.
 
+mod account;
 mod archive;
 mod bounces;
 mod build;

@@ -10,7 +10,7 @@ use postgres::{GenericClient, Row};
 use crate::error::Result;
 use crate::store::schema::{ENTRY_COLUMNS, JOB_COLUMNS, attributes, count_state};
 use crate::store::{Entry, EntryState, Job, Journal, Mark, NewJob, Progress, WorkerInfo};
-use crate::store::{Member, Selection};
+use crate::store::{LeftOut, Member, Selection};
 
 use super::bridge::{Db, Step, bad};
 use super::{PgStore, SENDABLE, SHOWN_STATE, count_of, narrow, seconds, selected, wide};
@@ -141,7 +141,8 @@ FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], $6
      -- How this statement's own commit waits for the disk (`on`, or `off` under
      -- durability = \"process\"): set for this transaction alone, in the same round trip.
      (SELECT set_config('synchronous_commit', $8, true)) AS durability
-WHERE j.job = m.job AND j.seq = m.seq AND j.state = 'pending'";
+WHERE j.job = m.job AND j.seq = m.seq
+  AND (j.state = 'pending' OR (j.state = 'cancelled' AND m.state <> 'pending'))";
 
 impl Journal for PgStore {
     fn find_job(&self, number: u32, selectors: &str) -> Result<Option<Job>> {
@@ -168,6 +169,13 @@ impl Journal for PgStore {
              FROM members m
              WHERE ({filter}) AND {SENDABLE}"
         );
+        let left_out = format!(
+            "INSERT INTO left_out (job, email, branch, employer, reason)
+             SELECT $1, m.email, m.branch, m.employer, s.reason
+             FROM members m JOIN suppressions s ON s.email = m.email
+             WHERE ({filter})
+             ON CONFLICT DO NOTHING"
+        );
         self.call("could not start the job", move |db| {
             db.transaction(|tx| {
                 let id: i64 = tx
@@ -188,6 +196,7 @@ impl Journal for PgStore {
                 let mut params: Vec<&(dyn ToSql + Sync)> = vec![&id];
                 params.extend(args.iter().map(|a| a as &(dyn ToSql + Sync)));
                 let inserted = tx.execute(&snapshot, &params)?;
+                tx.execute(&left_out, &params)?;
                 tx.execute(
                     "UPDATE jobs SET total = $1 WHERE id = $2",
                     &[&wide(inserted), &id],
@@ -394,6 +403,56 @@ impl Journal for PgStore {
                 ],
             )?;
             Ok(())
+        })
+    }
+
+    fn left_out(&self, job: i64) -> Result<Vec<LeftOut>> {
+        self.call("could not read who a job left out", move |db| {
+            db.query(
+                "SELECT email, branch, employer, reason FROM left_out WHERE job = $1 ORDER BY email",
+                &[&job],
+            )?
+            .iter()
+            .map(|r| {
+                Ok(LeftOut {
+                    email: r.try_get(0)?,
+                    branch: r.try_get(1)?,
+                    employer: r.try_get(2)?,
+                    reason: r.try_get(3)?,
+                })
+            })
+            .collect()
+        })
+    }
+
+    fn cancel_job(&self, job: i64, at: &str) -> Result<u64> {
+        let at = at.to_string();
+        self.call("could not cancel the job", move |db| {
+            db.transaction(|tx| {
+                let cancelled = tx.execute(
+                    "UPDATE journal SET state = 'cancelled', claimed_by = NULL, updated_at = $2
+                     WHERE job = $1 AND state = 'pending'",
+                    &[&job, &at],
+                )?;
+                tx.execute(
+                    "UPDATE jobs SET finished_at = $2 WHERE id = $1 AND finished_at IS NULL",
+                    &[&job, &at],
+                )?;
+                Ok(cancelled)
+            })
+        })
+    }
+
+    fn is_finished(&self, job: i64) -> Result<bool> {
+        self.call("could not read a job", move |db| {
+            Ok(db
+                .query_opt(
+                    "SELECT finished_at IS NOT NULL FROM jobs WHERE id = $1",
+                    &[&job],
+                )?
+                .map(|r| r.try_get(0))
+                .transpose()?
+                .unwrap_or(true))
         })
     }
 

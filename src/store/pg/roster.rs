@@ -340,6 +340,28 @@ impl Roster for PgStore {
             .collect()
         })
     }
+
+    fn bounces_of_job(&self, job: i64) -> Result<Vec<crate::store::BounceEvent>> {
+        self.call("could not read bounces", move |db| {
+            db.query(
+                "SELECT email, at, reason, consequence, job, evidence FROM bounces
+                 WHERE job = $1 ORDER BY at, id",
+                &[&job],
+            )?
+            .iter()
+            .map(|r| {
+                Ok(crate::store::BounceEvent {
+                    email: r.try_get(0)?,
+                    at: r.try_get(1)?,
+                    reason: r.try_get(2)?,
+                    consequence: r.try_get(3)?,
+                    job: r.try_get(4)?,
+                    evidence: r.try_get(5)?,
+                })
+            })
+            .collect()
+        })
+    }
 }
 
 /// The members whose `column` (a token key column) holds `key`, in the order they came.

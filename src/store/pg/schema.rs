@@ -189,6 +189,18 @@ CREATE INDEX journal_message_id ON journal (message_id);
 ALTER TABLE journal SET (fillfactor = 70, autovacuum_vacuum_scale_factor = 0.02,
                          autovacuum_analyze_scale_factor = 0.02);
 ",
+    // The selected members a job left out when it started, and why (the account).
+    "
+CREATE TABLE left_out (
+    job      bigint NOT NULL,
+    email    text NOT NULL,
+    branch   text,
+    employer text,
+    reason   text NOT NULL,
+    PRIMARY KEY (job, email)
+);
+CREATE INDEX bounces_job ON bounces (job);
+",
 ];
 
 /// Creates or migrates the schema, one process at a time.

@@ -6,7 +6,7 @@ use rusqlite::{OptionalExtension, params};
 use crate::error::{Error, Result};
 use crate::store::schema::{ENTRY_COLUMNS, JOB_COLUMNS, attributes, count_state};
 use crate::store::{Entry, EntryState, Job, Journal, Mark, NewJob, Progress, WorkerInfo};
-use crate::store::{Member, Selection};
+use crate::store::{LeftOut, Member, Selection};
 
 use super::{SqliteStore, unix_now, where_selected};
 
@@ -54,6 +54,16 @@ impl Journal for SqliteStore {
         tx.execute(
             "UPDATE jobs SET total = ?1 WHERE id = ?2",
             params![inserted as i64, id],
+        )
+        .map_err(fail)?;
+        tx.execute(
+            &format!(
+                "INSERT OR IGNORE INTO left_out (job, email, branch, employer, reason)
+                 SELECT CAST(?1 AS INTEGER), m.email, m.branch, m.employer, s.reason
+                 FROM members m JOIN suppressions s ON s.email = m.email
+                 WHERE ({filter})"
+            ),
+            rusqlite::params_from_iter(args.iter()),
         )
         .map_err(fail)?;
         tx.commit().map_err(fail)?;
@@ -298,7 +308,8 @@ impl Journal for SqliteStore {
                 .prepare_cached(
                     "UPDATE journal SET state = ?3, attempts = ?4, message_id = ?5, reply = ?6, updated_at = ?7,
                             claimed_by = CASE WHEN ?3 = 'pending' THEN claimed_by END
-                     WHERE job = ?1 AND seq = ?2 AND state = 'pending'",
+                     WHERE job = ?1 AND seq = ?2
+                       AND (state = 'pending' OR (state = 'cancelled' AND ?3 <> 'pending'))",
                 )
                 .map_err(fail)?;
             for m in marks {
@@ -316,6 +327,58 @@ impl Journal for SqliteStore {
             }
         }
         tx.commit().map_err(fail)
+    }
+
+    fn left_out(&self, job: i64) -> Result<Vec<LeftOut>> {
+        let fail = |e| self.fail("could not read who a job left out", e);
+        let mut statement = self
+            .conn
+            .prepare_cached(
+                "SELECT email, branch, employer, reason FROM left_out WHERE job = ?1 ORDER BY email",
+            )
+            .map_err(fail)?;
+        let rows = statement
+            .query_map([job], |r| {
+                Ok(LeftOut {
+                    email: r.get(0)?,
+                    branch: r.get(1)?,
+                    employer: r.get(2)?,
+                    reason: r.get(3)?,
+                })
+            })
+            .map_err(fail)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(fail)
+    }
+
+    fn cancel_job(&self, job: i64, at: &str) -> Result<u64> {
+        let fail = |e| self.fail("could not cancel the job", e);
+        let tx = self.conn.unchecked_transaction().map_err(fail)?;
+        let cancelled = tx
+            .execute(
+                "UPDATE journal SET state = 'cancelled', claimed_by = NULL, updated_at = ?2
+                 WHERE job = ?1 AND state = 'pending'",
+                params![job, at],
+            )
+            .map_err(fail)?;
+        tx.execute(
+            "UPDATE jobs SET finished_at = ?2 WHERE id = ?1 AND finished_at IS NULL",
+            params![job, at],
+        )
+        .map_err(fail)?;
+        tx.commit().map_err(fail)?;
+        Ok(cancelled as u64)
+    }
+
+    fn is_finished(&self, job: i64) -> Result<bool> {
+        self.conn
+            .query_row(
+                "SELECT finished_at IS NOT NULL FROM jobs WHERE id = ?1",
+                [job],
+                |r| r.get(0),
+            )
+            .optional()
+            .map(|finished| finished.unwrap_or(true))
+            .map_err(|e| self.fail("could not read a job", e))
     }
 
     fn finish_job(&self, job: i64, at: &str) -> Result<()> {

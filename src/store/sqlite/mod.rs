@@ -211,6 +211,18 @@ const MIGRATIONS: &[M<'static>] = &[
         CREATE INDEX bounces_email ON bounces(email);
         CREATE INDEX journal_message_id ON journal(message_id);",
     ),
+    M::up(
+        "-- The selected members a job left out when it started, and why (the account).
+        CREATE TABLE left_out (
+            job      INTEGER NOT NULL,
+            email    TEXT NOT NULL,
+            branch   TEXT,
+            employer TEXT,
+            reason   TEXT NOT NULL,
+            PRIMARY KEY (job, email)
+        ) WITHOUT ROWID;
+        CREATE INDEX bounces_job ON bounces(job);",
+    ),
 ];
 
 /// Now, in Unix seconds (real time, even when tests pin the clock).

@@ -296,4 +296,28 @@ impl Roster for SqliteStore {
             .map_err(fail)?;
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(fail)
     }
+
+    fn bounces_of_job(&self, job: i64) -> Result<Vec<crate::store::BounceEvent>> {
+        let fail = |e| self.fail("could not read bounces", e);
+        let mut statement = self
+            .conn
+            .prepare_cached(
+                "SELECT email, at, reason, consequence, job, evidence FROM bounces
+                 WHERE job = ?1 ORDER BY at, id",
+            )
+            .map_err(fail)?;
+        let rows = statement
+            .query_map([job], |r| {
+                Ok(crate::store::BounceEvent {
+                    email: r.get(0)?,
+                    at: r.get(1)?,
+                    reason: r.get(2)?,
+                    consequence: r.get(3)?,
+                    job: r.get(4)?,
+                    evidence: r.get(5)?,
+                })
+            })
+            .map_err(fail)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(fail)
+    }
 }
