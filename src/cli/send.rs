@@ -66,6 +66,10 @@ pub struct Send {
     /// With --resume: send the job's uncertain copies again (same Message-ID), on purpose.
     #[arg(long, requires = "resume")]
     retry_uncertain: bool,
+    /// Add to the job for --to the members it selects now who are not in it yet (joined or
+    /// re-subscribed since it started), as a later wave; nobody in it gets a second copy.
+    #[arg(long, requires = "to", conflicts_with_all = ["resume", "proof"])]
+    top_up: bool,
     /// Where the file transport writes.
     #[arg(long, default_value = outbox::DEFAULT_DIR)]
     outbox: PathBuf,
@@ -145,6 +149,7 @@ pub fn send(options: &Options, args: Send, runtime: &Runtime) -> Result<ExitCode
         to: args.to,
         resume: args.resume,
         retry_uncertain: args.retry_uncertain,
+        top_up: args.top_up,
         dry_run: args.dry_run,
         transport: args.transport.map(TransportKind::from),
         concurrency: args.concurrency,
@@ -525,6 +530,26 @@ fn print_account(account: &Account) {
         by_reason(&account.bounces_by_consequence),
         f.unsubscribed
     );
+    if account.waves.len() > 1 {
+        for w in &account.waves {
+            let g = &w.figures;
+            outln!(
+                "  wave {} ({}):{:width$}{} selected = {} sent + {} failed + {} uncertain + {} suppressed + {} left out + {} cancelled + {} pending",
+                w.wave,
+                if w.wave == 1 { "start" } else { "top-up" },
+                "",
+                g.selected,
+                g.sent,
+                g.failed,
+                g.uncertain,
+                g.suppressed_before,
+                g.left_out_during,
+                g.cancelled,
+                g.pending,
+                width = if w.wave == 1 { 6 } else { 5 },
+            );
+        }
+    }
     for (title, groups) in [
         ("BRANCH", &account.by_branch),
         ("EMPLOYER", &account.by_employer),
@@ -594,18 +619,23 @@ fn account_csv(account: &Account) -> Result<String, Error> {
         "unsubscribed",
     ])
     .map_err(failed)?;
-    let all = std::iter::once(("all", "", &account.figures));
+    let all = std::iter::once(("all", String::new(), &account.figures));
+    let waves = account
+        .waves
+        .iter()
+        .filter(|_| account.waves.len() > 1)
+        .map(|w| ("wave", w.wave.to_string(), &w.figures));
     let groups = account
         .by_branch
         .iter()
-        .map(|g| ("branch", g.name.as_str(), &g.figures))
+        .map(|g| ("branch", g.name.clone(), &g.figures))
         .chain(
             account
                 .by_employer
                 .iter()
-                .map(|g| ("employer", g.name.as_str(), &g.figures)),
+                .map(|g| ("employer", g.name.clone(), &g.figures)),
         );
-    for (group, name, figures) in all.chain(groups) {
+    for (group, name, figures) in all.chain(waves).chain(groups) {
         let name = if name.starts_with(['=', '+', '-', '@', '\t', '\r']) {
             format!("'{name}")
         } else {

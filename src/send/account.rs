@@ -58,6 +58,16 @@ pub struct Group {
     pub figures: Figures,
 }
 
+/// One wave of a job: the members it started with (1), or a top-up added.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WaveFigures {
+    /// 1 when the job started, then one more per top-up.
+    pub wave: u32,
+    /// Its figures (what came back later is counted for the whole job only).
+    #[serde(flatten)]
+    pub figures: Figures,
+}
+
 /// A member whose copy failed or may not have arrived, with the server's reply.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Failure {
@@ -99,6 +109,8 @@ pub struct Account {
     /// Later bounces by consequence (`hard`, `soft`, `sender-side`, `complaint`), one per
     /// member and consequence.
     pub bounces_by_consequence: BTreeMap<String, u64>,
+    /// Per wave: the start, then each top-up.
+    pub waves: Vec<WaveFigures>,
     /// Per branch.
     pub by_branch: Vec<Group>,
     /// Per employer.
@@ -218,8 +230,23 @@ pub fn account(store: &dyn Store, id: i64) -> Result<Account> {
             }
         }
     }
+    let mut waves: BTreeMap<u32, Figures> = BTreeMap::new();
+    for w in store.waves(id)? {
+        let p = w.progress;
+        let f = waves.entry(w.number).or_default();
+        f.sent += p.sent;
+        f.failed += p.failed;
+        f.uncertain += p.uncertain;
+        f.left_out_during += p.skipped;
+        f.cancelled += p.cancelled;
+        f.pending += p.pending;
+        f.selected += p.sent + p.failed + p.uncertain + p.skipped + p.cancelled + p.pending;
+    }
     for left in store.left_out(id)? {
         count(&left.branch, &left.employer, &|f| f.suppressed_before += 1);
+        let f = waves.entry(left.wave).or_default();
+        f.suppressed_before += 1;
+        f.selected += 1;
         *suppressed_by_reason.entry(left.reason).or_insert(0) += 1;
     }
     // What came back: bounces reported for this job, and unsubscribes since it started
@@ -268,6 +295,10 @@ pub fn account(store: &dyn Store, id: i64) -> Result<Account> {
         suppressed_by_reason,
         left_out_by_reason,
         bounces_by_consequence,
+        waves: waves
+            .into_iter()
+            .map(|(wave, figures)| WaveFigures { wave, figures })
+            .collect(),
         by_branch: groups(branches),
         by_employer: groups(employers),
         failures,

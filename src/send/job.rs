@@ -43,6 +43,9 @@ pub struct SendRequest {
     pub strict: bool,
     /// `--retry-uncertain` (with `--resume`): send the uncertain rows again, on purpose.
     pub retry_uncertain: bool,
+    /// `--top-up`: add to the existing job for `--to` the members selected now who are not
+    /// in it yet (joined or re-subscribed since it started), as its next wave.
+    pub top_up: bool,
 }
 
 /// Who a job goes to, before it starts.
@@ -128,6 +131,17 @@ pub fn send(
             (store.find_job(edition.number, &selectors.key)?, selectors)
         }
     };
+    if request.top_up && (request.resume.is_some() || request.retry_uncertain) {
+        return Err(Error::Usage(
+            "`--top-up` adds members to the job for `--to`; it does not go with `--resume` or `--retry-uncertain`".into(),
+        ));
+    }
+    if request.top_up && job.is_none() {
+        return Err(Error::Usage(format!(
+            "there is no job sending bulletin {} to `{}` to top up; start one without `--top-up`",
+            edition.number, selectors.key
+        )));
+    }
     if let Some(job) = &job
         && job.spec.content_hash != edition.content_hash
     {
@@ -226,6 +240,26 @@ pub fn send(
         }
     };
 
+    if request.top_up && !request.dry_run {
+        let (wave, added) = store.top_up(job.id, &selectors.selection)?;
+        workspace.report().line(&if added == 0 {
+            format!(
+                "top-up: everyone `{}` selects is already in job {}; nobody added",
+                selectors.key, job.id
+            )
+        } else {
+            format!(
+                "top-up: wave {wave} of job {} adds {} not in it yet",
+                job.id,
+                crate::text::count(added, "member", "members")
+            )
+        });
+    }
+    let job = if request.top_up {
+        store.job(job.id)?.unwrap_or(job)
+    } else {
+        job
+    };
     store.skip_suppressed(job.id, &now)?;
     if request.retry_uncertain {
         store.retry_uncertain(job.id, &now)?;

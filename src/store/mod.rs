@@ -24,7 +24,7 @@ pub use records::{
     Approval, ArchiveEntry, Archived, ArchivedMessage, AttachmentInfo, BounceEvent, CopyKind,
     Counts, EditionRecord, Entry, EntryState, ImportCounts, Job, KeyedMember, LeftOut, Mark,
     Member, NewAttachment, NewJob, NewMessage, Progress, SearchHit, SearchRow, Selection,
-    Suppression, Value, WorkerInfo,
+    Suppression, Value, Wave, WorkerInfo,
 };
 pub use schema::TABLES;
 
@@ -169,8 +169,18 @@ pub trait Journal {
     /// The job with `id`.
     fn job(&self, id: i64) -> Result<Option<Job>>;
 
-    /// The selected members left out of `job` when it started, by address.
+    /// The selected members left out of `job` when it started (or when a top-up added to
+    /// it), by address.
     fn left_out(&self, job: i64) -> Result<Vec<LeftOut>>;
+
+    /// Adds to `job`, as its next wave and in one transaction, the sendable members
+    /// `selection` selects who are not in it yet (joined or re-subscribed since), and
+    /// records the selected suppressed ones not in it as left out; a job that had finished
+    /// runs again. Returns the wave's number and how many rows it added.
+    fn top_up(&self, job: i64, selection: &Selection) -> Result<(u32, u64)>;
+
+    /// `job`'s rows by wave and state.
+    fn waves(&self, job: i64) -> Result<Vec<Wave>>;
 
     /// Cancels `job`: its pending rows become cancelled and it is finished (if it was
     /// not). Returns how many rows were cancelled. A copy already handed to a connection

@@ -237,6 +237,17 @@ pub struct LeftOut {
     pub employer: Option<String>,
     /// The suppression's reason (`unsubscribed`, `hard-bounce`, `manual`…).
     pub reason: String,
+    /// The wave of the job they were left out of (1 when it started, then one per top-up).
+    pub wave: u32,
+}
+
+/// One wave of a job: the rows it started with (wave 1) or a top-up added, by state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Wave {
+    /// 1 when the job started, then one more per top-up.
+    pub number: u32,
+    /// Its rows by state.
+    pub progress: Progress,
 }
 
 /// One recipient of one job.

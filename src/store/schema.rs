@@ -64,6 +64,7 @@ pub const TABLES: &[(&str, &[&str])] = &[
             "message_id",
             "reply",
             "updated_at",
+            "wave",
         ],
     ),
     (
@@ -103,7 +104,7 @@ pub const TABLES: &[(&str, &[&str])] = &[
     ("approvals", &["source", "name", "content_hash", "at"]),
     (
         "left_out",
-        &["job", "email", "branch", "employer", "reason"],
+        &["job", "email", "branch", "employer", "reason", "wave"],
     ),
     (
         "bounces",

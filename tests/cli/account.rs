@@ -162,4 +162,57 @@ on_both! {
         assert!(missing.stderr.contains("there is no job 9"), "{}", missing.stderr);
         t.assert_store_on(backend);
     }
+
+    fn a_top_up_sends_only_to_members_not_yet_in_the_job(backend) {
+        let server = Scripted::start(rule, true);
+        let mut names: Vec<String> = (0..100).map(|i| format!("ok{i}")).collect();
+        let t = Test::with_examples()
+            .on(backend)
+            .write("members.csv", &roster(&names))
+            .with_smtp(server.port, "concurrency = 2");
+        let refused = t.run(&["send", ROUNDUP, "--to", "all", "--top-up", "--yes"]).code(1);
+        assert!(refused.stderr.contains("there is no job sending bulletin 237 to `all` to top up"), "{}", refused.stderr);
+        t.run(&["members", "import", "members.csv"]).success();
+        t.run(&["send", ROUNDUP, "--to", "all", "--yes", "-q"]).success();
+        assert_eq!(server.accepted().len(), 100);
+
+        // 50 join, one of whom is suppressed before the top-up; one old member leaves.
+        names.extend((0..51).map(|i| format!("new{i}")));
+        let t = t.write("members.csv", &roster(&names));
+        t.run(&["members", "import", "members.csv"]).success();
+        t.run(&["unsubscribe", &address(&names, "new50")]).success();
+        t.run(&["unsubscribe", &address(&names, "ok7")]).success();
+        let run = t.run(&["send", ROUNDUP, "--to", "all", "--top-up", "--yes"]).success();
+        assert!(run.stderr.contains("top-up: wave 2 of job 1 adds 50 members not in it yet"), "{}", run.stderr);
+
+        let received = server.received_by();
+        assert_eq!(received.len(), 150, "the 100 and the 50 new ones, nobody else");
+        for (to, copies) in &received {
+            assert_eq!(copies.len(), 1, "{to} got {} copies", copies.len());
+        }
+        for i in 0..50 {
+            assert!(received.contains_key(&address(&names, &format!("new{i}"))), "new{i}");
+        }
+        assert!(!received.contains_key(&address(&names, "new50")), "a suppressed newcomer gets nothing");
+        let ids: std::collections::HashSet<_> = server.accepted().iter().map(|m| m.header("Message-ID")).collect();
+        assert_eq!(ids.len(), 150, "every copy has a Message-ID of its own");
+
+        // 151 selected = 150 sent + 1 suppressed before its wave; waves 100 and 51.
+        let text = t.run(&["job", "1"]).success().stdout;
+        assert_eq!(account_line(&text), [151, 150, 0, 0, 1, 0, 0, 0], "{text}");
+        assert!(text.contains("wave 1 (start):"), "{text}");
+        assert!(text.contains("wave 2 (top-up):"), "{text}");
+        let csv = t.run(&["job", "1", "--csv"]).success().stdout;
+        assert!(csv.contains("\nwave,1,100,100,0,0,0,0,0,0,"), "{csv}");
+        assert!(csv.contains("\nwave,2,51,50,0,0,1,0,0,0,"), "{csv}");
+        let json: serde_json::Value =
+            serde_json::from_str(&t.run(&["job", "1", "--json"]).success().stdout).unwrap();
+        assert_eq!(json["waves"][1]["selected"], 51, "{json}");
+
+        // Nobody new: nothing added, nothing sent.
+        let again = t.run(&["send", ROUNDUP, "--to", "all", "--top-up", "--yes"]).success();
+        assert!(again.stderr.contains("everyone `all` selects is already in job 1; nobody added"), "{}", again.stderr);
+        assert_eq!(server.accepted().len(), 150);
+        t.assert_store_on(backend);
+    }
 }

@@ -10,7 +10,7 @@ use postgres::{GenericClient, Row};
 use crate::error::Result;
 use crate::store::schema::{ENTRY_COLUMNS, JOB_COLUMNS, attributes, count_state};
 use crate::store::{Entry, EntryState, Job, Journal, Mark, NewJob, Progress, WorkerInfo};
-use crate::store::{LeftOut, Member, Selection};
+use crate::store::{LeftOut, Member, Selection, Wave};
 
 use super::bridge::{Db, Step, bad};
 use super::{PgStore, SENDABLE, SHOWN_STATE, count_of, narrow, seconds, selected, wide};
@@ -409,7 +409,7 @@ impl Journal for PgStore {
     fn left_out(&self, job: i64) -> Result<Vec<LeftOut>> {
         self.call("could not read who a job left out", move |db| {
             db.query(
-                "SELECT email, branch, employer, reason FROM left_out WHERE job = $1 ORDER BY email",
+                "SELECT email, branch, employer, reason, wave FROM left_out WHERE job = $1 ORDER BY email",
                 &[&job],
             )?
             .iter()
@@ -419,9 +419,82 @@ impl Journal for PgStore {
                     branch: r.try_get(1)?,
                     employer: r.try_get(2)?,
                     reason: r.try_get(3)?,
+                    wave: narrow(r.try_get(4)?)?,
                 })
             })
             .collect()
+        })
+    }
+
+    fn top_up(&self, job: i64, selection: &Selection) -> Result<(u32, u64)> {
+        let (filter, args) = selected(selection, 3);
+        let add = format!(
+            "INSERT INTO journal (job, seq, email, name, branch, employer, attributes, wave)
+             SELECT $1, n.last + row_number() OVER (ORDER BY m.id), m.email, m.name, m.branch,
+                    m.employer, m.attributes, $2
+             FROM members m, (SELECT coalesce(max(seq), 0) AS last FROM journal WHERE job = $1) n
+             WHERE ({filter}) AND {SENDABLE}
+               AND NOT EXISTS (SELECT 1 FROM journal j WHERE j.job = $1 AND j.email = m.email)"
+        );
+        let left_out = format!(
+            "INSERT INTO left_out (job, email, branch, employer, reason, wave)
+             SELECT $1, m.email, m.branch, m.employer, s.reason, $2
+             FROM members m JOIN suppressions s ON s.email = m.email
+             WHERE ({filter})
+               AND NOT EXISTS (SELECT 1 FROM journal j WHERE j.job = $1 AND j.email = m.email)
+             ON CONFLICT DO NOTHING"
+        );
+        let (wave, added) = self.call("could not top up the job", move |db| {
+            db.transaction(|tx| {
+                // One top-up at a time per job: the next wave and its numbers are its own.
+                tx.execute("SELECT id FROM jobs WHERE id = $1 FOR UPDATE", &[&job])?;
+                let wave: i64 = tx
+                    .query_one(
+                        "SELECT coalesce(max(wave), 1) + 1 FROM journal WHERE job = $1",
+                        &[&job],
+                    )?
+                    .try_get(0)?;
+                let mut params: Vec<&(dyn ToSql + Sync)> = vec![&job, &wave];
+                params.extend(args.iter().map(|a| a as &(dyn ToSql + Sync)));
+                let added = tx.execute(&add, &params)?;
+                tx.execute(
+                    "DELETE FROM left_out l USING journal j
+                     WHERE l.job = $1 AND j.job = $1 AND j.wave = $2 AND j.email = l.email",
+                    &[&job, &wave],
+                )?;
+                tx.execute(&left_out, &params)?;
+                if added > 0 {
+                    tx.execute(
+                        "UPDATE jobs SET total = total + $2, finished_at = NULL WHERE id = $1",
+                        &[&job, &wide(added)],
+                    )?;
+                }
+                Ok((wave, added))
+            })
+        })?;
+        Ok((u32::try_from(wave).unwrap_or(u32::MAX), added))
+    }
+
+    fn waves(&self, job: i64) -> Result<Vec<Wave>> {
+        self.call("could not read the job's waves", move |db| {
+            let mut waves: Vec<Wave> = Vec::new();
+            for row in db.query(
+                "SELECT wave, state, count(*) FROM journal WHERE job = $1
+                 GROUP BY wave, state ORDER BY wave",
+                &[&job],
+            )? {
+                let number: u32 = narrow(row.try_get(0)?)?;
+                if waves.last().is_none_or(|w| w.number != number) {
+                    waves.push(Wave {
+                        number,
+                        progress: Progress::default(),
+                    });
+                }
+                if let Some(w) = waves.last_mut() {
+                    count_state(&mut w.progress, row.try_get(1)?, count_of(row.try_get(2)?));
+                }
+            }
+            Ok(waves)
         })
     }
 

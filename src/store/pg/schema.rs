@@ -197,9 +197,12 @@ CREATE TABLE left_out (
     branch   text,
     employer text,
     reason   text NOT NULL,
+    wave     bigint NOT NULL DEFAULT 1,
     PRIMARY KEY (job, email)
 );
 CREATE INDEX bounces_job ON bounces (job);
+-- Which wave of a job a row came in: 1 when it started, then one per top-up.
+ALTER TABLE journal ADD COLUMN wave bigint NOT NULL DEFAULT 1;
 ",
 ];
 

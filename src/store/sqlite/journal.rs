@@ -6,7 +6,7 @@ use rusqlite::{OptionalExtension, params};
 use crate::error::{Error, Result};
 use crate::store::schema::{ENTRY_COLUMNS, JOB_COLUMNS, attributes, count_state};
 use crate::store::{Entry, EntryState, Job, Journal, Mark, NewJob, Progress, WorkerInfo};
-use crate::store::{LeftOut, Member, Selection};
+use crate::store::{LeftOut, Member, Selection, Wave};
 
 use super::{SqliteStore, unix_now, where_selected};
 
@@ -334,7 +334,7 @@ impl Journal for SqliteStore {
         let mut statement = self
             .conn
             .prepare_cached(
-                "SELECT email, branch, employer, reason FROM left_out WHERE job = ?1 ORDER BY email",
+                "SELECT email, branch, employer, reason, wave FROM left_out WHERE job = ?1 ORDER BY email",
             )
             .map_err(fail)?;
         let rows = statement
@@ -344,10 +344,104 @@ impl Journal for SqliteStore {
                     branch: r.get(1)?,
                     employer: r.get(2)?,
                     reason: r.get(3)?,
+                    wave: r.get(4)?,
                 })
             })
             .map_err(fail)?;
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(fail)
+    }
+
+    fn top_up(&self, job: i64, selection: &Selection) -> Result<(u32, u64)> {
+        let fail = |e| self.fail("could not top up the job", e);
+        let (filter, mut args) = where_selected(selection, 4);
+        let tx = self.conn.unchecked_transaction().map_err(fail)?;
+        let (wave, last): (i64, i64) = tx
+            .query_row(
+                "SELECT COALESCE(MAX(wave), 1) + 1, COALESCE(MAX(seq), 0) FROM journal WHERE job = ?1",
+                [job],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(fail)?;
+        let mut head = vec![job.to_string(), last.to_string(), wave.to_string()];
+        head.extend(args.iter().cloned());
+        let (left_filter, mut left_args) = where_selected(selection, 3);
+        left_args.splice(0..0, [job.to_string(), wave.to_string()]);
+        args = head;
+        let added = tx
+            .execute(
+                &format!(
+                    "INSERT INTO journal (job, seq, email, name, branch, employer, attributes, wave)
+                     SELECT CAST(?1 AS INTEGER), CAST(?2 AS INTEGER) + ROW_NUMBER() OVER (ORDER BY m.id),
+                            m.email, m.name, m.branch, m.employer, m.attributes, CAST(?3 AS INTEGER)
+                     FROM members m
+                     WHERE ({filter})
+                       AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.email = m.email)
+                       AND NOT EXISTS (SELECT 1 FROM journal j WHERE j.job = CAST(?1 AS INTEGER) AND j.email = m.email)"
+                ),
+                rusqlite::params_from_iter(args.iter()),
+            )
+            .map_err(fail)?;
+        // Left out before and in the job now (re-subscribed): counted once, in the journal.
+        tx.execute(
+            "DELETE FROM left_out WHERE job = ?1
+               AND email IN (SELECT email FROM journal WHERE job = ?1 AND wave = ?2)",
+            params![job, wave],
+        )
+        .map_err(fail)?;
+        tx.execute(
+            &format!(
+                "INSERT OR IGNORE INTO left_out (job, email, branch, employer, reason, wave)
+                 SELECT CAST(?1 AS INTEGER), m.email, m.branch, m.employer, s.reason, CAST(?2 AS INTEGER)
+                 FROM members m JOIN suppressions s ON s.email = m.email
+                 WHERE ({left_filter})
+                   AND NOT EXISTS (SELECT 1 FROM journal j WHERE j.job = CAST(?1 AS INTEGER) AND j.email = m.email)"
+            ),
+            rusqlite::params_from_iter(left_args.iter()),
+        )
+        .map_err(fail)?;
+        if added > 0 {
+            tx.execute(
+                "UPDATE jobs SET total = total + ?2, finished_at = NULL WHERE id = ?1",
+                params![job, added as i64],
+            )
+            .map_err(fail)?;
+        }
+        tx.commit().map_err(fail)?;
+        Ok((u32::try_from(wave).unwrap_or(u32::MAX), added as u64))
+    }
+
+    fn waves(&self, job: i64) -> Result<Vec<Wave>> {
+        let fail = |e| self.fail("could not read the job's waves", e);
+        let mut statement = self
+            .conn
+            .prepare_cached(
+                "SELECT wave, state, COUNT(*) FROM journal WHERE job = ?1 GROUP BY wave, state ORDER BY wave",
+            )
+            .map_err(fail)?;
+        let rows = statement
+            .query_map([job], |r| {
+                Ok((
+                    r.get::<_, u32>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })
+            .map_err(fail)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(fail)?;
+        let mut waves: Vec<Wave> = Vec::new();
+        for (number, state, n) in rows {
+            if waves.last().is_none_or(|w| w.number != number) {
+                waves.push(Wave {
+                    number,
+                    progress: Progress::default(),
+                });
+            }
+            if let Some(w) = waves.last_mut() {
+                crate::store::schema::count_state(&mut w.progress, &state, n.max(0) as u64);
+            }
+        }
+        Ok(waves)
     }
 
     fn cancel_job(&self, job: i64, at: &str) -> Result<u64> {

@@ -219,9 +219,12 @@ const MIGRATIONS: &[M<'static>] = &[
             branch   TEXT,
             employer TEXT,
             reason   TEXT NOT NULL,
+            wave     INTEGER NOT NULL DEFAULT 1,
             PRIMARY KEY (job, email)
         ) WITHOUT ROWID;
-        CREATE INDEX bounces_job ON bounces(job);",
+        CREATE INDEX bounces_job ON bounces(job);
+        -- Which wave of a job a row came in: 1 when it started, then one per top-up.
+        ALTER TABLE journal ADD COLUMN wave INTEGER NOT NULL DEFAULT 1;",
     ),
 ];
 
