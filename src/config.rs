@@ -37,6 +37,8 @@ pub struct Config {
     pub approval: Approval,
     /// Bulletin numbering.
     pub numbering: Numbering,
+    /// Scheduled sends (`mailout send --at`).
+    pub schedule: Schedule,
     /// The received-mail archive and its web copy.
     pub archive: Archive,
     /// The greeting when a bulletin sets none or a member has no name.
@@ -265,6 +267,27 @@ impl Config {
             .and_then(|u| u.host_str().map(|h| h.to_ascii_lowercase()))
             .into_iter()
             .collect()
+    }
+}
+
+/// `[schedule]`
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Schedule {
+    /// The zone `--at` times are in (an IANA name such as `Europe/London`); the system's
+    /// when absent.
+    pub timezone: Option<String>,
+    /// How late (in minutes) a scheduled job may start on its own; later, it waits as
+    /// `late` until `mailout job N --release`.
+    pub late_limit_mins: u32,
+}
+
+impl Default for Schedule {
+    fn default() -> Self {
+        Schedule {
+            timezone: None,
+            late_limit_mins: 30,
+        }
     }
 }
 

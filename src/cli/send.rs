@@ -70,6 +70,11 @@ pub struct Send {
     /// re-subscribed since it started), as a later wave; nobody in it gets a second copy.
     #[arg(long, requires = "to", conflicts_with_all = ["resume", "proof"])]
     top_up: bool,
+    /// Schedule the job for then rather than sending now: YYYY-MM-DDTHH:MM in [schedule]
+    /// timezone (or an RFC 3339 time with its offset). With --enqueue, `mailout worker`
+    /// starts it when due; without, this command waits for it and sends it.
+    #[arg(long, value_name = "TIME", requires = "to", conflicts_with_all = ["resume", "proof", "top_up", "dry_run"])]
+    at: Option<String>,
     /// Where the file transport writes.
     #[arg(long, default_value = outbox::DEFAULT_DIR)]
     outbox: PathBuf,
@@ -127,8 +132,11 @@ pub struct JobArgs {
     csv: bool,
     /// Stop the job: its pending recipients become cancelled and nothing more is sent
     /// (copies already being sent finish and are counted as sent).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "release")]
     cancel: bool,
+    /// Let a scheduled job that waits as `late` (or held) start: `mailout worker` sends it.
+    #[arg(long, conflicts_with_all = ["json", "csv"])]
+    release: bool,
 }
 
 /// `mailout send`, on `runtime`.
@@ -150,6 +158,7 @@ pub fn send(options: &Options, args: Send, runtime: &Runtime) -> Result<ExitCode
         resume: args.resume,
         retry_uncertain: args.retry_uncertain,
         top_up: args.top_up,
+        at: args.at,
         dry_run: args.dry_run,
         transport: args.transport.map(TransportKind::from),
         concurrency: args.concurrency,
@@ -181,6 +190,24 @@ pub fn send(options: &Options, args: Send, runtime: &Runtime) -> Result<ExitCode
                 job.total
             );
             Ok(ExitCode::SUCCESS)
+        }
+        SendResult::Scheduled { job, due, started } => {
+            outln!("job: {}", job.id);
+            errln!(
+                "{} for {due}; `mailout worker` starts it then (`mailout job {} --cancel` drops it)",
+                if started {
+                    "scheduled"
+                } else {
+                    "still scheduled"
+                },
+                job.id
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        SendResult::Waiting { job, describe } => {
+            outln!("job: {}", job.id);
+            errln!("not sent: {describe}");
+            Ok(ExitCode::from(1))
         }
         SendResult::Ran {
             job,
@@ -401,7 +428,7 @@ pub fn jobs(options: &Options) -> Result<ExitCode, Error> {
 /// `mailout job N`: the job, its account (everyone selected and what became of them, adding
 /// up), every failure with its reply, every uncertain copy with what happened.
 pub fn job(options: &Options, args: JobArgs) -> Result<ExitCode, Error> {
-    let workspace = if args.cancel {
+    let workspace = if args.cancel || args.release {
         Workspace::open(options)?
     } else {
         Workspace::open_read_only(options)?
@@ -417,11 +444,18 @@ pub fn job(options: &Options, args: JobArgs) -> Result<ExitCode, Error> {
             return Ok(ExitCode::SUCCESS);
         }
         let cancelled = store.cancel_job(id, &mailout::clock::stamp())?;
+        if !job.is_started() {
+            errln!("job {id} cancelled before it started: nothing of it will be sent");
+            return Ok(ExitCode::SUCCESS);
+        }
         errln!(
             "job {id} cancelled: {} will not be sent (a worker sending it stops within a second)",
             count(cancelled, "pending copy", "pending copies")
         );
         return Ok(ExitCode::SUCCESS);
+    }
+    if args.release {
+        return release(&workspace, id);
     }
     let account = mailout::send::account::account(store, id)?;
     if args.json {
@@ -446,7 +480,20 @@ pub fn job(options: &Options, args: JobArgs) -> Result<ExitCode, Error> {
     outln!("to:         {}", job.spec.selectors);
     outln!("transport:  {}", job.spec.transport);
     outln!("state:      {}", account.state);
-    outln!("started:    {}", job.spec.created_at);
+    match &job.scheduled_for {
+        Some(due) => {
+            let zone = mailout::send::schedule::zone(&workspace.config)?;
+            outln!(
+                "scheduled:  {} (on {})",
+                mailout::send::schedule::show(due, &zone),
+                job.spec.created_at
+            );
+            if let Some(why) = &job.held_because {
+                outln!("held:       {why}");
+            }
+        }
+        None => outln!("started:    {}", job.spec.created_at),
+    }
     if let Some(at) = &job.finished_at {
         outln!("finished:   {at}");
     }
@@ -484,6 +531,36 @@ pub fn job(options: &Options, args: JobArgs) -> Result<ExitCode, Error> {
             job.id
         );
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `mailout job N --release`: a late or held scheduled job may start.
+fn release(workspace: &Workspace, id: i64) -> Result<ExitCode, Error> {
+    use mailout::store::Schedule;
+    let store = workspace.store()?;
+    let job = store
+        .job(id)?
+        .ok_or_else(|| Error::Usage(format!("there is no job {id}; `mailout jobs` lists them")))?;
+    let state = mailout::send::account::state_of(&job);
+    if !matches!(job.schedule, Some(Schedule::Late | Schedule::Held)) {
+        return Err(Error::Usage(format!(
+            "job {id} is {state}: only a scheduled job that waits as `late` or `held` is released"
+        )));
+    }
+    if !store.set_schedule(
+        id,
+        &[Schedule::Late, Schedule::Held],
+        Schedule::Released,
+        None,
+    )? {
+        return Err(Error::Usage(format!(
+            "job {id} changed meanwhile (another command moved it); `mailout job {id}` says where it stands"
+        )));
+    }
+    errln!(
+        "job {id} released: `mailout worker` (or `mailout send {} --resume {id}`) starts it now",
+        job.spec.source
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -654,10 +731,14 @@ fn account_csv(account: &Account) -> Result<String, Error> {
 
 fn ask(plan: &Plan) -> bool {
     eprint_flush(&format!(
-        "Send `{}` to {} (--to {})? [y/N] ",
+        "Send `{}` to {} (--to {}){}? [y/N] ",
         plan.subject,
         count(plan.recipients, "member", "members"),
-        plan.selectors
+        plan.selectors,
+        plan.due
+            .as_deref()
+            .map(|due| format!(" at {due} (to those it selects then)"))
+            .unwrap_or_default()
     ));
     let mut answer = String::new();
     std::io::stdin().read_line(&mut answer).is_ok()
@@ -671,6 +752,9 @@ fn eprint_flush(text: &str) {
 }
 
 fn print_plan(plan: &Plan) {
+    if let Some(due) = &plan.due {
+        outln!("scheduled for {due}");
+    }
     outln!(
         "would send `{}` (bulletin {}) to {} (--to {})",
         plan.subject,

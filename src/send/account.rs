@@ -124,6 +124,15 @@ pub const NO_GROUP: &str = "(none)";
 
 /// What a job's state is called.
 pub fn state_of(job: &Job) -> &'static str {
+    use crate::store::Schedule;
+    match job.schedule {
+        Some(Schedule::Waiting) => return "scheduled",
+        Some(Schedule::Late) => return "late",
+        Some(Schedule::Released) => return "released",
+        Some(Schedule::Held) => return "held",
+        Some(Schedule::Cancelled) => return "cancelled",
+        Some(Schedule::Started) | None => {}
+    }
     let p = &job.progress;
     match &job.finished_at {
         None => "running",

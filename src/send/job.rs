@@ -46,6 +46,8 @@ pub struct SendRequest {
     /// `--top-up`: add to the existing job for `--to` the members selected now who are not
     /// in it yet (joined or re-subscribed since it started), as its next wave.
     pub top_up: bool,
+    /// `--at`: start the job then (in `[schedule] timezone`) rather than now.
+    pub at: Option<String>,
 }
 
 /// Who a job goes to, before it starts.
@@ -63,6 +65,8 @@ pub struct Plan {
     pub sample: Vec<Member>,
     /// The job that already exists for this bulletin and these selectors.
     pub existing: Option<Job>,
+    /// `--at`: when it is scheduled for, as the officer reads it.
+    pub due: Option<String>,
 }
 
 /// How a send ended.
@@ -78,6 +82,24 @@ pub enum SendResult {
         job: Job,
         /// Whether this command created it (rather than finding it).
         started: bool,
+    },
+    /// The job is scheduled (or was found scheduled) and `--enqueue` (or an interrupt) left
+    /// it to `mailout worker`.
+    Scheduled {
+        /// The job.
+        job: Job,
+        /// When it is due, as the officer reads it.
+        due: String,
+        /// Whether this command scheduled it.
+        started: bool,
+    },
+    /// The scheduled job came due too late, or could not start: it waits (`describe` says
+    /// for what).
+    Waiting {
+        /// The job.
+        job: Job,
+        /// What became of it, in words.
+        describe: String,
     },
     /// The job ran (or had nothing left); its state now, and what this run did.
     Ran {
@@ -136,12 +158,49 @@ pub fn send(
             "`--top-up` adds members to the job for `--to`; it does not go with `--resume` or `--retry-uncertain`".into(),
         ));
     }
+    if request.at.is_some() && (request.resume.is_some() || request.top_up) {
+        return Err(Error::Usage(
+            "`--at` schedules a new job; it does not go with `--resume` or `--top-up`".into(),
+        ));
+    }
+    if let (Some(at), Some(job)) = (&request.at, &job) {
+        return Err(Error::Usage(format!(
+            "bulletin {} already has job {} for `{}` ({}); `--at {at}` schedules a new job only",
+            edition.number,
+            job.id,
+            selectors.key,
+            super::account::state_of(job)
+        )));
+    }
     if request.top_up && job.is_none() {
         return Err(Error::Usage(format!(
             "there is no job sending bulletin {} to `{}` to top up; start one without `--top-up`",
             edition.number, selectors.key
         )));
     }
+    if let Some(existing) = &job
+        && !existing.is_started()
+    {
+        if request.top_up {
+            return Err(Error::Usage(format!(
+                "job {} has not started yet: when it starts, it goes to everyone `{}` selects then",
+                existing.id, selectors.key
+            )));
+        }
+        if request.dry_run {
+            return Err(Error::Usage(format!(
+                "job {} is scheduled ({}); nobody is chosen before it starts",
+                existing.id,
+                super::account::state_of(existing)
+            )));
+        }
+        return wait_for(workspace, request, existing.clone(), false, runtime);
+    }
+    let zone = super::schedule::zone(config)?;
+    let due = match &request.at {
+        Some(at) => Some(super::schedule::parse_at(at, &zone)?),
+        None => None,
+    };
     if let Some(job) = &job
         && job.spec.content_hash != edition.content_hash
     {
@@ -169,6 +228,7 @@ pub fn send(
             Vec::new()
         },
         existing: job.clone(),
+        due: due.map(|t| super::schedule::show(&super::schedule::stamp(t), &zone)),
     };
     if job.is_none() && plan.recipients == 0 {
         return Err(selects_nobody(store, &selectors)?);
@@ -185,7 +245,7 @@ pub fn send(
     let setup = Setup::new(workspace, Some(kind), None)?;
     let work_left = job.as_ref().is_none_or(|j| j.progress.pending > 0)
         || (request.retry_uncertain && job.as_ref().is_some_and(|j| j.progress.uncertain > 0));
-    if !request.enqueue && work_left {
+    if !request.enqueue && work_left && due.is_none() {
         // Before anything is written: the server must answer.
         setup.check(kind, runtime)?;
     }
@@ -203,6 +263,21 @@ pub fn send(
             if !confirm(&plan) {
                 return Ok(SendResult::Declined(plan));
             }
+            if let Some(due) = due {
+                let job = store.schedule_job(
+                    &NewJob {
+                        number: edition.number,
+                        selectors: selectors.key.clone(),
+                        content_hash: edition.content_hash.clone(),
+                        subject: edition.subject.clone(),
+                        source: source_key(&request.file),
+                        transport: kind.as_str().to_string(),
+                        created_at: now.clone(),
+                    },
+                    &super::schedule::stamp(due),
+                )?;
+                return wait_for(workspace, request, job, true, runtime);
+            }
             let job = store.create_job(
                 &NewJob {
                     number: edition.number,
@@ -215,27 +290,7 @@ pub fn send(
                 },
                 &selectors.selection,
             )?;
-            // From now on the number is sent: its content cannot change.
-            store.record_sent(
-                &EditionRecord {
-                    number: edition.number,
-                    content_hash: edition.content_hash.clone(),
-                    subject: edition.subject.clone(),
-                    source: source_key(&request.file),
-                    built_at: None,
-                    sent_at: None,
-                },
-                &now,
-            )?;
-            // The copy for everyone goes into the archive: the public page shows it.
-            let started = now
-                .parse::<jiff::Timestamp>()
-                .map(|t| {
-                    std::time::SystemTime::UNIX_EPOCH
-                        + std::time::Duration::from_secs(t.as_second().max(0).unsigned_abs())
-                })
-                .unwrap_or_else(|_| clock::system_time());
-            workspace.archive_everyone_copy(&request.file, started)?;
+            commit_edition(workspace, &request.file, &now)?;
             (job, true)
         }
     };
@@ -268,6 +323,153 @@ pub fn send(
         let job = store.job(job.id)?.unwrap_or(job);
         return Ok(SendResult::Enqueued { job, started });
     }
+    run(workspace, request, job, started, runtime)
+}
+
+/// Marks the edition in `path` sent (from now on its content cannot change) and puts the
+/// copy for everyone in the archive, dated `now`: the public page shows it.
+pub(crate) fn commit_edition(
+    workspace: &Workspace,
+    path: &std::path::Path,
+    now: &str,
+) -> Result<()> {
+    let edition = workspace.edition(path)?;
+    workspace.store()?.record_sent(
+        &EditionRecord {
+            number: edition.number,
+            content_hash: edition.content_hash.clone(),
+            subject: edition.subject.clone(),
+            source: source_key(path),
+            built_at: None,
+            sent_at: None,
+        },
+        now,
+    )?;
+    let started = now
+        .parse::<jiff::Timestamp>()
+        .map(|t| {
+            std::time::SystemTime::UNIX_EPOCH
+                + std::time::Duration::from_secs(t.as_second().max(0).unsigned_abs())
+        })
+        .unwrap_or_else(|_| clock::system_time());
+    workspace.archive_everyone_copy(path, started)
+}
+
+/// A scheduled job that has not started: left to workers (`--enqueue`), or waited for here
+/// and then sent, unless it is late or held.
+fn wait_for(
+    workspace: &Workspace,
+    request: &SendRequest,
+    job: Job,
+    scheduled: bool,
+    runtime: &Runtime,
+) -> Result<SendResult> {
+    use crate::store::Schedule;
+    let zone = super::schedule::zone(&workspace.config)?;
+    let store = workspace.store()?;
+    let due = super::schedule::show(job.scheduled_for.as_deref().unwrap_or(""), &zone);
+    match job.schedule {
+        Some(Schedule::Cancelled) => {
+            return Err(Error::Usage(format!(
+                "job {} was cancelled before it started; schedule it again with `--at`",
+                job.id
+            )));
+        }
+        Some(Schedule::Late) => {
+            return Ok(SendResult::Waiting {
+                describe: format!(
+                    "job {} was due at {due} and waits as `late`: `mailout job {} --release` sends it (or `--cancel` drops it)",
+                    job.id, job.id
+                ),
+                job,
+            });
+        }
+        Some(Schedule::Held) => {
+            return Ok(SendResult::Waiting {
+                describe: format!(
+                    "job {} was not started: {}; when that is put right, `mailout job {} --release` starts it",
+                    job.id,
+                    job.held_because.as_deref().unwrap_or("it is held"),
+                    job.id
+                ),
+                job,
+            });
+        }
+        _ => {}
+    }
+    if !scheduled {
+        workspace
+            .report()
+            .line(&format!("job {} is scheduled for {due}", job.id));
+    }
+    if request.enqueue {
+        return Ok(SendResult::Scheduled {
+            job,
+            due,
+            started: scheduled,
+        });
+    }
+    let mut told = false;
+    loop {
+        for outcome in super::schedule::start_due(workspace, &[job.id])? {
+            match outcome {
+                super::schedule::Due::Started { .. } => {
+                    workspace.report().line(&outcome.describe(&zone));
+                }
+                other => {
+                    return Ok(SendResult::Waiting {
+                        describe: other.describe(&zone),
+                        job: store.job(job.id)?.unwrap_or(job),
+                    });
+                }
+            }
+        }
+        let now = store.job(job.id)?.unwrap_or_else(|| job.clone());
+        match now.schedule {
+            Some(Schedule::Waiting | Schedule::Released) => {}
+            Some(Schedule::Started) => return run(workspace, request, now, scheduled, runtime),
+            // Moved by another process meanwhile (cancelled, held, late): say so.
+            _ => return wait_for(workspace, request, now, false, runtime),
+        }
+        if !told {
+            workspace.report().line(&format!(
+                "job {}: waiting until {due} to start (interrupt to leave it to `mailout worker`)",
+                job.id
+            ));
+            told = true;
+        }
+        let left = now
+            .scheduled_for
+            .as_deref()
+            .and_then(|d| d.parse::<jiff::Timestamp>().ok())
+            .map_or(0, |d| d.as_second() - clock::now().as_second());
+        // Looked at again at least every 30 s: a cancel or a clock change is noticed.
+        let wait = std::time::Duration::from_secs(left.clamp(1, 30).unsigned_abs());
+        let interrupted = runtime.block_on(async {
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => false,
+                _ = tokio::signal::ctrl_c() => true,
+            }
+        })?;
+        if interrupted {
+            return Ok(SendResult::Scheduled {
+                job: now,
+                due,
+                started: scheduled,
+            });
+        }
+    }
+}
+
+/// Works `job` in this process until nothing is left, and says how it ended.
+fn run(
+    workspace: &Workspace,
+    request: &SendRequest,
+    job: Job,
+    started: bool,
+    runtime: &Runtime,
+) -> Result<SendResult> {
+    let store = workspace.store()?;
     let stats = work(
         workspace,
         &WorkerOptions {

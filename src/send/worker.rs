@@ -380,6 +380,13 @@ impl<'a> Worker<'a> {
     /// One pass over the running jobs: each is worked until this worker can claim nothing
     /// more of it.
     async fn pass(&mut self, quiet: bool) -> Result<Pass> {
+        let due = super::schedule::start_due(self.workspace, &self.options.jobs)?;
+        if !due.is_empty() {
+            let zone = super::schedule::zone(&self.workspace.config)?;
+            for outcome in due {
+                self.workspace.report().line(&outcome.describe(&zone));
+            }
+        }
         let store = self.store()?;
         let jobs: Vec<Job> = if self.options.jobs.is_empty() {
             store.running_jobs()?
@@ -396,6 +403,10 @@ impl<'a> Worker<'a> {
         let mut claimed = 0;
         let mut pending = 0;
         for job in jobs {
+            if !job.is_started() {
+                // Scheduled: started above when it comes due.
+                continue;
+            }
             if job.progress.pending == 0 {
                 if job.finished_at.is_none() {
                     self.store()?.finish_job(job.id, &crate::clock::stamp())?;

@@ -23,7 +23,7 @@ mod conformance;
 pub use records::{
     Approval, ArchiveEntry, Archived, ArchivedMessage, AttachmentInfo, BounceEvent, CopyKind,
     Counts, EditionRecord, Entry, EntryState, ImportCounts, Job, KeyedMember, LeftOut, Mark,
-    Member, NewAttachment, NewJob, NewMessage, Progress, SearchHit, SearchRow, Selection,
+    Member, NewAttachment, NewJob, NewMessage, Progress, Schedule, SearchHit, SearchRow, Selection,
     Suppression, Value, Wave, WorkerInfo,
 };
 pub use schema::TABLES;
@@ -178,6 +178,25 @@ pub trait Journal {
     /// records the selected suppressed ones not in it as left out; a job that had finished
     /// runs again. Returns the wave's number and how many rows it added.
     fn top_up(&self, job: i64, selection: &Selection) -> Result<(u32, u64)>;
+
+    /// Records `job` to start at `due` (UTC, RFC 3339), waiting, with nobody in it yet:
+    /// its recipients are chosen when it starts.
+    fn schedule_job(&self, job: &NewJob, due: &str) -> Result<Job>;
+
+    /// Moves scheduled `job` from one of `from` to `to` (with `because` as its reason, for
+    /// `Held`); false if it was in none of `from` (another process moved it first).
+    fn set_schedule(
+        &self,
+        job: i64,
+        from: &[Schedule],
+        to: Schedule,
+        because: Option<&str>,
+    ) -> Result<bool>;
+
+    /// Starts scheduled `job` if it is waiting or released: in one transaction, marks it
+    /// started and adds the members `selection` selects now, as [`Journal::top_up`] does.
+    /// `None` if another process started (or someone cancelled) it first.
+    fn start_scheduled(&self, job: i64, selection: &Selection) -> Result<Option<u64>>;
 
     /// `job`'s rows by wave and state.
     fn waves(&self, job: i64) -> Result<Vec<Wave>>;

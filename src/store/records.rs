@@ -162,6 +162,65 @@ pub struct Job {
     pub total: u64,
     /// Per state.
     pub progress: Progress,
+    /// When a scheduled job is due (UTC, RFC 3339); `None` for a job sent at once.
+    pub scheduled_for: Option<String>,
+    /// Where a scheduled job stands; `None` for a job sent at once.
+    pub schedule: Option<Schedule>,
+    /// Why a scheduled job was not started when it came due.
+    pub held_because: Option<String>,
+}
+
+impl Job {
+    /// Whether the job has its recipients and may be worked (a scheduled job only once it
+    /// has started).
+    pub fn is_started(&self) -> bool {
+        matches!(self.schedule, None | Some(Schedule::Started))
+    }
+}
+
+/// Where a scheduled job stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Schedule {
+    /// Not yet due.
+    Waiting,
+    /// Came due later than the late limit with nothing running: waits for a release.
+    Late,
+    /// Released after being late: starts at the next look.
+    Released,
+    /// Came due but was not started (the bulletin changed, or its sign-off no longer
+    /// holds): `held_because` says why.
+    Held,
+    /// Started: its recipients are in the journal.
+    Started,
+    /// Cancelled before it started.
+    Cancelled,
+}
+
+impl Schedule {
+    /// The word stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Schedule::Waiting => "waiting",
+            Schedule::Late => "late",
+            Schedule::Released => "released",
+            Schedule::Held => "held",
+            Schedule::Started => "started",
+            Schedule::Cancelled => "cancelled",
+        }
+    }
+
+    /// The state named `word`.
+    pub fn parse(word: &str) -> Option<Schedule> {
+        Some(match word {
+            "waiting" => Schedule::Waiting,
+            "late" => Schedule::Late,
+            "released" => Schedule::Released,
+            "held" => Schedule::Held,
+            "started" => Schedule::Started,
+            "cancelled" => Schedule::Cancelled,
+            _ => return None,
+        })
+    }
 }
 
 /// How far a job has got.

@@ -47,6 +47,9 @@ pub const TABLES: &[(&str, &[&str])] = &[
             "total",
             "created_at",
             "finished_at",
+            "scheduled_for",
+            "schedule",
+            "held_because",
         ],
     ),
     (
@@ -128,7 +131,7 @@ pub(crate) fn table_columns(table: &str) -> Option<&'static [&'static str]> {
 /// An edition's columns, in the order its row mapping reads them.
 pub(crate) const EDITION_COLUMNS: &str = "number, content_hash, subject, source, built_at, sent_at";
 /// A job's columns, in the order its row mapping reads them.
-pub(crate) const JOB_COLUMNS: &str = "id, number, selectors, content_hash, subject, source, transport, created_at, finished_at, total";
+pub(crate) const JOB_COLUMNS: &str = "id, number, selectors, content_hash, subject, source, transport, created_at, finished_at, total, scheduled_for, schedule, held_because";
 /// An archived message's listing columns, in the order its row mapping reads them.
 pub(crate) const ARCHIVE_COLUMNS: &str =
     "id, message_id, date, sender, subject, bulletin, flagged, size, folder, copy_kind";

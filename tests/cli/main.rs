@@ -21,6 +21,7 @@ mod new;
 mod preview;
 mod samples;
 mod scale;
+mod schedule;
 mod selfcontained;
 mod send;
 mod serve;

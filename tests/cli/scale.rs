@@ -129,6 +129,11 @@ crate::on_both! {
             shown.contains(&format!("recipients: {MEMBERS} ({MEMBERS} sent, 0 failed, 0 uncertain, 0 skipped, 0 pending)")),
             "{shown}"
         );
+        // The account of a job three workers shared, one killed, adds up.
+        assert!(
+            shown.contains(&format!("account:    {MEMBERS} selected = {MEMBERS} sent + 0 failed + 0 uncertain + 0 suppressed before the send + 0 left out during it + 0 cancelled + 0 pending")),
+            "{shown}"
+        );
         // Workers that exit retire: none is left live.
         assert_eq!(t.run(&["workers"]).success().stdout.lines().count(), 1);
     }

@@ -10,7 +10,7 @@ use postgres::{GenericClient, Row};
 use crate::error::Result;
 use crate::store::schema::{ENTRY_COLUMNS, JOB_COLUMNS, attributes, count_state};
 use crate::store::{Entry, EntryState, Job, Journal, Mark, NewJob, Progress, WorkerInfo};
-use crate::store::{LeftOut, Member, Selection, Wave};
+use crate::store::{LeftOut, Member, Schedule, Selection, Wave};
 
 use super::bridge::{Db, Step, bad};
 use super::{PgStore, SENDABLE, SHOWN_STATE, count_of, narrow, seconds, selected, wide};
@@ -48,6 +48,11 @@ fn job_row(row: &Row) -> Step<Job> {
         finished_at: row.try_get(8)?,
         total: count_of(row.try_get(9)?),
         progress: Progress::default(),
+        scheduled_for: row.try_get(10)?,
+        schedule: row
+            .try_get::<_, Option<&str>>(11)?
+            .and_then(Schedule::parse),
+        held_because: row.try_get(12)?,
     })
 }
 
@@ -70,7 +75,11 @@ fn load_jobs<C: GenericClient>(db: &mut Db<'_, C>, which: Jobs) -> Step<Vec<Job>
             &[],
         )?,
         Jobs::Running => db.query(
-            &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE finished_at IS NULL ORDER BY id"),
+            &format!(
+                "SELECT {JOB_COLUMNS} FROM jobs
+                 WHERE finished_at IS NULL AND (schedule IS NULL OR schedule = 'started')
+                 ORDER BY id"
+            ),
             &[],
         )?,
     };
@@ -427,52 +436,76 @@ impl Journal for PgStore {
     }
 
     fn top_up(&self, job: i64, selection: &Selection) -> Result<(u32, u64)> {
-        let (filter, args) = selected(selection, 3);
-        let add = format!(
-            "INSERT INTO journal (job, seq, email, name, branch, employer, attributes, wave)
-             SELECT $1, n.last + row_number() OVER (ORDER BY m.id), m.email, m.name, m.branch,
-                    m.employer, m.attributes, $2
-             FROM members m, (SELECT coalesce(max(seq), 0) AS last FROM journal WHERE job = $1) n
-             WHERE ({filter}) AND {SENDABLE}
-               AND NOT EXISTS (SELECT 1 FROM journal j WHERE j.job = $1 AND j.email = m.email)"
-        );
-        let left_out = format!(
-            "INSERT INTO left_out (job, email, branch, employer, reason, wave)
-             SELECT $1, m.email, m.branch, m.employer, s.reason, $2
-             FROM members m JOIN suppressions s ON s.email = m.email
-             WHERE ({filter})
-               AND NOT EXISTS (SELECT 1 FROM journal j WHERE j.job = $1 AND j.email = m.email)
-             ON CONFLICT DO NOTHING"
-        );
-        let (wave, added) = self.call("could not top up the job", move |db| {
+        let wave = WaveStatements::new(selection);
+        let (number, added) = self.call("could not top up the job", move |db| {
             db.transaction(|tx| {
                 // One top-up at a time per job: the next wave and its numbers are its own.
                 tx.execute("SELECT id FROM jobs WHERE id = $1 FOR UPDATE", &[&job])?;
-                let wave: i64 = tx
-                    .query_one(
-                        "SELECT coalesce(max(wave), 1) + 1 FROM journal WHERE job = $1",
-                        &[&job],
-                    )?
-                    .try_get(0)?;
-                let mut params: Vec<&(dyn ToSql + Sync)> = vec![&job, &wave];
-                params.extend(args.iter().map(|a| a as &(dyn ToSql + Sync)));
-                let added = tx.execute(&add, &params)?;
-                tx.execute(
-                    "DELETE FROM left_out l USING journal j
-                     WHERE l.job = $1 AND j.job = $1 AND j.wave = $2 AND j.email = l.email",
-                    &[&job, &wave],
-                )?;
-                tx.execute(&left_out, &params)?;
-                if added > 0 {
-                    tx.execute(
-                        "UPDATE jobs SET total = total + $2, finished_at = NULL WHERE id = $1",
-                        &[&job, &wide(added)],
-                    )?;
-                }
-                Ok((wave, added))
+                wave.add(tx, job)
             })
         })?;
-        Ok((u32::try_from(wave).unwrap_or(u32::MAX), added))
+        Ok((number, added))
+    }
+
+    fn schedule_job(&self, job: &NewJob, due: &str) -> Result<Job> {
+        let job = job.clone();
+        let due = due.to_string();
+        self.call("could not schedule the job", move |db| {
+            let id: i64 = db
+                .query_one(
+                    "INSERT INTO jobs (number, selectors, content_hash, subject, source, transport, total, created_at, scheduled_for, schedule)
+                     VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8, 'waiting') RETURNING id",
+                    &[
+                        &i64::from(job.number),
+                        &job.selectors,
+                        &job.content_hash,
+                        &job.subject,
+                        &job.source,
+                        &job.transport,
+                        &job.created_at,
+                        &due,
+                    ],
+                )?
+                .try_get(0)?;
+            load_jobs(db, Jobs::One(id))?
+                .pop()
+                .ok_or_else(|| bad("the new job vanished"))
+        })
+    }
+
+    fn set_schedule(
+        &self,
+        job: i64,
+        from: &[Schedule],
+        to: Schedule,
+        because: Option<&str>,
+    ) -> Result<bool> {
+        let from: Vec<String> = from.iter().map(|s| s.as_str().to_string()).collect();
+        let because = because.map(str::to_string);
+        self.call("could not change the job's schedule", move |db| {
+            Ok(db.execute(
+                "UPDATE jobs SET schedule = $2, held_because = $3
+                 WHERE id = $1 AND schedule = ANY($4)",
+                &[&job, &to.as_str(), &because, &from],
+            )? > 0)
+        })
+    }
+
+    fn start_scheduled(&self, job: i64, selection: &Selection) -> Result<Option<u64>> {
+        let wave = WaveStatements::new(selection);
+        self.call("could not start the scheduled job", move |db| {
+            db.transaction(|tx| {
+                let claimed = tx.execute(
+                    "UPDATE jobs SET schedule = 'started', held_because = NULL
+                     WHERE id = $1 AND schedule IN ('waiting', 'released')",
+                    &[&job],
+                )?;
+                if claimed == 0 {
+                    return Ok(None);
+                }
+                Ok(Some(wave.add(tx, job)?.1))
+            })
+        })
     }
 
     fn waves(&self, job: i64) -> Result<Vec<Wave>> {
@@ -510,6 +543,11 @@ impl Journal for PgStore {
                 tx.execute(
                     "UPDATE jobs SET finished_at = $2 WHERE id = $1 AND finished_at IS NULL",
                     &[&job, &at],
+                )?;
+                tx.execute(
+                    "UPDATE jobs SET schedule = 'cancelled'
+                     WHERE id = $1 AND schedule IN ('waiting', 'late', 'released', 'held')",
+                    &[&job],
                 )?;
                 Ok(cancelled)
             })
@@ -596,5 +634,64 @@ impl Journal for PgStore {
             .map(entry_row)
             .transpose()
         })
+    }
+}
+
+/// The statements that add a wave to a job: the sendable members a selection selects who
+/// are not in it yet, and the selected suppressed ones not in it, as left out.
+struct WaveStatements {
+    add: String,
+    left_out: String,
+    args: Vec<Vec<String>>,
+}
+
+impl WaveStatements {
+    fn new(selection: &Selection) -> WaveStatements {
+        let (filter, args) = selected(selection, 3);
+        WaveStatements {
+            add: format!(
+                "INSERT INTO journal (job, seq, email, name, branch, employer, attributes, wave)
+                 SELECT $1, n.last + row_number() OVER (ORDER BY m.id), m.email, m.name, m.branch,
+                        m.employer, m.attributes, $2
+                 FROM members m, (SELECT coalesce(max(seq), 0) AS last FROM journal WHERE job = $1) n
+                 WHERE ({filter}) AND {SENDABLE}
+                   AND NOT EXISTS (SELECT 1 FROM journal j WHERE j.job = $1 AND j.email = m.email)"
+            ),
+            left_out: format!(
+                "INSERT INTO left_out (job, email, branch, employer, reason, wave)
+                 SELECT $1, m.email, m.branch, m.employer, s.reason, $2
+                 FROM members m JOIN suppressions s ON s.email = m.email
+                 WHERE ({filter})
+                   AND NOT EXISTS (SELECT 1 FROM journal j WHERE j.job = $1 AND j.email = m.email)
+                 ON CONFLICT DO NOTHING"
+            ),
+            args,
+        }
+    }
+
+    /// Adds the wave to `job` inside `tx`; its number and how many rows it added.
+    fn add(&self, tx: &mut Db<'_, postgres::Transaction<'_>>, job: i64) -> Step<(u32, u64)> {
+        let wave: i64 = tx
+            .query_one(
+                "SELECT coalesce(max(wave), 0) + 1 FROM journal WHERE job = $1",
+                &[&job],
+            )?
+            .try_get(0)?;
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&job, &wave];
+        params.extend(self.args.iter().map(|a| a as &(dyn ToSql + Sync)));
+        let added = tx.execute(&self.add, &params)?;
+        tx.execute(
+            "DELETE FROM left_out l USING journal j
+             WHERE l.job = $1 AND j.job = $1 AND j.wave = $2 AND j.email = l.email",
+            &[&job, &wave],
+        )?;
+        tx.execute(&self.left_out, &params)?;
+        if added > 0 {
+            tx.execute(
+                "UPDATE jobs SET total = total + $2, finished_at = NULL WHERE id = $1",
+                &[&job, &wide(added)],
+            )?;
+        }
+        Ok((narrow(wave)?, added))
     }
 }

@@ -197,12 +197,19 @@ CREATE TABLE left_out (
     branch   text,
     employer text,
     reason   text NOT NULL,
-    wave     bigint NOT NULL DEFAULT 1,
     PRIMARY KEY (job, email)
 );
 CREATE INDEX bounces_job ON bounces (job);
--- Which wave of a job a row came in: 1 when it started, then one per top-up.
+",
+    // Which wave of a job a row came in: 1 when it started, then one per top-up. A
+    // scheduled job: when it is due (UTC), where it stands before it starts (waiting, late,
+    // released, held, started, cancelled) and why it is held.
+    "
 ALTER TABLE journal ADD COLUMN wave bigint NOT NULL DEFAULT 1;
+ALTER TABLE left_out ADD COLUMN wave bigint NOT NULL DEFAULT 1;
+ALTER TABLE jobs ADD COLUMN scheduled_for text;
+ALTER TABLE jobs ADD COLUMN schedule text;
+ALTER TABLE jobs ADD COLUMN held_because text;
 ",
 ];
 

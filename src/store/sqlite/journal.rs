@@ -6,7 +6,7 @@ use rusqlite::{OptionalExtension, params};
 use crate::error::{Error, Result};
 use crate::store::schema::{ENTRY_COLUMNS, JOB_COLUMNS, attributes, count_state};
 use crate::store::{Entry, EntryState, Job, Journal, Mark, NewJob, Progress, WorkerInfo};
-use crate::store::{LeftOut, Member, Selection, Wave};
+use crate::store::{LeftOut, Member, Schedule, Selection, Wave};
 
 use super::{SqliteStore, unix_now, where_selected};
 
@@ -179,7 +179,7 @@ impl Journal for SqliteStore {
 
     fn running_jobs(&self) -> Result<Vec<Job>> {
         let mut jobs = self.jobs()?;
-        jobs.retain(|j| j.finished_at.is_none());
+        jobs.retain(|j| j.finished_at.is_none() && j.is_started());
         jobs.reverse();
         Ok(jobs)
     }
@@ -353,61 +353,66 @@ impl Journal for SqliteStore {
 
     fn top_up(&self, job: i64, selection: &Selection) -> Result<(u32, u64)> {
         let fail = |e| self.fail("could not top up the job", e);
-        let (filter, mut args) = where_selected(selection, 4);
         let tx = self.conn.unchecked_transaction().map_err(fail)?;
-        let (wave, last): (i64, i64) = tx
-            .query_row(
-                "SELECT COALESCE(MAX(wave), 1) + 1, COALESCE(MAX(seq), 0) FROM journal WHERE job = ?1",
-                [job],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+        let added = add_wave(&tx, job, selection).map_err(fail)?;
+        tx.commit().map_err(fail)?;
+        Ok(added)
+    }
+
+    fn schedule_job(&self, job: &NewJob, due: &str) -> Result<Job> {
+        let fail = |e| self.fail("could not schedule the job", e);
+        self.conn
+            .execute(
+                "INSERT INTO jobs (number, selectors, content_hash, subject, source, transport, total, created_at, scheduled_for, schedule)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8, 'waiting')",
+                params![job.number, job.selectors, job.content_hash, job.subject, job.source, job.transport, job.created_at, due],
             )
             .map_err(fail)?;
-        let mut head = vec![job.to_string(), last.to_string(), wave.to_string()];
-        head.extend(args.iter().cloned());
-        let (left_filter, mut left_args) = where_selected(selection, 3);
-        left_args.splice(0..0, [job.to_string(), wave.to_string()]);
-        args = head;
-        let added = tx
+        let id = self.conn.last_insert_rowid();
+        self.job(id)?.ok_or_else(|| Error::Store {
+            location: self.location.clone(),
+            context: "the new job vanished".into(),
+            source: "no row".into(),
+        })
+    }
+
+    fn set_schedule(
+        &self,
+        job: i64,
+        from: &[Schedule],
+        to: Schedule,
+        because: Option<&str>,
+    ) -> Result<bool> {
+        let from: Vec<String> = from.iter().map(|s| format!("'{}'", s.as_str())).collect();
+        self.conn
             .execute(
                 &format!(
-                    "INSERT INTO journal (job, seq, email, name, branch, employer, attributes, wave)
-                     SELECT CAST(?1 AS INTEGER), CAST(?2 AS INTEGER) + ROW_NUMBER() OVER (ORDER BY m.id),
-                            m.email, m.name, m.branch, m.employer, m.attributes, CAST(?3 AS INTEGER)
-                     FROM members m
-                     WHERE ({filter})
-                       AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.email = m.email)
-                       AND NOT EXISTS (SELECT 1 FROM journal j WHERE j.job = CAST(?1 AS INTEGER) AND j.email = m.email)"
+                    "UPDATE jobs SET schedule = ?2, held_because = ?3
+                     WHERE id = ?1 AND schedule IN ({})",
+                    from.join(", ")
                 ),
-                rusqlite::params_from_iter(args.iter()),
+                params![job, to.as_str(), because],
+            )
+            .map(|n| n > 0)
+            .map_err(|e| self.fail("could not change the job's schedule", e))
+    }
+
+    fn start_scheduled(&self, job: i64, selection: &Selection) -> Result<Option<u64>> {
+        let fail = |e| self.fail("could not start the scheduled job", e);
+        let tx = self.conn.unchecked_transaction().map_err(fail)?;
+        let claimed = tx
+            .execute(
+                "UPDATE jobs SET schedule = 'started', held_because = NULL
+                 WHERE id = ?1 AND schedule IN ('waiting', 'released')",
+                [job],
             )
             .map_err(fail)?;
-        // Left out before and in the job now (re-subscribed): counted once, in the journal.
-        tx.execute(
-            "DELETE FROM left_out WHERE job = ?1
-               AND email IN (SELECT email FROM journal WHERE job = ?1 AND wave = ?2)",
-            params![job, wave],
-        )
-        .map_err(fail)?;
-        tx.execute(
-            &format!(
-                "INSERT OR IGNORE INTO left_out (job, email, branch, employer, reason, wave)
-                 SELECT CAST(?1 AS INTEGER), m.email, m.branch, m.employer, s.reason, CAST(?2 AS INTEGER)
-                 FROM members m JOIN suppressions s ON s.email = m.email
-                 WHERE ({left_filter})
-                   AND NOT EXISTS (SELECT 1 FROM journal j WHERE j.job = CAST(?1 AS INTEGER) AND j.email = m.email)"
-            ),
-            rusqlite::params_from_iter(left_args.iter()),
-        )
-        .map_err(fail)?;
-        if added > 0 {
-            tx.execute(
-                "UPDATE jobs SET total = total + ?2, finished_at = NULL WHERE id = ?1",
-                params![job, added as i64],
-            )
-            .map_err(fail)?;
+        if claimed == 0 {
+            return Ok(None);
         }
+        let (_, added) = add_wave(&tx, job, selection).map_err(fail)?;
         tx.commit().map_err(fail)?;
-        Ok((u32::try_from(wave).unwrap_or(u32::MAX), added as u64))
+        Ok(Some(added))
     }
 
     fn waves(&self, job: i64) -> Result<Vec<Wave>> {
@@ -457,6 +462,12 @@ impl Journal for SqliteStore {
         tx.execute(
             "UPDATE jobs SET finished_at = ?2 WHERE id = ?1 AND finished_at IS NULL",
             params![job, at],
+        )
+        .map_err(fail)?;
+        tx.execute(
+            "UPDATE jobs SET schedule = 'cancelled'
+             WHERE id = ?1 AND schedule IN ('waiting', 'late', 'released', 'held')",
+            [job],
         )
         .map_err(fail)?;
         tx.commit().map_err(fail)?;
@@ -558,6 +569,61 @@ impl SqliteStore {
     }
 }
 
+/// Adds to `job`, as its next wave (its first, for a scheduled job starting), the sendable
+/// members `selection` selects who are not in it yet, and records the selected suppressed
+/// ones not in it as left out. Returns the wave's number and how many rows it added.
+fn add_wave(
+    tx: &rusqlite::Connection,
+    job: i64,
+    selection: &Selection,
+) -> rusqlite::Result<(u32, u64)> {
+    let (filter, args) = where_selected(selection, 4);
+    let (wave, last): (i64, i64) = tx.query_row(
+        "SELECT COALESCE(MAX(wave), 0) + 1, COALESCE(MAX(seq), 0) FROM journal WHERE job = ?1",
+        [job],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let mut head = vec![job.to_string(), last.to_string(), wave.to_string()];
+    head.extend(args.iter().cloned());
+    let (left_filter, mut left_args) = where_selected(selection, 3);
+    left_args.splice(0..0, [job.to_string(), wave.to_string()]);
+    let added = tx.execute(
+        &format!(
+            "INSERT INTO journal (job, seq, email, name, branch, employer, attributes, wave)
+             SELECT CAST(?1 AS INTEGER), CAST(?2 AS INTEGER) + ROW_NUMBER() OVER (ORDER BY m.id),
+                    m.email, m.name, m.branch, m.employer, m.attributes, CAST(?3 AS INTEGER)
+             FROM members m
+             WHERE ({filter})
+               AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.email = m.email)
+               AND NOT EXISTS (SELECT 1 FROM journal j WHERE j.job = CAST(?1 AS INTEGER) AND j.email = m.email)"
+        ),
+        rusqlite::params_from_iter(head.iter()),
+    )?;
+    // Left out before and in the job now (re-subscribed): counted once, in the journal.
+    tx.execute(
+        "DELETE FROM left_out WHERE job = ?1
+           AND email IN (SELECT email FROM journal WHERE job = ?1 AND wave = ?2)",
+        params![job, wave],
+    )?;
+    tx.execute(
+        &format!(
+            "INSERT OR IGNORE INTO left_out (job, email, branch, employer, reason, wave)
+             SELECT CAST(?1 AS INTEGER), m.email, m.branch, m.employer, s.reason, CAST(?2 AS INTEGER)
+             FROM members m JOIN suppressions s ON s.email = m.email
+             WHERE ({left_filter})
+               AND NOT EXISTS (SELECT 1 FROM journal j WHERE j.job = CAST(?1 AS INTEGER) AND j.email = m.email)"
+        ),
+        rusqlite::params_from_iter(left_args.iter()),
+    )?;
+    if added > 0 {
+        tx.execute(
+            "UPDATE jobs SET total = total + ?2, finished_at = NULL WHERE id = ?1",
+            params![job, added as i64],
+        )?;
+    }
+    Ok((u32::try_from(wave).unwrap_or(u32::MAX), added as u64))
+}
+
 fn job_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Job> {
     Ok(Job {
         id: row.get(0)?,
@@ -573,6 +639,12 @@ fn job_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Job> {
         finished_at: row.get(8)?,
         total: row.get::<_, i64>(9)? as u64,
         progress: Progress::default(),
+        scheduled_for: row.get(10)?,
+        schedule: row
+            .get::<_, Option<String>>(11)?
+            .as_deref()
+            .and_then(Schedule::parse),
+        held_because: row.get(12)?,
     })
 }
 

@@ -219,12 +219,19 @@ const MIGRATIONS: &[M<'static>] = &[
             branch   TEXT,
             employer TEXT,
             reason   TEXT NOT NULL,
-            wave     INTEGER NOT NULL DEFAULT 1,
             PRIMARY KEY (job, email)
         ) WITHOUT ROWID;
-        CREATE INDEX bounces_job ON bounces(job);
-        -- Which wave of a job a row came in: 1 when it started, then one per top-up.
-        ALTER TABLE journal ADD COLUMN wave INTEGER NOT NULL DEFAULT 1;",
+        CREATE INDEX bounces_job ON bounces(job);",
+    ),
+    M::up(
+        "-- Which wave of a job a row came in: 1 when it started, then one per top-up.
+        ALTER TABLE journal ADD COLUMN wave INTEGER NOT NULL DEFAULT 1;
+        ALTER TABLE left_out ADD COLUMN wave INTEGER NOT NULL DEFAULT 1;
+        -- A scheduled job: when it is due (UTC), where it stands before it starts
+        -- (waiting, late, released, held, started, cancelled) and why it is held.
+        ALTER TABLE jobs ADD COLUMN scheduled_for TEXT;
+        ALTER TABLE jobs ADD COLUMN schedule TEXT;
+        ALTER TABLE jobs ADD COLUMN held_because TEXT;",
     ),
 ];
 
