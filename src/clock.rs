@@ -34,6 +34,15 @@ pub fn real_unix_seconds() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
+/// The real time (never pinned) as an RFC 3339 UTC timestamp to the second: for what is
+/// compared with another machine's clock, such as when a mailbox's server stored a copy.
+pub fn real_stamp() -> String {
+    Timestamp::from_second(real_unix_seconds() as i64)
+        .unwrap_or(Timestamp::UNIX_EPOCH)
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
 /// Now as an RFC 3339 UTC timestamp to the second (`2026-11-23T09:12:05Z`), for the store.
 pub fn stamp() -> String {
     now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()

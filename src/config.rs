@@ -39,6 +39,8 @@ pub struct Config {
     pub numbering: Numbering,
     /// Scheduled sends (`mailout send --at`).
     pub schedule: Schedule,
+    /// Seed mailboxes that confirm arrival.
+    pub seeds: Seeds,
     /// The received-mail archive and its web copy.
     pub archive: Archive,
     /// The greeting when a bulletin sets none or a member has no name.
@@ -289,6 +291,18 @@ impl Default for Schedule {
             late_limit_mins: 30,
         }
     }
+}
+
+/// `[seeds]`
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Seeds {
+    /// Addresses the organisation reads (a mailbox at each big provider): every job sends
+    /// each the copy for everyone.
+    pub addresses: Vec<String>,
+    /// The IMAP URL that reads each address's mailbox, in the same order
+    /// (`imaps://user@host/INBOX`); the password is in `MAILOUT_SEEDS_PASSWORD`.
+    pub imap: Vec<String>,
 }
 
 /// `[approval]`

@@ -36,6 +36,7 @@ pub mod render;
 pub mod report;
 pub mod runtime;
 pub mod search;
+pub mod seeds;
 pub mod send;
 pub mod serve;
 pub mod store;

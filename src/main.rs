@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use cli::output::errln;
-use cli::{archive, bounces, draft, init, roster, send, serve, store};
+use cli::{archive, bounces, draft, init, roster, seeds, send, serve, store};
 use mailout::Error;
 use mailout::report::Reporter;
 use mailout::runtime::Runtime;
@@ -61,6 +61,11 @@ enum Command {
     Worker(send::Worker),
     /// Live send workers: host, pid, rows claimed, copies sent, last heartbeat.
     Workers,
+    /// Seed mailboxes that confirm arrival ([seeds]).
+    Seeds {
+        #[command(subcommand)]
+        command: seeds::SeedsCommand,
+    },
     /// The store itself.
     Store {
         #[command(subcommand)]
@@ -149,6 +154,7 @@ fn run(cli: Cli, rt: &Runtime) -> Result<ExitCode, Error> {
         Command::Workers => send::workers(o),
         Command::Jobs => send::jobs(o),
         Command::Job(args) => send::job(o, args),
+        Command::Seeds { command } => seeds::seeds(o, command, rt),
         Command::Store { command } => store::store(o, command),
         Command::Members { command } => roster::members(o, command),
         Command::Lists => roster::lists(o),

@@ -163,15 +163,8 @@ fn imap_error(context: impl Into<String>, source: impl Into<BoxError>) -> Error 
     }
 }
 
-/// Fetches every message of `url` newer than `state` (UIDVALIDITY, highest UID), calling
-/// `batch` with each batch of (UID, raw bytes) and the mailbox's UIDVALIDITY; `batch` stores
-/// them and remembers the highest UID.
-pub async fn fetch_new(
-    url: &ImapUrl,
-    password: &str,
-    state: Option<(u32, u32)>,
-    batch: &mut dyn FnMut(Fetched, u32) -> Result<()>,
-) -> Result<u64> {
+/// A logged-in session with the server of `url` (TLS as the URL says).
+async fn open(url: &ImapUrl, password: &str) -> Result<async_imap::Session<Stream>> {
     let tcp = TcpStream::connect((url.host.as_str(), url.port))
         .await
         .map_err(|e| {
@@ -226,12 +219,24 @@ pub async fn fetch_new(
             }
         }
     }
-    let mut session = client.login(&url.user, password).await.map_err(|(e, _)| {
+    client.login(&url.user, password).await.map_err(|(e, _)| {
         imap_error(
             format!("could not log in to the IMAP server as `{}`", url.user),
             e,
         )
-    })?;
+    })
+}
+
+/// Fetches every message of `url` newer than `state` (UIDVALIDITY, highest UID), calling
+/// `batch` with each batch of (UID, raw bytes) and the mailbox's UIDVALIDITY; `batch` stores
+/// them and remembers the highest UID.
+pub async fn fetch_new(
+    url: &ImapUrl,
+    password: &str,
+    state: Option<(u32, u32)>,
+    batch: &mut dyn FnMut(Fetched, u32) -> Result<()>,
+) -> Result<u64> {
+    let mut session = open(url, password).await?;
     let mailbox = session.examine(&url.mailbox).await.map_err(|e| {
         imap_error(
             format!("could not open the IMAP mailbox `{}`", url.mailbox),
@@ -278,6 +283,114 @@ pub async fn fetch_new(
     }
     session.logout().await.ok();
     Ok(fetched)
+}
+
+/// Where a message was found by [`locate`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Located {
+    /// Its Message-ID, with angle brackets, as asked for.
+    pub message_id: String,
+    /// The folder it is in.
+    pub folder: String,
+    /// Whether that folder is the junk (spam) folder.
+    pub junk: bool,
+    /// When the server stored it (IMAP INTERNALDATE), in Unix seconds.
+    pub arrived: Option<i64>,
+}
+
+/// Folder names taken for the junk folder when the server marks none `\Junk` (RFC 6154).
+const JUNK_NAMES: &[&str] = &["junk", "spam", "junk e-mail", "junk email", "bulk mail"];
+
+/// Looks for each of `message_ids` in the mailbox of `url` and in the account's junk folder
+/// (the one the server marks `\Junk`, else one named Junk or Spam), read-only. A message
+/// in neither is left out of the answer.
+pub async fn locate(url: &ImapUrl, password: &str, message_ids: &[String]) -> Result<Vec<Located>> {
+    let mut session = open(url, password).await?;
+    let mut junk = Vec::new();
+    {
+        let mut names = session
+            .list(Some(""), Some("*"))
+            .await
+            .map_err(|e| imap_error("could not list the IMAP folders", e))?;
+        let mut by_name = Vec::new();
+        while let Some(name) = names.next().await {
+            let name = name.map_err(|e| imap_error("could not list the IMAP folders", e))?;
+            let marked = name
+                .attributes()
+                .iter()
+                .any(|a| matches!(a, async_imap::types::NameAttribute::Junk));
+            let selectable = !name
+                .attributes()
+                .iter()
+                .any(|a| matches!(a, async_imap::types::NameAttribute::NoSelect));
+            let leaf = name
+                .name()
+                .rsplit(['/', '.'])
+                .next()
+                .unwrap_or("")
+                .to_ascii_lowercase();
+            if selectable && marked {
+                junk.push(name.name().to_string());
+            } else if selectable && JUNK_NAMES.contains(&leaf.as_str()) {
+                by_name.push(name.name().to_string());
+            }
+        }
+        if junk.is_empty() {
+            junk = by_name;
+        }
+    }
+    let mut folders = vec![(url.mailbox.clone(), false)];
+    folders.extend(
+        junk.into_iter()
+            .filter(|j| *j != url.mailbox)
+            .map(|j| (j, true)),
+    );
+    let mut found = Vec::new();
+    for (folder, is_junk) in folders {
+        session
+            .examine(&folder)
+            .await
+            .map_err(|e| imap_error(format!("could not open the IMAP mailbox `{folder}`"), e))?;
+        for id in message_ids {
+            if found.iter().any(|f: &Located| &f.message_id == id) {
+                continue;
+            }
+            // A Message-ID of our own making; anything that would break the quoting is
+            // not searched for.
+            if id.contains(['"', '\\', '\r', '\n']) || id.is_empty() {
+                continue;
+            }
+            let uids = session
+                .uid_search(format!("HEADER Message-ID \"{id}\""))
+                .await
+                .map_err(|e| imap_error(format!("could not search `{folder}`"), e))?;
+            let Some(uid) = uids.into_iter().min() else {
+                continue;
+            };
+            let mut arrived = None;
+            {
+                let mut stream = session
+                    .uid_fetch(uid.to_string(), "(UID INTERNALDATE)")
+                    .await
+                    .map_err(|e| imap_error(format!("could not read `{folder}`"), e))?;
+                while let Some(item) = stream.next().await {
+                    let fetch =
+                        item.map_err(|e| imap_error(format!("could not read `{folder}`"), e))?;
+                    if let Some(date) = fetch.internal_date() {
+                        arrived = Some(date.timestamp());
+                    }
+                }
+            }
+            found.push(Located {
+                message_id: id.clone(),
+                folder: folder.clone(),
+                junk: is_junk,
+                arrived,
+            });
+        }
+    }
+    session.logout().await.ok();
+    Ok(found)
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ pub mod draft;
 pub mod init;
 pub mod output;
 pub mod roster;
+pub mod seeds;
 pub mod send;
 pub mod serve;
 pub mod store;

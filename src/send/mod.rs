@@ -12,6 +12,7 @@ pub mod progress;
 pub mod proof;
 pub mod queue;
 pub mod schedule;
+pub mod seeds;
 pub mod session;
 pub mod smtp;
 pub mod transport;

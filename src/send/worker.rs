@@ -240,6 +240,8 @@ struct Worker<'a> {
     id: Option<i64>,
     renewed: Instant,
     prepared: HashMap<i64, Prepared>,
+    /// Jobs whose seed copies this worker has seen to.
+    seeded: std::collections::HashSet<i64>,
     stats: WorkStats,
 }
 
@@ -258,6 +260,7 @@ impl<'a> Worker<'a> {
             id: None,
             renewed: Instant::now(),
             prepared: HashMap::new(),
+            seeded: std::collections::HashSet::new(),
             stats: WorkStats::default(),
         })
     }
@@ -468,6 +471,24 @@ impl<'a> Worker<'a> {
         };
         let signer = self.setup.signer.clone();
         let from = self.setup.from.clone();
+        let seeds = &self.workspace.config.seeds.addresses;
+        if !seeds.is_empty() && self.seeded.insert(job.id) {
+            let dir = options
+                .outbox
+                .join(job.spec.number.to_string())
+                .join("seeds");
+            let mut transport = self.setup.transport(kind, &dir)?;
+            super::seeds::send_copies(
+                self.workspace.store()?,
+                job.id,
+                &mailing,
+                signer.as_deref(),
+                &from,
+                seeds,
+                &mut transport,
+            )
+            .await?;
+        }
         let store = self.workspace.open_store()?;
         let remote = store.is_remote();
         let mut journal = Journal::new(store, job.id, worker, lease, renewed);

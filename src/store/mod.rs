@@ -23,8 +23,8 @@ mod conformance;
 pub use records::{
     Approval, ArchiveEntry, Archived, ArchivedMessage, AttachmentInfo, BounceEvent, CopyKind,
     Counts, EditionRecord, Entry, EntryState, ImportCounts, Job, KeyedMember, LeftOut, Mark,
-    Member, NewAttachment, NewJob, NewMessage, Progress, Schedule, SearchHit, SearchRow, Selection,
-    Suppression, Value, Wave, WorkerInfo,
+    Member, NewAttachment, NewJob, NewMessage, Progress, Schedule, SearchHit, SearchRow, SeedCopy,
+    Selection, Suppression, Value, Wave, WorkerInfo,
 };
 pub use schema::TABLES;
 
@@ -197,6 +197,36 @@ pub trait Journal {
     /// started and adds the members `selection` selects now, as [`Journal::top_up`] does.
     /// `None` if another process started (or someone cancelled) it first.
     fn start_scheduled(&self, job: i64, selection: &Selection) -> Result<Option<u64>>;
+
+    /// Takes the sending of `job`'s copy to seed `address` (Message-ID `message_id`):
+    /// true for the one process that records it first, false for any other.
+    fn claim_seed(&self, job: i64, address: &str, message_id: &str) -> Result<bool>;
+
+    /// What became of `job`'s copy to seed `address`: `state` (`sent`, `failed`,
+    /// `uncertain`), the reply, when.
+    fn record_seed(
+        &self,
+        job: i64,
+        address: &str,
+        state: &str,
+        reply: &str,
+        at: &str,
+    ) -> Result<()>;
+
+    /// What a check of seed `address`'s mailbox found of `job`'s copy: `found` (`inbox`,
+    /// `junk`, `not arrived`), the folder and the arrival time, checked `at`.
+    fn record_seed_check(
+        &self,
+        job: i64,
+        address: &str,
+        found: &str,
+        folder: Option<&str>,
+        arrived_at: Option<&str>,
+        at: &str,
+    ) -> Result<()>;
+
+    /// `job`'s seed copies, by address.
+    fn seed_copies(&self, job: i64) -> Result<Vec<SeedCopy>>;
 
     /// `job`'s rows by wave and state.
     fn waves(&self, job: i64) -> Result<Vec<Wave>>;

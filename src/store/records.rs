@@ -579,3 +579,28 @@ impl std::fmt::Display for Value {
         }
     }
 }
+
+/// The copy for everyone sent to a seed mailbox for a job, and what a check found.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SeedCopy {
+    /// The job.
+    pub job: i64,
+    /// The seed's address.
+    pub address: String,
+    /// The copy's Message-ID, with angle brackets.
+    pub message_id: String,
+    /// `sending`, `sent`, `failed` or `uncertain`.
+    pub state: String,
+    /// The server's reply, or what happened.
+    pub reply: Option<String>,
+    /// When it was handed over (UTC, RFC 3339; real time).
+    pub sent_at: Option<String>,
+    /// Where the last check found it: `inbox`, `junk`, or `not arrived`.
+    pub found: Option<String>,
+    /// The folder it was found in.
+    pub folder: Option<String>,
+    /// When the mailbox's server stored it (UTC, RFC 3339).
+    pub arrived_at: Option<String>,
+    /// When it was last checked (UTC, RFC 3339).
+    pub checked_at: Option<String>,
+}

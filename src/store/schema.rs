@@ -106,6 +106,21 @@ pub const TABLES: &[(&str, &[&str])] = &[
     ("imap_state", &["mailbox", "uidvalidity", "last_uid"]),
     ("approvals", &["source", "name", "content_hash", "at"]),
     (
+        "seed_copies",
+        &[
+            "job",
+            "address",
+            "message_id",
+            "state",
+            "reply",
+            "sent_at",
+            "found",
+            "folder",
+            "arrived_at",
+            "checked_at",
+        ],
+    ),
+    (
         "left_out",
         &["job", "email", "branch", "employer", "reason", "wave"],
     ),

@@ -22,6 +22,7 @@ mod preview;
 mod samples;
 mod scale;
 mod schedule;
+mod seeds;
 mod selfcontained;
 mod send;
 mod serve;

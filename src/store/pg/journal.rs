@@ -10,7 +10,7 @@ use postgres::{GenericClient, Row};
 use crate::error::Result;
 use crate::store::schema::{ENTRY_COLUMNS, JOB_COLUMNS, attributes, count_state};
 use crate::store::{Entry, EntryState, Job, Journal, Mark, NewJob, Progress, WorkerInfo};
-use crate::store::{LeftOut, Member, Schedule, Selection, Wave};
+use crate::store::{LeftOut, Member, Schedule, SeedCopy, Selection, Wave};
 
 use super::bridge::{Db, Step, bad};
 use super::{PgStore, SENDABLE, SHOWN_STATE, count_of, narrow, seconds, selected, wide};
@@ -505,6 +505,85 @@ impl Journal for PgStore {
                 }
                 Ok(Some(wave.add(tx, job)?.1))
             })
+        })
+    }
+
+    fn claim_seed(&self, job: i64, address: &str, message_id: &str) -> Result<bool> {
+        let (address, message_id) = (address.to_string(), message_id.to_string());
+        self.call("could not record a seed copy", move |db| {
+            Ok(db.execute(
+                "INSERT INTO seed_copies (job, address, message_id, state)
+                 VALUES ($1, $2, $3, 'sending') ON CONFLICT DO NOTHING",
+                &[&job, &address, &message_id],
+            )? > 0)
+        })
+    }
+
+    fn record_seed(
+        &self,
+        job: i64,
+        address: &str,
+        state: &str,
+        reply: &str,
+        at: &str,
+    ) -> Result<()> {
+        let values = [address, state, reply, at].map(str::to_string);
+        self.call("could not record a seed copy", move |db| {
+            let [address, state, reply, at] = &values;
+            db.execute(
+                "UPDATE seed_copies SET state = $3, reply = $4, sent_at = $5
+                 WHERE job = $1 AND address = $2",
+                &[&job, address, state, reply, at],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn record_seed_check(
+        &self,
+        job: i64,
+        address: &str,
+        found: &str,
+        folder: Option<&str>,
+        arrived_at: Option<&str>,
+        at: &str,
+    ) -> Result<()> {
+        let values = [address, found, at].map(str::to_string);
+        let (folder, arrived_at) = (folder.map(str::to_string), arrived_at.map(str::to_string));
+        self.call("could not record a seed check", move |db| {
+            let [address, found, at] = &values;
+            db.execute(
+                "UPDATE seed_copies SET found = $3, folder = $4, arrived_at = $5, checked_at = $6
+                 WHERE job = $1 AND address = $2",
+                &[&job, address, found, &folder, &arrived_at, at],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn seed_copies(&self, job: i64) -> Result<Vec<SeedCopy>> {
+        self.call("could not read the seed copies", move |db| {
+            db.query(
+                "SELECT job, address, message_id, state, reply, sent_at, found, folder, arrived_at, checked_at
+                 FROM seed_copies WHERE job = $1 ORDER BY address COLLATE \"C\"",
+                &[&job],
+            )?
+            .iter()
+            .map(|r| {
+                Ok(SeedCopy {
+                    job: r.try_get(0)?,
+                    address: r.try_get(1)?,
+                    message_id: r.try_get(2)?,
+                    state: r.try_get(3)?,
+                    reply: r.try_get(4)?,
+                    sent_at: r.try_get(5)?,
+                    found: r.try_get(6)?,
+                    folder: r.try_get(7)?,
+                    arrived_at: r.try_get(8)?,
+                    checked_at: r.try_get(9)?,
+                })
+            })
+            .collect()
         })
     }
 

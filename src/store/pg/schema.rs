@@ -203,13 +203,27 @@ CREATE INDEX bounces_job ON bounces (job);
 ",
     // Which wave of a job a row came in: 1 when it started, then one per top-up. A
     // scheduled job: when it is due (UTC), where it stands before it starts (waiting, late,
-    // released, held, started, cancelled) and why it is held.
+    // released, held, started, cancelled) and why it is held. The copy for everyone each
+    // seed mailbox was sent for a job, and what a check found.
     "
 ALTER TABLE journal ADD COLUMN wave bigint NOT NULL DEFAULT 1;
 ALTER TABLE left_out ADD COLUMN wave bigint NOT NULL DEFAULT 1;
 ALTER TABLE jobs ADD COLUMN scheduled_for text;
 ALTER TABLE jobs ADD COLUMN schedule text;
 ALTER TABLE jobs ADD COLUMN held_because text;
+CREATE TABLE seed_copies (
+    job        bigint NOT NULL,
+    address    text NOT NULL,
+    message_id text NOT NULL,
+    state      text NOT NULL,
+    reply      text,
+    sent_at    text,
+    found      text,
+    folder     text,
+    arrived_at text,
+    checked_at text,
+    PRIMARY KEY (job, address)
+);
 ",
 ];
 

@@ -6,7 +6,7 @@ use rusqlite::{OptionalExtension, params};
 use crate::error::{Error, Result};
 use crate::store::schema::{ENTRY_COLUMNS, JOB_COLUMNS, attributes, count_state};
 use crate::store::{Entry, EntryState, Job, Journal, Mark, NewJob, Progress, WorkerInfo};
-use crate::store::{LeftOut, Member, Schedule, Selection, Wave};
+use crate::store::{LeftOut, Member, Schedule, SeedCopy, Selection, Wave};
 
 use super::{SqliteStore, unix_now, where_selected};
 
@@ -413,6 +413,82 @@ impl Journal for SqliteStore {
         let (_, added) = add_wave(&tx, job, selection).map_err(fail)?;
         tx.commit().map_err(fail)?;
         Ok(Some(added))
+    }
+
+    fn claim_seed(&self, job: i64, address: &str, message_id: &str) -> Result<bool> {
+        self.conn
+            .execute(
+                "INSERT OR IGNORE INTO seed_copies (job, address, message_id, state)
+                 VALUES (?1, ?2, ?3, 'sending')",
+                params![job, address, message_id],
+            )
+            .map(|n| n > 0)
+            .map_err(|e| self.fail("could not record a seed copy", e))
+    }
+
+    fn record_seed(
+        &self,
+        job: i64,
+        address: &str,
+        state: &str,
+        reply: &str,
+        at: &str,
+    ) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE seed_copies SET state = ?3, reply = ?4, sent_at = ?5
+                 WHERE job = ?1 AND address = ?2",
+                params![job, address, state, reply, at],
+            )
+            .map(drop)
+            .map_err(|e| self.fail("could not record a seed copy", e))
+    }
+
+    fn record_seed_check(
+        &self,
+        job: i64,
+        address: &str,
+        found: &str,
+        folder: Option<&str>,
+        arrived_at: Option<&str>,
+        at: &str,
+    ) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE seed_copies SET found = ?3, folder = ?4, arrived_at = ?5, checked_at = ?6
+                 WHERE job = ?1 AND address = ?2",
+                params![job, address, found, folder, arrived_at, at],
+            )
+            .map(drop)
+            .map_err(|e| self.fail("could not record a seed check", e))
+    }
+
+    fn seed_copies(&self, job: i64) -> Result<Vec<SeedCopy>> {
+        let fail = |e| self.fail("could not read the seed copies", e);
+        let mut statement = self
+            .conn
+            .prepare_cached(
+                "SELECT job, address, message_id, state, reply, sent_at, found, folder, arrived_at, checked_at
+                 FROM seed_copies WHERE job = ?1 ORDER BY address",
+            )
+            .map_err(fail)?;
+        let rows = statement
+            .query_map([job], |r| {
+                Ok(SeedCopy {
+                    job: r.get(0)?,
+                    address: r.get(1)?,
+                    message_id: r.get(2)?,
+                    state: r.get(3)?,
+                    reply: r.get(4)?,
+                    sent_at: r.get(5)?,
+                    found: r.get(6)?,
+                    folder: r.get(7)?,
+                    arrived_at: r.get(8)?,
+                    checked_at: r.get(9)?,
+                })
+            })
+            .map_err(fail)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(fail)
     }
 
     fn waves(&self, job: i64) -> Result<Vec<Wave>> {

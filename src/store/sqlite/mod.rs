@@ -231,7 +231,21 @@ const MIGRATIONS: &[M<'static>] = &[
         -- (waiting, late, released, held, started, cancelled) and why it is held.
         ALTER TABLE jobs ADD COLUMN scheduled_for TEXT;
         ALTER TABLE jobs ADD COLUMN schedule TEXT;
-        ALTER TABLE jobs ADD COLUMN held_because TEXT;",
+        ALTER TABLE jobs ADD COLUMN held_because TEXT;
+        -- The copy for everyone each seed mailbox was sent for a job, and what a check found.
+        CREATE TABLE seed_copies (
+            job        INTEGER NOT NULL,
+            address    TEXT NOT NULL,
+            message_id TEXT NOT NULL,
+            state      TEXT NOT NULL,
+            reply      TEXT,
+            sent_at    TEXT,
+            found      TEXT,
+            folder     TEXT,
+            arrived_at TEXT,
+            checked_at TEXT,
+            PRIMARY KEY (job, address)
+        ) WITHOUT ROWID;",
     ),
 ];
 
