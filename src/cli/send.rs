@@ -1,13 +1,14 @@
 //! Sending commands: `send` (jobs, proofs), `worker`, `workers`, `jobs` and `job`.
 
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
 use mailout::runtime::Runtime;
 use mailout::send::account::{Account, Figures};
 use mailout::send::job::{self, Plan, SendRequest, SendResult, TransportKind};
+use mailout::send::report;
 use mailout::send::transport::Delivery;
 use mailout::store::{EntryState, Job, Store};
 use mailout::workspace::{Options, Workspace};
@@ -135,8 +136,12 @@ pub struct JobArgs {
     #[arg(long, conflicts_with = "release")]
     cancel: bool,
     /// Let a scheduled job that waits as `late` (or held) start: `mailout worker` sends it.
-    #[arg(long, conflicts_with_all = ["json", "csv"])]
+    #[arg(long, conflicts_with_all = ["json", "csv", "report"])]
     release: bool,
+    /// Write the account as one self-contained HTML page, DIR/job-N.html: the figures, a bar
+    /// per branch and per employer, the failures with the server's replies.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["json", "csv", "cancel"])]
+    report: Option<PathBuf>,
 }
 
 /// `mailout send`, on `runtime`.
@@ -426,7 +431,8 @@ pub fn jobs(options: &Options) -> Result<ExitCode, Error> {
 }
 
 /// `mailout job N`: the job, its account (everyone selected and what became of them, adding
-/// up), every failure with its reply, every uncertain copy with what happened.
+/// up), every failure with its reply, every uncertain copy with what happened; or the same
+/// as JSON, CSV or an HTML page (`--report DIR`).
 pub fn job(options: &Options, args: JobArgs) -> Result<ExitCode, Error> {
     let workspace = if args.cancel || args.release {
         Workspace::open(options)?
@@ -458,6 +464,15 @@ pub fn job(options: &Options, args: JobArgs) -> Result<ExitCode, Error> {
         return release(&workspace, id);
     }
     let account = mailout::send::account::account(store, id)?;
+    if let Some(dir) = &args.report {
+        let job = store.job(id)?.ok_or_else(|| {
+            Error::Usage(format!("there is no job {id}; `mailout jobs` lists them"))
+        })?;
+        let html = report::render(&account, &job, &mailout::clock::stamp())?;
+        let path = write_report(dir, id, &html)?;
+        errln!("report: {}", path.display());
+        return Ok(ExitCode::SUCCESS);
+    }
     if args.json {
         let json = serde_json::to_string_pretty(&account).map_err(|e| Error::Failed {
             context: "could not write the account as JSON".into(),
@@ -562,6 +577,29 @@ fn release(workspace: &Workspace, id: i64) -> Result<ExitCode, Error> {
         job.spec.source
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes job `id`'s report `html` into `dir`, made if needed; returns the file's path.
+fn write_report(dir: &Path, id: i64, html: &str) -> Result<PathBuf, Error> {
+    if dir.exists() && !dir.is_dir() {
+        return Err(Error::Usage(format!(
+            "`{}` is a file, not a folder: `--report DIR` writes the report into a folder",
+            dir.display()
+        )));
+    }
+    std::fs::create_dir_all(dir).map_err(|source| Error::Write {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let path = dir.join(report::file_name(id));
+    if path.is_dir() {
+        return Err(Error::Usage(format!(
+            "`{}` is a folder: the report cannot be written over it",
+            path.display()
+        )));
+    }
+    outbox::write_atomic(&path, html.as_bytes())?;
+    Ok(path)
 }
 
 /// `reason 3, other 1`, or `-` for none.

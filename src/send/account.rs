@@ -73,6 +73,10 @@ pub struct WaveFigures {
 pub struct Failure {
     /// Their address.
     pub email: String,
+    /// Their name, if the roster has one.
+    pub name: Option<String>,
+    /// Their branch (`(none)` when unknown).
+    pub branch: String,
     /// `failed` or `uncertain`.
     pub state: &'static str,
     /// Why, in one word (`user-unknown`, `mailbox-full`…; `uncertain` for no reply).
@@ -218,6 +222,8 @@ pub fn account(store: &dyn Store, id: i64) -> Result<Account> {
                         *failed_by_reason.entry(reason.clone()).or_insert(0) += 1;
                     }
                     failures.push(Failure {
+                        branch: group(&member.branch),
+                        name: member.name,
                         email: member.email,
                         state: state.as_str(),
                         reason,

@@ -11,6 +11,7 @@ pub mod journal;
 pub mod progress;
 pub mod proof;
 pub mod queue;
+pub mod report;
 pub mod schedule;
 pub mod seeds;
 pub mod session;

@@ -19,6 +19,7 @@ mod members;
 mod mime;
 mod new;
 mod preview;
+mod report;
 mod samples;
 mod scale;
 mod schedule;

@@ -159,6 +159,8 @@ pub enum Rule {
     Closing(u32),
     /// 550 always.
     Reject,
+    /// This reply to RCPT always (without its CRLF), `{rcpt}` replaced by the address.
+    RejectWith(&'static str),
     /// 554 after DATA, always.
     RejectData,
     /// Closes the connection after the message's final dot, without a reply, the first
@@ -383,7 +385,12 @@ fn session(stream: TcpStream, rule: fn(&str) -> Rule, options: Options, shared: 
                 *n
             };
             let r = rule(&address);
+            let own;
             let reply = match r {
+                Rule::RejectWith(text) => {
+                    own = format!("{}\r\n", text.replace("{rcpt}", &address));
+                    own.as_str()
+                }
                 Rule::TempFail(times) if n <= times => "451 4.7.1 greylisted, try again later\r\n",
                 Rule::Full(times) if n <= times => "452 4.2.2 mailbox full, try again later\r\n",
                 Rule::Rate(times) if n <= times => {
