@@ -645,6 +645,13 @@ fn print_account(account: &Account) {
         by_reason(&account.bounces_by_consequence),
         f.unsubscribed
     );
+    for seed in &account.seeds {
+        outln!(
+            "  seed {}: {}",
+            super::output::cell(&seed.address, 200),
+            super::output::cell(&mailout::send::account::seed_in_words(seed), 400)
+        );
+    }
     if account.waves.len() > 1 {
         for w in &account.waves {
             let g = &w.figures;

@@ -121,6 +121,9 @@ pub struct Account {
     pub by_employer: Vec<Group>,
     /// Every failed and uncertain copy.
     pub failures: Vec<Failure>,
+    /// The copy for everyone sent to each seed mailbox (not members: in no figure), with
+    /// what the last `mailout seeds check` found.
+    pub seeds: Vec<crate::store::SeedCopy>,
 }
 
 /// The name a group is shown under when members' records leave it out.
@@ -317,5 +320,41 @@ pub fn account(store: &dyn Store, id: i64) -> Result<Account> {
         by_branch: groups(branches),
         by_employer: groups(employers),
         failures,
+        seeds: store.seed_copies(id)?,
     })
+}
+
+/// A seed copy in words: `sent, junk (Junk) after 4 s`, `failed: 550 …, not arrived`,
+/// `sent, not checked yet`.
+pub fn seed_in_words(seed: &crate::store::SeedCopy) -> String {
+    let mut text = seed.state.clone();
+    if seed.state != "sent"
+        && let Some(reply) = &seed.reply
+    {
+        text.push_str(&format!(" ({reply})"));
+    }
+    match seed.found.as_deref() {
+        None => text.push_str(", not checked yet"),
+        Some(found) => {
+            text.push_str(&format!(", {found}"));
+            if let Some(folder) = seed.folder.as_deref().filter(|_| found == "junk") {
+                text.push_str(&format!(" ({folder})"));
+            }
+            let delay = seed
+                .sent_at
+                .as_deref()
+                .zip(seed.arrived_at.as_deref())
+                .and_then(|(s, a)| {
+                    Some((
+                        s.parse::<jiff::Timestamp>().ok()?,
+                        a.parse::<jiff::Timestamp>().ok()?,
+                    ))
+                })
+                .map(|(s, a)| (a.as_second() - s.as_second()).max(0));
+            if let Some(delay) = delay {
+                text.push_str(&format!(" after {delay} s"));
+            }
+        }
+    }
+    text
 }

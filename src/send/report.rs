@@ -84,6 +84,7 @@ struct Page {
     failures: Vec<FailureRow>,
     failures_total: String,
     failures_left_out: Option<String>,
+    seeds: Vec<Fact>,
     reply_chars: usize,
 }
 
@@ -335,6 +336,18 @@ impl Page {
                     account.job
                 )
             }),
+            seeds: account
+                .seeds
+                .iter()
+                .map(|seed| Fact {
+                    label: "Seed",
+                    value: format!(
+                        "{}: {}",
+                        shown(&seed.address),
+                        cut(&super::account::seed_in_words(seed), REPLY_CHARS)
+                    ),
+                })
+                .collect(),
             reply_chars: REPLY_CHARS,
         }
     }

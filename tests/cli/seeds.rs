@@ -232,6 +232,12 @@ fn seed_mailboxes_on_dovecot_say_inbox_junk_and_not_arrived() {
     assert!(line(&junk).starts_with("junk Junk "), "{}", text.stdout);
     assert_eq!(line(&lost), "not arrived - -", "{}", text.stdout);
     assert!(
+        text.stderr
+            .contains(&format!("{lost}: not arrived: 550 5.1.1")),
+        "the refusal: {}",
+        text.stderr
+    );
+    assert!(
         text.stdout
             .contains("seeds: 1 in the inbox, 1 in junk, 1 not arrived"),
         "{}",
@@ -241,7 +247,8 @@ fn seed_mailboxes_on_dovecot_say_inbox_junk_and_not_arrived() {
     // The account keeps what the check found.
     let job = t.run(&["job", "1"]).success().stdout;
     assert!(job.contains(&format!("{junk}: sent, junk (Junk)")), "{job}");
-    assert!(job.contains(&format!("{lost}: sent, not arrived")), "{job}");
+    assert!(job.contains(&format!("{lost}: failed (550 5.1.1")), "{job}");
+    assert!(job.contains("no outside delivery), not arrived"), "{job}");
 }
 
 /// Moves the message whose Message-ID is argv[1] from the test mailbox's INBOX to Junk, as
