@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use super::{job_spec, keyed, member, on_each_backend, sent};
-use crate::store::{Durability, Entry, EntryState, Journal, Mark, NewJob};
+use crate::store::{Durability, Entry, EntryState, Journal, Mark, NewJob, Schedule};
 use crate::store::{Member, Selection};
 
 fn snapshot_member(email: &str, branch: &str, employer: &str) -> Member {
@@ -102,6 +102,148 @@ fn jobs_snapshot_selected_members_and_track_their_rows() {
         let sent = store.entries(job.id, EntryState::Sent).unwrap();
         assert_eq!(sent[0].reply.as_deref(), Some("250 ok"));
         (rows, store.jobs().unwrap())
+    });
+}
+
+#[test]
+fn scheduled_jobs_start_once_and_top_ups_add_only_newcomers_as_a_wave() {
+    on_each_backend(|f| {
+        let store = f.open();
+        let everyone = Selection {
+            all: true,
+            ..Selection::default()
+        };
+        let two = vec![
+            snapshot_member("a@x.example", "London", "NPS"),
+            snapshot_member("b@x.example", "Wales", "NPS"),
+        ];
+        store.import_members(&mut keyed(two)).unwrap();
+        let job = store
+            .schedule_job(&job_spec(9), "2026-12-01T08:00:00Z")
+            .unwrap();
+        assert_eq!(job.schedule, Some(Schedule::Waiting));
+        assert_eq!(job.scheduled_for.as_deref(), Some("2026-12-01T08:00:00Z"));
+        assert_eq!((job.total, job.is_started()), (0, false));
+        assert!(
+            store.running_jobs().unwrap().is_empty(),
+            "not running before it starts"
+        );
+        // Late, then released: only the first move of each kind wins.
+        assert!(
+            store
+                .set_schedule(job.id, &[Schedule::Waiting], Schedule::Late, None)
+                .unwrap()
+        );
+        assert!(
+            !store
+                .set_schedule(job.id, &[Schedule::Waiting], Schedule::Late, None)
+                .unwrap()
+        );
+        assert_eq!(
+            store.start_scheduled(job.id, &everyone).unwrap(),
+            None,
+            "late does not start"
+        );
+        assert!(
+            store
+                .set_schedule(job.id, &[Schedule::Late], Schedule::Released, None)
+                .unwrap()
+        );
+        store
+            .suppress("b@x.example", "manual", None, "2026-01-01T00:00:00Z")
+            .unwrap();
+        assert_eq!(store.start_scheduled(job.id, &everyone).unwrap(), Some(1));
+        assert_eq!(
+            store.start_scheduled(job.id, &everyone).unwrap(),
+            None,
+            "started once"
+        );
+        let job = store.job(job.id).unwrap().unwrap();
+        assert_eq!((job.total, job.schedule), (1, Some(Schedule::Started)));
+        assert_eq!(store.running_jobs().unwrap().len(), 1);
+        let left: Vec<_> = store
+            .left_out(job.id)
+            .unwrap()
+            .into_iter()
+            .map(|l| (l.email, l.wave))
+            .collect();
+        assert_eq!(left, [("b@x.example".to_string(), 1)]);
+
+        // b re-subscribed and c joined: a top-up adds both as wave 2, a second adds nobody.
+        store.unsuppress("b@x.example").unwrap();
+        let c = vec![snapshot_member("c@x.example", "Leeds", "CRC")];
+        store.import_members(&mut keyed(c)).unwrap();
+        assert_eq!(store.top_up(job.id, &everyone).unwrap(), (2, 2));
+        assert_eq!(store.top_up(job.id, &everyone).unwrap(), (3, 0));
+        assert!(
+            store.left_out(job.id).unwrap().is_empty(),
+            "b is in the job now"
+        );
+        let waves: Vec<(u32, u64)> = store
+            .waves(job.id)
+            .unwrap()
+            .iter()
+            .map(|w| (w.number, w.progress.pending))
+            .collect();
+        assert_eq!(waves, [(1, 1), (2, 2)]);
+        let seqs: HashSet<i64> = store
+            .pending(job.id, 0, 10)
+            .unwrap()
+            .iter()
+            .map(|e| e.seq)
+            .collect();
+        assert_eq!(seqs.len(), 3, "every row its own number");
+
+        // A seed copy is claimed once.
+        assert!(
+            store
+                .claim_seed(job.id, "seed@x.example", "<9.a@x>")
+                .unwrap()
+        );
+        assert!(
+            !store
+                .claim_seed(job.id, "seed@x.example", "<9.a@x>")
+                .unwrap()
+        );
+        store
+            .record_seed(
+                job.id,
+                "seed@x.example",
+                "sent",
+                "250 ok",
+                "2026-12-01T08:00:01Z",
+            )
+            .unwrap();
+        store
+            .record_seed_check(
+                job.id,
+                "seed@x.example",
+                "junk",
+                Some("Junk"),
+                Some("2026-12-01T08:00:03Z"),
+                "2026-12-01T09:00:00Z",
+            )
+            .unwrap();
+        let seeds = store.seed_copies(job.id).unwrap();
+        assert_eq!(seeds.len(), 1);
+        assert_eq!(
+            (
+                seeds[0].state.as_str(),
+                seeds[0].found.as_deref(),
+                seeds[0].folder.as_deref()
+            ),
+            ("sent", Some("junk"), Some("Junk"))
+        );
+
+        // Cancelled before it started: finished, and never started after.
+        let other = store
+            .schedule_job(&job_spec(10), "2026-12-02T08:00:00Z")
+            .unwrap();
+        store.cancel_job(other.id, "2026-12-01T00:00:00Z").unwrap();
+        let other = store.job(other.id).unwrap().unwrap();
+        assert_eq!(other.schedule, Some(Schedule::Cancelled));
+        assert!(other.finished_at.is_some());
+        assert_eq!(store.start_scheduled(other.id, &everyone).unwrap(), None);
     });
 }
 

@@ -61,6 +61,18 @@ fn rows_copy_from_sqlite_and_back() {
                 },
             )
             .unwrap();
+        assert!(
+            lite.claim_seed(job.id, "seed@x.example", "<2.s@x>")
+                .unwrap()
+        );
+        lite.record_seed(
+            job.id,
+            "seed@x.example",
+            "sent",
+            "250 ok",
+            "2026-01-01T00:00:01Z",
+        )
+        .unwrap();
         let first = lite.pending(job.id, 0, 1).unwrap();
         lite.mark(&[sent(&first[0])]).unwrap();
         lite.archive_add(&archive()).unwrap();
