@@ -233,6 +233,12 @@ impl Mailing {
     /// The copy for `recipient`. With `all_sections`, every section is shown whatever the
     /// member's audience (the copy `build` writes and the archive keeps).
     pub fn copy_for(&self, recipient: &Recipient, all_sections: bool) -> Result<Copy> {
+        self.copy_keyed(recipient, all_sections, &recipient.email)
+    }
+
+    /// The copy for `recipient`, its Message-ID made from `key` rather than the address:
+    /// a seed mailbox gets one copy per job, each found by an ID of its own.
+    pub fn copy_keyed(&self, recipient: &Recipient, all_sections: bool, key: &str) -> Result<Copy> {
         let visible = self.edition.visible((!all_sections).then_some(recipient));
         let variant = self.variant(visible)?;
         let values = self.values(recipient);
@@ -246,7 +252,7 @@ impl Mailing {
             .as_deref()
             .map(|n| display_name(&clean(n)))
             .filter(|n| !n.is_empty());
-        let message_id = self.message_id(&recipient.email);
+        let message_id = self.message_id(key);
 
         let mut personal = Headers::new();
         personal.set(header::To::from(lettre::message::Mailboxes::from(

@@ -1,6 +1,7 @@
 //! Seed mailboxes (PRODUCT.md §6c): every job sends each `[seeds] addresses` the copy for
-//! everyone, once per job however many workers share it, and records what the server said,
-//! so that `mailout seeds check` can look for it by its Message-ID.
+//! everyone, once per job however many workers share it, under a Message-ID of its own to
+//! that job and seed, and records what the server said, so that `mailout seeds check` can
+//! look for it by its Message-ID.
 
 use std::future::ready;
 use std::str::FromStr;
@@ -28,7 +29,12 @@ pub async fn send_copies<T: Transport>(
 ) -> Result<u64> {
     let mut sent = 0;
     for seed in seeds {
-        let copy = mailing.copy_for(&Recipient::address_only(seed.clone()), true)?;
+        // A Message-ID of its own per job: two jobs of one bulletin are told apart.
+        let copy = mailing.copy_keyed(
+            &Recipient::address_only(seed.clone()),
+            true,
+            &format!("{seed} job {job}"),
+        )?;
         if !store.claim_seed(job, seed, &copy.message_id)? {
             continue;
         }

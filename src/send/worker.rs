@@ -476,7 +476,8 @@ impl<'a> Worker<'a> {
             let dir = options
                 .outbox
                 .join(job.spec.number.to_string())
-                .join("seeds");
+                .join("seeds")
+                .join(job.id.to_string());
             let mut transport = self.setup.transport(kind, &dir)?;
             super::seeds::send_copies(
                 self.workspace.store()?,

@@ -53,7 +53,7 @@ fn account_line(text: &str) -> Vec<u64> {
 on_both! {
     fn every_selected_member_is_accounted_for_in_text_json_and_csv(backend) {
         let server = Scripted::start(rule, true);
-        let mut names: Vec<String> = (0..40).map(|i| format!("ok{i}")).collect();
+        let mut names: Vec<String> = (0..993).map(|i| format!("ok{i}")).collect();
         names.extend(["bad1", "bad2", "drop1", "pre1", "pre2", "pre3", "mid1"].map(String::from));
         let t = Test::with_examples()
             .on(backend)
@@ -103,10 +103,10 @@ on_both! {
         );
         t.run(&["unsubscribes", "leave.eml"]).success();
 
-        // 47 selected = 40 sent + 2 failed + 1 uncertain + 3 suppressed before + 1 left out
-        // during + 0 cancelled + 0 pending; later 1 bounced, 1 unsubscribed.
+        // 1,000 selected = 993 sent + 2 failed + 1 uncertain + 3 suppressed before + 1 left
+        // out during + 0 cancelled + 0 pending; later 1 bounced, 1 unsubscribed.
         let text = t.run(&["job", "1"]).success().stdout;
-        assert_eq!(account_line(&text), [47, 40, 2, 1, 3, 1, 0, 0], "{text}");
+        assert_eq!(account_line(&text), [1000, 993, 2, 1, 3, 1, 0, 0], "{text}");
         assert!(text.contains("failed by reason:            user-unknown 2"), "{text}");
         assert!(text.contains("suppressed before the send:  manual 3"), "{text}");
         assert!(text.contains("left out during it:          manual 1"), "{text}");
@@ -117,8 +117,8 @@ on_both! {
         let f = &json["figures"];
         let outcomes = ["sent", "failed", "uncertain", "suppressed_before", "left_out_during", "cancelled", "pending"];
         let sum = |f: &serde_json::Value| outcomes.iter().map(|k| f[k].as_u64().unwrap()).sum::<u64>();
-        assert_eq!(f["selected"], 47);
-        assert_eq!(sum(f), 47);
+        assert_eq!(f["selected"], 1000);
+        assert_eq!(sum(f), 1000);
         assert_eq!((f["bounced"].as_u64(), f["unsubscribed"].as_u64()), (Some(1), Some(1)));
         assert_eq!(json["failures"].as_array().unwrap().len(), 3);
         for groups in ["by_branch", "by_employer"] {
@@ -127,7 +127,7 @@ on_both! {
                 assert_eq!(sum(g), g["selected"].as_u64().unwrap(), "{g}");
             }
             let selected: u64 = groups.iter().map(|g| g["selected"].as_u64().unwrap()).sum();
-            assert_eq!(selected, 47, "{groups:?}");
+            assert_eq!(selected, 1000, "{groups:?}");
         }
 
         let csv = t.run(&["job", "1", "--csv"]).success().stdout;
@@ -136,13 +136,20 @@ on_both! {
             lines.next(),
             Some("group,name,selected,sent,failed,uncertain,suppressed_before,left_out_during,cancelled,pending,bounced,unsubscribed")
         );
-        assert_eq!(lines.next(), Some("all,,47,40,2,1,3,1,0,0,1,1"));
+        assert_eq!(lines.next(), Some("all,,1000,993,2,1,3,1,0,0,1,1"));
         let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
         assert_eq!(rows.len(), 4, "two branches and two employers: {csv}");
         for row in &rows {
             let n: Vec<u64> = row[2..].iter().map(|v| v.parse().unwrap()).collect();
             assert_eq!(n[1..8].iter().sum::<u64>(), n[0], "{row:?}");
         }
+
+        // The report says the same and adds up.
+        let written = t.run(&["job", "1", "--report", "report"]).success();
+        assert!(written.stderr.contains("report: report/job-1.html"), "{}", written.stderr);
+        let html = t.read("report/job-1.html");
+        assert!(html.contains("1,000 selected; 993 sent, 2 failed, 1 uncertain"), "{html}");
+        assert!(html.contains("everyone is accounted for"), "{html}");
         t.assert_store_on(backend);
     }
 

@@ -44,19 +44,35 @@ on_both! {
         let t = t.write("more.csv", "email,name,branch,employer\nnew@members.test,New,London,NPS\n");
         t.run(&["members", "import", "more.csv"]).success();
         t.run(&["send", ROUNDUP, "--to", "branch:London", "--top-up", "--yes", "-q"]).success();
-        let mut seeds: Vec<String> = std::fs::read_dir(t.file("outbox/237/seeds"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        seeds.sort();
-        assert_eq!(seeds, ["seed-one@seeds.test.eml", "seed-two@seeds.test.eml"]);
+        let listed = |dir: &str| {
+            let mut seeds: Vec<String> = std::fs::read_dir(t.file(dir))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            seeds.sort();
+            seeds
+        };
+        assert_eq!(listed("outbox/237/seeds"), ["1"], "one job");
+        assert_eq!(listed("outbox/237/seeds/1"), ["seed-one@seeds.test.eml", "seed-two@seeds.test.eml"]);
         // The copy for everyone: every section, no member's name.
-        let copy = t.read("outbox/237/seeds/seed-one@seeds.test.eml");
+        let copy = t.read("outbox/237/seeds/1/seed-one@seeds.test.eml");
         assert!(copy.contains("To: seed-one@seeds.test"), "{copy}");
         for kind in ["NPS", "Cafcass", "PbNI"] {
             assert!(copy.contains(kind), "the copy for everyone has the {kind} section");
         }
         assert!(!t.file("outbox/237/sent/seed-one@seeds.test.eml").exists());
+        // Another job of the same bulletin: each seed again, under a Message-ID of its own.
+        t.run(&["send", ROUNDUP, "--to", "branch:Wales", "--yes", "-q"]).success();
+        let id_of = |path: &str| {
+            t.read(path)
+                .lines()
+                .find_map(|l| l.strip_prefix("Message-ID: ").map(str::to_string))
+                .unwrap()
+        };
+        assert_ne!(
+            id_of("outbox/237/seeds/1/seed-one@seeds.test.eml"),
+            id_of("outbox/237/seeds/2/seed-one@seeds.test.eml")
+        );
 
         // Seeds are not members: the account's figures are the members'.
         let json: serde_json::Value =
