@@ -17,6 +17,7 @@ pub mod bounces;
 pub mod bulletin;
 pub mod clock;
 pub mod config;
+pub mod consent;
 pub mod diagnostic;
 pub mod dkim;
 pub mod edition;

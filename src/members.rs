@@ -56,6 +56,11 @@ pub struct MemberCsv {
 }
 
 impl MemberCsv {
+    /// The line address `email` was first read on.
+    pub fn line_of_address(&self, email: &str) -> Option<u64> {
+        self.seen.get(email).copied()
+    }
+
     /// Opens `path` and reads its header row.
     pub fn open(path: &Path) -> Result<MemberCsv> {
         let bytes = std::fs::read(path).map_err(|source| Error::Read {

@@ -102,6 +102,7 @@ impl TokenKey {
         crate::store::KeyedMember {
             lookup_key: self.lookup_key(&member.email).to_vec(),
             legacy_key: legacy_key(&member.email).to_vec(),
+            origin: None,
             member,
         }
     }

@@ -503,13 +503,48 @@ impl Workspace {
     /// Adds or updates the members `csv` yields (see
     /// [`Roster::import_members`](crate::store::Roster::import_members)), with the token
     /// lookup key of each.
+    ///
+    /// An address that was erased (`mailout members erase`) is not added again: the
+    /// addresses left out for that are returned beside the counts. `origin` (the file) goes
+    /// into each new member's history.
     pub fn import_members(
         &self,
         members: &mut dyn Iterator<Item = crate::members::Member>,
-    ) -> Result<store::ImportCounts> {
+        origin: &str,
+    ) -> Result<(store::ImportCounts, Vec<String>)> {
         let key = self.token_key()?;
-        self.store()?
-            .import_members(&mut members.map(|m| key.keyed(m)))
+        let store = self.store()?;
+        let erased: std::collections::HashSet<String> = store.erased()?.into_iter().collect();
+        let mut refused = Vec::new();
+        let mut failed = None;
+        let mut kept = members.filter(|m| {
+            if erased.is_empty() || failed.is_some() {
+                return failed.is_none();
+            }
+            match crate::consent::erasure_hash(store, &m.email) {
+                Ok(hash) if erased.contains(&hash) => {
+                    if !refused.contains(&m.email) {
+                        refused.push(m.email.clone());
+                    }
+                    false
+                }
+                Ok(_) => true,
+                Err(e) => {
+                    failed = Some(e);
+                    false
+                }
+            }
+        });
+        let counts = store.import_members(&mut (&mut kept).map(|m| {
+            let mut keyed = key.keyed(m);
+            keyed.origin = Some(origin.to_string());
+            keyed
+        }))?;
+        drop(kept);
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        Ok((counts, refused))
     }
 
     /// Copies this store into the empty PostgreSQL database at `to` (see

@@ -92,7 +92,11 @@ pub fn copies_note(copies: &[&ArchiveEntry]) -> String {
             parts.push(format!("{} {word}", ids.join(" ")));
         }
     }
-    format!("{} copies: {}", copies.len(), parts.join("; "))
+    format!(
+        "{}: {}",
+        crate::text::count(copies.len() as u64, "copy", "copies"),
+        parts.join("; ")
+    )
 }
 
 /// One thing a source yields.

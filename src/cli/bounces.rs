@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use mailout::bounces::{self, Own, SoftRule};
+use mailout::consent::Lifted;
 use mailout::runtime::Runtime;
 use mailout::workspace::{Options, Workspace};
 use mailout::{Error, archive};
@@ -114,40 +115,25 @@ pub fn bounces(options: &Options, args: Bounces, runtime: &Runtime) -> Result<Ex
 /// unsubscribe only with `--force`.
 pub fn unsuppress(options: &Options, args: Unsuppress) -> Result<ExitCode, Error> {
     let workspace = Workspace::open(options)?;
-    let store = workspace.store()?;
-    let suppressed: std::collections::HashMap<String, String> = store
-        .suppressions()?
-        .into_iter()
-        .map(|s| (s.email, s.reason))
-        .collect();
     let mut refused = false;
     for raw in &args.addresses {
-        let Some(email) = mailout::address::normalise_address(raw) else {
-            return Err(Error::Usage(format!(
-                "`{}` is not an email address",
-                cell(raw, 200)
-            )));
-        };
-        match suppressed.get(&email).map(String::as_str) {
-            None => outln!("{email} is not suppressed"),
-            Some(reason @ ("unsubscribed" | "complaint")) if !args.force => {
+        let email = mailout::consent::address(raw)?;
+        match mailout::consent::lift(&workspace, &email, &args.reason, args.force)? {
+            Lifted::NotSuppressed => outln!("{email} is not suppressed"),
+            Lifted::Theirs(reason) => {
                 refused = true;
                 errln!(
                     "error: {email} is suppressed because they asked ({reason}); only they can undo that. If they asked to be back, run again with --force"
                 );
             }
-            Some(_) => {
-                if let Some(s) = store.unsuppress(&email)? {
-                    outln!(
-                        "{email}: no longer suppressed (was {}{}); reason: {}",
-                        s.reason,
-                        s.detail
-                            .map(|d| format!(": {}", cell(&d, 100)))
-                            .unwrap_or_default(),
-                        args.reason
-                    );
-                }
-            }
+            Lifted::Lifted(s) => outln!(
+                "{email}: no longer suppressed (was {}{}); reason: {}",
+                s.reason,
+                s.detail
+                    .map(|d| format!(": {}", cell(&d, 100)))
+                    .unwrap_or_default(),
+                args.reason
+            ),
         }
     }
     Ok(if refused {

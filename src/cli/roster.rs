@@ -26,6 +26,27 @@ pub enum Members {
         #[arg(long, value_name = "SELECTORS")]
         to: Option<String>,
     },
+    /// Every change of a member's mail status, with when, who or what made it, and the
+    /// evidence: the record of their consent.
+    History {
+        /// The member's address.
+        address: String,
+    },
+    /// Everything mailout holds about an address, as JSON (a subject access request).
+    Export {
+        /// The member's address.
+        address: String,
+    },
+    /// Erase a member: their roster entry, history, bounces, archived personal copies and
+    /// the personal fields of their journal rows. A keyed hash keeps the address from being
+    /// added again by a later import.
+    Erase {
+        /// The member's address.
+        address: String,
+        /// Do not ask.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 /// `mailout unsubscribe`
@@ -61,13 +82,20 @@ pub fn members(options: &Options, command: Members) -> Result<ExitCode, Error> {
         Members::Import { file } => {
             let workspace = Workspace::open(options)?;
             let mut csv = MemberCsv::open(&file)?;
-            let counts = workspace.import_members(&mut csv)?;
+            let (counts, erased) =
+                workspace.import_members(&mut csv, &file.display().to_string())?;
             // Every warning in file order: rows skipped, and rows with a note.
             let mut warnings: Vec<(u64, String)> = csv
                 .skipped
                 .iter()
                 .map(|s| (s.line, format!("{}; row skipped", s.reason)))
                 .chain(csv.notes.iter().map(|n| (n.line, n.reason.clone())))
+                .chain(erased.iter().map(|email| {
+                    (
+                        csv.line_of_address(email).unwrap_or(0),
+                        format!("`{email}` was erased (`mailout members erase`) and is not added again; row skipped"),
+                    )
+                }))
                 .collect();
             warnings.sort_by_key(|(line, _)| *line);
             for (line, warning) in warnings {
@@ -78,7 +106,70 @@ pub fn members(options: &Options, command: Members) -> Result<ExitCode, Error> {
                 file.display(),
                 counts.added,
                 counts.updated,
-                count(csv.skipped.len() as u64, "row", "rows")
+                count((csv.skipped.len() + erased.len()) as u64, "row", "rows")
+            );
+        }
+        Members::History { address } => {
+            let workspace = Workspace::open_read_only(options)?;
+            let events = mailout::consent::history(&workspace, &address)?;
+            if events.is_empty() {
+                errln!("no history for {}", mailout::consent::address(&address)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            let mut rows = vec![
+                ["WHEN", "CHANGE", "SOURCE", "EVIDENCE"]
+                    .map(String::from)
+                    .to_vec(),
+            ];
+            for e in events {
+                rows.push(vec![
+                    e.at,
+                    e.change,
+                    super::output::cell(&e.source, 60),
+                    super::output::cell(e.evidence.as_deref().unwrap_or("-"), 200),
+                ]);
+            }
+            print_table(&rows);
+        }
+        Members::Export { address } => {
+            let workspace = Workspace::open_read_only(options)?;
+            let export = mailout::consent::export(&workspace, &address)?;
+            let json = serde_json::to_string_pretty(&export).map_err(|e| Error::Failed {
+                context: "could not write the export as JSON".into(),
+                source: Box::new(e),
+            })?;
+            outln!("{json}");
+        }
+        Members::Erase { address, yes } => {
+            let workspace = Workspace::open(options)?;
+            let email = mailout::consent::address(&address)?;
+            if !yes && std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+                errln!(
+                    "Erase {email} and everything held about them? This cannot be undone. [y/N] "
+                );
+                let mut answer = String::new();
+                std::io::stdin().read_line(&mut answer).ok();
+                if !matches!(answer.trim().to_lowercase().as_str(), "y" | "yes") {
+                    errln!("not erased");
+                    return Ok(ExitCode::from(1));
+                }
+            }
+            let e = mailout::consent::erase(&workspace, &email)?;
+            outln!(
+                "erased {email}: {} roster entry, {} blanked, {} blanked, {} deleted, {} deleted; the address stays off the roster",
+                e.member,
+                count(e.journal_rows, "journal row", "journal rows"),
+                count(e.left_out_rows, "left-out row", "left-out rows"),
+                count(
+                    e.archived_copies,
+                    "archived personal copy",
+                    "archived personal copies"
+                ),
+                count(
+                    e.records,
+                    "suppression, bounce or history entry",
+                    "suppressions, bounces and history entries"
+                ),
             );
         }
         Members::List { to } => {

@@ -22,9 +22,9 @@ mod conformance;
 
 pub use records::{
     Approval, ArchiveEntry, Archived, ArchivedMessage, AttachmentInfo, BounceEvent, CopyKind,
-    Counts, EditionRecord, Entry, EntryState, ImportCounts, Job, KeyedMember, LeftOut, Mark,
-    Member, NewAttachment, NewJob, NewMessage, Progress, Schedule, SearchHit, SearchRow, SeedCopy,
-    Selection, Suppression, Value, Wave, WorkerInfo,
+    Counts, EditionRecord, Entry, EntryState, Erasure, ImportCounts, Job, KeyedMember, LeftOut,
+    Mark, Member, MemberEvent, NewAttachment, NewJob, NewMessage, Progress, Schedule, SearchHit,
+    SearchRow, SeedCopy, Selection, Suppression, Value, Wave, WorkerInfo,
 };
 pub use schema::TABLES;
 
@@ -142,8 +142,22 @@ pub trait Roster {
     /// Every suppressed address.
     fn suppressions(&self) -> Result<Vec<Suppression>>;
 
-    /// Lifts the suppression of `email`; returns it, or `None` if there was none.
-    fn unsuppress(&self, email: &str) -> Result<Option<Suppression>>;
+    /// Lifts the suppression of `email`, recording `event` in their history; returns it,
+    /// or `None` if there was none.
+    fn unsuppress(&self, email: &str, event: &MemberEvent) -> Result<Option<Suppression>>;
+
+    /// The history of `email`'s mail status, oldest first: every import that added them,
+    /// suppression (with its source) and lifted suppression.
+    fn member_events(&self, email: &str) -> Result<Vec<MemberEvent>>;
+
+    /// Erases `email` in one transaction: the roster entry, their suppression, bounces and
+    /// history, the personal fields of their journal and left-out rows (the address becomes
+    /// `erased`), their archived personal copies; keeps `hash` (a keyed hash of the
+    /// address) so the address is never added again.
+    fn erase_member(&self, email: &str, hash: &str, at: &str) -> Result<Erasure>;
+
+    /// The keyed hashes of every erased address.
+    fn erased(&self) -> Result<Vec<String>>;
 
     /// Keeps a bounce.
     fn add_bounce(&self, event: &BounceEvent) -> Result<()>;

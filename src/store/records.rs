@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 /// One member, as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Member {
     /// Normalised address (trimmed, lowercase).
     pub email: String,
@@ -30,6 +30,8 @@ pub struct KeyedMember {
     /// The unkeyed address hash that tokens of the first form carry, kept for their
     /// transition.
     pub legacy_key: Vec<u8>,
+    /// Where the member came from (the file imported), for their history.
+    pub origin: Option<String>,
 }
 
 /// Who a send goes to, reduced to what the store can query.
@@ -88,7 +90,7 @@ pub struct ImportCounts {
 }
 
 /// An address that is never sent to.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Suppression {
     /// The address.
     pub email: String,
@@ -101,7 +103,7 @@ pub struct Suppression {
 }
 
 /// A failure reported for an address, kept to count soft bounces and as evidence.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct BounceEvent {
     /// The address.
     pub email: String,
@@ -603,4 +605,35 @@ pub struct SeedCopy {
     pub arrived_at: Option<String>,
     /// When it was last checked (UTC, RFC 3339).
     pub checked_at: Option<String>,
+}
+
+/// A change of a member's mail status, kept as the record of their consent.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct MemberEvent {
+    /// The member's address.
+    pub email: String,
+    /// When (UTC, RFC 3339).
+    pub at: String,
+    /// What changed: `added`, `unsubscribed`, `suppressed`, `unsuppressed`, `resubscribed`.
+    pub change: String,
+    /// Who or what made it: `import`, `link`, `mailto`, `officer`, `bounce`, `complaint`,
+    /// `member`.
+    pub source: String,
+    /// What shows it: the file imported, the reply of a bounce, the officer's reason.
+    pub evidence: Option<String>,
+}
+
+/// What erasing a member removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Erasure {
+    /// The roster entry (0 or 1).
+    pub member: u64,
+    /// Journal rows whose personal fields were blanked.
+    pub journal_rows: u64,
+    /// Rows of who jobs left out, blanked.
+    pub left_out_rows: u64,
+    /// Archived personal copies deleted.
+    pub archived_copies: u64,
+    /// Bounces, suppressions and history entries deleted.
+    pub records: u64,
 }

@@ -106,6 +106,11 @@ pub const TABLES: &[(&str, &[&str])] = &[
     ("imap_state", &["mailbox", "uidvalidity", "last_uid"]),
     ("approvals", &["source", "name", "content_hash", "at"]),
     (
+        "member_events",
+        &["id", "email", "at", "change", "source", "evidence"],
+    ),
+    ("erased", &["hash", "at"]),
+    (
         "seed_copies",
         &[
             "job",
@@ -172,5 +177,21 @@ pub(crate) fn count_state(progress: &mut super::Progress, state: &str, n: u64) {
         Some(EntryState::Uncertain) => progress.uncertain = n,
         Some(EntryState::Cancelled) => progress.cancelled = n,
         None => {}
+    }
+}
+
+/// The history entry of a suppression with `reason` and `detail`: what changed and who
+/// made it (both backends write the same).
+pub(crate) fn suppression_event(
+    reason: &str,
+    detail: Option<&str>,
+) -> (&'static str, &'static str) {
+    match (reason, detail) {
+        ("unsubscribed", Some("mailto")) => ("unsubscribed", "mailto"),
+        ("unsubscribed", Some(d)) if d.contains("link") => ("unsubscribed", "link"),
+        ("unsubscribed", _) => ("unsubscribed", "member"),
+        ("complaint", _) => ("suppressed", "complaint"),
+        ("hard-bounce" | "soft-bounces", _) => ("suppressed", "bounce"),
+        _ => ("suppressed", "officer"),
     }
 }

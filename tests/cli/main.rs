@@ -6,6 +6,7 @@ mod archive;
 mod bounces;
 mod build;
 mod check;
+mod consent;
 mod drafting;
 mod e2e;
 mod faults;

@@ -170,7 +170,14 @@ fn scheduled_jobs_start_once_and_top_ups_add_only_newcomers_as_a_wave() {
         assert_eq!(left, [("b@x.example".to_string(), 1)]);
 
         // b re-subscribed and c joined: a top-up adds both as wave 2, a second adds nobody.
-        store.unsuppress("b@x.example").unwrap();
+        let back = crate::store::MemberEvent {
+            email: "b@x.example".into(),
+            at: "2026-01-03T00:00:00Z".into(),
+            change: "unsuppressed".into(),
+            source: "officer".into(),
+            evidence: Some("test".into()),
+        };
+        store.unsuppress("b@x.example", &back).unwrap();
         let c = vec![snapshot_member("c@x.example", "Leeds", "CRC")];
         store.import_members(&mut keyed(c)).unwrap();
         assert_eq!(store.top_up(job.id, &everyone).unwrap(), (2, 2));

@@ -93,6 +93,8 @@ fn rows_copy_from_sqlite_and_back() {
             evidence: "452 4.2.2 full (bounce.eml)".into(),
         };
         lite.add_bounce(&bounce).unwrap();
+        lite.erase_member("p0005@x.example", "e1e1", "2026-11-25T10:00:00Z")
+            .unwrap();
 
         copy(lite, to);
         assert_eq!(counts(to), counts(lite));

@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use postgres::types::ToSql;
 
 use crate::error::Result;
-use crate::store::{Counts, ImportCounts, KeyedMember, Member, Roster, Selection, Suppression};
+use crate::store::schema::suppression_event;
+use crate::store::{Counts, Erasure, ImportCounts, KeyedMember, Member, MemberEvent, Roster};
+use crate::store::{Selection, Suppression};
 
 use super::{PgStore, SENDABLE, count_of, fold, member_row, selected};
 
@@ -89,6 +91,16 @@ impl Roster for PgStore {
                         .iter()
                         .map(|i| i.keyed.lookup_key.as_slice())
                         .collect();
+                    let origins: Vec<Option<&str>> =
+                        chunk.iter().map(|i| i.keyed.origin.as_deref()).collect();
+                    tx.execute(
+                        "INSERT INTO member_events (email, at, change, source, evidence)
+                         SELECT u.email, $2, 'added', 'import', u.origin
+                         FROM unnest($1::text[], $3::text[]) WITH ORDINALITY AS u(email, origin, ord)
+                         WHERE NOT EXISTS (SELECT 1 FROM members m WHERE m.email = u.email)
+                         ORDER BY u.ord",
+                        &[&emails, &now, &origins],
+                    )?;
                     tx.execute(
                         UPSERT_MEMBERS,
                         &[
@@ -251,12 +263,27 @@ impl Roster for PgStore {
             detail.map(str::to_string),
             at.to_string(),
         );
+        let (change, source) = suppression_event(&reason, detail.as_deref());
+        let evidence = match &detail {
+            Some(d) => format!("{reason}: {d}"),
+            None => reason.clone(),
+        };
         self.call("could not suppress an address", move |db| {
-            Ok(db.execute(
-                "INSERT INTO suppressions (email, reason, detail, at) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (email) DO NOTHING",
-                &[&email, &reason, &detail, &at],
-            )? > 0)
+            db.transaction(|tx| {
+                let added = tx.execute(
+                    "INSERT INTO suppressions (email, reason, detail, at) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (email) DO NOTHING",
+                    &[&email, &reason, &detail, &at],
+                )? > 0;
+                if added {
+                    tx.execute(
+                        "INSERT INTO member_events (email, at, change, source, evidence)
+                         VALUES ($1, $2, $3, $4, $5)",
+                        &[&email, &at, &change, &source, &evidence],
+                    )?;
+                }
+                Ok(added)
+            })
         })
     }
 
@@ -280,22 +307,118 @@ impl Roster for PgStore {
         })
     }
 
-    fn unsuppress(&self, email: &str) -> Result<Option<Suppression>> {
+    fn unsuppress(&self, email: &str, event: &MemberEvent) -> Result<Option<Suppression>> {
         let email = email.to_string();
+        let event = event.clone();
         self.call("could not lift a suppression", move |db| {
-            db.query_opt(
-                "DELETE FROM suppressions WHERE email = $1 RETURNING email, reason, detail, at",
+            db.transaction(|tx| {
+                let lifted = tx
+                    .query_opt(
+                        "DELETE FROM suppressions WHERE email = $1 RETURNING email, reason, detail, at",
+                        &[&email],
+                    )?
+                    .map(|r| -> std::result::Result<Suppression, postgres::Error> {
+                        Ok(Suppression {
+                            email: r.try_get(0)?,
+                            reason: r.try_get(1)?,
+                            detail: r.try_get(2)?,
+                            at: r.try_get(3)?,
+                        })
+                    })
+                    .transpose()?;
+                if lifted.is_some() {
+                    tx.execute(
+                        "INSERT INTO member_events (email, at, change, source, evidence)
+                         VALUES ($1, $2, $3, $4, $5)",
+                        &[&email, &event.at, &event.change, &event.source, &event.evidence],
+                    )?;
+                }
+                Ok(lifted)
+            })
+        })
+    }
+
+    fn member_events(&self, email: &str) -> Result<Vec<MemberEvent>> {
+        let email = email.to_string();
+        self.call("could not read a member's history", move |db| {
+            db.query(
+                "SELECT email, at, change, source, evidence FROM member_events
+                 WHERE email = $1 ORDER BY id",
                 &[&email],
             )?
+            .iter()
             .map(|r| {
-                Ok(Suppression {
+                Ok(MemberEvent {
                     email: r.try_get(0)?,
-                    reason: r.try_get(1)?,
-                    detail: r.try_get(2)?,
-                    at: r.try_get(3)?,
+                    at: r.try_get(1)?,
+                    change: r.try_get(2)?,
+                    source: r.try_get(3)?,
+                    evidence: r.try_get(4)?,
                 })
             })
-            .transpose()
+            .collect()
+        })
+    }
+
+    fn erase_member(&self, email: &str, hash: &str, at: &str) -> Result<Erasure> {
+        let (email, hash, at) = (email.to_string(), hash.to_string(), at.to_string());
+        let gone = format!("erased:{}", &hash[..hash.len().min(16)]);
+        self.call("could not erase the member", move |db| {
+            db.transaction(|tx| {
+                let member = tx.execute("DELETE FROM members WHERE email = $1", &[&email])?;
+                let journal_rows = tx.execute(
+                    "UPDATE journal SET email = $2, name = NULL, branch = NULL, employer = NULL,
+                            attributes = '{}', reply = replace(reply, $1, $2)
+                     WHERE email = $1",
+                    &[&email, &gone],
+                )?;
+                let left_out_rows = tx.execute(
+                    "UPDATE left_out SET email = $2, branch = NULL, employer = NULL WHERE email = $1",
+                    &[&email, &gone],
+                )?;
+                let ids: Vec<i64> = tx
+                    .query(
+                        "SELECT id FROM messages
+                         WHERE copy_kind = 'member' AND strpos(lower(recipients), lower($1)) > 0",
+                        &[&email],
+                    )?
+                    .iter()
+                    .map(|r| r.try_get(0))
+                    .collect::<std::result::Result<_, _>>()?;
+                for table in ["archive_search", "message_sections", "message_attachments"] {
+                    tx.execute(
+                        &format!("DELETE FROM {table} WHERE message = ANY($1)"),
+                        &[&ids],
+                    )?;
+                }
+                tx.execute("DELETE FROM messages WHERE id = ANY($1)", &[&ids])?;
+                let mut records = 0;
+                for table in ["suppressions", "bounces", "member_events"] {
+                    records +=
+                        tx.execute(&format!("DELETE FROM {table} WHERE email = $1"), &[&email])?;
+                }
+                tx.execute(
+                    "INSERT INTO erased (hash, at) VALUES ($1, $2) ON CONFLICT (hash) DO NOTHING",
+                    &[&hash, &at],
+                )?;
+                Ok(Erasure {
+                    member,
+                    journal_rows,
+                    left_out_rows,
+                    archived_copies: ids.len() as u64,
+                    records,
+                })
+            })
+        })
+    }
+
+    fn erased(&self) -> Result<Vec<String>> {
+        self.call("could not read the erased addresses", |db| {
+            db.query("SELECT hash FROM erased ORDER BY hash COLLATE \"C\"", &[])?
+                .iter()
+                .map(|r| r.try_get(0))
+                .collect::<std::result::Result<_, _>>()
+                .map_err(Into::into)
         })
     }
 

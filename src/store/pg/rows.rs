@@ -145,7 +145,15 @@ impl RowCopy for PgStore {
 
     fn finish_import(&self) -> Result<()> {
         self.call("could not reset the id sequences", |db| {
-            for table in ["members", "jobs", "messages", "archive_search", "workers"] {
+            for table in [
+                "members",
+                "jobs",
+                "messages",
+                "archive_search",
+                "workers",
+                "bounces",
+                "member_events",
+            ] {
                 db.query_one(
                     &format!(
                         "SELECT setval(pg_get_serial_sequence('{table}', 'id'),

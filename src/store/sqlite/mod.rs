@@ -245,6 +245,21 @@ const MIGRATIONS: &[M<'static>] = &[
             arrived_at TEXT,
             checked_at TEXT,
             PRIMARY KEY (job, address)
+        ) WITHOUT ROWID;
+        -- Every change of a member's mail status: the record of their consent.
+        CREATE TABLE member_events (
+            id       INTEGER PRIMARY KEY,
+            email    TEXT NOT NULL,
+            at       TEXT NOT NULL,
+            change   TEXT NOT NULL,
+            source   TEXT NOT NULL,
+            evidence TEXT
+        );
+        CREATE INDEX member_events_email ON member_events(email);
+        -- Keyed hashes of erased addresses: never added again.
+        CREATE TABLE erased (
+            hash TEXT PRIMARY KEY,
+            at   TEXT NOT NULL
         ) WITHOUT ROWID;",
     ),
 ];

@@ -3,7 +3,9 @@
 use rusqlite::{OptionalExtension, params};
 
 use crate::error::Result;
-use crate::store::{Counts, ImportCounts, KeyedMember, Member, Roster, Selection, Suppression};
+use crate::store::schema::suppression_event;
+use crate::store::{Counts, Erasure, ImportCounts, KeyedMember, Member, MemberEvent, Roster};
+use crate::store::{Selection, Suppression};
 
 use super::{SqliteStore, count, member_row, where_selected};
 
@@ -34,10 +36,18 @@ impl Roster for SqliteStore {
                      RETURNING id",
                 )
                 .map_err(fail)?;
+            let mut added_event = tx
+                .prepare_cached(
+                    "INSERT INTO member_events (email, at, change, source, evidence)
+                     VALUES (?1, ?2, 'added', 'import', ?3)",
+                )
+                .map_err(fail)?;
+            let mut added = std::collections::HashSet::new();
             for KeyedMember {
                 member: m,
                 lookup_key,
                 legacy_key,
+                origin,
             } in members
             {
                 let attributes =
@@ -52,6 +62,12 @@ impl Roster for SqliteStore {
                     )
                     .map_err(fail)?;
                 updated += u64::from(id <= newest);
+                // A repeat within the file is an update of the row just added.
+                if id > newest && added.insert(id) {
+                    added_event
+                        .execute(params![m.email, now, origin])
+                        .map_err(fail)?;
+                }
             }
         }
         let after = count(&tx, "SELECT COUNT(*) FROM members").map_err(fail)?;
@@ -215,14 +231,30 @@ impl Roster for SqliteStore {
     }
 
     fn suppress(&self, email: &str, reason: &str, detail: Option<&str>, at: &str) -> Result<bool> {
-        self.conn
+        let fail = |e| self.fail("could not suppress an address", e);
+        let tx = self.conn.unchecked_transaction().map_err(fail)?;
+        let added = tx
             .execute(
                 "INSERT INTO suppressions (email, reason, detail, at) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT(email) DO NOTHING",
                 params![email, reason, detail, at],
             )
-            .map(|n| n > 0)
-            .map_err(|e| self.fail("could not suppress an address", e))
+            .map_err(fail)?;
+        if added > 0 {
+            let (change, source) = suppression_event(reason, detail);
+            let evidence = match detail {
+                Some(d) => format!("{reason}: {d}"),
+                None => reason.to_string(),
+            };
+            tx.execute(
+                "INSERT INTO member_events (email, at, change, source, evidence)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![email, at, change, source, evidence],
+            )
+            .map_err(fail)?;
+        }
+        tx.commit().map_err(fail)?;
+        Ok(added > 0)
     }
 
     fn suppressions(&self) -> Result<Vec<Suppression>> {
@@ -244,8 +276,10 @@ impl Roster for SqliteStore {
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(fail)
     }
 
-    fn unsuppress(&self, email: &str) -> Result<Option<Suppression>> {
-        self.conn
+    fn unsuppress(&self, email: &str, event: &MemberEvent) -> Result<Option<Suppression>> {
+        let fail = |e| self.fail("could not lift a suppression", e);
+        let tx = self.conn.unchecked_transaction().map_err(fail)?;
+        let lifted = tx
             .query_row(
                 "DELETE FROM suppressions WHERE email = ?1 RETURNING email, reason, detail, at",
                 [email],
@@ -259,7 +293,110 @@ impl Roster for SqliteStore {
                 },
             )
             .optional()
-            .map_err(|e| self.fail("could not lift a suppression", e))
+            .map_err(fail)?;
+        if lifted.is_some() {
+            tx.execute(
+                "INSERT INTO member_events (email, at, change, source, evidence)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![email, event.at, event.change, event.source, event.evidence],
+            )
+            .map_err(fail)?;
+        }
+        tx.commit().map_err(fail)?;
+        Ok(lifted)
+    }
+
+    fn member_events(&self, email: &str) -> Result<Vec<MemberEvent>> {
+        let fail = |e| self.fail("could not read a member's history", e);
+        let mut statement = self
+            .conn
+            .prepare_cached(
+                "SELECT email, at, change, source, evidence FROM member_events
+                 WHERE email = ?1 ORDER BY id",
+            )
+            .map_err(fail)?;
+        let rows = statement
+            .query_map([email], |r| {
+                Ok(MemberEvent {
+                    email: r.get(0)?,
+                    at: r.get(1)?,
+                    change: r.get(2)?,
+                    source: r.get(3)?,
+                    evidence: r.get(4)?,
+                })
+            })
+            .map_err(fail)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(fail)
+    }
+
+    fn erase_member(&self, email: &str, hash: &str, at: &str) -> Result<Erasure> {
+        let fail = |e| self.fail("could not erase the member", e);
+        let tx = self.conn.unchecked_transaction().map_err(fail)?;
+        let gone = format!("erased:{}", &hash[..hash.len().min(16)]);
+        let n = |sql: &str, args: &[&dyn rusqlite::ToSql]| -> rusqlite::Result<u64> {
+            tx.execute(sql, args).map(|n| n as u64)
+        };
+        let member = n("DELETE FROM members WHERE email = ?1", &[&email]).map_err(fail)?;
+        let journal_rows = n(
+            "UPDATE journal SET email = ?2, name = NULL, branch = NULL, employer = NULL,
+                    attributes = '{}', reply = replace(reply, ?1, ?2)
+             WHERE email = ?1",
+            &[&email, &gone],
+        )
+        .map_err(fail)?;
+        let left_out_rows = n(
+            "UPDATE left_out SET email = ?2, branch = NULL, employer = NULL WHERE email = ?1",
+            &[&email, &gone],
+        )
+        .map_err(fail)?;
+        let ids: Vec<i64> = {
+            let mut statement = tx
+                .prepare(
+                    "SELECT id FROM messages
+                     WHERE copy_kind = 'member' AND instr(lower(recipients), lower(?1)) > 0",
+                )
+                .map_err(fail)?;
+            statement
+                .query_map([email], |r| r.get(0))
+                .map_err(fail)?
+                .collect::<rusqlite::Result<Vec<i64>>>()
+                .map_err(fail)?
+        };
+        for id in &ids {
+            for table in ["archive_search", "message_sections", "message_attachments"] {
+                n(&format!("DELETE FROM {table} WHERE message = ?1"), &[id]).map_err(fail)?;
+            }
+            n("DELETE FROM messages WHERE id = ?1", &[id]).map_err(fail)?;
+        }
+        let mut records = 0;
+        for table in ["suppressions", "bounces", "member_events"] {
+            records +=
+                n(&format!("DELETE FROM {table} WHERE email = ?1"), &[&email]).map_err(fail)?;
+        }
+        n(
+            "INSERT INTO erased (hash, at) VALUES (?1, ?2) ON CONFLICT(hash) DO NOTHING",
+            &[&hash, &at],
+        )
+        .map_err(fail)?;
+        tx.commit().map_err(fail)?;
+        Ok(Erasure {
+            member,
+            journal_rows,
+            left_out_rows,
+            archived_copies: ids.len() as u64,
+            records,
+        })
+    }
+
+    fn erased(&self) -> Result<Vec<String>> {
+        let fail = |e| self.fail("could not read the erased addresses", e);
+        let mut statement = self
+            .conn
+            .prepare_cached("SELECT hash FROM erased ORDER BY hash")
+            .map_err(fail)?;
+        let rows = statement.query_map([], |r| r.get(0)).map_err(fail)?;
+        rows.collect::<rusqlite::Result<Vec<String>>>()
+            .map_err(fail)
     }
 
     fn add_bounce(&self, e: &crate::store::BounceEvent) -> Result<()> {
