@@ -41,6 +41,8 @@ pub struct Config {
     pub schedule: Schedule,
     /// Seed mailboxes that confirm arrival.
     pub seeds: Seeds,
+    /// Privacy by default: members at their employer's mail domain.
+    pub privacy: Privacy,
     /// The received-mail archive and its web copy.
     pub archive: Archive,
     /// The greeting when a bulletin sets none or a member has no name.
@@ -290,6 +292,49 @@ impl Default for Schedule {
             timezone: None,
             late_limit_mins: 30,
         }
+    }
+}
+
+/// `[privacy]`
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Privacy {
+    /// The mail domains of the employers members work for (`justice.gov.uk`): a bulletin
+    /// sent there can show the employer who is a member. Subdomains count.
+    pub employer_domains: Vec<String>,
+    /// Leave members at those domains out of every send (counted in the account).
+    pub skip_employer_domains: bool,
+}
+
+impl Privacy {
+    /// The employer domain `email` is at, if any.
+    pub fn employer_domain_of(&self, email: &str) -> Option<&str> {
+        let domain = email.rsplit_once('@')?.1.to_ascii_lowercase();
+        self.employer_domains
+            .iter()
+            .map(|d| d.trim().trim_start_matches('@').trim_start_matches('.'))
+            .filter(|d| !d.is_empty())
+            .find(|d| {
+                let d = d.to_ascii_lowercase();
+                domain == d || domain.ends_with(&format!(".{d}"))
+            })
+    }
+
+    /// The domains sends leave out (none unless `skip_employer_domains`), lowercase.
+    pub fn skipped(&self) -> Vec<String> {
+        if !self.skip_employer_domains {
+            return Vec::new();
+        }
+        self.employer_domains
+            .iter()
+            .map(|d| {
+                d.trim()
+                    .trim_start_matches('@')
+                    .trim_start_matches('.')
+                    .to_ascii_lowercase()
+            })
+            .filter(|d| !d.is_empty())
+            .collect()
     }
 }
 

@@ -69,6 +69,7 @@ pub const SKELETON_TEXTS: &[&str] = &[
 pub fn content(bulletin: &Bulletin, config: &Config, number: u32) -> Vec<Diagnostic> {
     let mut found = unfinished_text(bulletin);
     found.extend(images_without_alt(bulletin));
+    found.extend(remote_images(bulletin, &own_hosts(config)));
     found.extend(vague_link_texts(bulletin));
     found.extend(plain_http_links(bulletin));
     found.extend(subject(bulletin, config, number));
@@ -277,6 +278,66 @@ pub fn images_without_alt(bulletin: &Bulletin) -> Vec<Diagnostic> {
         .collect()
 }
 
+/// The organisation's own hosts: its sender, list and unsubscribe domains and `[serve]
+/// public_url` (an image there tells no third party anything).
+pub fn own_hosts(config: &Config) -> Vec<String> {
+    let mut hosts: Vec<String> = [&config.sender.from, &config.sender.list_address]
+        .iter()
+        .filter_map(|a| {
+            a.rsplit_once('@')
+                .map(|(_, d)| d.trim_end_matches('>').to_string())
+        })
+        .chain(std::iter::once(config.sender.list_domain.clone()))
+        .chain(
+            [
+                Some(&config.sender.unsubscribe_url),
+                config.serve.public_url.as_ref(),
+            ]
+            .into_iter()
+            .flatten()
+            .filter_map(|u| url::Url::parse(u).ok()?.host_str().map(str::to_string)),
+        )
+        .map(|h| h.trim().to_ascii_lowercase())
+        .filter(|h| !h.is_empty())
+        .collect();
+    hosts.sort();
+    hosts.dedup();
+    hosts
+}
+
+/// Images loaded from another party's server when the bulletin is opened: the mail
+/// client's request tells that server who opened it, when and from where (a tracking pixel
+/// in all but name). Images on the organisation's own hosts (`own`, or below them) pass.
+pub fn remote_images(bulletin: &Bulletin, own: &[String]) -> Vec<Diagnostic> {
+    links(bulletin)
+        .filter_map(|(body, link)| {
+            let url = link.url.trim();
+            let lower = url.to_ascii_lowercase();
+            if !link.image || !(lower.starts_with("https://") || lower.starts_with("http://")) {
+                return None;
+            }
+            let host = url::Url::parse(url)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+                .unwrap_or_else(|| url.to_string());
+            let ours = own
+                .iter()
+                .any(|o| host == *o || host.ends_with(&format!(".{o}")));
+            (!ours).then_some((body, link, host))
+        })
+        .map(|(body, link, host)| {
+            let url = link.url.trim();
+            warning(
+                bulletin,
+                place(bulletin, body, &link.range),
+                format!(
+                    "image `{url}` is loaded from {host} when the bulletin is opened: the request tells {host} who opened it, when and from where; leave it out, or link to it instead"
+                ),
+            )
+        })
+        .collect()
+}
+
 /// Links whose text says nothing about where they lead ("click here", "read more"), or
 /// that have no text at all.
 pub fn vague_link_texts(bulletin: &Bulletin) -> Vec<Diagnostic> {
@@ -457,9 +518,9 @@ pub fn audiences(bulletin: &Bulletin, config: &Config, roster: &Roster) -> Resul
         }
         let wanted: Vec<String> = names.iter().map(|n| n.trim().to_lowercase()).collect();
         let selection = Selection {
-            all: false,
             branches: wanted.clone(),
             employers: wanted,
+            ..Selection::default()
         };
         if (roster.count)(&selection)? == 0 {
             let unknown: Vec<&str> = names.iter().copied().filter(|n| !is_known(n)).collect();
@@ -977,9 +1038,37 @@ mod tests {
         let src = format!(
             "headline = \"Pay talks resume\"\nintro = \"See [the offer](https://x.example/offer).\"\n{}",
             section(
-                "\"\"\"\n![A picket line](https://x.example/p.png)\nWrite to [the office](mailto:office@x.example).\n\"\"\""
+                "\"\"\"\nA picket line.\nWrite to [the office](mailto:office@x.example).\n\"\"\""
             )
         );
         assert!(content(&parse(&src), &Config::builtin(), 240).is_empty());
+    }
+
+    #[test]
+    fn a_remote_image_is_named_with_the_server_it_tells() {
+        let b = parse(&section(
+            "\"Look: ![A picket line](https://pics.example.net/p.png)\"",
+        ));
+        let own = vec!["pfcu.example.org".to_string()];
+        let found = places(&remote_images(&b, &own));
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].starts_with("3:15: image `https://pics.example.net/p.png` is loaded from pics.example.net when the bulletin is opened"),
+            "{found:?}"
+        );
+        let linked = parse(&section(
+            "\"See [the photo](https://pics.example.net/p.png)\"",
+        ));
+        assert!(
+            remote_images(&linked, &own).is_empty(),
+            "a link loads nothing until followed"
+        );
+        let ours = parse(&section(
+            "\"![A chart](https://www.pfcu.example.org/c.png)\"",
+        ));
+        assert!(
+            remote_images(&ours, &own).is_empty(),
+            "the union's own server is no third party"
+        );
     }
 }

@@ -270,6 +270,7 @@ pub fn parse_selectors(text: &str, config: &Config) -> Result<Selectors> {
     selection.branches.dedup();
     selection.employers.sort();
     selection.employers.dedup();
+    selection.skip_domains = config.privacy.skipped();
     for p in parts.iter_mut() {
         *p = canonical(p);
     }
@@ -430,9 +431,8 @@ mod tests {
             attributes: BTreeMap::new(),
         };
         let s = Selection {
-            all: false,
-            branches: vec![],
             employers: vec!["nps".into()],
+            ..Selection::default()
         };
         assert!(s.matches(&member));
         assert!(!Selection::default().matches(&member));

@@ -25,6 +25,9 @@ pub enum Members {
         /// Only these: `all`, `branch:NAME`, `employer:NAME` or a list name.
         #[arg(long, value_name = "SELECTORS")]
         to: Option<String>,
+        /// Only members whose address is at one of `[privacy] employer_domains`.
+        #[arg(long)]
+        at_employer_domain: bool,
     },
     /// Every change of a member's mail status, with when, who or what made it, and the
     /// evidence: the record of their consent.
@@ -172,7 +175,10 @@ pub fn members(options: &Options, command: Members) -> Result<ExitCode, Error> {
                 ),
             );
         }
-        Members::List { to } => {
+        Members::List {
+            to,
+            at_employer_domain,
+        } => {
             let workspace = Workspace::open_read_only(options)?;
             let store = workspace.store()?;
             let selection = match to {
@@ -189,7 +195,17 @@ pub fn members(options: &Options, command: Members) -> Result<ExitCode, Error> {
                     .map(String::from)
                     .to_vec(),
             ];
+            let privacy = &workspace.config.privacy;
+            if at_employer_domain && privacy.employer_domains.is_empty() {
+                return Err(Error::Usage(
+                    "`--at-employer-domain` needs `[privacy] employer_domains` in the config"
+                        .into(),
+                ));
+            }
             for m in store.members(selection.as_ref())? {
+                if at_employer_domain && privacy.employer_domain_of(&m.email).is_none() {
+                    continue;
+                }
                 let status = suppressed.get(&m.email).cloned().unwrap_or_default();
                 rows.push(vec![
                     m.email,

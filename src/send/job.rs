@@ -236,7 +236,12 @@ pub fn send(
     if request.dry_run {
         if job.is_none() {
             // What the send would say: its warnings, and the problems that would stop it.
-            pre_send_checks(workspace, request, transport_kind(request, config))?;
+            pre_send_checks(
+                workspace,
+                request,
+                transport_kind(request, config),
+                &selectors.selection,
+            )?;
         }
         return Ok(SendResult::DryRun(plan));
     }
@@ -253,7 +258,7 @@ pub fn send(
     let (job, started) = match job {
         Some(job) => (job, false),
         None => {
-            pre_send_checks(workspace, request, kind)?;
+            pre_send_checks(workspace, request, kind, &selectors.selection)?;
             if config.approval.required > 0 {
                 let status = crate::approval::status(workspace, &request.file)?;
                 if !status.satisfied() {
@@ -542,6 +547,7 @@ fn pre_send_checks(
     workspace: &Workspace,
     request: &SendRequest,
     kind: TransportKind,
+    selection: &crate::store::Selection,
 ) -> Result<()> {
     let (errors, mut placed): (Vec<_>, Vec<_>) = workspace
         .check(&request.file)?
@@ -564,7 +570,12 @@ fn pre_send_checks(
             if errors.len() == 1 { "it" } else { "them" },
         )));
     }
-    let general = workspace.send_warnings(kind == TransportKind::Smtp)?;
+    let mut general = workspace.send_warnings(kind == TransportKind::Smtp)?;
+    match employer_domains(workspace, selection)? {
+        Some((true, note)) => workspace.report().line(&note),
+        Some((false, warning)) => general.push(warning),
+        None => {}
+    }
     let severity = if request.strict {
         crate::lint::make_errors(&mut placed);
         "error"
@@ -585,6 +596,59 @@ fn pre_send_checks(
         )));
     }
     Ok(())
+}
+
+/// The members `selection` chooses (and may be sent to) at `[privacy] employer_domains`, in
+/// words: a note when the send leaves them out (true), else a warning (false).
+fn employer_domains(
+    workspace: &Workspace,
+    selection: &crate::store::Selection,
+) -> Result<Option<(bool, String)>> {
+    let privacy = &workspace.config.privacy;
+    if privacy.employer_domains.is_empty() {
+        return Ok(None);
+    }
+    let store = workspace.store()?;
+    let suppressed: std::collections::HashSet<String> =
+        store.suppressions()?.into_iter().map(|s| s.email).collect();
+    let everyone = crate::store::Selection {
+        skip_domains: Vec::new(),
+        ..selection.clone()
+    };
+    let mut by_domain: std::collections::BTreeMap<String, u64> = Default::default();
+    for m in store.members(Some(&everyone))? {
+        if suppressed.contains(&m.email) {
+            continue;
+        }
+        if let Some(domain) = privacy.employer_domain_of(&m.email) {
+            *by_domain.entry(domain.to_string()).or_default() += 1;
+        }
+    }
+    let total: u64 = by_domain.values().sum();
+    if total == 0 {
+        return Ok(None);
+    }
+    let counts = by_domain
+        .iter()
+        .map(|(d, n)| format!("{d} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let who = crate::text::count(total, "member", "members");
+    Ok(Some(if privacy.skip_employer_domains {
+        (
+            true,
+            format!(
+                "{who} at employer domains ({counts}) are left out of this send ([privacy] skip_employer_domains); the account counts them"
+            ),
+        )
+    } else {
+        (
+            false,
+            format!(
+                "{who} would receive this at their employer's mail domain ({counts}): the employer's servers and staff can see who is a member; `mailout members list --at-employer-domain` lists them, and `[privacy] skip_employer_domains = true` leaves them out"
+            ),
+        )
+    }))
 }
 
 fn transport_kind(request: &SendRequest, config: &config::Config) -> TransportKind {

@@ -43,6 +43,9 @@ pub struct Selection {
     pub branches: Vec<String>,
     /// Members of these employers (compared without case).
     pub employers: Vec<String>,
+    /// Mail domains (lowercase) whose members a send leaves out, as left out with reason
+    /// `employer-domain` (`[privacy] skip_employer_domains`); subdomains count.
+    pub skip_domains: Vec<String>,
 }
 
 impl Selection {

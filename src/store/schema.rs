@@ -195,3 +195,17 @@ pub(crate) fn suppression_event(
         _ => ("suppressed", "officer"),
     }
 }
+
+/// LIKE patterns (with a backslash as the escape) matching an address at `domains` or below.
+pub(crate) fn domain_patterns(domains: &[String]) -> Vec<String> {
+    domains
+        .iter()
+        .flat_map(|d| {
+            let d = d
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            [format!("%@{d}"), format!("%.{d}")]
+        })
+        .collect()
+}

@@ -124,4 +124,51 @@ on_both! {
         assert!(stranger.stderr.contains("mailout holds nothing about nobody@example.net"), "{}", stranger.stderr);
         t.assert_store_on(backend);
     }
+
+    fn members_at_employer_domains_are_counted_listed_and_can_be_left_out(backend) {
+        let csv = "email,name,branch,employer\n\
+            jo@justice.gov.uk,Jo,London,NPS\n\
+            sam@probation.justice.gov.uk,Sam,Wales,NPS\n\
+            kim@cafcass.gov.uk,Kim,Wales,Cafcass\n\
+            lee@home.example,Lee,London,NPS\n\
+            ann@justice.gov.uk.home.example,Ann,London,NPS\n";
+        // The sample config names justice.gov.uk and cafcass.gov.uk.
+        let t = Test::with_examples().on(backend).write("members.csv", csv);
+        t.run(&["members", "import", "members.csv"]).success();
+        let listed = t.run(&["members", "list", "--at-employer-domain"]).success().stdout;
+        let emails: Vec<&str> = listed.lines().skip(1).filter_map(|l| l.split_whitespace().next()).collect();
+        assert_eq!(emails, ["jo@justice.gov.uk", "kim@cafcass.gov.uk", "sam@probation.justice.gov.uk"], "{listed}");
+
+        let dry = t.run(&["send", ROUNDUP, "--to", "all", "--dry-run"]).success();
+        assert!(
+            dry.stderr.contains("warning: 3 members would receive this at their employer's mail domain (cafcass.gov.uk 1, justice.gov.uk 2)"),
+            "{}",
+            dry.stderr
+        );
+        let strict = t.run(&["send", ROUNDUP, "--to", "all", "--strict", "--yes", "-q"]).code(1);
+        assert!(strict.stderr.contains("error: 3 members would receive this at their employer's mail domain"), "{}", strict.stderr);
+        assert_eq!(t.run(&["jobs"]).success().stdout.lines().count(), 1, "no job");
+
+        let config = t.read("config/mailout.toml");
+        let t = t.write(
+            "config/mailout.toml",
+            &config.replace("skip_employer_domains = false", "skip_employer_domains = true"),
+        );
+        let sent = t.run(&["send", ROUNDUP, "--to", "all", "--yes", "-q"]).success();
+        assert!(
+            sent.stderr.contains("3 members at employer domains (cafcass.gov.uk 1, justice.gov.uk 2) are left out of this send"),
+            "{}",
+            sent.stderr
+        );
+        let mut got: Vec<String> = std::fs::read_dir(t.file("outbox/237/sent"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        got.sort();
+        assert_eq!(got, ["ann@justice.gov.uk.home.example.eml", "lee@home.example.eml"]);
+        let job = t.run(&["job", "1"]).success().stdout;
+        assert!(job.contains("account:    5 selected = 2 sent + 0 failed + 0 uncertain + 3 suppressed before the send"), "{job}");
+        assert!(job.contains("suppressed before the send:  employer-domain 3"), "{job}");
+        t.assert_store_on(backend);
+    }
 }

@@ -34,9 +34,9 @@ fn jobs_snapshot_selected_members_and_track_their_rows() {
             .suppress("d@x.example", "manual", None, "2026-01-01T00:00:00Z")
             .unwrap();
         let selection = Selection {
-            all: false,
             branches: vec!["wales".into()],
             employers: vec!["cafcass".into(), "nps".into()],
+            ..Selection::default()
         };
         assert_eq!(store.count_selected(&selection).unwrap(), 3);
         let spec = NewJob {
@@ -452,5 +452,73 @@ fn results_are_kept_under_either_durability() {
         let progress = store.job(job.id).unwrap().unwrap().progress;
         assert_eq!((progress.sent, progress.pending), (3, 1));
         (progress.sent, progress.pending)
+    });
+}
+
+#[test]
+fn members_at_skipped_domains_are_left_out_with_their_reason() {
+    on_each_backend(|f| {
+        let store = f.open();
+        let people = [
+            "a@justice.gov.uk",
+            "b@probation.justice.gov.uk",
+            "c@home.example",
+            "d@justice.gov.uk.evil.example",
+            "e@notjustice.gov.uk",
+        ]
+        .map(|e| snapshot_member(e, "London", "NPS"))
+        .to_vec();
+        store.import_members(&mut keyed(people)).unwrap();
+        store
+            .suppress("a@justice.gov.uk", "manual", None, "2026-01-01T00:00:00Z")
+            .unwrap();
+        let selection = Selection {
+            all: true,
+            skip_domains: vec!["justice.gov.uk".into()],
+            ..Selection::default()
+        };
+        assert_eq!(store.count_selected(&selection).unwrap(), 3);
+        let job = store.create_job(&job_spec(11), &selection).unwrap();
+        let mut sent: Vec<String> = store
+            .pending(job.id, 0, 10)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.member.email)
+            .collect();
+        sent.sort();
+        assert_eq!(
+            sent,
+            [
+                "c@home.example",
+                "d@justice.gov.uk.evil.example",
+                "e@notjustice.gov.uk"
+            ]
+        );
+        let left: Vec<(String, String)> = store
+            .left_out(job.id)
+            .unwrap()
+            .into_iter()
+            .map(|l| (l.email, l.reason))
+            .collect();
+        assert_eq!(
+            left,
+            [
+                ("a@justice.gov.uk".to_string(), "manual".to_string()),
+                (
+                    "b@probation.justice.gov.uk".to_string(),
+                    "employer-domain".to_string()
+                ),
+            ]
+        );
+        // A newcomer at the domain, topped up: left out too.
+        store
+            .import_members(&mut keyed(vec![snapshot_member(
+                "f@justice.gov.uk",
+                "Wales",
+                "NPS",
+            )]))
+            .unwrap();
+        assert_eq!(store.top_up(job.id, &selection).unwrap(), (2, 0));
+        assert_eq!(store.left_out(job.id).unwrap().len(), 3);
     });
 }

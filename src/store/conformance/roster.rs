@@ -105,14 +105,13 @@ fn members_and_counts_order_and_compare_text_alike() {
             },
             Selection::default(),
             Selection {
-                all: false,
                 branches: vec!["WALES".into(), "île".into()],
-                employers: vec![],
+                ..Selection::default()
             },
             Selection {
-                all: false,
                 branches: vec!["leeds".into()],
                 employers: vec!["nps".into()],
+                ..Selection::default()
             },
         ] {
             seen.push(format!("{:?}", store.members(Some(&selection)).unwrap()));

@@ -13,7 +13,7 @@ use crate::store::{Entry, EntryState, Job, Journal, Mark, NewJob, Progress, Work
 use crate::store::{LeftOut, Member, Schedule, SeedCopy, Selection, Wave};
 
 use super::bridge::{Db, Step, bad};
-use super::{PgStore, SENDABLE, SHOWN_STATE, count_of, narrow, seconds, selected, wide};
+use super::{PgStore, SENDABLE, SHOWN_STATE, count_of, narrow, seconds, selected, skipped, wide};
 
 fn entry_row(row: &Row) -> Step<Entry> {
     Ok(Entry {
@@ -171,18 +171,20 @@ impl Journal for PgStore {
 
     fn create_job(&self, job: &NewJob, selection: &Selection) -> Result<Job> {
         let job = job.clone();
-        let (filter, args) = selected(selection, 2);
+        let (filter, mut args) = selected(selection, 2);
+        let (skip, skip_args) = skipped(selection, 2 + args.len());
+        args.extend(skip_args);
         let snapshot = format!(
             "INSERT INTO journal (job, seq, email, name, branch, employer, attributes)
              SELECT $1, row_number() OVER (ORDER BY m.id), m.email, m.name, m.branch, m.employer, m.attributes
              FROM members m
-             WHERE ({filter}) AND {SENDABLE}"
+             WHERE ({filter}) AND NOT {skip} AND {SENDABLE}"
         );
         let left_out = format!(
             "INSERT INTO left_out (job, email, branch, employer, reason)
-             SELECT $1, m.email, m.branch, m.employer, s.reason
-             FROM members m JOIN suppressions s ON s.email = m.email
-             WHERE ({filter})
+             SELECT $1, m.email, m.branch, m.employer, coalesce(s.reason, 'employer-domain')
+             FROM members m LEFT JOIN suppressions s ON s.email = m.email
+             WHERE ({filter}) AND (s.email IS NOT NULL OR {skip})
              ON CONFLICT DO NOTHING"
         );
         self.call("could not start the job", move |db| {
@@ -726,21 +728,23 @@ struct WaveStatements {
 
 impl WaveStatements {
     fn new(selection: &Selection) -> WaveStatements {
-        let (filter, args) = selected(selection, 3);
+        let (filter, mut args) = selected(selection, 3);
+        let (skip, skip_args) = skipped(selection, 3 + args.len());
+        args.extend(skip_args);
         WaveStatements {
             add: format!(
                 "INSERT INTO journal (job, seq, email, name, branch, employer, attributes, wave)
                  SELECT $1, n.last + row_number() OVER (ORDER BY m.id), m.email, m.name, m.branch,
                         m.employer, m.attributes, $2
                  FROM members m, (SELECT coalesce(max(seq), 0) AS last FROM journal WHERE job = $1) n
-                 WHERE ({filter}) AND {SENDABLE}
+                 WHERE ({filter}) AND NOT {skip} AND {SENDABLE}
                    AND NOT EXISTS (SELECT 1 FROM journal j WHERE j.job = $1 AND j.email = m.email)"
             ),
             left_out: format!(
                 "INSERT INTO left_out (job, email, branch, employer, reason, wave)
-                 SELECT $1, m.email, m.branch, m.employer, s.reason, $2
-                 FROM members m JOIN suppressions s ON s.email = m.email
-                 WHERE ({filter})
+                 SELECT $1, m.email, m.branch, m.employer, coalesce(s.reason, 'employer-domain'), $2
+                 FROM members m LEFT JOIN suppressions s ON s.email = m.email
+                 WHERE ({filter}) AND (s.email IS NOT NULL OR {skip})
                    AND NOT EXISTS (SELECT 1 FROM journal j WHERE j.job = $1 AND j.email = m.email)
                  ON CONFLICT DO NOTHING"
             ),

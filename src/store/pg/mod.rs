@@ -209,6 +209,19 @@ fn selected(selection: &Selection, first: usize) -> (String, Vec<Vec<String>>) {
     (conditions.join(" OR "), args)
 }
 
+/// The condition that a member is at a domain `selection` leaves out (`FALSE` when none),
+/// its one array parameter numbered `first`.
+fn skipped(selection: &Selection, first: usize) -> (String, Vec<Vec<String>>) {
+    let patterns = crate::store::schema::domain_patterns(&selection.skip_domains);
+    if patterns.is_empty() {
+        return ("FALSE".into(), Vec::new());
+    }
+    (
+        format!("(m.email LIKE ANY(${first}::text[]))"),
+        vec![patterns],
+    )
+}
+
 impl Backend for PgStore {
     fn location(&self) -> &str {
         &self.location

@@ -9,7 +9,7 @@ use crate::store::schema::suppression_event;
 use crate::store::{Counts, Erasure, ImportCounts, KeyedMember, Member, MemberEvent, Roster};
 use crate::store::{Selection, Suppression};
 
-use super::{PgStore, SENDABLE, count_of, fold, member_row, selected};
+use super::{PgStore, SENDABLE, count_of, fold, member_row, selected, skipped};
 
 /// One member of an import, with how often its address came.
 struct Incoming {
@@ -247,8 +247,12 @@ impl Roster for PgStore {
     }
 
     fn count_selected(&self, selection: &Selection) -> Result<u64> {
-        let (filter, args) = selected(selection, 1);
-        let sql = format!("SELECT count(*) FROM members m WHERE ({filter}) AND {SENDABLE}");
+        let (filter, mut args) = selected(selection, 1);
+        let (skip, skip_args) = skipped(selection, 1 + args.len());
+        args.extend(skip_args);
+        let sql = format!(
+            "SELECT count(*) FROM members m WHERE ({filter}) AND NOT {skip} AND {SENDABLE}"
+        );
         self.call("could not count recipients", move |db| {
             let params: Vec<&(dyn ToSql + Sync)> =
                 args.iter().map(|a| a as &(dyn ToSql + Sync)).collect();

@@ -8,7 +8,7 @@ use crate::store::schema::{ENTRY_COLUMNS, JOB_COLUMNS, attributes, count_state};
 use crate::store::{Entry, EntryState, Job, Journal, Mark, NewJob, Progress, WorkerInfo};
 use crate::store::{LeftOut, Member, Schedule, SeedCopy, Selection, Wave};
 
-use super::{SqliteStore, unix_now, where_selected};
+use super::{SqliteStore, unix_now, where_selected, where_skipped};
 
 impl Journal for SqliteStore {
     fn find_job(&self, number: u32, selectors: &str) -> Result<Option<Job>> {
@@ -30,6 +30,8 @@ impl Journal for SqliteStore {
     fn create_job(&self, job: &NewJob, selection: &Selection) -> Result<Job> {
         let fail = |e| self.fail("could not start the job", e);
         let (filter, mut args) = where_selected(selection, 2);
+        let (skip, skip_args) = where_skipped(selection, 2 + args.len());
+        args.extend(skip_args);
         let tx = self.conn.unchecked_transaction().map_err(fail)?;
         tx.execute(
             "INSERT INTO jobs (number, selectors, content_hash, subject, source, transport, total, created_at)
@@ -45,7 +47,7 @@ impl Journal for SqliteStore {
                     "INSERT INTO journal (job, seq, email, name, branch, employer, attributes)
                      SELECT CAST(?1 AS INTEGER), ROW_NUMBER() OVER (ORDER BY m.id), m.email, m.name, m.branch, m.employer, m.attributes
                      FROM members m
-                     WHERE ({filter})
+                     WHERE ({filter}) AND NOT {skip}
                        AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.email = m.email)"
                 ),
                 rusqlite::params_from_iter(args.iter()),
@@ -59,9 +61,10 @@ impl Journal for SqliteStore {
         tx.execute(
             &format!(
                 "INSERT OR IGNORE INTO left_out (job, email, branch, employer, reason)
-                 SELECT CAST(?1 AS INTEGER), m.email, m.branch, m.employer, s.reason
-                 FROM members m JOIN suppressions s ON s.email = m.email
-                 WHERE ({filter})"
+                 SELECT CAST(?1 AS INTEGER), m.email, m.branch, m.employer,
+                        COALESCE(s.reason, 'employer-domain')
+                 FROM members m LEFT JOIN suppressions s ON s.email = m.email
+                 WHERE ({filter}) AND (s.email IS NOT NULL OR {skip})"
             ),
             rusqlite::params_from_iter(args.iter()),
         )
@@ -653,7 +656,9 @@ fn add_wave(
     job: i64,
     selection: &Selection,
 ) -> rusqlite::Result<(u32, u64)> {
-    let (filter, args) = where_selected(selection, 4);
+    let (filter, mut args) = where_selected(selection, 4);
+    let (skip, skip_args) = where_skipped(selection, 4 + args.len());
+    args.extend(skip_args);
     let (wave, last): (i64, i64) = tx.query_row(
         "SELECT COALESCE(MAX(wave), 0) + 1, COALESCE(MAX(seq), 0) FROM journal WHERE job = ?1",
         [job],
@@ -662,6 +667,8 @@ fn add_wave(
     let mut head = vec![job.to_string(), last.to_string(), wave.to_string()];
     head.extend(args.iter().cloned());
     let (left_filter, mut left_args) = where_selected(selection, 3);
+    let (left_skip, skip_args) = where_skipped(selection, 3 + left_args.len());
+    left_args.extend(skip_args);
     left_args.splice(0..0, [job.to_string(), wave.to_string()]);
     let added = tx.execute(
         &format!(
@@ -669,7 +676,7 @@ fn add_wave(
              SELECT CAST(?1 AS INTEGER), CAST(?2 AS INTEGER) + ROW_NUMBER() OVER (ORDER BY m.id),
                     m.email, m.name, m.branch, m.employer, m.attributes, CAST(?3 AS INTEGER)
              FROM members m
-             WHERE ({filter})
+             WHERE ({filter}) AND NOT {skip}
                AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.email = m.email)
                AND NOT EXISTS (SELECT 1 FROM journal j WHERE j.job = CAST(?1 AS INTEGER) AND j.email = m.email)"
         ),
@@ -684,9 +691,10 @@ fn add_wave(
     tx.execute(
         &format!(
             "INSERT OR IGNORE INTO left_out (job, email, branch, employer, reason, wave)
-             SELECT CAST(?1 AS INTEGER), m.email, m.branch, m.employer, s.reason, CAST(?2 AS INTEGER)
-             FROM members m JOIN suppressions s ON s.email = m.email
-             WHERE ({left_filter})
+             SELECT CAST(?1 AS INTEGER), m.email, m.branch, m.employer,
+                    COALESCE(s.reason, 'employer-domain'), CAST(?2 AS INTEGER)
+             FROM members m LEFT JOIN suppressions s ON s.email = m.email
+             WHERE ({left_filter}) AND (s.email IS NOT NULL OR {left_skip})
                AND NOT EXISTS (SELECT 1 FROM journal j WHERE j.job = CAST(?1 AS INTEGER) AND j.email = m.email)"
         ),
         rusqlite::params_from_iter(left_args.iter()),

@@ -450,6 +450,19 @@ fn where_selected(selection: &Selection, first: usize) -> (String, Vec<String>) 
     (conditions.join(" OR "), args)
 }
 
+/// The condition that a member is at a domain `selection` leaves out (`0` when none), its
+/// placeholders numbered from `first`.
+fn where_skipped(selection: &Selection, first: usize) -> (String, Vec<String>) {
+    let patterns = crate::store::schema::domain_patterns(&selection.skip_domains);
+    if patterns.is_empty() {
+        return ("0".into(), Vec::new());
+    }
+    let marks: Vec<String> = (0..patterns.len())
+        .map(|i| format!("m.email LIKE ?{} ESCAPE '\\'", first + i))
+        .collect();
+    (format!("({})", marks.join(" OR ")), patterns)
+}
+
 fn member_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Member> {
     Ok(Member {
         email: row.get(0)?,

@@ -7,7 +7,7 @@ use crate::store::schema::suppression_event;
 use crate::store::{Counts, Erasure, ImportCounts, KeyedMember, Member, MemberEvent, Roster};
 use crate::store::{Selection, Suppression};
 
-use super::{SqliteStore, count, member_row, where_selected};
+use super::{SqliteStore, count, member_row, where_selected, where_skipped};
 
 impl Roster for SqliteStore {
     fn import_members(
@@ -216,11 +216,13 @@ impl Roster for SqliteStore {
     }
 
     fn count_selected(&self, selection: &Selection) -> Result<u64> {
-        let (filter, args) = where_selected(selection, 1);
+        let (filter, mut args) = where_selected(selection, 1);
+        let (skip, skip_args) = where_skipped(selection, 1 + args.len());
+        args.extend(skip_args);
         self.conn
             .query_row(
                 &format!(
-                    "SELECT COUNT(*) FROM members m WHERE {filter}
+                    "SELECT COUNT(*) FROM members m WHERE ({filter}) AND NOT {skip}
                      AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.email = m.email)"
                 ),
                 rusqlite::params_from_iter(args.iter()),
