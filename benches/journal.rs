@@ -38,8 +38,7 @@ fn bench(name: &str, store: &dyn Store, rows: usize) {
             },
             &Selection {
                 all: true,
-                branches: Vec::new(),
-                employers: Vec::new(),
+                ..Selection::default()
             },
         )
         .expect("create job");
