@@ -295,6 +295,20 @@ impl Default for Schedule {
     }
 }
 
+impl Sender {
+    /// The preferences page for a member, `{token}` to be replaced: `/p/{token}` on the
+    /// host of `unsubscribe_url` (what `mailout serve` answers).
+    pub fn preferences_url(&self) -> String {
+        if self.unsubscribe_url.contains("/u/{token}") {
+            return self.unsubscribe_url.replace("/u/{token}", "/p/{token}");
+        }
+        match url::Url::parse(&self.unsubscribe_url.replace("{token}", "t")) {
+            Ok(u) => format!("{}/p/{{token}}", u.origin().ascii_serialization()),
+            Err(_) => String::new(),
+        }
+    }
+}
+
 /// `[privacy]`
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -431,6 +445,11 @@ pub struct SectionKind {
 pub struct NamedList {
     /// Selectors: `all`, `branch:NAME`, `employer:NAME`, or another list's name.
     pub select: Vec<String>,
+    /// Members may opt out of (and back into) this list on their preferences page; a send
+    /// to it leaves out those who opted out (counted in the account).
+    pub optional: bool,
+    /// What the list is for, shown on the preferences page.
+    pub description: Option<String>,
 }
 
 /// The section kinds every organisation has unless its config redefines them.

@@ -271,6 +271,11 @@ pub fn parse_selectors(text: &str, config: &Config) -> Result<Selectors> {
     selection.employers.sort();
     selection.employers.dedup();
     selection.skip_domains = config.privacy.skipped();
+    // A send to one optional list leaves out who opted out of it.
+    selection.optional_list = list_name
+        .as_ref()
+        .filter(|name| config.lists.get(name.as_str()).is_some_and(|l| l.optional))
+        .cloned();
     for p in parts.iter_mut() {
         *p = canonical(p);
     }
@@ -403,6 +408,7 @@ mod tests {
             "north".into(),
             crate::config::NamedList {
                 select: vec!["branch:Yorkshire".into(), "employer:Cafcass".into()],
+                ..Default::default()
             },
         );
         let s = parse_selectors("employer:NPS, branch:London", &config).unwrap();

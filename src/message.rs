@@ -310,6 +310,7 @@ impl Mailing {
                 "mailto:{}?subject=unsubscribe-{token}",
                 sender.unsubscribe_mailto
             ),
+            preferences: sender.preferences_url().replace("{token}", &token),
         }
     }
 

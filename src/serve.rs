@@ -42,6 +42,8 @@ pub struct ServeState {
     tokens: TokenKey,
     organisation: String,
     hosts: Vec<String>,
+    /// The lists members may opt out of: name and what it is for.
+    optional_lists: Vec<(String, Option<String>)>,
     header_timeout: Duration,
     lifetime: Duration,
 }
@@ -60,6 +62,7 @@ impl ServeState {
             tokens,
             organisation,
             hosts,
+            optional_lists: Vec::new(),
             header_timeout: Duration::from_secs(10),
             lifetime: Duration::from_secs(60),
         }
@@ -72,9 +75,22 @@ impl ServeState {
         self
     }
 
+    /// With these lists offered on the preferences page (name, description).
+    pub fn with_optional_lists(mut self, lists: Vec<(String, Option<String>)>) -> ServeState {
+        self.optional_lists = lists;
+        self
+    }
+
     /// State for `workspace`: its token key, a store connection of its own, its hosts.
     pub fn for_workspace(workspace: &Workspace) -> Result<ServeState> {
         let serve = &workspace.config.serve;
+        let lists = workspace
+            .config
+            .lists
+            .iter()
+            .filter(|(_, l)| l.optional)
+            .map(|(name, l)| (name.clone(), l.description.clone()))
+            .collect();
         Ok(ServeState::new(
             workspace.open_store()?,
             workspace.token_key()?,
@@ -84,7 +100,8 @@ impl ServeState {
         .with_limits(
             Duration::from_secs(serve.header_timeout_secs.max(1)),
             Duration::from_secs(serve.connection_secs.max(1)),
-        ))
+        )
+        .with_optional_lists(lists))
     }
 
     /// The address `token` was made for, if it verifies against a member.
@@ -130,6 +147,7 @@ pub fn router(state: Arc<ServeState>) -> Router {
     Router::new()
         .route("/", get(index))
         .route("/u/{token}", get(confirm_page).post(unsubscribe))
+        .route("/p/{token}", get(preferences_page).post(preferences_save))
         .layer(middleware::from_fn_with_state(Arc::clone(&state), guard))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
@@ -301,13 +319,249 @@ async fn unsubscribe(State(state): State<Arc<ServeState>>, Path(token): Path<Str
     }
 }
 
+/// What the preferences page shows of a member.
+struct Standing {
+    email: String,
+    member: Option<crate::store::Member>,
+    suppression: Option<crate::store::Suppression>,
+    opted_out: Vec<String>,
+}
+
+impl ServeState {
+    /// The member `token` was made for, and where they stand.
+    fn standing(&self, token: &str) -> Result<Option<Standing>> {
+        let Some(email) = self.member_for(token)? else {
+            return Ok(None);
+        };
+        let store = self.store.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(Some(Standing {
+            member: store.member(&email)?,
+            suppression: store.suppressions()?.into_iter().find(|s| s.email == email),
+            opted_out: store.list_optouts(&email)?,
+            email,
+        }))
+    }
+}
+
+/// `GET /p/TOKEN`: the member's name, branch and employer as the union holds them, the
+/// optional lists with their choice, and a way out (or back in). No script; every form
+/// carries the page's form key.
+async fn preferences_page(
+    State(state): State<Arc<ServeState>>,
+    Path(token): Path<String>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Response {
+    let lookup = {
+        let state = Arc::clone(&state);
+        let token = token.clone();
+        tokio::task::spawn_blocking(move || state.standing(&token)).await
+    };
+    let standing = match lookup {
+        Ok(Ok(Some(standing))) => standing,
+        Ok(Ok(None)) => return not_found(&state),
+        _ => return server_error(&state),
+    };
+    let esc = |s: &str| handlebars::html_escape(s);
+    let key = state.tokens.form_key(&token);
+    let action = format!("/p/{}", esc(&token));
+    let hidden = format!("<input type=\"hidden\" name=\"form\" value=\"{key}\">");
+    let mut body = String::new();
+    if query.as_deref() == Some("saved=1") {
+        body.push_str("<p class=\"saved\" role=\"status\">Your choices are saved.</p>");
+    }
+    let member = standing.member.as_ref();
+    let field = |v: Option<&Option<String>>| {
+        v.and_then(|v| v.as_deref())
+            .filter(|v| !v.trim().is_empty())
+            .map_or_else(|| "<em>not held</em>".to_string(), esc)
+    };
+    body.push_str(&format!(
+        "<h2>What the union holds about you</h2><dl>\
+         <dt>Name</dt><dd>{}</dd><dt>Address</dt><dd>{}</dd>\
+         <dt>Branch</dt><dd>{}</dd><dt>Employer</dt><dd>{}</dd></dl>\
+         <p class=\"note\">If any of this is wrong, tell your branch secretary.</p>",
+        field(member.map(|m| &m.name)),
+        esc(&standing.email),
+        field(member.map(|m| &m.branch)),
+        field(member.map(|m| &m.employer)),
+    ));
+    match standing.suppression.as_ref().map(|s| s.reason.as_str()) {
+        Some("unsubscribed") => body.push_str(&format!(
+            "<h2>Bulletins</h2><p>You unsubscribed: no bulletins are sent to you.</p>\
+             <form method=\"post\" action=\"{action}\">{hidden}\
+             <button type=\"submit\" name=\"action\" value=\"resubscribe\">Re-subscribe to the bulletins</button></form>"
+        )),
+        Some(_) => body.push_str(
+            "<h2>Bulletins</h2><p>Bulletins to this address are stopped (mail to it came back, \
+             or the union's office stopped them). To have them again, write to the union.</p>",
+        ),
+        None => {
+            body.push_str(&format!(
+                "<h2>Bulletins</h2><form method=\"post\" action=\"{action}\">{hidden}"
+            ));
+            if state.optional_lists.is_empty() {
+                body.push_str("<p>Every bulletin goes to all members; there are no lists to choose.</p>");
+            } else {
+                body.push_str("<fieldset><legend>Lists you receive</legend>");
+                for (name, description) in &state.optional_lists {
+                    let id = format!("list-{}", esc(name));
+                    let checked = if standing.opted_out.contains(name) {
+                        ""
+                    } else {
+                        " checked"
+                    };
+                    body.push_str(&format!(
+                        "<div class=\"choice\"><input type=\"checkbox\" id=\"{id}\" name=\"list\" value=\"{}\"{checked}>\
+                         <label for=\"{id}\"><strong>{}</strong>{}</label></div>",
+                        esc(name),
+                        esc(name),
+                        description
+                            .as_deref()
+                            .map(|d| format!(": {}", esc(d)))
+                            .unwrap_or_default()
+                    ));
+                }
+                body.push_str(
+                    "</fieldset><button type=\"submit\" name=\"action\" value=\"save\">Save my choices</button>",
+                );
+            }
+            body.push_str(&format!(
+                "</form><form method=\"post\" action=\"{action}\">{hidden}\
+                 <button type=\"submit\" name=\"action\" value=\"unsubscribe\" class=\"secondary\">Unsubscribe from all bulletins</button></form>"
+            ));
+        }
+    }
+    Html(page(&state.organisation, "Your mail preferences", &body)).into_response()
+}
+
+/// `POST /p/TOKEN`: saves the member's choices, unsubscribes or re-subscribes them, each
+/// in their history, and shows the page again. A post without this page's form key, or
+/// from another site, changes nothing.
+async fn preferences_save(
+    State(state): State<Arc<ServeState>>,
+    Path(token): Path<String>,
+    headers: axum::http::HeaderMap,
+    body: String,
+) -> Response {
+    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(body.as_bytes())
+        .into_owned()
+        .collect();
+    let given = |name: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let foreign = headers
+        .get(header::ORIGIN)
+        .and_then(|o| o.to_str().ok())
+        .and_then(|o| url::Url::parse(o).ok())
+        .is_some_and(|o| !state.allows(o.host_str().unwrap_or("")))
+        || headers
+            .get("sec-fetch-site")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v == "cross-site");
+    if foreign
+        || !state
+            .tokens
+            .form_key_matches(&token, given("form").unwrap_or(""))
+    {
+        return (
+            StatusCode::FORBIDDEN,
+            Html(page(
+                &state.organisation,
+                "Not saved",
+                "<p>This form did not come from your preferences page, so nothing was changed. \
+                 Open the preferences link from a recent bulletin and try again.</p>",
+            )),
+        )
+            .into_response();
+    }
+    let action = given("action").unwrap_or("").to_string();
+    let chosen: Vec<String> = pairs
+        .iter()
+        .filter(|(k, _)| k == "list")
+        .map(|(_, v)| v.clone())
+        .collect();
+    let done = {
+        let state = Arc::clone(&state);
+        let token = token.clone();
+        tokio::task::spawn_blocking(move || -> Result<Option<bool>> {
+            let Some(email) = state.member_for(&token)? else {
+                return Ok(None);
+            };
+            let store = state.store.lock().unwrap_or_else(|e| e.into_inner());
+            let now = clock::stamp();
+            let event = |change: &str, evidence: Option<String>| crate::store::MemberEvent {
+                email: email.clone(),
+                at: now.clone(),
+                change: change.into(),
+                source: "preferences page".into(),
+                evidence,
+            };
+            let own = store
+                .suppressions()?
+                .into_iter()
+                .find(|s| s.email == email)
+                .map(|s| s.reason);
+            match action.as_str() {
+                "save" if own.is_none() => {
+                    for (list, _) in &state.optional_lists {
+                        let receive = chosen.contains(list);
+                        let change = if receive {
+                            "list-opt-in"
+                        } else {
+                            "list-opt-out"
+                        };
+                        store.set_list_choice(
+                            &email,
+                            list,
+                            receive,
+                            &event(change, Some(format!("list `{list}`"))),
+                        )?;
+                    }
+                }
+                "unsubscribe" => {
+                    store.suppress(&email, "unsubscribed", Some("preferences page"), &now)?;
+                }
+                // Only the member's own unsubscribe is theirs to undo.
+                "resubscribe" if own.as_deref() == Some("unsubscribed") => {
+                    store.unsuppress(&email, &event("resubscribed", None))?;
+                }
+                _ => return Ok(Some(false)),
+            }
+            tracing::info!("preferences of {email}: {action}");
+            Ok(Some(true))
+        })
+        .await
+    };
+    match done {
+        Ok(Ok(Some(true))) => (
+            StatusCode::SEE_OTHER,
+            [(header::LOCATION, format!("/p/{token}?saved=1"))],
+        )
+            .into_response(),
+        Ok(Ok(Some(false))) => (
+            StatusCode::BAD_REQUEST,
+            Html(page(
+                &state.organisation,
+                "Not saved",
+                "<p>That choice is not one this page offers now; nothing was changed.</p>",
+            )),
+        )
+            .into_response(),
+        Ok(Ok(None)) => not_found(&state),
+        _ => server_error(&state),
+    }
+}
+
 fn not_found(state: &ServeState) -> Response {
     (
         StatusCode::NOT_FOUND,
         Html(page(
             &state.organisation,
             "Link not recognised",
-            "<p>This unsubscribe link is not valid. Please use the link from a recent bulletin.</p>",
+            "<p>This link is not valid. Please use the link from a recent bulletin.</p>",
         )),
     )
         .into_response()
@@ -331,7 +585,11 @@ fn page(organisation: &str, title: &str, body: &str) -> String {
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <title>{title} – {org}</title>\
          <style>body{{font-family:Arial,Helvetica,sans-serif;max-width:32em;margin:3em auto;padding:0 1em;color:#1d1d1f}}\
-         button{{font-size:1em;padding:.5em 1.2em;background:#1f3a5f;color:#fff;border:0;border-radius:4px;cursor:pointer}}</style>\
+         button{{font-size:1em;padding:.5em 1.2em;margin:.5em 0;background:#1f3a5f;color:#fff;border:0;border-radius:4px;cursor:pointer}}\
+         button.secondary{{background:#fff;color:#8a1c1c;border:2px solid #8a1c1c}}\
+         button:focus,input:focus{{outline:3px solid #b35900;outline-offset:2px}}\
+         dt{{font-weight:bold}}dd{{margin:0 0 .6em 0}}fieldset{{border:1px solid #5a6472;padding:.8em}}\
+         .choice{{margin:.4em 0}}.note{{color:#4a5260}}.saved{{background:#e6f2e6;color:#14491f;padding:.6em;border-left:4px solid #14491f}}</style>\
          </head><body><h1>{title}</h1>{body}<p><small>{org}</small></p></body></html>\n",
         org = handlebars::html_escape(organisation),
         title = handlebars::html_escape(title),

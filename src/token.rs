@@ -85,6 +85,27 @@ impl TokenKey {
         mac
     }
 
+    /// The key a preferences page's forms carry for `token`: only a page this server made
+    /// has it, so a form posted from another site changes nothing.
+    pub fn form_key(&self, token: &str) -> String {
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(&self.secret).expect("HMAC takes any key length");
+        mac.update(b"mailout-preferences-form-v1\0");
+        mac.update(token.as_bytes());
+        crate::text::hex(&mac.finalize().into_bytes()[..16])
+    }
+
+    /// Whether `given` is [`TokenKey::form_key`] of `token` (compared in constant time).
+    pub fn form_key_matches(&self, token: &str, given: &str) -> bool {
+        let want = self.form_key(token);
+        want.len() == given.len()
+            && want
+                .bytes()
+                .zip(given.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
+    }
+
     /// The lookup key of `address` (normalised: lowercase, trimmed): what the store keeps
     /// to find a member by token.
     pub fn lookup_key(&self, address: &str) -> [u8; KEY_LEN] {

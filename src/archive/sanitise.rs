@@ -265,7 +265,9 @@ impl Redactions {
         };
         let web = sender.unsubscribe_url.split("{token}").next().unwrap_or("");
         let mail = format!("mailto:{}?subject=unsubscribe-", sender.unsubscribe_mailto);
-        for prefix in [web, mail.as_str()] {
+        let preferences = sender.preferences_url();
+        let preferences = preferences.split("{token}").next().unwrap_or("");
+        for prefix in [web, mail.as_str(), preferences] {
             if prefix.len() >= 8 {
                 r.prefixes.push(prefix.to_ascii_lowercase());
             }

@@ -138,6 +138,8 @@ pub struct LinksContext {
     pub unsubscribe: String,
     /// mailto unsubscribe with the member's token (personal).
     pub unsubscribe_mailto: String,
+    /// The member's preferences page (personal).
+    pub preferences: String,
     /// This bulletin in the web archive.
     pub archive: String,
     /// The organisation's website.

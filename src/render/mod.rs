@@ -309,6 +309,7 @@ impl Renderer {
             links: LinksContext {
                 unsubscribe: Field::Unsubscribe.marker(),
                 unsubscribe_mailto: Field::UnsubscribeMailto.marker(),
+                preferences: Field::Preferences.marker(),
                 archive: edition.archive_url(),
                 website: org.website.clone(),
             },

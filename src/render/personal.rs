@@ -22,16 +22,19 @@ pub enum Field {
     Unsubscribe,
     /// The mailto unsubscribe URL with the member's token.
     UnsubscribeMailto,
+    /// The member's preferences page, with their token.
+    Preferences,
 }
 
 impl Field {
-    const ALL: [Field; 6] = [
+    const ALL: [Field; 7] = [
         Field::Greeting,
         Field::Name,
         Field::FirstName,
         Field::Email,
         Field::Unsubscribe,
         Field::UnsubscribeMailto,
+        Field::Preferences,
     ];
 
     /// The marker rendered in place of this field. Unicode noncharacters are reserved for
@@ -59,6 +62,8 @@ pub struct Values {
     pub unsubscribe: String,
     /// See [`Field::UnsubscribeMailto`].
     pub unsubscribe_mailto: String,
+    /// See [`Field::Preferences`].
+    pub preferences: String,
 }
 
 impl Values {
@@ -71,6 +76,7 @@ impl Values {
             Field::Email => &self.email,
             Field::Unsubscribe => &self.unsubscribe,
             Field::UnsubscribeMailto => &self.unsubscribe_mailto,
+            Field::Preferences => &self.preferences,
         }
     }
 }

@@ -159,6 +159,19 @@ pub trait Roster {
     /// The keyed hashes of every erased address.
     fn erased(&self) -> Result<Vec<String>>;
 
+    /// Records `email`'s choice to receive optional list `list` or not, with `event` in
+    /// their history; false if it was their choice already.
+    fn set_list_choice(
+        &self,
+        email: &str,
+        list: &str,
+        receive: bool,
+        event: &MemberEvent,
+    ) -> Result<bool>;
+
+    /// The optional lists `email` opted out of.
+    fn list_optouts(&self, email: &str) -> Result<Vec<String>>;
+
     /// Keeps a bounce.
     fn add_bounce(&self, event: &BounceEvent) -> Result<()>;
 

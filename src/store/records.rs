@@ -46,6 +46,9 @@ pub struct Selection {
     /// Mail domains (lowercase) whose members a send leaves out, as left out with reason
     /// `employer-domain` (`[privacy] skip_employer_domains`); subdomains count.
     pub skip_domains: Vec<String>,
+    /// An optional list the send goes to: members who opted out of it are left out, with
+    /// reason `opted-out`.
+    pub optional_list: Option<String>,
 }
 
 impl Selection {

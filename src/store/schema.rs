@@ -110,6 +110,7 @@ pub const TABLES: &[(&str, &[&str])] = &[
         &["id", "email", "at", "change", "source", "evidence"],
     ),
     ("erased", &["hash", "at"]),
+    ("list_optouts", &["email", "list", "at"]),
     (
         "seed_copies",
         &[
@@ -188,6 +189,9 @@ pub(crate) fn suppression_event(
 ) -> (&'static str, &'static str) {
     match (reason, detail) {
         ("unsubscribed", Some("mailto")) => ("unsubscribed", "mailto"),
+        ("unsubscribed", Some(d)) if d.contains("preferences") => {
+            ("unsubscribed", "preferences page")
+        }
         ("unsubscribed", Some(d)) if d.contains("link") => ("unsubscribed", "link"),
         ("unsubscribed", _) => ("unsubscribed", "member"),
         ("complaint", _) => ("suppressed", "complaint"),

@@ -4,6 +4,7 @@
 mod account;
 mod archive;
 mod bounces;
+mod browser;
 mod build;
 mod check;
 mod consent;
@@ -19,6 +20,7 @@ mod lint;
 mod members;
 mod mime;
 mod new;
+mod preferences;
 mod preview;
 mod report;
 mod samples;

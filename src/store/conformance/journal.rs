@@ -510,6 +510,58 @@ fn members_at_skipped_domains_are_left_out_with_their_reason() {
                 ),
             ]
         );
+        // An optional list: who opted out is left out of a send to it, and only of that.
+        let opt_out = crate::store::MemberEvent {
+            email: "c@home.example".into(),
+            at: "2026-01-02T00:00:00Z".into(),
+            change: "list-opt-out".into(),
+            source: "preferences page".into(),
+            evidence: Some("list `reps`".into()),
+        };
+        assert!(
+            store
+                .set_list_choice("c@home.example", "reps", false, &opt_out)
+                .unwrap()
+        );
+        assert!(
+            !store
+                .set_list_choice("c@home.example", "reps", false, &opt_out)
+                .unwrap()
+        );
+        assert_eq!(store.list_optouts("c@home.example").unwrap(), ["reps"]);
+        let to_reps = Selection {
+            all: true,
+            optional_list: Some("reps".into()),
+            ..Selection::default()
+        };
+        assert_eq!(store.count_selected(&to_reps).unwrap(), 3);
+        let reps = store.create_job(&job_spec(12), &to_reps).unwrap();
+        let reasons: Vec<(String, String)> = store
+            .left_out(reps.id)
+            .unwrap()
+            .into_iter()
+            .map(|l| (l.email, l.reason))
+            .collect();
+        assert!(
+            reasons.contains(&("c@home.example".to_string(), "opted-out".to_string())),
+            "{reasons:?}"
+        );
+        let back = crate::store::MemberEvent {
+            change: "list-opt-in".into(),
+            ..opt_out.clone()
+        };
+        assert!(
+            store
+                .set_list_choice("c@home.example", "reps", true, &back)
+                .unwrap()
+        );
+        assert!(store.list_optouts("c@home.example").unwrap().is_empty());
+        assert_eq!(
+            store.member_events("c@home.example").unwrap().len(),
+            3,
+            "added, out, in"
+        );
+
         // A newcomer at the domain, topped up: left out too.
         store
             .import_members(&mut keyed(vec![snapshot_member(

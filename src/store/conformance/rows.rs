@@ -95,6 +95,15 @@ fn rows_copy_from_sqlite_and_back() {
         lite.add_bounce(&bounce).unwrap();
         lite.erase_member("p0005@x.example", "e1e1", "2026-11-25T10:00:00Z")
             .unwrap();
+        let out = crate::store::MemberEvent {
+            email: "p0006@x.example".into(),
+            at: "2026-11-25T11:00:00Z".into(),
+            change: "list-opt-out".into(),
+            source: "preferences page".into(),
+            evidence: None,
+        };
+        lite.set_list_choice("p0006@x.example", "reps", false, &out)
+            .unwrap();
 
         copy(lite, to);
         assert_eq!(counts(to), counts(lite));

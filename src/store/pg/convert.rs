@@ -20,6 +20,7 @@ pub(super) fn paging(table: &str) -> (&'static str, &'static str, i64) {
         "journal" => ("job, seq", "(job, seq) > ($1::bigint, $2::bigint)", 1000),
         "left_out" => ("job, email", "(job, email) > ($1::bigint, $2::text)", 1000),
         "erased" => ("hash", "hash > $1::text", 1000),
+        "list_optouts" => ("email, list", "(email, list) > ($1::text, $2::text)", 1000),
         "seed_copies" => (
             "job, address",
             "(job, address) > ($1::bigint, $2::text)",

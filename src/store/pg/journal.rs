@@ -172,7 +172,7 @@ impl Journal for PgStore {
     fn create_job(&self, job: &NewJob, selection: &Selection) -> Result<Job> {
         let job = job.clone();
         let (filter, mut args) = selected(selection, 2);
-        let (skip, skip_args) = skipped(selection, 2 + args.len());
+        let (skip, reason, skip_args) = skipped(selection, 2 + args.len());
         args.extend(skip_args);
         let snapshot = format!(
             "INSERT INTO journal (job, seq, email, name, branch, employer, attributes)
@@ -182,7 +182,7 @@ impl Journal for PgStore {
         );
         let left_out = format!(
             "INSERT INTO left_out (job, email, branch, employer, reason)
-             SELECT $1, m.email, m.branch, m.employer, coalesce(s.reason, 'employer-domain')
+             SELECT $1, m.email, m.branch, m.employer, coalesce(s.reason, {reason})
              FROM members m LEFT JOIN suppressions s ON s.email = m.email
              WHERE ({filter}) AND (s.email IS NOT NULL OR {skip})
              ON CONFLICT DO NOTHING"
@@ -729,7 +729,7 @@ struct WaveStatements {
 impl WaveStatements {
     fn new(selection: &Selection) -> WaveStatements {
         let (filter, mut args) = selected(selection, 3);
-        let (skip, skip_args) = skipped(selection, 3 + args.len());
+        let (skip, reason, skip_args) = skipped(selection, 3 + args.len());
         args.extend(skip_args);
         WaveStatements {
             add: format!(
@@ -742,7 +742,7 @@ impl WaveStatements {
             ),
             left_out: format!(
                 "INSERT INTO left_out (job, email, branch, employer, reason, wave)
-                 SELECT $1, m.email, m.branch, m.employer, coalesce(s.reason, 'employer-domain'), $2
+                 SELECT $1, m.email, m.branch, m.employer, coalesce(s.reason, {reason}), $2
                  FROM members m LEFT JOIN suppressions s ON s.email = m.email
                  WHERE ({filter}) AND (s.email IS NOT NULL OR {skip})
                    AND NOT EXISTS (SELECT 1 FROM journal j WHERE j.job = $1 AND j.email = m.email)

@@ -209,16 +209,32 @@ fn selected(selection: &Selection, first: usize) -> (String, Vec<Vec<String>>) {
     (conditions.join(" OR "), args)
 }
 
-/// The condition that a member is at a domain `selection` leaves out (`FALSE` when none),
-/// its one array parameter numbered `first`.
-fn skipped(selection: &Selection, first: usize) -> (String, Vec<Vec<String>>) {
+/// The condition that `selection` leaves a member out (at a skipped domain, or opted out of
+/// the optional list it goes to), the reason it gives (`opted-out` or `employer-domain`),
+/// and their arguments, placeholders numbered from `first`.
+fn skipped(selection: &Selection, first: usize) -> (String, String, Vec<Vec<String>>) {
     let patterns = crate::store::schema::domain_patterns(&selection.skip_domains);
-    if patterns.is_empty() {
-        return ("FALSE".into(), Vec::new());
-    }
+    let mut args = Vec::new();
+    let domain = if patterns.is_empty() {
+        "FALSE".to_string()
+    } else {
+        args.push(patterns);
+        format!("(m.email LIKE ANY(${first}::text[]))")
+    };
+    let opted_out = match &selection.optional_list {
+        Some(list) => {
+            args.push(vec![list.clone()]);
+            format!(
+                "EXISTS (SELECT 1 FROM list_optouts o WHERE o.email = m.email AND o.list = ANY(${}::text[]))",
+                first + args.len() - 1
+            )
+        }
+        None => "FALSE".to_string(),
+    };
     (
-        format!("(m.email LIKE ANY(${first}::text[]))"),
-        vec![patterns],
+        format!("({domain} OR {opted_out})"),
+        format!("CASE WHEN {opted_out} THEN 'opted-out' ELSE 'employer-domain' END"),
+        args,
     )
 }
 

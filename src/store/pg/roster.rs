@@ -248,7 +248,7 @@ impl Roster for PgStore {
 
     fn count_selected(&self, selection: &Selection) -> Result<u64> {
         let (filter, mut args) = selected(selection, 1);
-        let (skip, skip_args) = skipped(selection, 1 + args.len());
+        let (skip, _, skip_args) = skipped(selection, 1 + args.len());
         args.extend(skip_args);
         let sql = format!(
             "SELECT count(*) FROM members m WHERE ({filter}) AND NOT {skip} AND {SENDABLE}"
@@ -397,7 +397,7 @@ impl Roster for PgStore {
                 }
                 tx.execute("DELETE FROM messages WHERE id = ANY($1)", &[&ids])?;
                 let mut records = 0;
-                for table in ["suppressions", "bounces", "member_events"] {
+                for table in ["suppressions", "bounces", "member_events", "list_optouts"] {
                     records +=
                         tx.execute(&format!("DELETE FROM {table} WHERE email = $1"), &[&email])?;
                 }
@@ -413,6 +413,60 @@ impl Roster for PgStore {
                     records,
                 })
             })
+        })
+    }
+
+    fn set_list_choice(
+        &self,
+        email: &str,
+        list: &str,
+        receive: bool,
+        event: &MemberEvent,
+    ) -> Result<bool> {
+        let (email, list, event) = (email.to_string(), list.to_string(), event.clone());
+        self.call("could not record a list choice", move |db| {
+            db.transaction(|tx| {
+                let changed = if receive {
+                    tx.execute(
+                        "DELETE FROM list_optouts WHERE email = $1 AND list = $2",
+                        &[&email, &list],
+                    )?
+                } else {
+                    tx.execute(
+                        "INSERT INTO list_optouts (email, list, at) VALUES ($1, $2, $3)
+                         ON CONFLICT (email, list) DO NOTHING",
+                        &[&email, &list, &event.at],
+                    )?
+                };
+                if changed > 0 {
+                    tx.execute(
+                        "INSERT INTO member_events (email, at, change, source, evidence)
+                         VALUES ($1, $2, $3, $4, $5)",
+                        &[
+                            &email,
+                            &event.at,
+                            &event.change,
+                            &event.source,
+                            &event.evidence,
+                        ],
+                    )?;
+                }
+                Ok(changed > 0)
+            })
+        })
+    }
+
+    fn list_optouts(&self, email: &str) -> Result<Vec<String>> {
+        let email = email.to_string();
+        self.call("could not read a member's list choices", move |db| {
+            db.query(
+                "SELECT list FROM list_optouts WHERE email = $1 ORDER BY list COLLATE \"C\"",
+                &[&email],
+            )?
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(Into::into)
         })
     }
 

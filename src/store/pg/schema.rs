@@ -234,6 +234,12 @@ CREATE TABLE member_events (
     evidence text
 );
 CREATE INDEX member_events_email ON member_events (email);
+CREATE TABLE list_optouts (
+    email text NOT NULL,
+    list  text NOT NULL,
+    at    text NOT NULL,
+    PRIMARY KEY (email, list)
+);
 CREATE TABLE erased (
     hash text PRIMARY KEY,
     at   text NOT NULL

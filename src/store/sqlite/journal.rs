@@ -30,7 +30,7 @@ impl Journal for SqliteStore {
     fn create_job(&self, job: &NewJob, selection: &Selection) -> Result<Job> {
         let fail = |e| self.fail("could not start the job", e);
         let (filter, mut args) = where_selected(selection, 2);
-        let (skip, skip_args) = where_skipped(selection, 2 + args.len());
+        let (skip, reason, skip_args) = where_skipped(selection, 2 + args.len());
         args.extend(skip_args);
         let tx = self.conn.unchecked_transaction().map_err(fail)?;
         tx.execute(
@@ -62,7 +62,7 @@ impl Journal for SqliteStore {
             &format!(
                 "INSERT OR IGNORE INTO left_out (job, email, branch, employer, reason)
                  SELECT CAST(?1 AS INTEGER), m.email, m.branch, m.employer,
-                        COALESCE(s.reason, 'employer-domain')
+                        COALESCE(s.reason, {reason})
                  FROM members m LEFT JOIN suppressions s ON s.email = m.email
                  WHERE ({filter}) AND (s.email IS NOT NULL OR {skip})"
             ),
@@ -657,7 +657,7 @@ fn add_wave(
     selection: &Selection,
 ) -> rusqlite::Result<(u32, u64)> {
     let (filter, mut args) = where_selected(selection, 4);
-    let (skip, skip_args) = where_skipped(selection, 4 + args.len());
+    let (skip, _, skip_args) = where_skipped(selection, 4 + args.len());
     args.extend(skip_args);
     let (wave, last): (i64, i64) = tx.query_row(
         "SELECT COALESCE(MAX(wave), 0) + 1, COALESCE(MAX(seq), 0) FROM journal WHERE job = ?1",
@@ -667,7 +667,7 @@ fn add_wave(
     let mut head = vec![job.to_string(), last.to_string(), wave.to_string()];
     head.extend(args.iter().cloned());
     let (left_filter, mut left_args) = where_selected(selection, 3);
-    let (left_skip, skip_args) = where_skipped(selection, 3 + left_args.len());
+    let (left_skip, reason, skip_args) = where_skipped(selection, 3 + left_args.len());
     left_args.extend(skip_args);
     left_args.splice(0..0, [job.to_string(), wave.to_string()]);
     let added = tx.execute(
@@ -692,7 +692,7 @@ fn add_wave(
         &format!(
             "INSERT OR IGNORE INTO left_out (job, email, branch, employer, reason, wave)
              SELECT CAST(?1 AS INTEGER), m.email, m.branch, m.employer,
-                    COALESCE(s.reason, 'employer-domain'), CAST(?2 AS INTEGER)
+                    COALESCE(s.reason, {reason}), CAST(?2 AS INTEGER)
              FROM members m LEFT JOIN suppressions s ON s.email = m.email
              WHERE ({left_filter}) AND (s.email IS NOT NULL OR {left_skip})
                AND NOT EXISTS (SELECT 1 FROM journal j WHERE j.job = CAST(?1 AS INTEGER) AND j.email = m.email)"

@@ -256,6 +256,13 @@ const MIGRATIONS: &[M<'static>] = &[
             evidence TEXT
         );
         CREATE INDEX member_events_email ON member_events(email);
+        -- Members who opted out of an optional list on their preferences page.
+        CREATE TABLE list_optouts (
+            email TEXT NOT NULL,
+            list  TEXT NOT NULL,
+            at    TEXT NOT NULL,
+            PRIMARY KEY (email, list)
+        ) WITHOUT ROWID;
         -- Keyed hashes of erased addresses: never added again.
         CREATE TABLE erased (
             hash TEXT PRIMARY KEY,
@@ -450,17 +457,34 @@ fn where_selected(selection: &Selection, first: usize) -> (String, Vec<String>) 
     (conditions.join(" OR "), args)
 }
 
-/// The condition that a member is at a domain `selection` leaves out (`0` when none), its
-/// placeholders numbered from `first`.
-fn where_skipped(selection: &Selection, first: usize) -> (String, Vec<String>) {
-    let patterns = crate::store::schema::domain_patterns(&selection.skip_domains);
-    if patterns.is_empty() {
-        return ("0".into(), Vec::new());
-    }
-    let marks: Vec<String> = (0..patterns.len())
-        .map(|i| format!("m.email LIKE ?{} ESCAPE '\\'", first + i))
-        .collect();
-    (format!("({})", marks.join(" OR ")), patterns)
+/// The condition that `selection` leaves a member out (at a skipped domain, or opted out of
+/// the optional list it goes to; `(0 OR 0)` when none), the reason it gives (`opted-out` or
+/// `employer-domain`), and their arguments, placeholders numbered from `first`.
+fn where_skipped(selection: &Selection, first: usize) -> (String, String, Vec<String>) {
+    let mut args = crate::store::schema::domain_patterns(&selection.skip_domains);
+    let domain = if args.is_empty() {
+        "0".to_string()
+    } else {
+        let marks: Vec<String> = (0..args.len())
+            .map(|i| format!("m.email LIKE ?{} ESCAPE '\\'", first + i))
+            .collect();
+        format!("({})", marks.join(" OR "))
+    };
+    let opted_out = match &selection.optional_list {
+        Some(list) => {
+            args.push(list.clone());
+            format!(
+                "EXISTS (SELECT 1 FROM list_optouts o WHERE o.email = m.email AND o.list = ?{})",
+                first + args.len() - 1
+            )
+        }
+        None => "0".to_string(),
+    };
+    (
+        format!("({domain} OR {opted_out})"),
+        format!("CASE WHEN {opted_out} THEN 'opted-out' ELSE 'employer-domain' END"),
+        args,
+    )
 }
 
 fn member_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Member> {

@@ -217,7 +217,7 @@ impl Roster for SqliteStore {
 
     fn count_selected(&self, selection: &Selection) -> Result<u64> {
         let (filter, mut args) = where_selected(selection, 1);
-        let (skip, skip_args) = where_skipped(selection, 1 + args.len());
+        let (skip, _, skip_args) = where_skipped(selection, 1 + args.len());
         args.extend(skip_args);
         self.conn
             .query_row(
@@ -371,7 +371,7 @@ impl Roster for SqliteStore {
             n("DELETE FROM messages WHERE id = ?1", &[id]).map_err(fail)?;
         }
         let mut records = 0;
-        for table in ["suppressions", "bounces", "member_events"] {
+        for table in ["suppressions", "bounces", "member_events", "list_optouts"] {
             records +=
                 n(&format!("DELETE FROM {table} WHERE email = ?1"), &[&email]).map_err(fail)?;
         }
@@ -388,6 +388,51 @@ impl Roster for SqliteStore {
             archived_copies: ids.len() as u64,
             records,
         })
+    }
+
+    fn set_list_choice(
+        &self,
+        email: &str,
+        list: &str,
+        receive: bool,
+        event: &MemberEvent,
+    ) -> Result<bool> {
+        let fail = |e| self.fail("could not record a list choice", e);
+        let tx = self.conn.unchecked_transaction().map_err(fail)?;
+        let changed = if receive {
+            tx.execute(
+                "DELETE FROM list_optouts WHERE email = ?1 AND list = ?2",
+                params![email, list],
+            )
+        } else {
+            tx.execute(
+                "INSERT INTO list_optouts (email, list, at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(email, list) DO NOTHING",
+                params![email, list, event.at],
+            )
+        }
+        .map_err(fail)?;
+        if changed > 0 {
+            tx.execute(
+                "INSERT INTO member_events (email, at, change, source, evidence)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![email, event.at, event.change, event.source, event.evidence],
+            )
+            .map_err(fail)?;
+        }
+        tx.commit().map_err(fail)?;
+        Ok(changed > 0)
+    }
+
+    fn list_optouts(&self, email: &str) -> Result<Vec<String>> {
+        let fail = |e| self.fail("could not read a member's list choices", e);
+        let mut statement = self
+            .conn
+            .prepare_cached("SELECT list FROM list_optouts WHERE email = ?1 ORDER BY list")
+            .map_err(fail)?;
+        let rows = statement.query_map([email], |r| r.get(0)).map_err(fail)?;
+        rows.collect::<rusqlite::Result<Vec<String>>>()
+            .map_err(fail)
     }
 
     fn erased(&self) -> Result<Vec<String>> {
