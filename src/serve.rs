@@ -44,6 +44,8 @@ pub struct ServeState {
     hosts: Vec<String>,
     /// The lists members may opt out of: name and what it is for.
     optional_lists: Vec<(String, Option<String>)>,
+    /// Sends members the link to their preferences page ("email me my link"), when set up.
+    links: Option<LinkMail>,
     header_timeout: Duration,
     lifetime: Duration,
 }
@@ -63,6 +65,7 @@ impl ServeState {
             organisation,
             hosts,
             optional_lists: Vec::new(),
+            links: None,
             header_timeout: Duration::from_secs(10),
             lifetime: Duration::from_secs(60),
         }
@@ -72,6 +75,17 @@ impl ServeState {
     pub fn with_limits(mut self, header_timeout: Duration, lifetime: Duration) -> ServeState {
         self.header_timeout = header_timeout;
         self.lifetime = lifetime;
+        self
+    }
+
+    /// With "email me my link": members asking on `/p/` are sent their link over `mailer`.
+    fn with_link_mail(mut self, mailer: LinkMailer) -> ServeState {
+        let (queue, waiting) = tokio::sync::mpsc::unbounded_channel();
+        self.links = Some(LinkMail {
+            queue,
+            waiting: Mutex::new(Some((waiting, mailer))),
+            asked: Mutex::new(Asked::default()),
+        });
         self
     }
 
@@ -101,7 +115,8 @@ impl ServeState {
             Duration::from_secs(serve.header_timeout_secs.max(1)),
             Duration::from_secs(serve.connection_secs.max(1)),
         )
-        .with_optional_lists(lists))
+        .with_optional_lists(lists)
+        .with_link_mail(LinkMailer::for_workspace(workspace)?))
     }
 
     /// The address `token` was made for, if it verifies against a member.
@@ -148,6 +163,8 @@ pub fn router(state: Arc<ServeState>) -> Router {
         .route("/", get(index))
         .route("/u/{token}", get(confirm_page).post(unsubscribe))
         .route("/p/{token}", get(preferences_page).post(preferences_save))
+        .route("/p", get(link_page).post(link_request))
+        .route("/p/", get(link_page).post(link_request))
         .layer(middleware::from_fn_with_state(Arc::clone(&state), guard))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
@@ -214,6 +231,16 @@ pub async fn serve(
     ready: impl FnOnce(SocketAddr),
 ) -> Result<()> {
     let (listener, bound) = bind(listen).await?;
+    // One sender for "email me my link", in the order asked.
+    if let Some(links) = &state.links
+        && let Some((waiting, mailer)) = links
+            .waiting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+    {
+        tokio::spawn(mailer.run(waiting, Arc::clone(&state)));
+    }
     ready(bound);
     let (header_timeout, lifetime) = (state.header_timeout, state.lifetime);
     let app = router(state);
@@ -452,30 +479,12 @@ async fn preferences_save(
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     };
-    let foreign = headers
-        .get(header::ORIGIN)
-        .and_then(|o| o.to_str().ok())
-        .and_then(|o| url::Url::parse(o).ok())
-        .is_some_and(|o| !state.allows(o.host_str().unwrap_or("")))
-        || headers
-            .get("sec-fetch-site")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v == "cross-site");
-    if foreign
+    if from_elsewhere(&state, &headers)
         || !state
             .tokens
             .form_key_matches(&token, given("form").unwrap_or(""))
     {
-        return (
-            StatusCode::FORBIDDEN,
-            Html(page(
-                &state.organisation,
-                "Not saved",
-                "<p>This form did not come from your preferences page, so nothing was changed. \
-                 Open the preferences link from a recent bulletin and try again.</p>",
-            )),
-        )
-            .into_response();
+        return forbidden(&state);
     }
     let action = given("action").unwrap_or("").to_string();
     let chosen: Vec<String> = pairs
@@ -553,6 +562,262 @@ async fn preferences_save(
         Ok(Ok(None)) => not_found(&state),
         _ => server_error(&state),
     }
+}
+
+/// The most links sent to one address within [`ONE_ADDRESS_WINDOW`].
+const ONE_ADDRESS_WINDOW: Duration = Duration::from_secs(15 * 60);
+/// The most links sent in all within [`ALL_WINDOW`].
+const ALL_MOST: usize = 60;
+/// The window of [`ALL_MOST`].
+const ALL_WINDOW: Duration = Duration::from_secs(60 * 60);
+
+/// "Email me my link": who asked lately, and the queue to the one sender.
+struct LinkMail {
+    queue: tokio::sync::mpsc::UnboundedSender<String>,
+    waiting: Mutex<Option<(tokio::sync::mpsc::UnboundedReceiver<String>, LinkMailer)>>,
+    asked: Mutex<Asked>,
+}
+
+/// Recent requests, for the rate limits.
+#[derive(Default)]
+struct Asked {
+    by_address: std::collections::HashMap<String, std::time::Instant>,
+    all: std::collections::VecDeque<std::time::Instant>,
+}
+
+impl Asked {
+    /// Whether a link may go to `email` now (and if so, it counts).
+    fn allow(&mut self, email: &str) -> bool {
+        let now = std::time::Instant::now();
+        self.by_address
+            .retain(|_, at| now.duration_since(*at) < ONE_ADDRESS_WINDOW);
+        while self
+            .all
+            .front()
+            .is_some_and(|at| now.duration_since(*at) >= ALL_WINDOW)
+        {
+            self.all.pop_front();
+        }
+        if self.by_address.contains_key(email) || self.all.len() >= ALL_MOST {
+            return false;
+        }
+        self.by_address.insert(email.to_string(), now);
+        self.all.push_back(now);
+        true
+    }
+}
+
+/// Sends a member the link to their preferences page, over the configured transport.
+struct LinkMailer {
+    setup: crate::send::worker::Setup,
+    kind: crate::send::worker::TransportKind,
+    from: lettre::message::Mailbox,
+    preferences_url: String,
+    organisation: String,
+    list_domain: String,
+    outbox: std::path::PathBuf,
+}
+
+impl LinkMailer {
+    fn for_workspace(workspace: &Workspace) -> Result<LinkMailer> {
+        let config = &workspace.config;
+        let kind = crate::send::worker::TransportKind::default_for(config);
+        let from = config
+            .sender
+            .from
+            .parse::<lettre::message::Mailbox>()
+            .map_err(|e| Error::Setting {
+                context: format!("`[sender] from` `{}` is not a mailbox", config.sender.from),
+                source: Box::new(e),
+            })?;
+        Ok(LinkMailer {
+            setup: crate::send::worker::Setup::new(workspace, Some(kind), None)?,
+            kind,
+            from,
+            preferences_url: config.sender.preferences_url(),
+            organisation: config.organisation.name.clone(),
+            list_domain: config.sender.list_domain.clone(),
+            outbox: std::path::PathBuf::from(crate::outbox::DEFAULT_DIR).join("links"),
+        })
+    }
+
+    /// Sends each address that comes, one at a time.
+    async fn run(
+        self,
+        mut waiting: tokio::sync::mpsc::UnboundedReceiver<String>,
+        state: Arc<ServeState>,
+    ) {
+        while let Some(email) = waiting.recv().await {
+            if let Err(e) = self.send(&email, &state).await {
+                tracing::warn!("could not send a preferences link: {}", e.one_line());
+            }
+        }
+    }
+
+    async fn send(&self, email: &str, state: &ServeState) -> Result<()> {
+        use crate::send::transport::Transport;
+        let token = state.tokens.token(email);
+        let link = self.preferences_url.replace("{token}", &token);
+        let to: lettre::Address = email.parse().map_err(|e| Error::Setting {
+            context: format!("`{email}` is not an address mail can be sent to"),
+            source: Box::new(e),
+        })?;
+        let nonce = crate::text::hex(&clock::random_bytes::<8>().map_err(|source| Error::Io {
+            context: "could not take random bytes for a Message-ID".into(),
+            path: None,
+            source,
+        })?);
+        let message = lettre::Message::builder()
+            .from(self.from.clone())
+            .to(lettre::message::Mailbox::new(None, to.clone()))
+            .subject(format!("Your mail preferences at {}", self.organisation))
+            .message_id(Some(format!("<preferences.{nonce}@{}>", self.list_domain)))
+            .date(clock::system_time())
+            .header(lettre::message::header::ContentType::TEXT_PLAIN)
+            .body(format!(
+                "You asked for the link to your mail preferences at {}.\n\n\
+                 {link}\n\n\
+                 It shows what the union holds about you, lets you choose the lists you\n\
+                 receive, and unsubscribe. Keep it to yourself: anyone with it can change\n\
+                 your choices. If you did not ask, you can ignore this message.\n",
+                self.organisation
+            ))
+            .map_err(|e| Error::Failed {
+                context: "could not make the preferences link message".into(),
+                source: Box::new(e),
+            })?;
+        let bytes = message.formatted();
+        let bytes = match self.setup.signer() {
+            Some(signer) => signer.sign(&bytes)?,
+            None => bytes,
+        };
+        let mut transport = self.setup.transport(self.kind, &self.outbox)?;
+        let outcome = transport
+            .deliver(self.setup.from(), &to, &bytes, std::future::ready(true))
+            .await;
+        transport.close().await;
+        tracing::info!("preferences link for {email}: {outcome:?}");
+        Ok(())
+    }
+}
+
+/// The answer to "email me my link", the same whoever asks.
+const LINK_SENT: &str = "<p role=\"status\">If that address is on the union's list, a link to its \
+    preferences is on its way to it. It can take a few minutes; look in the junk folder too.</p>";
+
+/// `GET /p/`: asks for an address to send the preferences link to.
+async fn link_page(State(state): State<Arc<ServeState>>) -> Response {
+    if state.links.is_none() {
+        return not_found(&state);
+    }
+    Html(page(
+        &state.organisation,
+        "Your mail preferences",
+        &link_form(&state, ""),
+    ))
+    .into_response()
+}
+
+fn link_form(state: &ServeState, before: &str) -> String {
+    format!(
+        "{before}<p>Your preferences link is in the footer of every bulletin. If you cannot find \
+         one, we can email it to you.</p>\
+         <form method=\"post\" action=\"/p/\"><input type=\"hidden\" name=\"form\" value=\"{}\">\
+         <p><label for=\"email\">Your email address</label><br>\
+         <input type=\"email\" id=\"email\" name=\"email\" autocomplete=\"email\" required size=\"32\"></p>\
+         <button type=\"submit\">Email me my link</button></form>",
+        state.tokens.form_key("/p/")
+    )
+}
+
+/// `POST /p/`: sends the link if the address is a member's (at most once a quarter of an
+/// hour per address, and [`ALL_MOST`] an hour in all), answering the same either way, at
+/// once: the sending happens after the answer.
+async fn link_request(
+    State(state): State<Arc<ServeState>>,
+    headers: axum::http::HeaderMap,
+    body: String,
+) -> Response {
+    let Some(links) = &state.links else {
+        return not_found(&state);
+    };
+    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(body.as_bytes())
+        .into_owned()
+        .collect();
+    let given = |name: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    if from_elsewhere(&state, &headers)
+        || !state
+            .tokens
+            .form_key_matches("/p/", given("form").unwrap_or(""))
+    {
+        return forbidden(&state);
+    }
+    let Some(email) = crate::address::normalise_address(given("email").unwrap_or("")) else {
+        let again = link_form(
+            &state,
+            "<p class=\"saved\" role=\"alert\">That is not an email address.</p>",
+        );
+        return (
+            StatusCode::BAD_REQUEST,
+            Html(page(&state.organisation, "Your mail preferences", &again)),
+        )
+            .into_response();
+    };
+    let is_member = {
+        let state = Arc::clone(&state);
+        let email = email.clone();
+        tokio::task::spawn_blocking(move || {
+            let store = state.store.lock().unwrap_or_else(|e| e.into_inner());
+            store.member(&email).map(|m| m.is_some())
+        })
+        .await
+    };
+    if let Ok(Ok(true)) = is_member
+        && links
+            .asked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .allow(&email)
+    {
+        let _ = links.queue.send(email);
+    }
+    Html(page(
+        &state.organisation,
+        "Your mail preferences",
+        LINK_SENT,
+    ))
+    .into_response()
+}
+
+/// Whether a post came from a page of another site.
+fn from_elsewhere(state: &ServeState, headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(header::ORIGIN)
+        .and_then(|o| o.to_str().ok())
+        .and_then(|o| url::Url::parse(o).ok())
+        .is_some_and(|o| !state.allows(o.host_str().unwrap_or("")))
+        || headers
+            .get("sec-fetch-site")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v == "cross-site")
+}
+
+fn forbidden(state: &ServeState) -> Response {
+    (
+        StatusCode::FORBIDDEN,
+        Html(page(
+            &state.organisation,
+            "Not saved",
+            "<p>This form did not come from your preferences page, so nothing was changed. \
+             Open the preferences link from a recent bulletin and try again.</p>",
+        )),
+    )
+        .into_response()
 }
 
 fn not_found(state: &ServeState) -> Response {

@@ -324,3 +324,91 @@ fn a_member_opts_out_from_the_link_in_their_copy_in_headless_chromium() {
         "{reps:?}"
     );
 }
+
+/// Waits (up to a minute) until `path` exists: the link mail is sent after the answer.
+fn arrives(path: &Path) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::time::Instant::now() < deadline {
+        if path.exists() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    false
+}
+
+#[test]
+fn email_me_my_link_answers_the_same_and_sends_only_to_members() {
+    let t = Test::with_examples();
+    t.run(&["members", "import", "examples/members.csv"])
+        .success();
+    let server = serve(&t);
+    let key = TokenKey::new(TOKEN_SECRET.as_bytes().to_vec());
+    let (status, _, page) = request(&server, "GET", "/p/", "", "");
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("<label for=\"email\">Your email address</label>"),
+        "{page}"
+    );
+    let form = key.form_key("/p/");
+    assert!(page.contains(&form), "{page}");
+
+    let ask = |email: &str| {
+        request(
+            &server,
+            "POST",
+            "/p/",
+            &format!("form={form}&email={email}"),
+            "",
+        )
+    };
+    let (s1, _, stranger) = ask("nobody%40example.net");
+    let (s2, _, member) = ask("Grace.Liu%40example.org");
+    assert_eq!((s1, s2), (200, 200));
+    assert_eq!(
+        stranger, member,
+        "the same answer for a member and anyone else"
+    );
+    assert!(
+        member.contains("If that address is on the union"),
+        "{member}"
+    );
+
+    // One sender, in the order asked: once Grace's link is there, a stranger's would be.
+    let links = t.file("outbox/links");
+    let grace = links.join(format!("{GRACE}.eml"));
+    assert!(arrives(&grace), "no link mail for a member");
+    assert!(
+        !links.join("nobody@example.net.eml").exists(),
+        "a link went to a stranger"
+    );
+    let mail = std::fs::read_to_string(&grace)
+        .unwrap()
+        .replace("=\r\n", "")
+        .replace("=\n", "");
+    assert!(mail.contains(&format!("/p/{}", key.token(GRACE))), "{mail}");
+    assert!(
+        mail.contains("Subject: Your mail preferences at Probation and Family Courts Union"),
+        "{mail}"
+    );
+
+    // Asked again within the quarter hour: answered the same, nothing sent.
+    std::fs::remove_file(&grace).unwrap();
+    assert_eq!(ask(GRACE).2, member);
+    ask("sam.okoro%40example.net");
+    assert!(arrives(&links.join("sam.okoro@example.net.eml")));
+    assert!(!grace.exists(), "a second link to the same address so soon");
+
+    // Forged or bad requests.
+    let (status, _, _) = request(&server, "POST", "/p/", "email=grace.liu%40example.org", "");
+    assert_eq!(status, 403);
+    let (status, _, page) = request(
+        &server,
+        "POST",
+        "/p/",
+        &format!("form={form}&email=not-an-address"),
+        "",
+    );
+    assert_eq!(status, 400);
+    assert!(page.contains("That is not an email address."), "{page}");
+}
