@@ -103,6 +103,8 @@ pub struct Rendering {
     /// The size in bytes of the full copy's HTML part, decoded, as `build` writes it (none
     /// when it could not be rendered).
     pub html_bytes: Option<usize>,
+    /// The full copy's HTML part, decoded (none when it could not be rendered).
+    pub html: Option<String>,
     /// Each template problem once, as an error at its place in the template file.
     pub problems: Vec<Diagnostic>,
 }
@@ -175,7 +177,10 @@ pub fn render_variants(edition: Edition, templates: &Templates, base: &Path) -> 
         }
     };
     match mailing.parts_for(&list, true) {
-        Ok(parts) => out.html_bytes = Some(parts.html.len()),
+        Ok(parts) => {
+            out.html_bytes = Some(parts.html.len());
+            out.html = Some(parts.html);
+        }
         Err(e) => problem(e, &mut out),
     }
     for member in &members {
@@ -184,6 +189,330 @@ pub fn render_variants(edition: Edition, templates: &Templates, base: &Path) -> 
         }
     }
     out
+}
+
+/// What a screen reader or a reader with poor sight meets in the full copy's `html` (styles
+/// inlined): layout tables read as data tables, text under 4.5:1 contrast or 14 px, headings
+/// that skip a level, the divider read aloud. Each finding once, placed at the template
+/// (or style rule) it comes from when one names it, else at the top of `bulletin`.
+pub fn accessibility(
+    bulletin: &Bulletin,
+    html: &str,
+    templates: &crate::render::templates::Templates,
+    base: &Path,
+) -> Vec<Diagnostic> {
+    use html5ever::tendril::TendrilSink;
+    let dom = html5ever::parse_document(markup5ever_rcdom::RcDom::default(), Default::default())
+        .one(html);
+    let mut walk = Walk::default();
+    walk.node(&dom.document, &Style::default(), false);
+    let mut found: Vec<Diagnostic> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (needle, message) in walk.findings {
+        if !seen.insert(message.clone()) {
+            continue;
+        }
+        let placed = templates.iter().find_map(|(name, source)| {
+            let at = needle.as_deref().and_then(|n| source.find(n))?;
+            let path = if base == Path::new(".") {
+                Path::new(crate::render::templates::DIR).join(name)
+            } else {
+                base.join(crate::render::templates::DIR).join(name)
+            };
+            let end = source[at..].find('\n').map_or(source.len(), |e| at + e);
+            Some(Diagnostic::warning(&path, source, at..end, message.clone()))
+        });
+        found.push(placed.unwrap_or_else(|| warning(bulletin, 0..0, message)));
+    }
+    found
+}
+
+/// The inherited style of an element: what decides its contrast and size.
+#[derive(Debug, Clone)]
+struct Style {
+    color: (u8, u8, u8),
+    background: (u8, u8, u8),
+    size_px: f64,
+    bold: bool,
+    hidden: bool,
+    /// The class of the nearest element that has one: where the rule is.
+    class: String,
+}
+
+impl Default for Style {
+    fn default() -> Style {
+        Style {
+            color: (0, 0, 0),
+            background: (255, 255, 255),
+            size_px: 16.0,
+            bold: false,
+            hidden: false,
+            class: String::new(),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Walk {
+    /// (what to look for in the templates, the message).
+    findings: Vec<(Option<String>, String)>,
+    last_heading: Option<u8>,
+}
+
+impl Walk {
+    fn node(&mut self, node: &markup5ever_rcdom::Handle, parent: &Style, in_hidden: bool) {
+        use markup5ever_rcdom::NodeData;
+        match &node.data {
+            NodeData::Element { name, attrs, .. } => {
+                let tag = name.local.to_string();
+                let attrs = attrs.borrow();
+                let attr = |n: &str| {
+                    attrs
+                        .iter()
+                        .find(|a| &*a.name.local == n)
+                        .map(|a| a.value.to_string())
+                };
+                let class = attr("class").unwrap_or_default();
+                let own_class = class.split_whitespace().next().unwrap_or("").to_string();
+                let hidden_here = attr("aria-hidden").as_deref() == Some("true")
+                    || matches!(attr("role").as_deref(), Some("presentation" | "none"))
+                        && tag != "table";
+                let mut style = parent.clone();
+                if !own_class.is_empty() {
+                    style.class = own_class.clone();
+                }
+                let first_class = style.class.clone();
+                apply(
+                    &mut style,
+                    attr("style").as_deref().unwrap_or(""),
+                    attr("bgcolor").as_deref(),
+                );
+                if matches!(tag.as_str(), "b" | "strong" | "th")
+                    || (tag.len() == 2 && tag.starts_with('h'))
+                {
+                    style.bold = true;
+                }
+                let hidden = in_hidden || hidden_here || style.hidden;
+                if tag == "table"
+                    && !matches!(attr("role").as_deref(), Some("presentation" | "none"))
+                    && !has_descendant(node, "th")
+                {
+                    self.findings.push((
+                        Some(if own_class.is_empty() { "<table".into() } else { format!("class=\"{own_class}\"") }),
+                        format!(
+                            "a table{} has no header cells and no `role=\"presentation\"`: a screen reader reads a layout table as data, cell by cell (give layout tables `role=\"presentation\"`)",
+                            shown_class(&own_class)
+                        ),
+                    ));
+                }
+                if let Some(level) = tag
+                    .strip_prefix('h')
+                    .and_then(|l| l.parse::<u8>().ok())
+                    .filter(|l| (1..=6).contains(l))
+                {
+                    if let Some(last) = self.last_heading
+                        && level > last + 1
+                    {
+                        self.findings.push((
+                            None,
+                            format!("a heading `{}` (h{level}) follows an h{last}: a screen reader's list of headings skips a level (use h{})", text_of(node).trim(), last + 1),
+                        ));
+                    }
+                    self.last_heading = Some(level);
+                }
+                let own_text = direct_text(node);
+                if !own_text.trim().is_empty() {
+                    if own_text.contains(crate::render::DIVIDER) && !hidden {
+                        self.findings.push((
+                            Some(format!("class=\"{first_class}\"")).filter(|_| !first_class.is_empty()),
+                            format!(
+                                "the divider `{}` is read aloud by screen readers, character by character; give it `aria-hidden=\"true\"`",
+                                crate::render::DIVIDER
+                            ),
+                        ));
+                    }
+                    if !hidden && style.size_px > 2.0 {
+                        let rule =
+                            Some(format!(".{first_class} ")).filter(|_| !first_class.is_empty());
+                        if style.size_px < 14.0 {
+                            self.findings.push((
+                                rule.clone(),
+                                format!(
+                                    "text{} is {}px: under 14 px is hard to read on a phone and for weak eyes (make it 14px or more)",
+                                    shown_class(&first_class),
+                                    style.size_px
+                                ),
+                            ));
+                        }
+                        let ratio = contrast(style.color, style.background);
+                        let large = style.size_px >= 24.0 || (style.bold && style.size_px >= 18.66);
+                        let least = if large { 3.0 } else { 4.5 };
+                        if ratio < least {
+                            self.findings.push((
+                                rule,
+                                format!(
+                                    "text{} is {} on {}, a contrast of {ratio:.1}:1 (under {least}:1): readers with weak sight lose it",
+                                    shown_class(&first_class),
+                                    hex_colour(style.color),
+                                    hex_colour(style.background)
+                                ),
+                            ));
+                        }
+                    }
+                }
+                if matches!(tag.as_str(), "head" | "script" | "style" | "title") {
+                    return;
+                }
+                for child in node.children.borrow().iter() {
+                    self.node(child, &style, hidden);
+                }
+            }
+            _ => {
+                for child in node.children.borrow().iter() {
+                    self.node(child, parent, in_hidden);
+                }
+            }
+        }
+    }
+}
+
+fn shown_class(class: &str) -> String {
+    if class.is_empty() {
+        String::new()
+    } else {
+        format!(" in `.{class}`")
+    }
+}
+
+fn hex_colour((r, g, b): (u8, u8, u8)) -> String {
+    format!("#{r:02x}{g:02x}{b:02x}")
+}
+
+fn has_descendant(node: &markup5ever_rcdom::Handle, wanted: &str) -> bool {
+    node.children.borrow().iter().any(|c| {
+        matches!(&c.data, markup5ever_rcdom::NodeData::Element { name, .. } if &*name.local == wanted)
+            || has_descendant(c, wanted)
+    })
+}
+
+/// The text directly inside `node` (not in its child elements).
+fn direct_text(node: &markup5ever_rcdom::Handle) -> String {
+    node.children
+        .borrow()
+        .iter()
+        .filter_map(|c| match &c.data {
+            markup5ever_rcdom::NodeData::Text { contents } => Some(contents.borrow().to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// All the text inside `node`.
+fn text_of(node: &markup5ever_rcdom::Handle) -> String {
+    let mut out = direct_text(node);
+    for c in node.children.borrow().iter() {
+        if matches!(c.data, markup5ever_rcdom::NodeData::Element { .. }) {
+            out.push_str(&text_of(c));
+        }
+    }
+    out
+}
+
+/// `style` (an inline style attribute) and `bgcolor` applied over the inherited `s`.
+fn apply(s: &mut Style, style: &str, bgcolor: Option<&str>) {
+    if let Some(c) = bgcolor.and_then(parse_colour) {
+        s.background = c;
+    }
+    for declaration in style.split(';') {
+        let Some((property, value)) = declaration.split_once(':') else {
+            continue;
+        };
+        let value = value.trim().trim_end_matches("!important").trim();
+        match property.trim().to_ascii_lowercase().as_str() {
+            "color" => {
+                if let Some(c) = parse_colour(value) {
+                    s.color = c;
+                }
+            }
+            "background-color" | "background" => {
+                if let Some(c) = value.split_whitespace().find_map(parse_colour) {
+                    s.background = c;
+                }
+            }
+            "font-size" => {
+                if let Some(px) = value
+                    .strip_suffix("px")
+                    .and_then(|v| v.trim().parse::<f64>().ok())
+                {
+                    s.size_px = px;
+                } else if let Some(em) = value
+                    .strip_suffix("em")
+                    .or_else(|| value.strip_suffix("rem"))
+                    .and_then(|v| v.trim().parse::<f64>().ok())
+                {
+                    s.size_px *= em;
+                } else if let Some(pc) = value
+                    .strip_suffix('%')
+                    .and_then(|v| v.trim().parse::<f64>().ok())
+                {
+                    s.size_px *= pc / 100.0;
+                }
+            }
+            "font-weight" => {
+                s.bold = matches!(value, "bold" | "bolder" | "600" | "700" | "800" | "900")
+            }
+            "display" if value == "none" => s.hidden = true,
+            "visibility" if value == "hidden" => s.hidden = true,
+            "opacity" if value == "0" => s.hidden = true,
+            "max-height" if value == "0" || value == "0px" => s.hidden = true,
+            _ => {}
+        }
+    }
+}
+
+/// `#rgb`, `#rrggbb`, `rgb(r, g, b)` or a few names.
+fn parse_colour(value: &str) -> Option<(u8, u8, u8)> {
+    let v = value.trim().to_ascii_lowercase();
+    if let Some(hex) = v.strip_prefix('#') {
+        let digits: Vec<u8> = hex
+            .chars()
+            .map(|c| c.to_digit(16).map(|d| d as u8))
+            .collect::<Option<_>>()?;
+        return match digits.as_slice() {
+            [r, g, b] => Some((r * 17, g * 17, b * 17)),
+            [r1, r2, g1, g2, b1, b2] => Some((r1 * 16 + r2, g1 * 16 + g2, b1 * 16 + b2)),
+            _ => None,
+        };
+    }
+    if let Some(inner) = v.strip_prefix("rgb(").and_then(|r| r.strip_suffix(')')) {
+        let n: Vec<u8> = inner
+            .split(',')
+            .map(|p| p.trim().parse().ok())
+            .collect::<Option<_>>()?;
+        return (n.len() == 3).then(|| (n[0], n[1], n[2]));
+    }
+    match v.as_str() {
+        "white" => Some((255, 255, 255)),
+        "black" => Some((0, 0, 0)),
+        _ => None,
+    }
+}
+
+/// WCAG 2 contrast ratio of two colours.
+fn contrast(a: (u8, u8, u8), b: (u8, u8, u8)) -> f64 {
+    let lum = |(r, g, b): (u8, u8, u8)| {
+        let c = |v: u8| {
+            let v = f64::from(v) / 255.0;
+            if v <= 0.03928 {
+                v / 12.92
+            } else {
+                ((v + 0.055) / 1.055).powf(2.4)
+            }
+        };
+        0.2126 * c(r) + 0.7152 * c(g) + 0.0722 * c(b)
+    };
+    let (x, y) = (lum(a), lum(b));
+    (x.max(y) + 0.05) / (x.min(y) + 0.05)
 }
 
 /// The byte range of the character at `line`:`column` (1-based) of `source`.
@@ -1069,6 +1398,77 @@ mod tests {
         assert!(
             remote_images(&ours, &own).is_empty(),
             "the union's own server is no third party"
+        );
+    }
+
+    #[test]
+    fn what_a_screen_reader_or_weak_eyes_meet_is_found_once_each() {
+        let b = parse(&section("\"x\""));
+        let html = r##"<html><body style="color: #222222; background-color: #ffffff; font-size: 17px">
+<table class="grid"><tr><td>layout</td></tr></table>
+<table class="data"><tr><th>Branch</th></tr><tr><td>London</td></tr></table>
+<table role="presentation" class="outer"><tr><td>fine</td></tr></table>
+<div style="font-size: 1px; color: #ffffff">hidden preheader</div>
+<h1>Title</h1><h3>Skipped a level</h3><h2>Back</h2>
+<p class="small" style="font-size: 12px">small</p><p class="small" style="font-size: 12px">small again</p>
+<p class="pale" style="color: #aaaaaa">pale</p>
+<p class="big" style="color: #888888; font-size: 26px">large text needs only 3:1</p>
+<p class="divider">--oo00oo--</p>
+<p class="divider" aria-hidden="true">--oo00oo--</p>
+</body></html>"##;
+        let found: Vec<String> = accessibility(
+            &b,
+            html,
+            &crate::render::templates::Templates::builtin(),
+            Path::new("."),
+        )
+        .iter()
+        .map(|d| d.message.clone())
+        .collect();
+        let has = |words: &str| found.iter().filter(|m| m.contains(words)).count();
+        assert_eq!(
+            has("a table in `.grid` has no header cells"),
+            1,
+            "{found:#?}"
+        );
+        assert_eq!(
+            has("a table in `.data`"),
+            0,
+            "a data table has header cells"
+        );
+        assert_eq!(has("`.outer`"), 0, "{found:#?}");
+        assert_eq!(has("preheader") + has("1px"), 0, "hidden text is not read");
+        assert_eq!(
+            has("a heading `Skipped a level` (h3) follows an h1"),
+            1,
+            "{found:#?}"
+        );
+        assert_eq!(has("text in `.small` is 12px"), 1, "once: {found:#?}");
+        assert_eq!(
+            has("text in `.pale` is #aaaaaa on #ffffff, a contrast of 2.3:1"),
+            1,
+            "{found:#?}"
+        );
+        assert_eq!(has("`.big`"), 0, "{found:#?}");
+        assert_eq!(
+            has("the divider `--oo00oo--` is read aloud"),
+            1,
+            "{found:#?}"
+        );
+        assert_eq!(found.len(), 5, "{found:#?}");
+        // The built-in divider rule is found in its template, at its line.
+        let divider = accessibility(
+            &b,
+            html,
+            &crate::render::templates::Templates::builtin(),
+            Path::new("."),
+        )
+        .into_iter()
+        .find(|d| d.message.contains("divider"))
+        .unwrap();
+        assert_eq!(
+            divider.path,
+            Path::new("templates/partials/section.html.hbs")
         );
     }
 }

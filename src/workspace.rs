@@ -406,6 +406,9 @@ impl Workspace {
                             .and_then(|bytes| lint::html_size(b, bytes)),
                     );
                     found.extend(rendering.problems);
+                    if let Some(html) = &rendering.html {
+                        found.extend(lint::accessibility(b, html, &self.templates, &self.base));
+                    }
                 }
                 // `build` reports what stops the edition (an attachment it cannot read).
                 Err(e) => tracing::debug!("not rendering: {}", e.one_line()),

@@ -254,3 +254,54 @@ fn a_send_prints_the_warnings_and_strict_refuses_to_start() {
     assert!(warnings[0].starts_with("bulletins/250.toml:9:18: warning: image"));
     assert!(t.file("outbox/250/sent").is_dir());
 }
+
+#[test]
+fn accessibility_problems_in_templates_are_warned_at_their_place() {
+    let t = Test::with_examples();
+    t.run(&["templates", "export"]).success();
+    let html = t.read("templates/bulletin.html.hbs");
+    let t = t.write(
+        "templates/bulletin.html.hbs",
+        &html.replacen(
+            "<table role=\"presentation\" class=\"outer\"",
+            "<table class=\"outer\"",
+            1,
+        ),
+    );
+    let section = t.read("templates/partials/section.html.hbs");
+    let t = t.write(
+        "templates/partials/section.html.hbs",
+        &section.replace(" aria-hidden=\"true\"", ""),
+    );
+    let css = t.read("templates/style.css");
+    let t = t.write(
+        "templates/style.css",
+        &css.replace("color: #55595f; }", "color: #b0b4ba; }"),
+    );
+    let run = t
+        .run(&["check", "examples/bulletins/237-branch-news.toml"])
+        .success();
+    for expected in [
+        "templates/bulletin.html.hbs:16:8: warning: a table in `.outer` has no header cells and no `role=\"presentation\"`",
+        "templates/partials/section.html.hbs:1:21: warning: the divider `--oo00oo--` is read aloud by screen readers",
+        "templates/style.css:26:1: warning: text in `.contents-title` is #b0b4ba on #f4f6f9, a contrast of 1.9:1 (under 4.5:1)",
+    ] {
+        assert!(
+            run.stderr.contains(expected),
+            "{expected}\nin\n{}",
+            run.stderr
+        );
+    }
+    let strict = t
+        .run(&[
+            "check",
+            "--strict",
+            "examples/bulletins/237-branch-news.toml",
+        ])
+        .code(1);
+    assert!(
+        strict.stderr.contains("error: a table in `.outer`"),
+        "{}",
+        strict.stderr
+    );
+}
