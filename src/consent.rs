@@ -2,7 +2,8 @@
 //! status (`mailout members history`), what mailout holds about them (`mailout members
 //! export`), erasure that keeps the address off the roster for good (`mailout members
 //! erase`), and lifting a suppression, which an officer may do for a bounce or their own
-//! suppression but never for the member's own unsubscribe.
+//! suppression but never for the member's own unsubscribe (that is the member's to undo,
+//! on their preferences page).
 
 use hmac::{Hmac, Mac};
 use serde::Serialize;
@@ -153,33 +154,22 @@ pub enum Lifted {
 }
 
 /// An officer lifts the suppression of `raw` for `reason`. A member's own unsubscribe or
-/// complaint is lifted only with `on_their_word` (they asked to be back), and is recorded
-/// as their re-subscribe, with the officer's reason as its evidence.
-pub fn lift(workspace: &Workspace, raw: &str, reason: &str, on_their_word: bool) -> Result<Lifted> {
+/// complaint is never lifted this way: only the member can undo it (their preferences
+/// page).
+pub fn lift(workspace: &Workspace, raw: &str, reason: &str) -> Result<Lifted> {
     let email = address(raw)?;
     let store = workspace.store()?;
     let Some(current) = store.suppressions()?.into_iter().find(|s| s.email == email) else {
         return Ok(Lifted::NotSuppressed);
     };
-    let theirs = matches!(current.reason.as_str(), "unsubscribed" | "complaint");
-    if theirs && !on_their_word {
+    if matches!(current.reason.as_str(), "unsubscribed" | "complaint") {
         return Ok(Lifted::Theirs(current.reason));
     }
     let event = MemberEvent {
         email: email.clone(),
         at: crate::clock::stamp(),
-        change: if theirs {
-            "resubscribed"
-        } else {
-            "unsuppressed"
-        }
-        .into(),
-        source: if theirs {
-            "officer, on the member's word"
-        } else {
-            "officer"
-        }
-        .into(),
+        change: "unsuppressed".into(),
+        source: "officer".into(),
         evidence: Some(reason.to_string()),
     };
     Ok(match store.unsuppress(&email, &event)? {

@@ -36,9 +36,6 @@ pub struct Unsuppress {
     /// Why, for the record.
     #[arg(long, required = true)]
     reason: String,
-    /// Also lift a member's own unsubscribe (only on their word).
-    #[arg(long)]
-    force: bool,
 }
 
 /// `mailout bounces`: exit 2 when a failure is a problem with our own sending (IMAP is
@@ -112,18 +109,18 @@ pub fn bounces(options: &Options, args: Bounces, runtime: &Runtime) -> Result<Ex
 }
 
 /// `mailout unsuppress`: a bounce or manual suppression lifted; a member's own
-/// unsubscribe only with `--force`.
+/// unsubscribe never: only they can undo it, on their preferences page.
 pub fn unsuppress(options: &Options, args: Unsuppress) -> Result<ExitCode, Error> {
     let workspace = Workspace::open(options)?;
     let mut refused = false;
     for raw in &args.addresses {
         let email = mailout::consent::address(raw)?;
-        match mailout::consent::lift(&workspace, &email, &args.reason, args.force)? {
+        match mailout::consent::lift(&workspace, &email, &args.reason)? {
             Lifted::NotSuppressed => outln!("{email} is not suppressed"),
             Lifted::Theirs(reason) => {
                 refused = true;
                 errln!(
-                    "error: {email} is suppressed because they asked ({reason}); only they can undo that. If they asked to be back, run again with --force"
+                    "error: {email} is suppressed because they asked ({reason}); only they can undo that, with the Re-subscribe button on their preferences page (the link in any bulletin's footer, or emailed to them from /p/ on the unsubscribe host)"
                 );
             }
             Lifted::Lifted(s) => outln!(

@@ -169,15 +169,21 @@ fn unsuppress_lifts_a_bounce_but_not_a_members_own_unsubscribe() {
         !list.contains(bounced) && list.contains("dafydd.morgan@example.org"),
         "{list}"
     );
-    t.run(&[
-        "unsuppress",
-        "dafydd.morgan@example.org",
-        "--reason",
-        "they wrote to ask",
-        "--force",
-    ])
-    .success();
-    assert_eq!(t.run(&["suppressed"]).success().stdout.lines().count(), 1);
+    // Their own unsubscribe is theirs to undo, on their preferences page; not the office's.
+    let refused = t
+        .run(&[
+            "unsuppress",
+            "dafydd.morgan@example.org",
+            "--reason",
+            "they wrote to ask",
+        ])
+        .code(1);
+    assert!(
+        refused.stderr.contains("only they can undo that"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(t.run(&["suppressed"]).success().stdout.lines().count(), 2);
 }
 
 #[test]
