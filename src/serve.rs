@@ -470,15 +470,8 @@ async fn preferences_save(
     headers: axum::http::HeaderMap,
     body: String,
 ) -> Response {
-    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(body.as_bytes())
-        .into_owned()
-        .collect();
-    let given = |name: &str| {
-        pairs
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
+    let pairs = form_fields(&body);
+    let given = |name: &str| field(&pairs, name);
     if from_elsewhere(&state, &headers)
         || !state
             .tokens
@@ -741,15 +734,8 @@ async fn link_request(
     let Some(links) = &state.links else {
         return not_found(&state);
     };
-    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(body.as_bytes())
-        .into_owned()
-        .collect();
-    let given = |name: &str| {
-        pairs
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
+    let pairs = form_fields(&body);
+    let given = |name: &str| field(&pairs, name);
     if from_elsewhere(&state, &headers)
         || !state
             .tokens
@@ -792,6 +778,21 @@ async fn link_request(
         LINK_SENT,
     ))
     .into_response()
+}
+
+/// A form's fields (`application/x-www-form-urlencoded`), repeats kept in order.
+fn form_fields(body: &str) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(body.as_bytes())
+        .into_owned()
+        .collect()
+}
+
+/// The first value of field `name`.
+fn field<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
 }
 
 /// Whether a post came from a page of another site.

@@ -146,19 +146,14 @@ pub fn start_due(workspace: &Workspace, only: &[i64]) -> Result<Vec<Due>> {
     let now_stamp = stamp(now);
     let limit = i64::from(workspace.config.schedule.late_limit_mins);
     let mut outcomes = Vec::new();
-    for job in store.jobs()? {
+    for job in store.due_jobs(&now_stamp)? {
         if !only.is_empty() && !only.contains(&job.id) {
             continue;
         }
         let Some(state @ (Schedule::Waiting | Schedule::Released)) = job.schedule else {
             continue;
         };
-        let Some(due) = job.scheduled_for.as_deref() else {
-            continue;
-        };
-        if due > now_stamp.as_str() {
-            continue;
-        }
+        let due = job.scheduled_for.as_deref().unwrap_or_default();
         let minutes = due
             .parse::<Timestamp>()
             .map(|t| (now.as_second() - t.as_second()) / 60)

@@ -220,6 +220,10 @@ pub trait Journal {
         because: Option<&str>,
     ) -> Result<bool>;
 
+    /// The scheduled jobs waiting or released whose time (`scheduled_for`) is at or before
+    /// `at`, oldest first: what a worker's look for due jobs reads, and no more.
+    fn due_jobs(&self, at: &str) -> Result<Vec<Job>>;
+
     /// Starts scheduled `job` if it is waiting or released: in one transaction, marks it
     /// started and adds the members `selection` selects now, as [`Journal::top_up`] does.
     /// `None` if another process started (or someone cancelled) it first.

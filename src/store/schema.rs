@@ -181,13 +181,15 @@ pub(crate) fn count_state(progress: &mut super::Progress, state: &str, n: u64) {
     }
 }
 
-/// The history entry of a suppression with `reason` and `detail`: what changed and who
-/// made it (both backends write the same).
+/// The history entry of suppressing `email` for `reason` (with `detail`) at `at`: what
+/// changed and who made it (both backends write the same).
 pub(crate) fn suppression_event(
+    email: &str,
     reason: &str,
     detail: Option<&str>,
-) -> (&'static str, &'static str) {
-    match (reason, detail) {
+    at: &str,
+) -> super::MemberEvent {
+    let (change, source) = match (reason, detail) {
         ("unsubscribed", Some("mailto")) => ("unsubscribed", "mailto"),
         ("unsubscribed", Some(d)) if d.contains("preferences") => {
             ("unsubscribed", "preferences page")
@@ -197,6 +199,16 @@ pub(crate) fn suppression_event(
         ("complaint", _) => ("suppressed", "complaint"),
         ("hard-bounce" | "soft-bounces", _) => ("suppressed", "bounce"),
         _ => ("suppressed", "officer"),
+    };
+    super::MemberEvent {
+        email: email.to_string(),
+        at: at.to_string(),
+        change: change.into(),
+        source: source.into(),
+        evidence: Some(match detail {
+            Some(d) => format!("{reason}: {d}"),
+            None => reason.to_string(),
+        }),
     }
 }
 

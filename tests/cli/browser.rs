@@ -205,3 +205,74 @@ impl Browser {
             .unwrap()
     }
 }
+
+/// A headless Chromium screenshot, decoded.
+pub struct Shot {
+    pub width: u32,
+    pub height: u32,
+    channels: usize,
+    pixels: Vec<u8>,
+}
+
+impl Shot {
+    /// Takes a screenshot of `url` in a window of `window` ("W,H") into `file` (profile in
+    /// `profile`) and decodes it; fails the test when Chromium makes none.
+    pub fn take(url: &str, window: &str, file: &Path, profile: &Path) -> Shot {
+        let run = Command::new("timeout")
+            .arg("120")
+            .arg(CHROMIUM)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--hide-scrollbars",
+                "--force-device-scale-factor=1",
+            ])
+            .arg(format!("--window-size={window}"))
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .arg(format!("--screenshot={}", file.display()))
+            .arg(url)
+            .output()
+            .expect("run chromium");
+        assert!(
+            run.status.success() && file.is_file(),
+            "chromium made no screenshot ({}):\n{}",
+            run.status,
+            String::from_utf8_lossy(&run.stderr)
+        );
+        let decoder =
+            png::Decoder::new(std::io::BufReader::new(std::fs::File::open(file).unwrap()));
+        let mut reader = decoder.read_info().unwrap();
+        let mut pixels = vec![0; reader.output_buffer_size().unwrap()];
+        let info = reader.next_frame(&mut pixels).unwrap();
+        let channels = info.color_type.samples();
+        assert!(
+            channels >= 3 && info.bit_depth == png::BitDepth::Eight,
+            "{info:?}"
+        );
+        pixels.truncate(info.buffer_size());
+        Shot {
+            width: info.width,
+            height: info.height,
+            channels,
+            pixels,
+        }
+    }
+
+    /// How many pixels there are.
+    pub fn total(&self) -> usize {
+        (self.width * self.height) as usize
+    }
+
+    /// How many pixels are within 8 of colour `wanted` in each channel.
+    pub fn count(&self, wanted: [u8; 3]) -> usize {
+        self.pixels
+            .chunks(self.channels)
+            .filter(|p| (0..3).all(|i| p[i].abs_diff(wanted[i]) <= 8))
+            .count()
+    }
+}

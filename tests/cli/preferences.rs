@@ -8,73 +8,16 @@
 //! `MAILOUT_KEEP_PREFERENCES_SHOT=docs/preferences.png cargo test --test cli preferences`
 //! keeps the screenshot (the README shows it).
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Stdio};
 
 use mailout::token::TokenKey;
 
 use crate::browser::{Browser, CHROMIUM};
 use crate::harness::{TOKEN_SECRET, Test, skip};
+use crate::serve::{http, serve};
 
 const ROUNDUP: &str = "examples/bulletins/237-branch-news.toml";
 const GRACE: &str = "grace.liu@example.org";
-
-struct Server {
-    child: Child,
-    address: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve(t: &Test) -> Server {
-    let mut child = t
-        .command()
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stderr.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let address = line
-        .trim()
-        .strip_prefix("listening on http://")
-        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-        .to_string();
-    Server { child, address }
-}
-
-/// A plain HTTP/1.1 request with `extra` header lines; the status, the head and the body.
-fn request(
-    server: &Server,
-    method: &str,
-    path: &str,
-    body: &str,
-    extra: &str,
-) -> (u16, String, String) {
-    let mut stream = TcpStream::connect(&server.address).unwrap();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n{extra}Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
-        server.address,
-        body.len()
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response.split(' ').nth(1).unwrap().parse().unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    (status, head.to_string(), body.to_string())
-}
 
 fn history(t: &Test, address: &str) -> String {
     t.run(&["members", "history", address]).success().stdout
@@ -107,7 +50,7 @@ fn choices_are_kept_and_forged_forms_change_nothing() {
     let token = key.token(GRACE);
     let path = format!("/p/{token}");
 
-    let (status, _, page) = request(&server, "GET", &path, "", "");
+    let (status, _, page) = http(&server, "GET", &path, "", "");
     assert_eq!(status, 200);
     for shown in [
         "Grace Liu",
@@ -142,17 +85,17 @@ fn choices_are_kept_and_forged_forms_change_nothing() {
             "Sec-Fetch-Site: cross-site\r\n",
         ),
     ] {
-        let (status, _, page) = request(&server, "POST", &path, &body, extra);
+        let (status, _, page) = http(&server, "POST", &path, &body, extra);
         assert_eq!(status, 403, "{body} {extra}: {page}");
         assert!(page.contains("nothing was changed"), "{page}");
     }
     assert_eq!(history(&t, GRACE), before, "nothing changed");
-    let (status, _, _) = request(&server, "GET", "/p/AAAAforgedAAAA", "", "");
+    let (status, _, _) = http(&server, "GET", "/p/AAAAforgedAAAA", "", "");
     assert_eq!(status, 404);
 
     // Out of the reps list: kept, shown, in the history, and the next send to reps leaves
     // her out (counted in its account).
-    let (status, head, _) = request(
+    let (status, head, _) = http(
         &server,
         "POST",
         &path,
@@ -164,7 +107,7 @@ fn choices_are_kept_and_forged_forms_change_nothing() {
         head.contains(&format!("location: /p/{token}?saved=1")),
         "{head}"
     );
-    let (_, _, page) = request(&server, "GET", &format!("{path}?saved=1"), "", "");
+    let (_, _, page) = http(&server, "GET", &format!("{path}?saved=1"), "", "");
     assert!(page.contains("Your choices are saved."), "{page}");
     assert!(page.contains("value=\"reps\">"), "unchecked now: {page}");
     assert!(
@@ -187,7 +130,7 @@ fn choices_are_kept_and_forged_forms_change_nothing() {
     );
 
     // Unsubscribe from all, then back: her own choice both ways.
-    request(
+    http(
         &server,
         "POST",
         &path,
@@ -200,9 +143,9 @@ fn choices_are_kept_and_forged_forms_change_nothing() {
             .stdout
             .contains(&format!("{GRACE}  unsubscribed"))
     );
-    let (_, _, page) = request(&server, "GET", &path, "", "");
+    let (_, _, page) = http(&server, "GET", &path, "", "");
     assert!(page.contains("value=\"resubscribe\""), "{page}");
-    let (status, _, _) = request(
+    let (status, _, _) = http(
         &server,
         "POST",
         &path,
@@ -230,7 +173,7 @@ fn choices_are_kept_and_forged_forms_change_nothing() {
     ])
     .success();
     let sam = key.token("sam.okoro@example.net");
-    let (status, _, page) = request(
+    let (status, _, page) = http(
         &server,
         "POST",
         &format!("/p/{sam}"),
@@ -325,16 +268,25 @@ fn a_member_opts_out_from_the_link_in_their_copy_in_headless_chromium() {
     );
 }
 
-/// Waits (up to a minute) until `path` exists: the link mail is sent after the answer.
+/// Waits (up to a minute) until `path` exists, woken by the file system's events: the
+/// link mail is sent after the answer.
 fn arrives(path: &Path) -> bool {
+    use notify::Watcher;
+    let dir = path.parent().unwrap();
+    std::fs::create_dir_all(dir).unwrap();
+    let (events, seen) = std::sync::mpsc::channel();
+    let mut watcher = notify::recommended_watcher(events).unwrap();
+    watcher
+        .watch(dir, notify::RecursiveMode::NonRecursive)
+        .unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while std::time::Instant::now() < deadline {
-        if path.exists() {
-            return true;
+    while !path.exists() {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() || seen.recv_timeout(left).is_err() {
+            return path.exists();
         }
-        std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    false
+    true
 }
 
 #[test]
@@ -344,7 +296,7 @@ fn email_me_my_link_answers_the_same_and_sends_only_to_members() {
         .success();
     let server = serve(&t);
     let key = TokenKey::new(TOKEN_SECRET.as_bytes().to_vec());
-    let (status, _, page) = request(&server, "GET", "/p/", "", "");
+    let (status, _, page) = http(&server, "GET", "/p/", "", "");
     assert_eq!(status, 200);
     assert!(
         page.contains("<label for=\"email\">Your email address</label>"),
@@ -354,7 +306,7 @@ fn email_me_my_link_answers_the_same_and_sends_only_to_members() {
     assert!(page.contains(&form), "{page}");
 
     let ask = |email: &str| {
-        request(
+        http(
             &server,
             "POST",
             "/p/",
@@ -400,9 +352,9 @@ fn email_me_my_link_answers_the_same_and_sends_only_to_members() {
     assert!(!grace.exists(), "a second link to the same address so soon");
 
     // Forged or bad requests.
-    let (status, _, _) = request(&server, "POST", "/p/", "email=grace.liu%40example.org", "");
+    let (status, _, _) = http(&server, "POST", "/p/", "email=grace.liu%40example.org", "");
     assert_eq!(status, 403);
-    let (status, _, page) = request(
+    let (status, _, page) = http(
         &server,
         "POST",
         "/p/",

@@ -8,7 +8,6 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 use std::sync::LazyLock;
 
 use html5ever::tendril::TendrilSink;
@@ -490,7 +489,7 @@ fn hostile_names_branches_and_replies_show_as_text_and_run_nothing() {
 }
 
 /// The browser the screenshot test drives.
-const CHROMIUM: &str = "/usr/bin/chromium";
+use crate::browser::{CHROMIUM, Shot};
 
 #[test]
 fn the_report_in_headless_chromium_draws_a_bar_per_branch() {
@@ -505,51 +504,17 @@ fn the_report_in_headless_chromium_draws_a_bar_per_branch() {
     let page = t.file("reports/job-1.html");
     let shot = t.file("report.png");
     let profile = t.file("chromium-profile");
-    let run = Command::new("timeout")
-        .arg("120")
-        .arg(CHROMIUM)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            "--hide-scrollbars",
-            "--force-device-scale-factor=1",
-            "--window-size=1000,1400",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg(format!("--screenshot={}", shot.display()))
-        .arg(format!("file://{}", page.display()))
-        .output()
-        .expect("run chromium");
-    assert!(
-        run.status.success() && shot.is_file(),
-        "chromium made no screenshot ({}):\n{}",
-        run.status,
-        String::from_utf8_lossy(&run.stderr)
+    let picture = Shot::take(
+        &format!("file://{}", page.display()),
+        "1000,1400",
+        &shot,
+        &profile,
     );
     if let Some(keep) = std::env::var_os("MAILOUT_KEEP_REPORT_SHOT") {
         std::fs::copy(&shot, keep).unwrap();
     }
-    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&shot).unwrap()));
-    let mut reader = decoder.read_info().unwrap();
-    let mut pixels = vec![0; reader.output_buffer_size().unwrap()];
-    let info = reader.next_frame(&mut pixels).unwrap();
-    let channels = info.color_type.samples();
-    assert!(
-        channels >= 3 && info.bit_depth == png::BitDepth::Eight,
-        "{info:?}"
-    );
-    let total = (info.width * info.height) as usize;
-    let count = |wanted: [u8; 3]| {
-        pixels[..info.buffer_size()]
-            .chunks(channels)
-            .filter(|p| (0..3).all(|i| p[i].abs_diff(wanted[i]) <= 8))
-            .count()
-    };
+    let total = picture.total();
+    let count = |wanted: [u8; 3]| picture.count(wanted);
     let sent = count([0x1a, 0x7f, 0x37]);
     let failed = count([0xb4, 0x23, 0x18]) + count([0x8f, 0x1c, 0x13]);
     let bounced = count([0x6e, 0x40, 0xc9]);

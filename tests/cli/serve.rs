@@ -10,9 +10,9 @@ use mailout::token::TokenKey;
 
 use crate::harness::{TOKEN_SECRET, Test};
 
-struct Server {
+pub struct Server {
     child: Child,
-    address: String,
+    pub address: String,
 }
 
 impl Drop for Server {
@@ -22,7 +22,7 @@ impl Drop for Server {
     }
 }
 
-fn serve(t: &Test) -> Server {
+pub fn serve(t: &Test) -> Server {
     serve_with(t.command())
 }
 
@@ -47,10 +47,23 @@ fn serve_with(mut command: std::process::Command) -> Server {
 
 /// A plain HTTP/1.1 request; returns the status code and the body.
 fn request(server: &Server, method: &str, path: &str, body: &str) -> (u16, String) {
+    let (status, _, body) = http(server, method, path, body, "");
+    (status, body)
+}
+
+/// A plain HTTP/1.1 request with `extra` header lines (each ending in CRLF); the status,
+/// the head and the body.
+pub fn http(
+    server: &Server,
+    method: &str,
+    path: &str,
+    body: &str,
+    extra: &str,
+) -> (u16, String, String) {
     let mut stream = TcpStream::connect(&server.address).unwrap();
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n{extra}Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
         server.address,
         body.len()
     )
@@ -58,11 +71,8 @@ fn request(server: &Server, method: &str, path: &str, body: &str) -> (u16, Strin
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     let status = response.split(' ').nth(1).unwrap().parse().unwrap();
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    (status, head.to_string(), body.to_string())
 }
 
 fn suppressed(t: &Test) -> String {

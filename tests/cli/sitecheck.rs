@@ -11,11 +11,11 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use html5ever::tendril::TendrilSink;
 use markup5ever_rcdom::{Handle, NodeData, RcDom};
 
+use crate::browser::{CHROMIUM, Shot};
 use crate::harness::{Test, examples, number_of, repo};
 
 /// Extensions a browser (or a server) would run or render as a document.
@@ -721,9 +721,6 @@ fn the_check_finds_what_it_looks_for() {
     );
 }
 
-/// The browser the screenshot test drives.
-const CHROMIUM: &str = "/usr/bin/chromium";
-
 /// Share of the screenshot's pixels that may be the overlay's colour.
 const MOST_OVERLAY: f64 = 0.01;
 
@@ -741,51 +738,17 @@ fn a_hostile_page_in_headless_chromium_shows_no_overlay() {
     let page = page_of(&t.file("public"), "Overlay");
     let shot = t.file("overlay.png");
     let profile = t.file("chromium-profile");
-    let run = Command::new("timeout")
-        .arg("120")
-        .arg(CHROMIUM)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            "--hide-scrollbars",
-            "--force-device-scale-factor=1",
-            "--window-size=1000,800",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg(format!("--screenshot={}", shot.display()))
-        .arg(format!("file://{}", page.display()))
-        .output()
-        .expect("run chromium");
-    assert!(
-        run.status.success() && shot.is_file(),
-        "chromium made no screenshot ({}):\n{}",
-        run.status,
-        String::from_utf8_lossy(&run.stderr)
+    let picture = Shot::take(
+        &format!("file://{}", page.display()),
+        "1000,800",
+        &shot,
+        &profile,
     );
     if let Some(keep) = std::env::var_os("MAILOUT_KEEP_SCREENSHOT") {
         std::fs::copy(&shot, keep).unwrap();
     }
-    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&shot).unwrap()));
-    let mut reader = decoder.read_info().unwrap();
-    let mut pixels = vec![0; reader.output_buffer_size().unwrap()];
-    let info = reader.next_frame(&mut pixels).unwrap();
-    let channels = info.color_type.samples();
-    assert!(
-        channels >= 3 && info.bit_depth == png::BitDepth::Eight,
-        "{info:?}"
-    );
-    let total = (info.width * info.height) as usize;
-    let count = |wanted: [u8; 3]| {
-        pixels[..info.buffer_size()]
-            .chunks(channels)
-            .filter(|p| (0..3).all(|i| p[i].abs_diff(wanted[i]) <= 8))
-            .count()
-    };
+    let total = picture.total();
+    let count = |wanted: [u8; 3]| picture.count(wanted);
     let magenta = count([0xff, 0x00, 0xff]);
     assert!(
         (magenta as f64) < MOST_OVERLAY * total as f64,

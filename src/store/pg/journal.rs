@@ -493,6 +493,23 @@ impl Journal for PgStore {
         })
     }
 
+    fn due_jobs(&self, at: &str) -> Result<Vec<Job>> {
+        let at = at.to_string();
+        self.call("could not list the scheduled jobs", move |db| {
+            db.query(
+                &format!(
+                    "SELECT {JOB_COLUMNS} FROM jobs
+                     WHERE schedule IN ('waiting', 'released') AND scheduled_for <= $1
+                     ORDER BY id"
+                ),
+                &[&at],
+            )?
+            .iter()
+            .map(job_row)
+            .collect()
+        })
+    }
+
     fn start_scheduled(&self, job: i64, selection: &Selection) -> Result<Option<u64>> {
         let wave = WaveStatements::new(selection);
         self.call("could not start the scheduled job", move |db| {

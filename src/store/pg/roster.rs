@@ -267,11 +267,7 @@ impl Roster for PgStore {
             detail.map(str::to_string),
             at.to_string(),
         );
-        let (change, source) = suppression_event(&reason, detail.as_deref());
-        let evidence = match &detail {
-            Some(d) => format!("{reason}: {d}"),
-            None => reason.clone(),
-        };
+        let event = suppression_event(&email, &reason, detail.as_deref(), &at);
         self.call("could not suppress an address", move |db| {
             db.transaction(|tx| {
                 let added = tx.execute(
@@ -280,11 +276,7 @@ impl Roster for PgStore {
                     &[&email, &reason, &detail, &at],
                 )? > 0;
                 if added {
-                    tx.execute(
-                        "INSERT INTO member_events (email, at, change, source, evidence)
-                         VALUES ($1, $2, $3, $4, $5)",
-                        &[&email, &at, &change, &source, &evidence],
-                    )?;
+                    record_event(tx, &event)?;
                 }
                 Ok(added)
             })
@@ -331,11 +323,7 @@ impl Roster for PgStore {
                     })
                     .transpose()?;
                 if lifted.is_some() {
-                    tx.execute(
-                        "INSERT INTO member_events (email, at, change, source, evidence)
-                         VALUES ($1, $2, $3, $4, $5)",
-                        &[&email, &event.at, &event.change, &event.source, &event.evidence],
-                    )?;
+                    record_event(tx, &event)?;
                 }
                 Ok(lifted)
             })
@@ -439,17 +427,7 @@ impl Roster for PgStore {
                     )?
                 };
                 if changed > 0 {
-                    tx.execute(
-                        "INSERT INTO member_events (email, at, change, source, evidence)
-                         VALUES ($1, $2, $3, $4, $5)",
-                        &[
-                            &email,
-                            &event.at,
-                            &event.change,
-                            &event.source,
-                            &event.evidence,
-                        ],
-                    )?;
+                    record_event(tx, &event)?;
                 }
                 Ok(changed > 0)
             })
@@ -560,4 +538,16 @@ fn members_by_key(store: &PgStore, column: &'static str, key: &[u8]) -> Result<V
         .map(member_row)
         .collect()
     })
+}
+
+/// Adds `e` to its member's history, inside the caller's transaction.
+fn record_event(
+    tx: &mut super::bridge::Db<'_, postgres::Transaction<'_>>,
+    e: &MemberEvent,
+) -> super::bridge::Step<u64> {
+    tx.execute(
+        "INSERT INTO member_events (email, at, change, source, evidence)
+         VALUES ($1, $2, $3, $4, $5)",
+        &[&e.email, &e.at, &e.change, &e.source, &e.evidence],
+    )
 }

@@ -400,6 +400,19 @@ impl Journal for SqliteStore {
             .map_err(|e| self.fail("could not change the job's schedule", e))
     }
 
+    fn due_jobs(&self, at: &str) -> Result<Vec<Job>> {
+        let fail = |e| self.fail("could not list the scheduled jobs", e);
+        let mut statement = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {JOB_COLUMNS} FROM jobs
+                 WHERE schedule IN ('waiting', 'released') AND scheduled_for <= ?1 ORDER BY id"
+            ))
+            .map_err(fail)?;
+        let rows = statement.query_map([at], job_row).map_err(fail)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(fail)
+    }
+
     fn start_scheduled(&self, job: i64, selection: &Selection) -> Result<Option<u64>> {
         let fail = |e| self.fail("could not start the scheduled job", e);
         let tx = self.conn.unchecked_transaction().map_err(fail)?;

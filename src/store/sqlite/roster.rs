@@ -243,17 +243,7 @@ impl Roster for SqliteStore {
             )
             .map_err(fail)?;
         if added > 0 {
-            let (change, source) = suppression_event(reason, detail);
-            let evidence = match detail {
-                Some(d) => format!("{reason}: {d}"),
-                None => reason.to_string(),
-            };
-            tx.execute(
-                "INSERT INTO member_events (email, at, change, source, evidence)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![email, at, change, source, evidence],
-            )
-            .map_err(fail)?;
+            record_event(&tx, &suppression_event(email, reason, detail, at)).map_err(fail)?;
         }
         tx.commit().map_err(fail)?;
         Ok(added > 0)
@@ -297,12 +287,7 @@ impl Roster for SqliteStore {
             .optional()
             .map_err(fail)?;
         if lifted.is_some() {
-            tx.execute(
-                "INSERT INTO member_events (email, at, change, source, evidence)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![email, event.at, event.change, event.source, event.evidence],
-            )
-            .map_err(fail)?;
+            record_event(&tx, event).map_err(fail)?;
         }
         tx.commit().map_err(fail)?;
         Ok(lifted)
@@ -413,12 +398,7 @@ impl Roster for SqliteStore {
         }
         .map_err(fail)?;
         if changed > 0 {
-            tx.execute(
-                "INSERT INTO member_events (email, at, change, source, evidence)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![email, event.at, event.change, event.source, event.evidence],
-            )
-            .map_err(fail)?;
+            record_event(&tx, event).map_err(fail)?;
         }
         tx.commit().map_err(fail)?;
         Ok(changed > 0)
@@ -504,4 +484,13 @@ impl Roster for SqliteStore {
             .map_err(fail)?;
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(fail)
     }
+}
+
+/// Adds `e` to its member's history, inside the caller's transaction.
+fn record_event(tx: &rusqlite::Connection, e: &MemberEvent) -> rusqlite::Result<usize> {
+    tx.execute(
+        "INSERT INTO member_events (email, at, change, source, evidence)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![e.email, e.at, e.change, e.source, e.evidence],
+    )
 }
