@@ -21,6 +21,9 @@ pub struct Journal {
     /// For a remote store: a second connection that commits results off the runtime's
     /// thread ([`Journal::take_unflushed`]).
     committer: Option<Arc<Mutex<Box<dyn Store>>>>,
+    /// For a remote store: a third connection that claims the next rows while the worker
+    /// sends ([`Journal::fetch_apart`]).
+    claimer: Option<Arc<Mutex<Box<dyn Store>>>>,
     /// Results recorded so far, and committed so far (counts).
     recorded: u64,
     committed: u64,
@@ -49,6 +52,7 @@ impl Journal {
         Journal {
             store,
             committer: None,
+            claimer: None,
             recorded: 0,
             committed: 0,
             job,
@@ -71,22 +75,38 @@ impl Journal {
     /// claimed, then (when those run short) any left behind earlier in the job, such as
     /// the rows of a worker whose lease ran out.
     pub fn fetch(&mut self, limit: usize) -> Result<Vec<Entry>> {
-        let mut rows = self
-            .store
-            .claim(self.job, self.worker, self.cursor, limit)?;
-        if let Some(last) = rows.last() {
-            self.cursor = last.seq;
-        }
-        if rows.len() < limit && self.cursor > 0 {
-            let behind = self
-                .store
-                .claim(self.job, self.worker, 0, limit - rows.len())?;
-            rows.extend(behind);
-            rows.sort_by_key(|e| e.seq);
-            rows.dedup_by_key(|e| e.seq);
+        let rows = claim_batch(&*self.store, self.job, self.worker, self.cursor, limit)?;
+        self.fetched(&rows);
+        Ok(rows)
+    }
+
+    /// For claiming off the runtime's thread, while the rows claimed before are sent: the
+    /// claim [`Journal::fetch`] would make, on a connection of its own. `None` when the
+    /// store claims in place (SQLite). One at a time; hand its rows to
+    /// [`Journal::fetched`].
+    pub fn fetch_apart(&self, limit: usize) -> Option<Claim> {
+        Some(Claim {
+            claimer: self.claimer.clone()?,
+            job: self.job,
+            worker: self.worker,
+            cursor: self.cursor,
+            limit,
+        })
+    }
+
+    /// `rows` were claimed for this journal.
+    pub fn fetched(&mut self, rows: &[Entry]) {
+        if let Some(last) = rows.iter().map(|e| e.seq).max() {
+            self.cursor = self.cursor.max(last);
         }
         self.claimed += rows.len() as u64;
-        Ok(rows)
+    }
+
+    /// Claims through `claimer` (a connection of its own), off the runtime's thread: see
+    /// [`Journal::fetch_apart`].
+    pub fn with_claimer(mut self, claimer: Box<dyn Store>) -> Journal {
+        self.claimer = Some(Arc::new(Mutex::new(claimer)));
+        self
     }
 
     /// Rows claimed through this journal.
@@ -221,4 +241,40 @@ impl Journal {
     pub fn reserve_sends(&self, rate: u32, count: u32) -> Result<Duration> {
         self.store.reserve_sends(self.job, rate, count)
     }
+}
+
+/// A claim to run on a blocking thread: see [`Journal::fetch_apart`].
+pub struct Claim {
+    claimer: Arc<Mutex<Box<dyn Store>>>,
+    job: i64,
+    worker: i64,
+    cursor: i64,
+    limit: usize,
+}
+
+impl Claim {
+    /// Claims the rows.
+    pub fn run(self) -> Result<Vec<Entry>> {
+        let store = self.claimer.lock().unwrap_or_else(|e| e.into_inner());
+        claim_batch(&**store, self.job, self.worker, self.cursor, self.limit)
+    }
+}
+
+/// Up to `limit` of `job`'s pending rows for `worker`: onwards from `cursor` (the last row
+/// it claimed), then, when those run short, any left behind earlier in the job.
+fn claim_batch(
+    store: &dyn Store,
+    job: i64,
+    worker: i64,
+    cursor: i64,
+    limit: usize,
+) -> Result<Vec<Entry>> {
+    let mut rows = store.claim(job, worker, cursor, limit)?;
+    let cursor = rows.last().map_or(cursor, |e| e.seq);
+    if rows.len() < limit && cursor > 0 {
+        rows.extend(store.claim(job, worker, 0, limit - rows.len())?);
+        rows.sort_by_key(|e| e.seq);
+        rows.dedup_by_key(|e| e.seq);
+    }
+    Ok(rows)
 }

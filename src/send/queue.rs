@@ -8,8 +8,8 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -140,6 +140,8 @@ pub struct Queue {
     commit_turn: tokio::sync::Mutex<()>,
     notify: Notify,
     journal: Mutex<Journal>,
+    /// Whether the journal claims on a connection of its own ([`Queue::claim_ahead`]).
+    claims_apart: bool,
     job: i64,
     max_attempts: u32,
     /// Unreachable outcomes in a row after which the run stops.
@@ -159,12 +161,48 @@ impl Queue {
             commit_turn: tokio::sync::Mutex::new(()),
             notify: Notify::new(),
             job: journal.job(),
+            claims_apart: journal.fetch_apart(0).is_some(),
             journal: Mutex::new(journal),
             max_attempts,
             unreachable_limit: max_attempts.saturating_mul(connections),
             backoff,
             counters: Counters::default(),
         }
+    }
+
+    /// Claims the next batch on a blocking thread, through the journal's claimer; its rows
+    /// join the queue when they come, and an error stops the run.
+    fn claim_ahead(self: &Arc<Self>) {
+        let Some(claim) = self.journal().fetch_apart(BATCH) else {
+            self.lock().fetching = false;
+            return;
+        };
+        let queue = Arc::clone(self);
+        tokio::spawn(async move {
+            let claimed = match tokio::task::spawn_blocking(move || claim.run()).await {
+                Ok(claimed) => claimed,
+                Err(e) => Err(Error::Failed {
+                    context: "the claim for the next rows failed".into(),
+                    source: Box::new(e),
+                }),
+            };
+            match claimed {
+                Ok(rows) => {
+                    queue.journal().fetched(&rows);
+                    let mut s = queue.lock();
+                    s.fetching = false;
+                    if rows.len() < BATCH {
+                        s.exhausted = true;
+                    }
+                    s.fresh.extend(rows);
+                }
+                Err(e) => {
+                    queue.lock().fetching = false;
+                    queue.fail(e);
+                }
+            }
+            queue.notify.notify_waiters();
+        });
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -288,7 +326,7 @@ impl Queue {
 
     /// The next recipient to send to, or `None` when the job has nothing left (or is
     /// stopping).
-    pub async fn next(&self) -> Result<Option<Entry>> {
+    pub async fn next(self: &Arc<Self>) -> Result<Option<Entry>> {
         loop {
             let notified = self.notify.notified();
             tokio::pin!(notified);
@@ -297,6 +335,21 @@ impl Queue {
             let mut wake_at = None;
             {
                 let mut s = self.lock();
+                // With a remote store, the next batch is claimed on a connection of its
+                // own while this one is sent, so no connection waits for a claim.
+                if self.claims_apart
+                    && s.fresh.len() < BATCH / 4
+                    && s.retries.len() < PARKED
+                    && !s.exhausted
+                    && !s.fetching
+                    && !s.stopping
+                    && s.error.is_none()
+                {
+                    s.fetching = true;
+                    drop(s);
+                    self.claim_ahead();
+                    continue;
+                }
                 if let Some(e) = &s.error {
                     return Err(Error::Smtp {
                         context: "the send stopped".into(),

@@ -494,7 +494,9 @@ impl<'a> Worker<'a> {
         let remote = store.is_remote();
         let mut journal = Journal::new(store, job.id, worker, lease, renewed);
         if remote {
-            journal = journal.with_committer(self.workspace.open_store()?);
+            journal = journal
+                .with_committer(self.workspace.open_store()?)
+                .with_claimer(self.workspace.open_store()?);
         }
         let queue = super::queue(journal, &run);
         let pending = job.progress.pending;

@@ -387,6 +387,62 @@ fn workers_claim_disjoint_rows_and_take_over_expired_leases() {
 }
 
 #[test]
+fn a_reopened_row_is_anyones_while_the_rest_stay_with_their_worker() {
+    on_each_backend(|f| {
+        let store = f.open();
+        let members: Vec<Member> = (0..10)
+            .map(|i| member(&format!("r{i}@x.example"), None, None, &[]))
+            .collect();
+        store.import_members(&mut keyed(members)).unwrap();
+        let all = Selection {
+            all: true,
+            ..Selection::default()
+        };
+        let job = store.create_job(&job_spec(1), &all).unwrap();
+        let a = store.register_worker("a", 1, 60).unwrap();
+        let b = store.register_worker("b", 2, 60).unwrap();
+        let rows = store.claim(job.id, a, 0, 100).unwrap();
+        assert_eq!(rows.len(), 10);
+        assert!(store.claim(job.id, b, 0, 100).unwrap().is_empty());
+
+        // Eight sent, one uncertain, one deferred (still the first worker's).
+        let mut marks: Vec<Mark> = rows[..8].iter().map(sent).collect();
+        marks.push(Mark {
+            state: EntryState::Uncertain,
+            reply: "no reply after the data".into(),
+            ..sent(&rows[8])
+        });
+        marks.push(Mark {
+            state: EntryState::Pending,
+            attempts: 1,
+            reply: "451 later".into(),
+            ..sent(&rows[9])
+        });
+        store.mark(&marks).unwrap();
+        assert_eq!(
+            store
+                .retry_uncertain(job.id, "2026-01-01T00:00:01Z")
+                .unwrap(),
+            1
+        );
+
+        // Only the reopened row is free; the deferred one stays with its worker.
+        let free = store.claim(job.id, b, 0, 100).unwrap();
+        assert_eq!(
+            free.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            vec![rows[8].seq]
+        );
+        assert!(store.claim(job.id, a, 0, 100).unwrap().is_empty());
+        store.retire_worker(a).unwrap();
+        let left = store.claim(job.id, b, 0, 100).unwrap();
+        assert_eq!(
+            left.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            vec![rows[9].seq]
+        );
+    });
+}
+
+#[test]
 fn send_slots_are_spaced_and_domain_pauses_keep_the_longest() {
     on_each_backend(|f| {
         let store = f.open();

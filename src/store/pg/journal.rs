@@ -124,27 +124,102 @@ pub(super) fn effective_marks(marks: &[Mark]) -> Vec<&Mark> {
     out
 }
 
-/// Claims: the rows are picked and locked (skipping rows other workers are locking), then
-/// updated through the primary key (`= ANY(ARRAY(…))`: joining the picked rows back instead
-/// lets the planner hash the whole journal).
-const CLAIM: &str = "
-UPDATE journal j SET claimed_by = $2
-WHERE j.job = $1 AND j.seq = ANY (ARRAY(
-    SELECT seq FROM journal
-    WHERE job = $1 AND state = 'pending' AND seq > $4
-      AND (claimed_by IS NULL
-           OR NOT EXISTS (SELECT 1 FROM workers w WHERE w.id = journal.claimed_by AND w.expires > now()))
-    ORDER BY seq LIMIT $3
-    FOR UPDATE SKIP LOCKED))
-RETURNING j.job, j.seq, j.email, j.name, j.branch, j.employer, j.attributes,
-          CASE WHEN EXISTS (SELECT 1 FROM suppressions s WHERE s.email = j.email)
-               THEN 'skipped' ELSE j.state END,
-          j.attempts, j.message_id, j.reply";
+/// Claims are ranges of a job's rows in `claims`, so that a claim writes no journal row
+/// (a mark per row cost as much as the result's own update). Ranges never overlap, and
+/// the pending rows in a range are its worker's while that worker's lease lasts. One
+/// worker claims from a job at a time (this lock, for the claim's transaction). A claim's
+/// commit never waits for the disk, under either durability: a claim the database lost in
+/// a crash is one its worker gives up anyway when its connection breaks.
+const CLAIM_LOCK: &str = "
+SELECT pg_advisory_xact_lock(hashtext('mailout claims ' || current_schema() || ' ' || $1::bigint::text)),
+       set_config('synchronous_commit', 'off', true)";
+
+/// Lets go of the ranges of workers whose lease ran out, and of the claimer's own ranges
+/// with nothing left pending.
+const LET_GO: &str = "
+DELETE FROM claims c
+WHERE c.job = $1
+  AND (NOT EXISTS (SELECT 1 FROM workers w WHERE w.id = c.worker AND w.expires > now())
+       OR (c.worker = $2
+           AND NOT EXISTS (SELECT 1 FROM journal j
+                           WHERE j.job = $1 AND j.state = 'pending' AND j.seq BETWEEN c.lo AND c.hi)))";
+
+/// Where other workers' ranges start between two rows: a new range must not cross one.
+const RANGE_STARTS: &str =
+    "SELECT lo FROM claims WHERE job = $1 AND lo > $2 AND lo < $3 ORDER BY lo";
+
+const ADD_RANGES: &str = "
+INSERT INTO claims (job, lo, hi, worker)
+SELECT $1, r.lo, r.hi, $2 FROM unnest($3::bigint[], $4::bigint[]) AS r(lo, hi)";
+
+/// The ranges that hold `seqs` (sorted) and cross none of `starts` (where other ranges
+/// begin, sorted): a range ends where another one starts before the next row.
+fn ranges(seqs: &[i64], starts: &[i64]) -> (Vec<i64>, Vec<i64>) {
+    let (mut los, mut his) = (Vec::new(), Vec::new());
+    let Some((&first, rest)) = seqs.split_first() else {
+        return (los, his);
+    };
+    let (mut lo, mut prev) = (first, first);
+    let mut next = starts.iter().peekable();
+    for &seq in rest {
+        while next.next_if(|&&s| s <= prev).is_some() {}
+        if next.peek().is_some_and(|&&s| s < seq) {
+            los.push(lo);
+            his.push(prev);
+            lo = seq;
+        }
+        prev = seq;
+    }
+    los.push(lo);
+    his.push(prev);
+    (los, his)
+}
+
+/// Takes `seqs` out of whatever ranges hold them (rows made pending again for anyone to
+/// claim), leaving the rest of each range with its worker.
+fn release_rows<C: GenericClient>(db: &mut Db<'_, C>, job: i64, seqs: &[i64]) -> Step<()> {
+    if seqs.is_empty() {
+        return Ok(());
+    }
+    let held = db.query(
+        "SELECT lo, hi, worker FROM claims WHERE job = $1 ORDER BY lo",
+        &[&job],
+    )?;
+    for row in &held {
+        let (lo, hi, worker): (i64, i64, i64) = (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+        let inside: Vec<i64> = seqs
+            .iter()
+            .copied()
+            .filter(|s| (lo..=hi).contains(s))
+            .collect();
+        if inside.is_empty() {
+            continue;
+        }
+        let (mut los, mut his) = (Vec::new(), Vec::new());
+        let mut from = lo;
+        for s in inside {
+            if s > from {
+                los.push(from);
+                his.push(s - 1);
+            }
+            from = s + 1;
+        }
+        if from <= hi {
+            los.push(from);
+            his.push(hi);
+        }
+        db.execute(
+            "DELETE FROM claims WHERE job = $1 AND lo = $2",
+            &[&job, &lo],
+        )?;
+        db.execute(ADD_RANGES, &[&job, &worker, &los, &his])?;
+    }
+    Ok(())
+}
 
 const MARK: &str = "
 UPDATE journal j SET state = m.state, attempts = m.attempts, message_id = m.message_id,
-       reply = m.reply, updated_at = m.at,
-       claimed_by = CASE WHEN m.state = 'pending' THEN j.claimed_by END
+       reply = m.reply, updated_at = m.at
 FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[])
      AS m(job, seq, state, attempts, message_id, reply, at),
      -- How this statement's own commit waits for the disk (`on`, or `off` under
@@ -262,13 +337,37 @@ impl Journal for PgStore {
     fn claim(&self, job: i64, worker: i64, after: i64, limit: usize) -> Result<Vec<Entry>> {
         let limit = wide(limit as u64);
         self.call("could not claim journal rows", move |db| {
-            let mut rows = db
-                .query(CLAIM, &[&job, &worker, &limit, &after])?
-                .iter()
-                .map(entry_row)
-                .collect::<Step<Vec<Entry>>>()?;
-            rows.sort_by_key(|e| e.seq);
-            Ok(rows)
+            db.transaction(|tx| {
+                tx.execute(CLAIM_LOCK, &[&job])?;
+                tx.execute(LET_GO, &[&job, &worker])?;
+                let rows = tx
+                    .query(
+                        &format!(
+                            "SELECT j.job, j.seq, j.email, j.name, j.branch, j.employer, j.attributes,
+                                    {SHOWN_STATE}, j.attempts, j.message_id, j.reply
+                             FROM journal j
+                             WHERE j.job = $1 AND j.state = 'pending' AND j.seq > $2
+                               AND NOT EXISTS (SELECT 1 FROM claims c
+                                               WHERE c.job = $1 AND c.lo <= j.seq AND c.hi >= j.seq)
+                             ORDER BY j.seq LIMIT $3"
+                        ),
+                        &[&job, &after, &limit],
+                    )?
+                    .iter()
+                    .map(entry_row)
+                    .collect::<Step<Vec<Entry>>>()?;
+                let seqs: Vec<i64> = rows.iter().map(|e| e.seq).collect();
+                if let (Some(&first), Some(&last)) = (seqs.first(), seqs.last()) {
+                    let starts = tx
+                        .query(RANGE_STARTS, &[&job, &first, &last])?
+                        .iter()
+                        .map(|r| r.try_get(0))
+                        .collect::<std::result::Result<Vec<i64>, _>>()?;
+                    let (los, his) = ranges(&seqs, &starts);
+                    tx.execute(ADD_RANGES, &[&job, &worker, &los, &his])?;
+                }
+                Ok(rows)
+            })
         })
     }
 
@@ -311,8 +410,7 @@ impl Journal for PgStore {
     fn retire_worker(&self, worker: i64) -> Result<()> {
         self.call("could not retire the worker", move |db| {
             db.execute(
-                "WITH released AS (
-                     UPDATE journal SET claimed_by = NULL WHERE claimed_by = $1 AND state = 'pending')
+                "WITH released AS (DELETE FROM claims WHERE worker = $1)
                  DELETE FROM workers WHERE id = $1",
                 &[&worker],
             )?;
@@ -634,10 +732,11 @@ impl Journal for PgStore {
         self.call("could not cancel the job", move |db| {
             db.transaction(|tx| {
                 let cancelled = tx.execute(
-                    "UPDATE journal SET state = 'cancelled', claimed_by = NULL, updated_at = $2
+                    "UPDATE journal SET state = 'cancelled', updated_at = $2
                      WHERE job = $1 AND state = 'pending'",
                     &[&job, &at],
                 )?;
+                tx.execute("DELETE FROM claims WHERE job = $1", &[&job])?;
                 tx.execute(
                     "UPDATE jobs SET finished_at = $2 WHERE id = $1 AND finished_at IS NULL",
                     &[&job, &at],
@@ -669,7 +768,10 @@ impl Journal for PgStore {
         let at = at.to_string();
         self.call("could not finish the job", move |db| {
             db.execute(
-                "UPDATE jobs SET finished_at = $2 WHERE id = $1 AND finished_at IS NULL",
+                "WITH done AS (DELETE FROM claims c WHERE c.job = $1
+                               AND NOT EXISTS (SELECT 1 FROM journal j
+                                               WHERE j.job = $1 AND j.state = 'pending'))
+                 UPDATE jobs SET finished_at = $2 WHERE id = $1 AND finished_at IS NULL",
                 &[&job, &at],
             )?;
             Ok(())
@@ -680,12 +782,18 @@ impl Journal for PgStore {
         let at = at.to_string();
         self.call("could not reopen the uncertain rows", move |db| {
             db.transaction(|tx| {
-                let n = tx.execute(
-                    "UPDATE journal SET state = 'pending', claimed_by = NULL, updated_at = $2,
-                            reply = 'resent on purpose after: ' || COALESCE(reply, '')
-                     WHERE job = $1 AND state = 'uncertain'",
-                    &[&job, &at],
-                )?;
+                let reopened = tx
+                    .query(
+                        "UPDATE journal SET state = 'pending', updated_at = $2,
+                                reply = 'resent on purpose after: ' || COALESCE(reply, '')
+                         WHERE job = $1 AND state = 'uncertain' RETURNING seq",
+                        &[&job, &at],
+                    )?
+                    .iter()
+                    .map(|r| r.try_get(0))
+                    .collect::<std::result::Result<Vec<i64>, _>>()?;
+                release_rows(tx, job, &reopened)?;
+                let n = reopened.len() as u64;
                 if n > 0 {
                     tx.execute("UPDATE jobs SET finished_at = NULL WHERE id = $1", &[&job])?;
                 }

@@ -245,6 +245,19 @@ CREATE TABLE erased (
     at   text NOT NULL
 );
 ",
+    // Claims as ranges of a job's rows, one row per range a worker holds, instead of a
+    // mark on each journal row: a claim writes no journal row. The pending rows in a range
+    // are the worker's while its lease lasts; ranges never overlap.
+    "
+CREATE TABLE claims (
+    job    bigint NOT NULL,
+    lo     bigint NOT NULL,
+    hi     bigint NOT NULL,
+    worker bigint NOT NULL,
+    PRIMARY KEY (job, lo)
+);
+CREATE INDEX claims_worker ON claims (worker);
+",
 ];
 
 /// Creates or migrates the schema, one process at a time.
