@@ -37,6 +37,10 @@ fn bench(name: &str, store: &dyn Store, claimer: Option<Box<dyn Store>>, rows: u
                 source: "bench.toml".into(),
                 transport: "smtp".into(),
                 created_at: "2026-11-23T00:00:00Z".into(),
+                message_ids: Some(mailout::store::MessageIds {
+                    series: "bench".into(),
+                    domain: "lists.example.org".into(),
+                }),
             },
             &Selection {
                 all: true,
@@ -87,7 +91,7 @@ fn bench(name: &str, store: &dyn Store, claimer: Option<Box<dyn Store>>, rows: u
                         seq: e.seq,
                         state: EntryState::Sent,
                         attempts: 1,
-                        message_id: format!("{}.{}@bench", e.job, e.seq),
+                        message_id: e.message_id.clone().unwrap_or_default(),
                         reply: "250 2.0.0 Ok: queued".into(),
                         at: "2026-11-23T00:00:01Z".into(),
                     })

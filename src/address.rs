@@ -3,6 +3,8 @@
 
 use std::str::FromStr;
 
+use sha2::{Digest, Sha256};
+
 /// Normalises an address for storage and comparison: trimmed and lowercased. Returns `None`
 /// when it is not a deliverable address (`user@domain.tld`).
 pub fn normalise_address(raw: &str) -> Option<String> {
@@ -34,6 +36,19 @@ pub fn clean(value: &str) -> String {
         .split_whitespace()
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// The hash part of the Message-ID of `address`'s copy of bulletin `number` of the series
+/// `series_slug` (20 hex digits): the same for every run, and for the archive to recognise
+/// which copy a received message is.
+pub fn message_id_hash(series_slug: &str, number: u32, address: &str) -> String {
+    let digest = Sha256::new()
+        .chain_update(series_slug)
+        .chain_update([0])
+        .chain_update(number.to_be_bytes())
+        .chain_update(address.trim().to_lowercase())
+        .finalize();
+    crate::text::hex(&digest[..10])
 }
 
 #[cfg(test)]

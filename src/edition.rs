@@ -43,6 +43,14 @@ pub struct AttachmentFile {
 }
 
 impl Edition {
+    /// How the Message-IDs of this edition's copies are made.
+    pub fn message_ids(&self) -> crate::store::MessageIds {
+        crate::store::MessageIds {
+            series: self.config.series_slug(),
+            domain: self.config.sender.list_domain.clone(),
+        }
+    }
+
     /// Resolves `bulletin` (already validated) with `number` and `date`; attachment paths are
     /// relative to `base`.
     pub fn new(

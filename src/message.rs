@@ -21,7 +21,6 @@ use lettre::message::header::{
 };
 use lettre::message::{Attachment, Body, Mailbox, MultiPart, SinglePart};
 use lettre::{Address, Message, address::Envelope};
-use sha2::{Digest, Sha256};
 
 use crate::address::clean;
 use crate::edition::Edition;
@@ -29,7 +28,6 @@ use crate::error::{Error, Result};
 use crate::recipient::Recipient;
 use crate::render::personal::{Field, Personal, Values};
 use crate::render::{Rendered, Renderer};
-use crate::text::hex;
 use crate::token::TokenKey;
 
 /// An edition ready to be turned into personal copies.
@@ -214,19 +212,22 @@ impl Mailing {
         &self.edition
     }
 
+    /// How this mailing's Message-IDs are made (proofs aside).
+    pub fn message_ids(&self) -> crate::store::MessageIds {
+        self.edition.message_ids()
+    }
+
     /// The Message-ID of `address`'s copy: the same for every run, so a resend after a
     /// crash is recognisable.
     pub fn message_id(&self, address: &str) -> String {
-        let hash = message_id_hash(&self.series_slug, self.edition.number, address);
         match &self.proof {
             Some(nonce) => format!(
-                "<{}.proof.{nonce}.{hash}@{}>",
-                self.edition.number, self.edition.config.sender.list_domain
+                "<{}.proof.{nonce}.{}@{}>",
+                self.edition.number,
+                message_id_hash(&self.series_slug, self.edition.number, address),
+                self.edition.config.sender.list_domain
             ),
-            None => format!(
-                "<{}.{hash}@{}>",
-                self.edition.number, self.edition.config.sender.list_domain
-            ),
+            None => self.message_ids().message_id(self.edition.number, address),
         }
     }
 
@@ -403,18 +404,7 @@ impl Mailing {
     }
 }
 
-/// The hash part of the Message-ID of `address`'s copy of bulletin `number` of the series
-/// `series_slug` (20 hex digits): the same for every run, and for the archive to recognise
-/// which copy a received message is.
-pub fn message_id_hash(series_slug: &str, number: u32, address: &str) -> String {
-    let digest = Sha256::new()
-        .chain_update(series_slug)
-        .chain_update([0])
-        .chain_update(number.to_be_bytes())
-        .chain_update(address.trim().to_lowercase())
-        .finalize();
-    hex(&digest[..10])
-}
+pub use crate::address::message_id_hash;
 
 /// The longest display name put in `To:`, in characters. lettre encodes a name but does not
 /// fold it, so a longer one (a 1 MB name in a CSV) is shortened: the header line then stays

@@ -278,6 +278,7 @@ pub fn send(
                         source: source_key(&request.file),
                         transport: kind.as_str().to_string(),
                         created_at: now.clone(),
+                        message_ids: Some(edition.message_ids()),
                     },
                     &super::schedule::stamp(due),
                 )?;
@@ -292,6 +293,7 @@ pub fn send(
                     source: source_key(&request.file),
                     transport: kind.as_str().to_string(),
                     created_at: now.clone(),
+                    message_ids: Some(edition.message_ids()),
                 },
                 &selectors.selection,
             )?;

@@ -5,9 +5,11 @@
 //! connection is unrecorded, and after a crash (or a lost database) at most that many go out
 //! twice, with the same Message-ID.
 //!
-//! The store is called synchronously from the send runtime's one thread: a commit of a
-//! batch takes tens of microseconds on SQLite, far less than the thread switches a separate
-//! journal thread would cost for every message.
+//! A worker's journal has three connections to the store: its own, called from the send
+//! runtime's one thread (the lease, the rate, domain pauses); a committer, which commits
+//! results on a blocking thread while the connections go on (a commit waited for takes
+//! everything recorded meanwhile); and a claimer, which claims the next batch while the
+//! last one is sent. A journal without them does each in place.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -18,10 +20,10 @@ use crate::store::{Entry, Mark, Store};
 /// A job's journal, worked by one worker.
 pub struct Journal {
     store: Box<dyn Store>,
-    /// For a remote store: a second connection that commits results off the runtime's
+    /// A second connection, which commits results off the runtime's
     /// thread ([`Journal::take_unflushed`]).
     committer: Option<Arc<Mutex<Box<dyn Store>>>>,
-    /// For a remote store: a third connection that claims the next rows while the worker
+    /// A third connection, which claims the next rows while the worker
     /// sends ([`Journal::fetch_apart`]).
     claimer: Option<Arc<Mutex<Box<dyn Store>>>>,
     /// Results recorded so far, and committed so far (counts).
@@ -82,7 +84,7 @@ impl Journal {
 
     /// For claiming off the runtime's thread, while the rows claimed before are sent: the
     /// claim [`Journal::fetch`] would make, on a connection of its own. `None` when the
-    /// store claims in place (SQLite). One at a time; hand its rows to
+    /// journal has no claimer (it claims in place). One at a time; hand its rows to
     /// [`Journal::fetched`].
     pub fn fetch_apart(&self, limit: usize) -> Option<Claim> {
         Some(Claim {
@@ -155,7 +157,7 @@ impl Journal {
 
     /// For committing off the runtime's thread: the held results, how many results will be
     /// committed once they are, and the connection to commit them on. `None` when the store
-    /// commits in place (SQLite), or nothing is held.
+    /// commits in place (no committer), or nothing is held.
     #[allow(clippy::type_complexity)]
     pub fn take_unflushed(&mut self) -> Option<(Vec<Mark>, u64, Arc<Mutex<Box<dyn Store>>>)> {
         let committer = self.committer.clone()?;

@@ -238,7 +238,7 @@ impl Queue {
         self.journal().renewed()
     }
 
-    /// [`Queue::before_data`] for a worker: with a remote store, the commit runs on a
+    /// [`Queue::before_data`] for a worker: with a committer, the commit runs on a
     /// blocking thread while the other connections go on, and a worker that finds a commit
     /// under way waits for it and then commits everything recorded meanwhile (group
     /// commit), so a commit's round trip is paid once for many messages.
@@ -335,7 +335,7 @@ impl Queue {
             let mut wake_at = None;
             {
                 let mut s = self.lock();
-                // With a remote store, the next batch is claimed on a connection of its
+                // With a claimer, the next batch is claimed on a connection of its
                 // own while this one is sent, so no connection waits for a claim.
                 if self.claims_apart
                     && s.fresh.len() < BATCH / 4

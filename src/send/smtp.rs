@@ -341,8 +341,10 @@ impl Transport for SmtpTransport {
             ));
         }
 
-        // The envelope; a refusal here leaves the session usable (RSET).
-        let refusal = match session.envelope(sender, recipient).await {
+        // The envelope; a refusal here leaves the session usable (RSET). While its replies
+        // come back, earlier results are committed (`ready`), which the data must wait for.
+        let (envelope, ready) = tokio::join!(session.envelope(sender, recipient), ready);
+        let refusal = match envelope {
             Err(fault) => Some(Delivery::temporary(
                 format!("{server}: {fault}"),
                 Scope::Connection,
@@ -376,7 +378,7 @@ impl Transport for SmtpTransport {
             self.last_used = Instant::now();
             return outcome;
         }
-        if !ready.await {
+        if !ready {
             // The server waits for the data; the session cannot be reused.
             self.drop_session().await;
             return Delivery::Broken(NOT_READY.into());

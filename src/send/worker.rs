@@ -491,13 +491,9 @@ impl<'a> Worker<'a> {
             .await?;
         }
         let store = self.workspace.open_store()?;
-        let remote = store.is_remote();
-        let mut journal = Journal::new(store, job.id, worker, lease, renewed);
-        if remote {
-            journal = journal
-                .with_committer(self.workspace.open_store()?)
-                .with_claimer(self.workspace.open_store()?);
-        }
+        let journal = Journal::new(store, job.id, worker, lease, renewed)
+            .with_committer(self.workspace.open_store()?)
+            .with_claimer(self.workspace.open_store()?);
         let queue = super::queue(journal, &run);
         let pending = job.progress.pending;
         let sent_dir = options

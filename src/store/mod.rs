@@ -23,8 +23,8 @@ mod conformance;
 pub use records::{
     Approval, ArchiveEntry, Archived, ArchivedMessage, AttachmentInfo, BounceEvent, CopyKind,
     Counts, EditionRecord, Entry, EntryState, Erasure, ImportCounts, Job, KeyedMember, LeftOut,
-    Mark, Member, MemberEvent, NewAttachment, NewJob, NewMessage, Progress, Schedule, SearchHit,
-    SearchRow, SeedCopy, Selection, Suppression, Value, Wave, WorkerInfo,
+    Mark, Member, MemberEvent, MessageIds, NewAttachment, NewJob, NewMessage, Progress, Schedule,
+    SearchHit, SearchRow, SeedCopy, Selection, Suppression, Value, Wave, WorkerInfo,
 };
 pub use schema::TABLES;
 

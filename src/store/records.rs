@@ -155,6 +155,28 @@ pub struct NewJob {
     pub transport: String,
     /// When (RFC 3339).
     pub created_at: String,
+    /// How its copies' Message-IDs are made, so that each journal row holds its copy's
+    /// Message-ID from the start and a result need not write it; `None` for a job from
+    /// before mailout kept it.
+    pub message_ids: Option<MessageIds>,
+}
+
+/// How a job's copies' Message-IDs are made: `<NUMBER.HASH@DOMAIN>`, HASH from the series,
+/// the number and the address ([`crate::address::message_id_hash`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageIds {
+    /// The series' slug.
+    pub series: String,
+    /// The list's domain.
+    pub domain: String,
+}
+
+impl MessageIds {
+    /// The Message-ID of `address`'s copy of bulletin `number`.
+    pub fn message_id(&self, number: u32, address: &str) -> String {
+        let hash = crate::address::message_id_hash(&self.series, number, address);
+        format!("<{number}.{hash}@{}>", self.domain)
+    }
 }
 
 /// A send job.

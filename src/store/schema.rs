@@ -50,6 +50,8 @@ pub const TABLES: &[(&str, &[&str])] = &[
             "scheduled_for",
             "schedule",
             "held_because",
+            "id_series",
+            "id_domain",
         ],
     ),
     (
@@ -152,7 +154,7 @@ pub(crate) fn table_columns(table: &str) -> Option<&'static [&'static str]> {
 /// An edition's columns, in the order its row mapping reads them.
 pub(crate) const EDITION_COLUMNS: &str = "number, content_hash, subject, source, built_at, sent_at";
 /// A job's columns, in the order its row mapping reads them.
-pub(crate) const JOB_COLUMNS: &str = "id, number, selectors, content_hash, subject, source, transport, created_at, finished_at, total, scheduled_for, schedule, held_because";
+pub(crate) const JOB_COLUMNS: &str = "id, number, selectors, content_hash, subject, source, transport, created_at, finished_at, total, scheduled_for, schedule, held_because, id_series, id_domain";
 /// An archived message's listing columns, in the order its row mapping reads them.
 pub(crate) const ARCHIVE_COLUMNS: &str =
     "id, message_id, date, sender, subject, bulletin, flagged, size, folder, copy_kind";

@@ -47,6 +47,7 @@ fn jobs_snapshot_selected_members_and_track_their_rows() {
             source: "b.toml".into(),
             transport: "file".into(),
             created_at: "2026-01-01T00:00:00Z".into(),
+            message_ids: None,
         };
         let job = store.create_job(&spec, &selection).unwrap();
         assert_eq!((job.total, job.progress.pending), (3, 3));
@@ -404,6 +405,14 @@ fn a_reopened_row_is_anyones_while_the_rest_stay_with_their_worker() {
         let rows = store.claim(job.id, a, 0, 100).unwrap();
         assert_eq!(rows.len(), 10);
         assert!(store.claim(job.id, b, 0, 100).unwrap().is_empty());
+        // Each row holds its copy's Message-ID from the start, made as the sender makes it.
+        let ids = job_spec(1).message_ids.unwrap();
+        for row in &rows {
+            assert_eq!(
+                row.message_id.as_deref(),
+                Some(ids.message_id(1, &row.member.email).as_str())
+            );
+        }
 
         // Eight sent, one uncertain, one deferred (still the first worker's).
         let mut marks: Vec<Mark> = rows[..8].iter().map(sent).collect();

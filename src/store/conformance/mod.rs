@@ -188,6 +188,10 @@ fn job_spec(number: u32) -> NewJob {
         source: "b.toml".into(),
         transport: "file".into(),
         created_at: "2026-01-01T00:00:00Z".into(),
+        message_ids: Some(crate::store::MessageIds {
+            series: "latest-from-napo".into(),
+            domain: "lists.example.org".into(),
+        }),
     }
 }
 

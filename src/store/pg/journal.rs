@@ -10,7 +10,16 @@ use postgres::{GenericClient, Row};
 use crate::error::Result;
 use crate::store::schema::{ENTRY_COLUMNS, JOB_COLUMNS, attributes, count_state};
 use crate::store::{Entry, EntryState, Job, Journal, Mark, NewJob, Progress, WorkerInfo};
-use crate::store::{LeftOut, Member, Schedule, SeedCopy, Selection, Wave};
+use crate::store::{LeftOut, Member, MessageIds, Schedule, SeedCopy, Selection, Wave};
+
+/// A new journal row's Message-ID (job `$1`, member `m`, whose address is stored
+/// normalised): made as its copy's will be ([`MessageIds::message_id`]), from the job's
+/// series and domain; NULL for a job from before mailout kept them.
+const MESSAGE_ID: &str = "(SELECT '<' || jb.number || '.'
+        || substr(encode(sha256(convert_to(jb.id_series, 'UTF8') || '\\x00'::bytea
+                                || int4send(jb.number::int4) || convert_to(m.email, 'UTF8')), 'hex'), 1, 20)
+        || '@' || jb.id_domain || '>'
+    FROM jobs jb WHERE jb.id = $1)";
 
 use super::bridge::{Db, Step, bad};
 use super::{PgStore, SENDABLE, SHOWN_STATE, count_of, narrow, seconds, selected, skipped, wide};
@@ -44,6 +53,10 @@ fn job_row(row: &Row) -> Step<Job> {
             source: row.try_get(5)?,
             transport: row.try_get(6)?,
             created_at: row.try_get(7)?,
+            message_ids: match (row.try_get(13)?, row.try_get(14)?) {
+                (Some(series), Some(domain)) => Some(MessageIds { series, domain }),
+                _ => None,
+            },
         },
         finished_at: row.try_get(8)?,
         total: count_of(row.try_get(9)?),
@@ -250,8 +263,9 @@ impl Journal for PgStore {
         let (skip, reason, skip_args) = skipped(selection, 2 + args.len());
         args.extend(skip_args);
         let snapshot = format!(
-            "INSERT INTO journal (job, seq, email, name, branch, employer, attributes)
-             SELECT $1, row_number() OVER (ORDER BY m.id), m.email, m.name, m.branch, m.employer, m.attributes
+            "INSERT INTO journal (job, seq, email, name, branch, employer, attributes, message_id)
+             SELECT $1, row_number() OVER (ORDER BY m.id), m.email, m.name, m.branch, m.employer, m.attributes,
+                    {MESSAGE_ID}
              FROM members m
              WHERE ({filter}) AND NOT {skip} AND {SENDABLE}"
         );
@@ -266,8 +280,8 @@ impl Journal for PgStore {
             db.transaction(|tx| {
                 let id: i64 = tx
                     .query_one(
-                        "INSERT INTO jobs (number, selectors, content_hash, subject, source, transport, total, created_at)
-                         VALUES ($1, $2, $3, $4, $5, $6, 0, $7) RETURNING id",
+                        "INSERT INTO jobs (number, selectors, content_hash, subject, source, transport, total, created_at, id_series, id_domain)
+                         VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8, $9) RETURNING id",
                         &[
                             &i64::from(job.number),
                             &job.selectors,
@@ -276,6 +290,8 @@ impl Journal for PgStore {
                             &job.source,
                             &job.transport,
                             &job.created_at,
+                            &job.message_ids.as_ref().map(|m| &m.series),
+                            &job.message_ids.as_ref().map(|m| &m.domain),
                         ],
                     )?
                     .try_get(0)?;
@@ -553,8 +569,8 @@ impl Journal for PgStore {
         self.call("could not schedule the job", move |db| {
             let id: i64 = db
                 .query_one(
-                    "INSERT INTO jobs (number, selectors, content_hash, subject, source, transport, total, created_at, scheduled_for, schedule)
-                     VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8, 'waiting') RETURNING id",
+                    "INSERT INTO jobs (number, selectors, content_hash, subject, source, transport, total, created_at, scheduled_for, schedule, id_series, id_domain)
+                     VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8, 'waiting', $9, $10) RETURNING id",
                     &[
                         &i64::from(job.number),
                         &job.selectors,
@@ -564,6 +580,8 @@ impl Journal for PgStore {
                         &job.transport,
                         &job.created_at,
                         &due,
+                        &job.message_ids.as_ref().map(|m| &m.series),
+                        &job.message_ids.as_ref().map(|m| &m.domain),
                     ],
                 )?
                 .try_get(0)?;
@@ -833,7 +851,11 @@ impl Journal for PgStore {
         let message_id = message_id.to_string();
         self.call("could not read the journal", move |db| {
             db.query_opt(
-                &format!("SELECT {ENTRY_COLUMNS} FROM journal WHERE message_id = $1 LIMIT 1"),
+                // Rows hold their Message-ID before they are sent: a copy that went first.
+                &format!(
+                    "SELECT {ENTRY_COLUMNS} FROM journal WHERE message_id = $1
+                     ORDER BY state IN ('pending', 'skipped', 'cancelled'), job DESC LIMIT 1"
+                ),
                 &[&message_id],
             )?
             .as_ref()
@@ -858,9 +880,9 @@ impl WaveStatements {
         args.extend(skip_args);
         WaveStatements {
             add: format!(
-                "INSERT INTO journal (job, seq, email, name, branch, employer, attributes, wave)
+                "INSERT INTO journal (job, seq, email, name, branch, employer, attributes, wave, message_id)
                  SELECT $1, n.last + row_number() OVER (ORDER BY m.id), m.email, m.name, m.branch,
-                        m.employer, m.attributes, $2
+                        m.employer, m.attributes, $2, {MESSAGE_ID}
                  FROM members m, (SELECT coalesce(max(seq), 0) AS last FROM journal WHERE job = $1) n
                  WHERE ({filter}) AND NOT {skip} AND {SENDABLE}
                    AND NOT EXISTS (SELECT 1 FROM journal j WHERE j.job = $1 AND j.email = m.email)"

@@ -257,6 +257,10 @@ CREATE TABLE claims (
     PRIMARY KEY (job, lo)
 );
 CREATE INDEX claims_worker ON claims (worker);
+-- How a job's Message-IDs are made (the series and the list's domain), so each journal
+-- row holds its copy's Message-ID from the start.
+ALTER TABLE jobs ADD COLUMN id_series text;
+ALTER TABLE jobs ADD COLUMN id_domain text;
 ",
 ];
 

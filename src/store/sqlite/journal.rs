@@ -6,7 +6,14 @@ use rusqlite::{OptionalExtension, params};
 use crate::error::{Error, Result};
 use crate::store::schema::{ENTRY_COLUMNS, JOB_COLUMNS, attributes, count_state};
 use crate::store::{Entry, EntryState, Job, Journal, Mark, NewJob, Progress, WorkerInfo};
-use crate::store::{LeftOut, Member, Schedule, SeedCopy, Selection, Wave};
+use crate::store::{LeftOut, Member, MessageIds, Schedule, SeedCopy, Selection, Wave};
+
+/// A new journal row's Message-ID (job `?1`, member `m`): made as its copy's will be, from
+/// the job's series and domain, so that a result need not write it (NULL for a job from
+/// before mailout kept them).
+const MESSAGE_ID: &str =
+    "(SELECT mailout_message_id(jb.id_series, jb.number, jb.id_domain, m.email)
+                            FROM jobs jb WHERE jb.id = CAST(?1 AS INTEGER))";
 
 use super::{SqliteStore, unix_now, where_selected, where_skipped};
 
@@ -34,9 +41,10 @@ impl Journal for SqliteStore {
         args.extend(skip_args);
         let tx = self.conn.unchecked_transaction().map_err(fail)?;
         tx.execute(
-            "INSERT INTO jobs (number, selectors, content_hash, subject, source, transport, total, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7)",
-            params![job.number, job.selectors, job.content_hash, job.subject, job.source, job.transport, job.created_at],
+            "INSERT INTO jobs (number, selectors, content_hash, subject, source, transport, total, created_at, id_series, id_domain)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8, ?9)",
+            params![job.number, job.selectors, job.content_hash, job.subject, job.source, job.transport, job.created_at,
+                    job.message_ids.as_ref().map(|m| &m.series), job.message_ids.as_ref().map(|m| &m.domain)],
         )
         .map_err(fail)?;
         let id = tx.last_insert_rowid();
@@ -44,8 +52,9 @@ impl Journal for SqliteStore {
         let inserted = tx
             .execute(
                 &format!(
-                    "INSERT INTO journal (job, seq, email, name, branch, employer, attributes)
-                     SELECT CAST(?1 AS INTEGER), ROW_NUMBER() OVER (ORDER BY m.id), m.email, m.name, m.branch, m.employer, m.attributes
+                    "INSERT INTO journal (job, seq, email, name, branch, employer, attributes, message_id)
+                     SELECT CAST(?1 AS INTEGER), ROW_NUMBER() OVER (ORDER BY m.id), m.email, m.name, m.branch, m.employer, m.attributes,
+                            {MESSAGE_ID}
                      FROM members m
                      WHERE ({filter}) AND NOT {skip}
                        AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.email = m.email)"
@@ -307,22 +316,33 @@ impl Journal for SqliteStore {
         let fail = |e| self.fail("could not write the journal", e);
         let tx = self.conn.unchecked_transaction().map_err(fail)?;
         {
+            // The Message-ID is written only where the row does not hold it already (a job
+            // from before they were kept), so a result leaves the Message-ID index alone.
+            let mut identify = tx
+                .prepare_cached(
+                    "UPDATE journal SET message_id = ?4
+                     WHERE job = ?1 AND seq = ?2 AND message_id IS NOT ?4
+                       AND (state = 'pending' OR (state = 'cancelled' AND ?3 <> 'pending'))",
+                )
+                .map_err(fail)?;
             let mut update = tx
                 .prepare_cached(
-                    "UPDATE journal SET state = ?3, attempts = ?4, message_id = ?5, reply = ?6, updated_at = ?7,
+                    "UPDATE journal SET state = ?3, attempts = ?4, reply = ?5, updated_at = ?6,
                             claimed_by = CASE WHEN ?3 = 'pending' THEN claimed_by END
                      WHERE job = ?1 AND seq = ?2
                        AND (state = 'pending' OR (state = 'cancelled' AND ?3 <> 'pending'))",
                 )
                 .map_err(fail)?;
             for m in marks {
+                identify
+                    .execute(params![m.job, m.seq, m.state.as_str(), m.message_id])
+                    .map_err(fail)?;
                 update
                     .execute(params![
                         m.job,
                         m.seq,
                         m.state.as_str(),
                         m.attempts,
-                        m.message_id,
                         m.reply,
                         m.at
                     ])
@@ -366,9 +386,10 @@ impl Journal for SqliteStore {
         let fail = |e| self.fail("could not schedule the job", e);
         self.conn
             .execute(
-                "INSERT INTO jobs (number, selectors, content_hash, subject, source, transport, total, created_at, scheduled_for, schedule)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8, 'waiting')",
-                params![job.number, job.selectors, job.content_hash, job.subject, job.source, job.transport, job.created_at, due],
+                "INSERT INTO jobs (number, selectors, content_hash, subject, source, transport, total, created_at, scheduled_for, schedule, id_series, id_domain)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8, 'waiting', ?9, ?10)",
+                params![job.number, job.selectors, job.content_hash, job.subject, job.source, job.transport, job.created_at, due,
+                        job.message_ids.as_ref().map(|m| &m.series), job.message_ids.as_ref().map(|m| &m.domain)],
             )
             .map_err(fail)?;
         let id = self.conn.last_insert_rowid();
@@ -636,7 +657,11 @@ impl Journal for SqliteStore {
     fn entry_by_message_id(&self, message_id: &str) -> Result<Option<Entry>> {
         self.conn
             .query_row(
-                &format!("SELECT {ENTRY_COLUMNS} FROM journal WHERE message_id = ?1 LIMIT 1"),
+                // Rows hold their Message-ID before they are sent: a copy that went first.
+                &format!(
+                    "SELECT {ENTRY_COLUMNS} FROM journal WHERE message_id = ?1
+                     ORDER BY state IN ('pending', 'skipped', 'cancelled'), job DESC LIMIT 1"
+                ),
                 [message_id],
                 entry_row,
             )
@@ -685,9 +710,10 @@ fn add_wave(
     left_args.splice(0..0, [job.to_string(), wave.to_string()]);
     let added = tx.execute(
         &format!(
-            "INSERT INTO journal (job, seq, email, name, branch, employer, attributes, wave)
+            "INSERT INTO journal (job, seq, email, name, branch, employer, attributes, wave, message_id)
              SELECT CAST(?1 AS INTEGER), CAST(?2 AS INTEGER) + ROW_NUMBER() OVER (ORDER BY m.id),
-                    m.email, m.name, m.branch, m.employer, m.attributes, CAST(?3 AS INTEGER)
+                    m.email, m.name, m.branch, m.employer, m.attributes, CAST(?3 AS INTEGER),
+                    {MESSAGE_ID}
              FROM members m
              WHERE ({filter}) AND NOT {skip}
                AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.email = m.email)
@@ -732,6 +758,10 @@ fn job_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Job> {
             source: row.get(5)?,
             transport: row.get(6)?,
             created_at: row.get(7)?,
+            message_ids: match (row.get(13)?, row.get(14)?) {
+                (Some(series), Some(domain)) => Some(MessageIds { series, domain }),
+                _ => None,
+            },
         },
         finished_at: row.get(8)?,
         total: row.get::<_, i64>(9)? as u64,

@@ -16,7 +16,7 @@ use rusqlite_migration::{M, Migrations};
 use crate::error::{Error, Result};
 use crate::store::schema::attributes;
 use crate::store::{Backend, Durability};
-use crate::store::{Member, Selection};
+use crate::store::{Member, MessageIds, Selection};
 
 const MIGRATIONS: &[M<'static>] = &[
     M::up(
@@ -269,6 +269,12 @@ const MIGRATIONS: &[M<'static>] = &[
             at   TEXT NOT NULL
         ) WITHOUT ROWID;",
     ),
+    M::up(
+        "-- How a job's Message-IDs are made (the series and the list's domain), so each
+        -- journal row holds its copy's Message-ID from the start.
+        ALTER TABLE jobs ADD COLUMN id_series TEXT;
+        ALTER TABLE jobs ADD COLUMN id_domain TEXT;",
+    ),
 ];
 
 /// Now, in Unix seconds (real time, even when tests pin the clock).
@@ -312,7 +318,8 @@ impl SqliteStore {
         SqliteStore::prepare(conn, location)
     }
 
-    /// Configures and migrates a new connection.
+    /// Configures and migrates a new connection, with the SQL function that makes a copy's
+    /// Message-ID.
     fn prepare(mut conn: Connection, location: String) -> Result<SqliteStore> {
         let fail = |context: &str, e: Box<dyn std::error::Error + Send + Sync>| Error::Store {
             location: location.clone(),
@@ -332,6 +339,14 @@ impl SqliteStore {
         Migrations::from_slice(MIGRATIONS)
             .to_latest(&mut conn)
             .map_err(|e| fail("could not migrate the schema", e.into()))?;
+        conn.create_scalar_function(
+            "mailout_message_id",
+            4,
+            rusqlite::functions::FunctionFlags::SQLITE_UTF8
+                | rusqlite::functions::FunctionFlags::SQLITE_DETERMINISTIC,
+            message_id_function,
+        )
+        .map_err(|e| fail("could not configure", e.into()))?;
         Ok(SqliteStore { conn, location })
     }
 
@@ -494,5 +509,20 @@ fn member_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Member> {
         branch: row.get(2)?,
         employer: row.get(3)?,
         attributes: attributes(&row.get::<_, String>(4)?),
+    })
+}
+
+/// `mailout_message_id(series, number, domain, address)`: the Message-ID of `address`'s
+/// copy of bulletin `number` ([`MessageIds::message_id`]), NULL without a series.
+fn message_id_function(ctx: &rusqlite::functions::Context<'_>) -> rusqlite::Result<Option<String>> {
+    let series: Option<String> = ctx.get(0)?;
+    let number: i64 = ctx.get(1)?;
+    let domain: Option<String> = ctx.get(2)?;
+    let address: String = ctx.get(3)?;
+    Ok(match (series, domain, u32::try_from(number)) {
+        (Some(series), Some(domain), Ok(number)) => {
+            Some(MessageIds { series, domain }.message_id(number, &address))
+        }
+        _ => None,
     })
 }
