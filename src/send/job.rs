@@ -610,23 +610,33 @@ fn employer_domains(
     if privacy.employer_domains.is_empty() {
         return Ok(None);
     }
+    // Counted by the store, not read into memory (a million members): each domain's count
+    // is what leaving it out, after the domains before it in the config, takes away.
     let store = workspace.store()?;
-    let suppressed: std::collections::HashSet<String> =
-        store.suppressions()?.into_iter().map(|s| s.email).collect();
-    let everyone = crate::store::Selection {
+    let mut left_out = crate::store::Selection {
         skip_domains: Vec::new(),
         ..selection.clone()
     };
-    let mut by_domain: std::collections::BTreeMap<String, u64> = Default::default();
-    for m in store.members(Some(&everyone))? {
-        if suppressed.contains(&m.email) {
+    let mut before = store.count_selected(&left_out)?;
+    let mut by_domain: Vec<(String, u64)> = Vec::new();
+    for domain in &privacy.employer_domains {
+        let domain = domain
+            .trim()
+            .trim_start_matches('@')
+            .trim_start_matches('.')
+            .to_ascii_lowercase();
+        if domain.is_empty() || left_out.skip_domains.contains(&domain) {
             continue;
         }
-        if let Some(domain) = privacy.employer_domain_of(&m.email) {
-            *by_domain.entry(domain.to_string()).or_default() += 1;
+        left_out.skip_domains.push(domain.clone());
+        let after = store.count_selected(&left_out)?;
+        if after < before {
+            by_domain.push((domain, before - after));
         }
+        before = after;
     }
-    let total: u64 = by_domain.values().sum();
+    by_domain.sort();
+    let total: u64 = by_domain.iter().map(|(_, n)| n).sum();
     if total == 0 {
         return Ok(None);
     }
