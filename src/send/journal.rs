@@ -1,8 +1,8 @@
 //! The job's journal as one worker sees it: pending rows claimed in batches under the
 //! worker's lease, and delivery results written with group commit. A result is held in
-//! memory until the next flush; every worker flushes before it sends a message's data, and
-//! checks that its lease is still live, so at any moment at most one accepted copy per
-//! connection is unrecorded, and after a crash (or a lost database) at most that many go out
+//! memory until the next flush; before a connection sends a message's data, its own last
+//! result is committed (with whatever else is held, if it was not yet) and the lease is
+//! checked, so at any moment at most one accepted copy per connection is unrecorded, and after a crash (or a lost database) at most that many go out
 //! twice, with the same Message-ID.
 //!
 //! A worker's journal has three connections to the store: its own, called from the send
@@ -129,9 +129,12 @@ impl Journal {
     }
 
     /// Holds `mark` until the next [`Journal::flush`].
-    pub fn record(&mut self, mark: Mark) {
+    /// Returns how many results are recorded with it: once [`Journal::committed`] reaches
+    /// that, it is committed.
+    pub fn record(&mut self, mark: Mark) -> u64 {
         self.unflushed.push(mark);
         self.recorded += 1;
+        self.recorded
     }
 
     /// Commits every held result in one transaction.

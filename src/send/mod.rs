@@ -293,6 +293,9 @@ async fn worker<T: Transport>(
     rate: u32,
 ) -> Result<()> {
     let mut ahead: Option<(Entry, String, Making)> = None;
+    // How many results were recorded when this connection's last one was: it is committed
+    // before this connection sends another message's data.
+    let mut own = 0;
     loop {
         let (entry, message_id, making) = match ahead.take() {
             Some((entry, message_id, making)) => match queue.recheck(entry) {
@@ -328,7 +331,7 @@ async fn worker<T: Transport>(
                 // as it was.
                 let mut flushed = Ok(());
                 let ready = async {
-                    flushed = queue.before_data_shared().await;
+                    flushed = queue.before_data_shared(own).await;
                     flushed.is_ok()
                 };
                 let outcome = transport.deliver(&from, &to, &bytes, ready).await;
@@ -340,7 +343,7 @@ async fn worker<T: Transport>(
                 outcome
             }
         };
-        queue.record(entry, &message_id, outcome);
+        own = queue.record(entry, &message_id, outcome);
         if let Err(e) = queue.flush_urgent() {
             give_back(&queue, ahead.take());
             return Err(e);

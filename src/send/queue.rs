@@ -238,20 +238,23 @@ impl Queue {
         self.journal().renewed()
     }
 
-    /// [`Queue::before_data`] for a worker: with a committer, the commit runs on a
-    /// blocking thread while the other connections go on, and a worker that finds a commit
-    /// under way waits for it and then commits everything recorded meanwhile (group
-    /// commit), so a commit's round trip is paid once for many messages.
-    pub async fn before_data_shared(&self) -> Result<()> {
+    /// [`Queue::before_data`] for a connection whose last result was recorded as the
+    /// `own`th: with a committer, the commit runs on a blocking thread while the other
+    /// connections go on; a connection whose result is not in yet waits for the commit
+    /// under way and, if that does not hold it, commits everything recorded meanwhile
+    /// (group commit), so a commit's round trip is paid once for many messages, and not at
+    /// all by a connection whose result an earlier commit took.
+    pub async fn before_data_shared(&self, own: u64) -> Result<()> {
         if !self.journal().commits_apart() {
             return self.before_data();
         }
         if self.lock().failure.is_some() {
             return Err(Error::Stopping);
         }
-        let target = self.journal().recorded();
+        // Only this connection's own last result must be in: every other connection waits
+        // for its own, so each has at most one copy out that the journal does not show.
         let _turn = self.commit_turn.lock().await;
-        if self.journal().committed() < target {
+        if self.journal().committed() < own {
             let taken = self.journal().take_unflushed();
             if let Some((marks, upto, committer)) = taken {
                 let outcome = tokio::task::spawn_blocking(move || {
@@ -488,7 +491,7 @@ impl Queue {
     /// Records what happened to `entry` (its copy had `message_id`); the journal has it at
     /// the next [`Queue::flush`] ([`Queue::flush_urgent`] at once for a failure or an
     /// uncertain copy). A broken transport stops the job, leaving the row pending.
-    pub fn record(&self, mut entry: Entry, message_id: &str, outcome: Delivery) {
+    pub fn record(&self, mut entry: Entry, message_id: &str, outcome: Delivery) -> u64 {
         let now = Instant::now();
         let domain = domain_of(&entry.member.email);
         let mut attempts = entry.attempts + 1;
@@ -584,7 +587,7 @@ impl Queue {
                     s.error = Some(reason);
                     drop(s);
                     self.notify.notify_waiters();
-                    return;
+                    return 0;
                 }
             }
         };
@@ -597,9 +600,9 @@ impl Queue {
             reply: reply.clone(),
             at: crate::clock::stamp(),
         };
-        {
+        let recorded = {
             let mut journal = self.journal();
-            journal.record(mark);
+            let recorded = journal.record(mark);
             if let Some(pause) = shared_pause
                 && let Err(e) = journal.pause_domain(&domain, pause)
             {
@@ -609,13 +612,15 @@ impl Queue {
                     e.one_line()
                 );
             }
-        }
+            recorded
+        };
         if let Some(due) = due {
             entry.attempts = attempts;
             entry.reply = Some(reply);
             self.lock().retries.push(Reverse(Retry { due, entry }));
         }
         self.notify.notify_waiters();
+        recorded
     }
 
     /// Commits the recorded results now if a failure or an uncertain copy is among them, so
