@@ -26,9 +26,15 @@ pub struct Journal {
     /// A third connection, which claims the next rows while the worker
     /// sends ([`Journal::fetch_apart`]).
     claimer: Option<Arc<Mutex<Box<dyn Store>>>>,
-    /// Results recorded so far, and committed so far (counts).
+    /// Results recorded so far, and committed so far (counts): every result up to
+    /// `committed` is in.
     recorded: u64,
     committed: u64,
+    /// Whether results are taken for a commit apart that has not ended.
+    taken: bool,
+    /// The most results a commit in place covered while one apart was under way: counted
+    /// as committed once that one is.
+    later: u64,
     job: i64,
     worker: i64,
     lease: Duration,
@@ -57,6 +63,8 @@ impl Journal {
             claimer: None,
             recorded: 0,
             committed: 0,
+            taken: false,
+            later: 0,
             job,
             worker,
             lease,
@@ -144,7 +152,15 @@ impl Journal {
         }
         self.store.mark(&self.unflushed)?;
         let marks = std::mem::take(&mut self.unflushed);
-        self.committed_up_to(self.recorded, &marks);
+        let upto = self.recorded;
+        if self.taken {
+            // Results taken for a commit apart are older and not in yet: count these only
+            // once that one is.
+            self.count_sent(&marks);
+            self.later = self.later.max(upto);
+        } else {
+            self.committed_up_to(upto, &marks);
+        }
         Ok(())
     }
 
@@ -167,6 +183,7 @@ impl Journal {
         if self.unflushed.is_empty() {
             return None;
         }
+        self.taken = true;
         Some((
             std::mem::take(&mut self.unflushed),
             self.recorded,
@@ -177,7 +194,12 @@ impl Journal {
     /// `marks`, taken by [`Journal::take_unflushed`], are committed, and with them every
     /// result up to `upto`.
     pub fn committed_up_to(&mut self, upto: u64, marks: &[Mark]) {
-        self.committed = self.committed.max(upto);
+        self.taken = false;
+        self.committed = self.committed.max(upto).max(self.later);
+        self.count_sent(marks);
+    }
+
+    fn count_sent(&mut self, marks: &[Mark]) {
         self.sent += marks
             .iter()
             .filter(|m| m.state == crate::store::EntryState::Sent)
@@ -187,6 +209,7 @@ impl Journal {
     /// `marks`, taken by [`Journal::take_unflushed`], could not be committed: they are held
     /// again, ahead of anything recorded since.
     pub fn restore(&mut self, mut marks: Vec<Mark>) {
+        self.taken = false;
         marks.append(&mut self.unflushed);
         self.unflushed = marks;
     }

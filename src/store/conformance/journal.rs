@@ -414,13 +414,15 @@ fn a_reopened_row_is_anyones_while_the_rest_stay_with_their_worker() {
             );
         }
 
-        // Eight sent, one uncertain, one deferred (still the first worker's).
-        let mut marks: Vec<Mark> = rows[..8].iter().map(sent).collect();
-        marks.push(Mark {
+        // Seven sent, two uncertain, one deferred (still the first worker's).
+        let uncertain = |e: &Entry| Mark {
             state: EntryState::Uncertain,
             reply: "no reply after the data".into(),
-            ..sent(&rows[8])
-        });
+            ..sent(e)
+        };
+        let mut marks: Vec<Mark> = rows[..8].iter().map(sent).collect();
+        marks[2] = uncertain(&rows[2]);
+        marks.push(uncertain(&rows[8]));
         marks.push(Mark {
             state: EntryState::Pending,
             attempts: 1,
@@ -432,14 +434,14 @@ fn a_reopened_row_is_anyones_while_the_rest_stay_with_their_worker() {
             store
                 .retry_uncertain(job.id, "2026-01-01T00:00:01Z")
                 .unwrap(),
-            1
+            2
         );
 
-        // Only the reopened row is free; the deferred one stays with its worker.
+        // Only the reopened rows are free; the deferred one stays with its worker.
         let free = store.claim(job.id, b, 0, 100).unwrap();
         assert_eq!(
             free.iter().map(|e| e.seq).collect::<Vec<_>>(),
-            vec![rows[8].seq]
+            vec![rows[2].seq, rows[8].seq]
         );
         assert!(store.claim(job.id, a, 0, 100).unwrap().is_empty());
         store.retire_worker(a).unwrap();

@@ -16,8 +16,9 @@ use crate::store::{LeftOut, Member, MessageIds, Schedule, SeedCopy, Selection, W
 /// normalised): made as its copy's will be ([`MessageIds::message_id`]), from the job's
 /// series and domain; NULL for a job from before mailout kept them.
 const MESSAGE_ID: &str = "(SELECT '<' || jb.number || '.'
-        || substr(encode(sha256(convert_to(jb.id_series, 'UTF8') || '\\x00'::bytea
-                                || int4send(jb.number::int4) || convert_to(m.email, 'UTF8')), 'hex'), 1, 20)
+        || substr(encode(sha256(convert_to(jb.id_series, 'UTF8') || decode('00', 'hex')
+                                || substring(int8send(jb.number) from 5)
+                                || convert_to(m.email, 'UTF8')), 'hex'), 1, 20)
         || '@' || jb.id_domain || '>'
     FROM jobs jb WHERE jb.id = $1)";
 
@@ -188,7 +189,7 @@ fn ranges(seqs: &[i64], starts: &[i64]) -> (Vec<i64>, Vec<i64>) {
     (los, his)
 }
 
-/// Takes `seqs` out of whatever ranges hold them (rows made pending again for anyone to
+/// Takes `seqs` (sorted) out of whatever ranges hold them (rows made pending again for anyone to
 /// claim), leaving the rest of each range with its worker.
 fn release_rows<C: GenericClient>(db: &mut Db<'_, C>, job: i64, seqs: &[i64]) -> Step<()> {
     if seqs.is_empty() {
@@ -425,12 +426,26 @@ impl Journal for PgStore {
 
     fn retire_worker(&self, worker: i64) -> Result<()> {
         self.call("could not retire the worker", move |db| {
-            db.execute(
-                "WITH released AS (DELETE FROM claims WHERE worker = $1)
-                 DELETE FROM workers WHERE id = $1",
-                &[&worker],
-            )?;
-            Ok(())
+            db.transaction(|tx| {
+                // Each job's ranges change under that job's claim lock, taken in order.
+                let jobs = tx
+                    .query(
+                        "SELECT DISTINCT job FROM claims WHERE worker = $1 ORDER BY job",
+                        &[&worker],
+                    )?
+                    .iter()
+                    .map(|r| r.try_get(0))
+                    .collect::<std::result::Result<Vec<i64>, _>>()?;
+                for job in &jobs {
+                    tx.execute(CLAIM_LOCK, &[job])?;
+                }
+                tx.execute(
+                    "WITH released AS (DELETE FROM claims WHERE worker = $1)
+                     DELETE FROM workers WHERE id = $1",
+                    &[&worker],
+                )?;
+                Ok(())
+            })
         })
     }
 
@@ -800,7 +815,9 @@ impl Journal for PgStore {
         let at = at.to_string();
         self.call("could not reopen the uncertain rows", move |db| {
             db.transaction(|tx| {
-                let reopened = tx
+                // No claim runs meanwhile: it could cover a reopened row in a new range.
+                tx.execute(CLAIM_LOCK, &[&job])?;
+                let mut reopened = tx
                     .query(
                         "UPDATE journal SET state = 'pending', updated_at = $2,
                                 reply = 'resent on purpose after: ' || COALESCE(reply, '')
@@ -810,6 +827,7 @@ impl Journal for PgStore {
                     .iter()
                     .map(|r| r.try_get(0))
                     .collect::<std::result::Result<Vec<i64>, _>>()?;
+                reopened.sort_unstable();
                 release_rows(tx, job, &reopened)?;
                 let n = reopened.len() as u64;
                 if n > 0 {
