@@ -339,6 +339,11 @@ impl Privacy {
         if !self.skip_employer_domains {
             return Vec::new();
         }
+        self.domains()
+    }
+
+    /// `employer_domains` in order, lowercase, without a leading `@` or `.`.
+    pub fn domains(&self) -> Vec<String> {
         self.employer_domains
             .iter()
             .map(|d| {

@@ -619,13 +619,8 @@ fn employer_domains(
     };
     let mut before = store.count_selected(&left_out)?;
     let mut by_domain: Vec<(String, u64)> = Vec::new();
-    for domain in &privacy.employer_domains {
-        let domain = domain
-            .trim()
-            .trim_start_matches('@')
-            .trim_start_matches('.')
-            .to_ascii_lowercase();
-        if domain.is_empty() || left_out.skip_domains.contains(&domain) {
+    for domain in privacy.domains() {
+        if left_out.skip_domains.contains(&domain) {
             continue;
         }
         left_out.skip_domains.push(domain.clone());

@@ -214,6 +214,11 @@ impl Journal {
         self.unflushed = marks;
     }
 
+    /// Whether claims go through a claimer of their own.
+    pub fn claims_apart(&self) -> bool {
+        self.claimer.is_some()
+    }
+
     /// Whether commits go through a committer of their own.
     pub fn commits_apart(&self) -> bool {
         self.committer.is_some()

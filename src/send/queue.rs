@@ -161,7 +161,7 @@ impl Queue {
             commit_turn: tokio::sync::Mutex::new(()),
             notify: Notify::new(),
             job: journal.job(),
-            claims_apart: journal.fetch_apart(0).is_some(),
+            claims_apart: journal.claims_apart(),
             journal: Mutex::new(journal),
             max_attempts,
             unreachable_limit: max_attempts.saturating_mul(connections),
