@@ -22,6 +22,10 @@ use crate::store::{Entry, EntryState, Mark};
 
 /// Rows fetched from the journal at a time.
 const BATCH: usize = 1000;
+/// With a claimer, the next batch is claimed once fewer rows than this are fresh: a whole
+/// batch ahead, as a claim can take a checkpoint of SQLite's log, and its sync (tens of
+/// milliseconds on some disks), with it.
+const CLAIM_AHEAD_BELOW: usize = BATCH;
 /// Most recipients held back in memory for a retry or a paused domain; past this the queue
 /// waits rather than reading further, so memory stays flat whatever the list's size.
 const PARKED: usize = 10_000;
@@ -168,6 +172,22 @@ impl Queue {
             backoff,
             counters: Counters::default(),
         }
+    }
+
+    /// Whether the next batch is to be claimed ahead now (with a claimer, while the rows
+    /// claimed before are sent); if so, it counts as under way.
+    fn claim_due(&self, s: &mut State) -> bool {
+        let due = self.claims_apart
+            && s.fresh.len() < CLAIM_AHEAD_BELOW
+            && s.retries.len() < PARKED
+            && !s.exhausted
+            && !s.fetching
+            && !s.stopping
+            && s.error.is_none();
+        if due {
+            s.fetching = true;
+        }
+        due
     }
 
     /// Claims the next batch on a blocking thread, through the journal's claimer; its rows
@@ -340,15 +360,7 @@ impl Queue {
                 let mut s = self.lock();
                 // With a claimer, the next batch is claimed on a connection of its
                 // own while this one is sent, so no connection waits for a claim.
-                if self.claims_apart
-                    && s.fresh.len() < BATCH / 4
-                    && s.retries.len() < PARKED
-                    && !s.exhausted
-                    && !s.fetching
-                    && !s.stopping
-                    && s.error.is_none()
-                {
-                    s.fetching = true;
+                if self.claim_due(&mut s) {
                     drop(s);
                     self.claim_ahead();
                     continue;
@@ -428,19 +440,32 @@ impl Queue {
     /// The next recipient if one is ready now, without waiting or reading the journal: a
     /// worker builds that copy while its last one is going out. The entry is in flight
     /// until it is recorded, or given back with [`Queue::recheck`] or [`Queue::put_back`].
-    pub fn try_next(&self) -> Option<Entry> {
+    /// With a claimer, the next batch is claimed here too when it is due, so that a worker
+    /// that takes every recipient this way never waits for a claim.
+    pub fn try_next(self: &Arc<Self>) -> Option<Entry> {
         loop {
             let mut s = self.lock();
             if s.error.is_some() || s.stopping {
                 return None;
             }
-            let entry = take_ready(&mut s, Instant::now(), self.backoff.first)?;
+            let entry = take_ready(&mut s, Instant::now(), self.backoff.first);
+            if entry
+                .as_ref()
+                .is_some_and(|e| e.state != EntryState::Skipped)
+            {
+                s.in_flight += 1;
+            }
+            let claim = self.claim_due(&mut s);
+            drop(s);
+            if claim {
+                self.claim_ahead();
+            }
+            let entry = entry?;
             if entry.state == EntryState::Skipped {
-                drop(s);
+                // Unsubscribed since the job started.
                 self.skip(entry);
                 continue;
             }
-            s.in_flight += 1;
             return Some(entry);
         }
     }
@@ -763,6 +788,79 @@ pub fn domain_of(email: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::sqlite::SqliteStore;
+    use crate::store::{Journal as _, Member, NewJob, Roster as _, Selection, Store};
+
+    /// A store in `dir` with a job of `members` rows, and a worker to claim them.
+    fn job_of(dir: &std::path::Path, members: usize) -> (std::path::PathBuf, i64, i64) {
+        let path = dir.join("s.sqlite");
+        let store = SqliteStore::open(&path).unwrap();
+        let key = crate::token::TokenKey::new(b"test".to_vec());
+        store
+            .import_members(&mut (0..members).map(|i| {
+                key.keyed(Member {
+                    email: format!("m{i:05}@x.example"),
+                    name: None,
+                    branch: None,
+                    employer: None,
+                    attributes: Default::default(),
+                })
+            }))
+            .unwrap();
+        let spec = NewJob {
+            number: 1,
+            selectors: "all".into(),
+            content_hash: "h".into(),
+            subject: "S".into(),
+            source: "b.toml".into(),
+            transport: "file".into(),
+            created_at: "2026-01-01T00:00:00Z".into(),
+            message_ids: None,
+        };
+        let all = Selection {
+            all: true,
+            ..Selection::default()
+        };
+        let job = store.create_job(&spec, &all).unwrap();
+        let worker = store.register_worker("h", 1, 60).unwrap();
+        (path, job.id, worker)
+    }
+
+    #[test]
+    fn a_worker_taking_recipients_ahead_has_the_next_batch_claimed_before_it_runs_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, job, worker) = job_of(dir.path(), BATCH + BATCH / 2);
+        let open = || -> Box<dyn Store> { Box::new(SqliteStore::open(&path).unwrap()) };
+        let journal = Journal::new(
+            open(),
+            job,
+            worker,
+            Duration::from_secs(60),
+            std::time::Instant::now(),
+        )
+        .with_claimer(open());
+        let queue = Arc::new(Queue::new(journal, 1, Backoff::default(), 1));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            // The first recipient waits for the first claim.
+            assert!(queue.next().await.unwrap().is_some());
+            assert!(!queue.lock().fetching);
+            // The next, taken ahead while a copy goes out, starts the next claim: a worker
+            // on one connection takes every recipient after the first this way.
+            assert!(queue.try_next().is_some());
+            let notified = queue.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            assert!(queue.lock().fetching, "no claim under way");
+            notified.await;
+            let s = queue.lock();
+            assert_eq!(s.fresh.len(), BATCH - 2 + BATCH / 2);
+            assert!(s.exhausted && !s.fetching);
+        });
+    }
 
     #[test]
     fn backoff_grows_and_the_cap_includes_the_jitter() {

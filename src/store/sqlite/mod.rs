@@ -275,6 +275,11 @@ const MIGRATIONS: &[M<'static>] = &[
         ALTER TABLE jobs ADD COLUMN id_series TEXT;
         ALTER TABLE jobs ADD COLUMN id_domain TEXT;",
     ),
+    M::up(
+        "-- A result then rewrites one page instead of two: a claim walks the job's rows in
+        -- order from its cursor by the primary key, and counts read the whole job anyway.
+        DROP INDEX IF EXISTS journal_pending;",
+    ),
 ];
 
 /// Now, in Unix seconds (real time, even when tests pin the clock).
