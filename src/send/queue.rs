@@ -789,39 +789,22 @@ pub fn domain_of(email: &str) -> String {
 mod tests {
     use super::*;
     use crate::store::sqlite::SqliteStore;
-    use crate::store::{Journal as _, Member, NewJob, Roster as _, Selection, Store};
+    use crate::store::{Journal as _, Roster as _, Selection, Store};
 
     /// A store in `dir` with a job of `members` rows, and a worker to claim them.
     fn job_of(dir: &std::path::Path, members: usize) -> (std::path::PathBuf, i64, i64) {
+        use crate::store::conformance::{job_spec, keyed, member};
         let path = dir.join("s.sqlite");
         let store = SqliteStore::open(&path).unwrap();
-        let key = crate::token::TokenKey::new(b"test".to_vec());
-        store
-            .import_members(&mut (0..members).map(|i| {
-                key.keyed(Member {
-                    email: format!("m{i:05}@x.example"),
-                    name: None,
-                    branch: None,
-                    employer: None,
-                    attributes: Default::default(),
-                })
-            }))
-            .unwrap();
-        let spec = NewJob {
-            number: 1,
-            selectors: "all".into(),
-            content_hash: "h".into(),
-            subject: "S".into(),
-            source: "b.toml".into(),
-            transport: "file".into(),
-            created_at: "2026-01-01T00:00:00Z".into(),
-            message_ids: None,
-        };
+        let members = (0..members)
+            .map(|i| member(&format!("m{i:05}@x.example"), None, None, &[]))
+            .collect();
+        store.import_members(&mut keyed(members)).unwrap();
         let all = Selection {
             all: true,
             ..Selection::default()
         };
-        let job = store.create_job(&spec, &all).unwrap();
+        let job = store.create_job(&job_spec(1), &all).unwrap();
         let worker = store.register_worker("h", 1, 60).unwrap();
         (path, job.id, worker)
     }

@@ -18,7 +18,7 @@ mod schema;
 pub mod sqlite;
 
 #[cfg(test)]
-mod conformance;
+pub(crate) mod conformance;
 
 pub use records::{
     Approval, ArchiveEntry, Archived, ArchivedMessage, AttachmentInfo, BounceEvent, CopyKind,

@@ -156,12 +156,12 @@ fn test_key(email: &str) -> Vec<u8> {
 }
 
 /// `members` with their token keys under a test secret.
-fn keyed(members: Vec<Member>) -> impl Iterator<Item = crate::store::KeyedMember> {
+pub(crate) fn keyed(members: Vec<Member>) -> impl Iterator<Item = crate::store::KeyedMember> {
     let key = crate::token::TokenKey::new(b"test".to_vec());
     members.into_iter().map(move |m| key.keyed(m))
 }
 
-fn member(
+pub(crate) fn member(
     email: &str,
     branch: Option<&str>,
     employer: Option<&str>,
@@ -179,7 +179,7 @@ fn member(
     }
 }
 
-fn job_spec(number: u32) -> NewJob {
+pub(crate) fn job_spec(number: u32) -> NewJob {
     NewJob {
         number,
         selectors: "all".into(),
