@@ -401,7 +401,8 @@ pub trait RowCopy {
     /// Inserts `rows` into `table` (one of [`TABLES`]; columns as there), in one transaction.
     fn import_rows(&self, table: &str, rows: &[Vec<Value>]) -> Result<()>;
 
-    /// After an import: ids handed out from now on follow the highest imported.
+    /// After an import: ids handed out from now on follow the highest imported, and the
+    /// backend's planner knows how many rows there now are.
     fn finish_import(&self) -> Result<()>;
 }
 

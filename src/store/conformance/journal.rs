@@ -454,6 +454,48 @@ fn a_reopened_row_is_anyones_while_the_rest_stay_with_their_worker() {
 }
 
 #[test]
+fn a_claim_from_the_start_finds_what_is_left_and_rows_reopened_behind_it() {
+    on_each_backend(|f| {
+        let store = f.open();
+        let members: Vec<Member> = (0..6)
+            .map(|i| member(&format!("f{i}@x.example"), None, None, &[]))
+            .collect();
+        store.import_members(&mut keyed(members)).unwrap();
+        let all = Selection {
+            all: true,
+            ..Selection::default()
+        };
+        let job = store.create_job(&job_spec(1), &all).unwrap();
+        let a = store.register_worker("a", 1, 60).unwrap();
+        let seqs = |rows: &[Entry]| rows.iter().map(|e| e.seq).collect::<Vec<_>>();
+
+        let first = store.claim(job.id, a, 0, 3).unwrap();
+        assert_eq!(seqs(&first), [1, 2, 3]);
+        let mut marks: Vec<Mark> = first.iter().map(sent).collect();
+        marks[1].state = EntryState::Uncertain;
+        store.mark(&marks).unwrap();
+        // From the start again (a worker's look back): past the finished rows.
+        let rest = store.claim(job.id, a, 0, 10).unwrap();
+        assert_eq!(seqs(&rest), [4, 5, 6]);
+        store
+            .mark(&rest.iter().map(sent).collect::<Vec<_>>())
+            .unwrap();
+        assert!(store.claim(job.id, a, 0, 10).unwrap().is_empty());
+        assert!(store.claim(job.id, a, 6, 10).unwrap().is_empty());
+
+        // A row reopened behind every claim so far is found from the start.
+        assert_eq!(
+            store
+                .retry_uncertain(job.id, "2026-01-01T00:00:02Z")
+                .unwrap(),
+            1
+        );
+        assert_eq!(seqs(&store.claim(job.id, a, 0, 10).unwrap()), [2]);
+        (seqs(&first), seqs(&rest))
+    });
+}
+
+#[test]
 fn send_slots_are_spaced_and_domain_pauses_keep_the_longest() {
     on_each_backend(|f| {
         let store = f.open();

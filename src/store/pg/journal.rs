@@ -70,6 +70,15 @@ fn job_row(row: &Row) -> Step<Job> {
     })
 }
 
+/// Has PostgreSQL count the journal again once a job's rows are in (its own uncommitted
+/// rows included). A claim walks the job's rows in order from its cursor by the primary
+/// key; planned on counts from before the rows came (a new table has none), it would read
+/// and sort every row after the cursor instead, for each batch. Autovacuum counts the
+/// table again only a minute or so later.
+fn counted(tx: &mut Db<'_, postgres::Transaction<'_>>) -> Step<()> {
+    Ok(tx.c.batch_execute("ANALYZE journal")?)
+}
+
 /// Which jobs [`load_jobs`] reads.
 enum Jobs {
     One(i64),
@@ -162,6 +171,33 @@ WHERE c.job = $1
 const RANGE_STARTS: &str =
     "SELECT lo FROM claims WHERE job = $1 AND lo > $2 AND lo < $3 ORDER BY lo";
 
+/// Raises job `$1`'s claim floor (every row at or below it is done; `$2` is where it is)
+/// to just below its first pending row, or to its last row when none is pending: a claim
+/// from the start (a worker's first, or its look back for rows left behind) then skips
+/// the finished front of the job instead of reading it again. Only a claim moves the floor
+/// up (under the claim lock); reopening rows puts it back to 0.
+const RAISE_FLOOR: &str = "
+UPDATE jobs SET claim_floor = coalesce(
+    (SELECT seq - 1 FROM journal WHERE job = $1 AND state = 'pending' AND seq > $2
+     ORDER BY seq LIMIT 1),
+    (SELECT max(seq) FROM journal WHERE job = $1),
+    $2)
+WHERE id = $1
+RETURNING claim_floor";
+
+/// The first `$3` pending rows of job `$1` after row `$2` that no range holds.
+pub(super) fn claimable() -> String {
+    format!(
+        "SELECT j.job, j.seq, j.email, j.name, j.branch, j.employer, j.attributes,
+                {SHOWN_STATE}, j.attempts, j.message_id, j.reply
+         FROM journal j
+         WHERE j.job = $1 AND j.state = 'pending' AND j.seq > $2
+           AND NOT EXISTS (SELECT 1 FROM claims c
+                           WHERE c.job = $1 AND c.lo <= j.seq AND c.hi >= j.seq)
+         ORDER BY j.seq LIMIT $3"
+    )
+}
+
 const ADD_RANGES: &str = "
 INSERT INTO claims (job, lo, hi, worker)
 SELECT $1, r.lo, r.hi, $2 FROM unnest($3::bigint[], $4::bigint[]) AS r(lo, hi)";
@@ -231,7 +267,7 @@ fn release_rows<C: GenericClient>(db: &mut Db<'_, C>, job: i64, seqs: &[i64]) ->
     Ok(())
 }
 
-const MARK: &str = "
+pub(super) const MARK: &str = "
 UPDATE journal j SET state = m.state, attempts = m.attempts, message_id = m.message_id,
        reply = m.reply, updated_at = m.at
 FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[])
@@ -299,6 +335,7 @@ impl Journal for PgStore {
                 let mut params: Vec<&(dyn ToSql + Sync)> = vec![&id];
                 params.extend(args.iter().map(|a| a as &(dyn ToSql + Sync)));
                 let inserted = tx.execute(&snapshot, &params)?;
+                counted(tx)?;
                 tx.execute(&left_out, &params)?;
                 tx.execute(
                     "UPDATE jobs SET total = $1 WHERE id = $2",
@@ -357,19 +394,17 @@ impl Journal for PgStore {
             db.transaction(|tx| {
                 tx.execute(CLAIM_LOCK, &[&job])?;
                 tx.execute(LET_GO, &[&job, &worker])?;
+                let floor_of = |row: Option<postgres::Row>| -> Step<Option<i64>> {
+                    Ok(row.map(|r| r.try_get(0)).transpose()?)
+                };
+                let mut floor =
+                    floor_of(tx.query_opt("SELECT claim_floor FROM jobs WHERE id = $1", &[&job])?)?
+                        .unwrap_or(0);
+                if after <= floor {
+                    floor = floor_of(tx.query_opt(RAISE_FLOOR, &[&job, &floor])?)?.unwrap_or(floor);
+                }
                 let rows = tx
-                    .query(
-                        &format!(
-                            "SELECT j.job, j.seq, j.email, j.name, j.branch, j.employer, j.attributes,
-                                    {SHOWN_STATE}, j.attempts, j.message_id, j.reply
-                             FROM journal j
-                             WHERE j.job = $1 AND j.state = 'pending' AND j.seq > $2
-                               AND NOT EXISTS (SELECT 1 FROM claims c
-                                               WHERE c.job = $1 AND c.lo <= j.seq AND c.hi >= j.seq)
-                             ORDER BY j.seq LIMIT $3"
-                        ),
-                        &[&job, &after, &limit],
-                    )?
+                    .query(&claimable(), &[&job, &after.max(floor), &limit])?
                     .iter()
                     .map(entry_row)
                     .collect::<Step<Vec<Entry>>>()?;
@@ -831,7 +866,10 @@ impl Journal for PgStore {
                 release_rows(tx, job, &reopened)?;
                 let n = reopened.len() as u64;
                 if n > 0 {
-                    tx.execute("UPDATE jobs SET finished_at = NULL WHERE id = $1", &[&job])?;
+                    tx.execute(
+                        "UPDATE jobs SET finished_at = NULL, claim_floor = 0 WHERE id = $1",
+                        &[&job],
+                    )?;
                 }
                 Ok(n)
             })
@@ -935,6 +973,7 @@ impl WaveStatements {
         )?;
         tx.execute(&self.left_out, &params)?;
         if added > 0 {
+            counted(tx)?;
             tx.execute(
                 "UPDATE jobs SET total = total + $2, finished_at = NULL WHERE id = $1",
                 &[&job, &wide(added)],

@@ -144,7 +144,7 @@ impl RowCopy for PgStore {
     }
 
     fn finish_import(&self) -> Result<()> {
-        self.call("could not reset the id sequences", |db| {
+        self.call("could not finish the import", |db| {
             for table in [
                 "members",
                 "jobs",
@@ -163,6 +163,9 @@ impl RowCopy for PgStore {
                     &[],
                 )?;
             }
+            // Planned on counts from before the import, a resumed job's claims would read
+            // and sort all its rows for each batch: see `journal::counted`.
+            db.c.batch_execute("ANALYZE journal, members, messages, archive_search")?;
             Ok(())
         })
     }

@@ -262,6 +262,16 @@ CREATE INDEX claims_worker ON claims (worker);
 ALTER TABLE jobs ADD COLUMN id_series text;
 ALTER TABLE jobs ADD COLUMN id_domain text;
 ",
+    // A result changes no indexed column then, so it is a heap-only update that touches no
+    // index (the state was in this index's predicate): a claim walks the job's rows in
+    // order from its cursor by the primary key, as on SQLite.
+    "
+DROP INDEX IF EXISTS journal_pending;
+",
+    // Where a claim from the start of a job begins: see `journal::RAISE_FLOOR`.
+    "
+ALTER TABLE jobs ADD COLUMN claim_floor bigint NOT NULL DEFAULT 0;
+",
 ];
 
 /// Creates or migrates the schema, one process at a time.

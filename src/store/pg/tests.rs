@@ -4,11 +4,11 @@
 use postgres::{Client, NoTls};
 
 use crate::error::Error;
-use crate::store::conformance::{NO_PG, Scratch};
-use crate::store::{EntryState, Mark};
+use crate::store::conformance::{NO_PG, Scratch, job_spec, keyed, member};
+use crate::store::{EntryState, Mark, Selection};
 
-use super::journal::effective_marks;
-use super::{open, split_schema};
+use super::journal::{MARK, claimable, effective_marks};
+use super::{open, quote_ident, split_schema};
 
 macro_rules! scratch {
     () => {
@@ -110,4 +110,75 @@ fn marks_apply_as_one_by_one_updates_would() {
         .map(|m| m.reply.as_str())
         .collect();
     assert_eq!(effective, ["1 Failed", "2 Sent"]);
+}
+
+#[test]
+fn a_new_jobs_claims_read_its_rows_in_key_order_and_its_results_touch_no_index() {
+    let scratch = scratch!();
+    let store = scratch.open();
+    let members = (0..2000)
+        .map(|i| member(&format!("m{i:04}@example.org"), None, None, &[]))
+        .collect();
+    store.import_members(&mut keyed(members)).unwrap();
+    let all = Selection {
+        all: true,
+        ..Selection::default()
+    };
+    let job = store.create_job(&job_spec(239), &all).unwrap();
+    let mut admin = Client::connect(&scratch.base, NoTls).unwrap();
+    admin
+        .batch_execute(&format!(
+            "SET search_path TO {};
+             SET plan_cache_mode = force_generic_plan;
+             PREPARE claim (bigint, bigint, bigint) AS {}",
+            quote_ident(&scratch.schema),
+            claimable()
+        ))
+        .unwrap();
+
+    // The plan a claim gets for any job and cursor once its statement is cached: in key
+    // order from the cursor, never every row after it read and sorted.
+    let plan: Vec<String> = admin
+        .query(&format!("EXPLAIN EXECUTE claim({}, 0, 1000)", job.id), &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let plan = plan.join("\n");
+    assert!(plan.contains("journal_pkey"), "{plan}");
+    assert!(!plan.contains("Sort"), "{plan}");
+
+    // A result, as the store writes it: a heap-only update, so no index gains an entry (as
+    // long as the row's page has room for its new version, as these first few have).
+    let rows = store.pending(job.id, 0, 8).unwrap();
+    let jobs: Vec<i64> = rows.iter().map(|e| e.job).collect();
+    let seqs: Vec<i64> = rows.iter().map(|e| e.seq).collect();
+    let states = vec!["sent"; rows.len()];
+    let attempts = vec![1i64; rows.len()];
+    let ids: Vec<String> = rows
+        .iter()
+        .map(|e| e.message_id.clone().unwrap_or_default())
+        .collect();
+    let replies = vec!["250 2.0.0 Ok: queued"; rows.len()];
+    let ats = vec!["2026-12-01T00:00:00Z"; rows.len()];
+    let mut tx = admin.transaction().unwrap();
+    let marked = tx
+        .execute(
+            MARK,
+            &[
+                &jobs, &seqs, &states, &attempts, &ids, &replies, &ats, &"on",
+            ],
+        )
+        .unwrap();
+    let counts = tx
+        .query_one(
+            "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables
+             WHERE relid = 'journal'::regclass",
+            &[],
+        )
+        .unwrap();
+    tx.commit().unwrap();
+    assert_eq!(marked, 8);
+    assert_eq!((counts.get::<_, i64>(0), counts.get::<_, i64>(1)), (8, 8));
+    assert_eq!(store.job(job.id).unwrap().unwrap().progress.sent, 8);
 }

@@ -17,6 +17,20 @@ const MESSAGE_ID: &str =
 
 use super::{SqliteStore, unix_now, where_selected, where_skipped};
 
+/// Raises job `?1`'s claim floor (every row at or below it is done; `?2` is where it is)
+/// to just below its first pending row, or to its last row when none is pending: a claim
+/// from the start (a worker's first, or its look back for rows left behind) then skips
+/// the finished front of the job instead of reading it again. Only a claim moves the floor
+/// up (in its write transaction); reopening rows puts it back to 0.
+const RAISE_FLOOR: &str = "
+UPDATE jobs SET claim_floor = coalesce(
+    (SELECT seq - 1 FROM journal WHERE job = ?1 AND state = 'pending' AND seq > ?2
+     ORDER BY seq LIMIT 1),
+    (SELECT max(seq) FROM journal WHERE job = ?1),
+    ?2)
+WHERE id = ?1
+RETURNING claim_floor";
+
 impl Journal for SqliteStore {
     fn find_job(&self, number: u32, selectors: &str) -> Result<Option<Job>> {
         let id: Option<i64> = self
@@ -159,6 +173,21 @@ impl Journal for SqliteStore {
             rusqlite::TransactionBehavior::Immediate,
         )
         .map_err(fail)?;
+        let mut floor: i64 = tx
+            .query_row("SELECT claim_floor FROM jobs WHERE id = ?1", [job], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(fail)?
+            .unwrap_or(0);
+        if after <= floor {
+            floor = tx
+                .prepare_cached(RAISE_FLOOR)
+                .and_then(|mut s| s.query_row(params![job, floor], |r| r.get(0)).optional())
+                .map_err(fail)?
+                .unwrap_or(floor);
+        }
+        let after = after.max(floor);
         let mut rows = {
             let mut statement = tx
                 .prepare_cached(
@@ -621,8 +650,11 @@ impl Journal for SqliteStore {
             )
             .map_err(fail)?;
         if n > 0 {
-            tx.execute("UPDATE jobs SET finished_at = NULL WHERE id = ?1", [job])
-                .map_err(fail)?;
+            tx.execute(
+                "UPDATE jobs SET finished_at = NULL, claim_floor = 0 WHERE id = ?1",
+                [job],
+            )
+            .map_err(fail)?;
         }
         tx.commit().map_err(fail)?;
         Ok(n as u64)

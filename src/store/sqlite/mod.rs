@@ -280,6 +280,10 @@ const MIGRATIONS: &[M<'static>] = &[
         -- order from its cursor by the primary key, and counts read the whole job anyway.
         DROP INDEX IF EXISTS journal_pending;",
     ),
+    M::up(
+        "-- Where a claim from the start of a job begins: see journal::RAISE_FLOOR.
+        ALTER TABLE jobs ADD COLUMN claim_floor INTEGER NOT NULL DEFAULT 0;",
+    ),
 ];
 
 /// Now, in Unix seconds (real time, even when tests pin the clock).
