@@ -474,7 +474,8 @@ fn a_claim_from_the_start_finds_what_is_left_and_rows_reopened_behind_it() {
         let mut marks: Vec<Mark> = first.iter().map(sent).collect();
         marks[1].state = EntryState::Uncertain;
         store.mark(&marks).unwrap();
-        // From the start again (a worker's look back): past the finished rows.
+        // From the start again (a worker's look back): what is left, after the finished
+        // rows (the job's claim floor rises past them).
         let rest = store.claim(job.id, a, 0, 10).unwrap();
         assert_eq!(seqs(&rest), [4, 5, 6]);
         store
@@ -492,6 +493,38 @@ fn a_claim_from_the_start_finds_what_is_left_and_rows_reopened_behind_it() {
         );
         assert_eq!(seqs(&store.claim(job.id, a, 0, 10).unwrap()), [2]);
         (seqs(&first), seqs(&rest))
+    });
+}
+
+#[test]
+fn a_claim_from_the_start_stays_below_a_row_another_worker_holds() {
+    on_each_backend(|f| {
+        let store = f.open();
+        let members: Vec<Member> = (0..6)
+            .map(|i| member(&format!("h{i}@x.example"), None, None, &[]))
+            .collect();
+        store.import_members(&mut keyed(members)).unwrap();
+        let all = Selection {
+            all: true,
+            ..Selection::default()
+        };
+        let job = store.create_job(&job_spec(1), &all).unwrap();
+        let a = store.register_worker("a", 1, 60).unwrap();
+        let b = store.register_worker("b", 2, 60).unwrap();
+        let seqs = |rows: &[Entry]| rows.iter().map(|e| e.seq).collect::<Vec<_>>();
+
+        assert_eq!(seqs(&store.claim(job.id, b, 0, 1).unwrap()), [1]);
+        let rest = store.claim(job.id, a, 0, 10).unwrap();
+        assert_eq!(seqs(&rest), [2, 3, 4, 5, 6]);
+        store
+            .mark(&rest.iter().map(sent).collect::<Vec<_>>())
+            .unwrap();
+        // Everything after the held row is done; the held row is still pending.
+        assert!(store.claim(job.id, a, 0, 10).unwrap().is_empty());
+        store.retire_worker(b).unwrap();
+        let left = store.claim(job.id, a, 0, 10).unwrap();
+        assert_eq!(seqs(&left), [1]);
+        seqs(&left)
     });
 }
 

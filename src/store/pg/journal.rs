@@ -70,13 +70,15 @@ fn job_row(row: &Row) -> Step<Job> {
     })
 }
 
-/// Has PostgreSQL count the journal again once a job's rows are in (its own uncommitted
-/// rows included). A claim walks the job's rows in order from its cursor by the primary
-/// key; planned on counts from before the rows came (a new table has none), it would read
-/// and sort every row after the cursor instead, for each batch. Autovacuum counts the
-/// table again only a minute or so later.
-fn counted(tx: &mut Db<'_, postgres::Transaction<'_>>) -> Step<()> {
-    Ok(tx.c.batch_execute("ANALYZE journal")?)
+/// Has PostgreSQL count the journal again once a job's rows are in (committed). A claim
+/// walks the job's rows in order from its cursor by the primary key; planned on counts from
+/// before the rows came (a new table has none), it would read and sort every row after the
+/// cursor instead, for each batch, and autovacuum counts the table again only a minute or so
+/// later. Best effort, after the commit so that no lock waits on it: a vacuum or count
+/// under way is left to finish (`SKIP_LOCKED`), only the table's owner may count it (others
+/// get a warning), and a failure leaves the counting to autovacuum.
+fn count_again(db: &mut Db<'_, postgres::Client>) {
+    let _ = db.c.batch_execute("ANALYZE (SKIP_LOCKED) journal");
 }
 
 /// Which jobs [`load_jobs`] reads.
@@ -174,16 +176,19 @@ const RANGE_STARTS: &str =
 /// Raises job `$1`'s claim floor (every row at or below it is done; `$2` is where it is)
 /// to just below its first pending row, or to its last row when none is pending: a claim
 /// from the start (a worker's first, or its look back for rows left behind) then skips
-/// the finished front of the job instead of reading it again. Only a claim moves the floor
-/// up (under the claim lock); reopening rows puts it back to 0.
+/// the finished front of the job instead of reading it again. The floors are a table of
+/// their own, written only under the claim lock (by a claim, which alone moves a floor up,
+/// and by reopening rows, which puts it back): a claim that also held the job's row would
+/// deadlock with the statements that lock the job's row and its ranges in another order.
 const RAISE_FLOOR: &str = "
-UPDATE jobs SET claim_floor = coalesce(
+INSERT INTO claim_floors AS c (job, floor)
+SELECT $1, coalesce(
     (SELECT seq - 1 FROM journal WHERE job = $1 AND state = 'pending' AND seq > $2
      ORDER BY seq LIMIT 1),
     (SELECT max(seq) FROM journal WHERE job = $1),
     $2)
-WHERE id = $1
-RETURNING claim_floor";
+ON CONFLICT (job) DO UPDATE SET floor = excluded.floor WHERE c.floor <> excluded.floor
+RETURNING floor";
 
 /// The first `$3` pending rows of job `$1` after row `$2` that no range holds.
 pub(super) fn claimable() -> String {
@@ -314,7 +319,7 @@ impl Journal for PgStore {
              ON CONFLICT DO NOTHING"
         );
         self.call("could not start the job", move |db| {
-            db.transaction(|tx| {
+            let job = db.transaction(|tx| {
                 let id: i64 = tx
                     .query_one(
                         "INSERT INTO jobs (number, selectors, content_hash, subject, source, transport, total, created_at, id_series, id_domain)
@@ -335,7 +340,6 @@ impl Journal for PgStore {
                 let mut params: Vec<&(dyn ToSql + Sync)> = vec![&id];
                 params.extend(args.iter().map(|a| a as &(dyn ToSql + Sync)));
                 let inserted = tx.execute(&snapshot, &params)?;
-                counted(tx)?;
                 tx.execute(&left_out, &params)?;
                 tx.execute(
                     "UPDATE jobs SET total = $1 WHERE id = $2",
@@ -344,7 +348,9 @@ impl Journal for PgStore {
                 load_jobs(tx, Jobs::One(id))?
                     .pop()
                     .ok_or_else(|| bad("the new job vanished"))
-            })
+            })?;
+            count_again(db);
+            Ok(job)
         })
     }
 
@@ -397,9 +403,10 @@ impl Journal for PgStore {
                 let floor_of = |row: Option<postgres::Row>| -> Step<Option<i64>> {
                     Ok(row.map(|r| r.try_get(0)).transpose()?)
                 };
-                let mut floor =
-                    floor_of(tx.query_opt("SELECT claim_floor FROM jobs WHERE id = $1", &[&job])?)?
-                        .unwrap_or(0);
+                let mut floor = floor_of(
+                    tx.query_opt("SELECT floor FROM claim_floors WHERE job = $1", &[&job])?,
+                )?
+                .unwrap_or(0);
                 if after <= floor {
                     floor = floor_of(tx.query_opt(RAISE_FLOOR, &[&job, &floor])?)?.unwrap_or(floor);
                 }
@@ -604,11 +611,15 @@ impl Journal for PgStore {
     fn top_up(&self, job: i64, selection: &Selection) -> Result<(u32, u64)> {
         let wave = WaveStatements::new(selection);
         let (number, added) = self.call("could not top up the job", move |db| {
-            db.transaction(|tx| {
+            let (number, added) = db.transaction(|tx| {
                 // One top-up at a time per job: the next wave and its numbers are its own.
                 tx.execute("SELECT id FROM jobs WHERE id = $1 FOR UPDATE", &[&job])?;
                 wave.add(tx, job)
-            })
+            })?;
+            if added > 0 {
+                count_again(db);
+            }
+            Ok((number, added))
         })?;
         Ok((number, added))
     }
@@ -679,7 +690,7 @@ impl Journal for PgStore {
     fn start_scheduled(&self, job: i64, selection: &Selection) -> Result<Option<u64>> {
         let wave = WaveStatements::new(selection);
         self.call("could not start the scheduled job", move |db| {
-            db.transaction(|tx| {
+            let started = db.transaction(|tx| {
                 let claimed = tx.execute(
                     "UPDATE jobs SET schedule = 'started', held_because = NULL
                      WHERE id = $1 AND schedule IN ('waiting', 'released')",
@@ -689,7 +700,11 @@ impl Journal for PgStore {
                     return Ok(None);
                 }
                 Ok(Some(wave.add(tx, job)?.1))
-            })
+            })?;
+            if started.is_some_and(|added| added > 0) {
+                count_again(db);
+            }
+            Ok(started)
         })
     }
 
@@ -866,10 +881,8 @@ impl Journal for PgStore {
                 release_rows(tx, job, &reopened)?;
                 let n = reopened.len() as u64;
                 if n > 0 {
-                    tx.execute(
-                        "UPDATE jobs SET finished_at = NULL, claim_floor = 0 WHERE id = $1",
-                        &[&job],
-                    )?;
+                    tx.execute("UPDATE jobs SET finished_at = NULL WHERE id = $1", &[&job])?;
+                    tx.execute("DELETE FROM claim_floors WHERE job = $1", &[&job])?;
                 }
                 Ok(n)
             })
@@ -973,7 +986,6 @@ impl WaveStatements {
         )?;
         tx.execute(&self.left_out, &params)?;
         if added > 0 {
-            counted(tx)?;
             tx.execute(
                 "UPDATE jobs SET total = total + $2, finished_at = NULL WHERE id = $1",
                 &[&job, &wide(added)],

@@ -164,8 +164,8 @@ impl RowCopy for PgStore {
                 )?;
             }
             // Planned on counts from before the import, a resumed job's claims would read
-            // and sort all its rows for each batch: see `journal::counted`.
-            db.c.batch_execute("ANALYZE journal, members, messages, archive_search")?;
+            // and sort all its rows for each batch: see `journal::count_again`.
+            db.c.batch_execute("ANALYZE (SKIP_LOCKED) journal, members, messages, archive_search")?;
             Ok(())
         })
     }

@@ -270,7 +270,10 @@ DROP INDEX IF EXISTS journal_pending;
 ",
     // Where a claim from the start of a job begins: see `journal::RAISE_FLOOR`.
     "
-ALTER TABLE jobs ADD COLUMN claim_floor bigint NOT NULL DEFAULT 0;
+CREATE TABLE claim_floors (
+    job   bigint PRIMARY KEY,
+    floor bigint NOT NULL
+);
 ",
 ];
 

@@ -182,3 +182,46 @@ fn a_new_jobs_claims_read_its_rows_in_key_order_and_its_results_touch_no_index()
     assert_eq!((counts.get::<_, i64>(0), counts.get::<_, i64>(1)), (8, 8));
     assert_eq!(store.job(job.id).unwrap().unwrap().progress.sent, 8);
 }
+
+#[test]
+fn a_claim_never_waits_on_its_jobs_row() {
+    // A top-up, the shared rate and finishing a job lock the job's row; a claim that also
+    // took it deadlocked with them (found with two workers in `benches/scale`).
+    let scratch = scratch!();
+    let store = scratch.open();
+    let members = (0..10)
+        .map(|i| member(&format!("w{i}@example.org"), None, None, &[]))
+        .collect();
+    store.import_members(&mut keyed(members)).unwrap();
+    let all = Selection {
+        all: true,
+        ..Selection::default()
+    };
+    let job = store.create_job(&job_spec(239), &all).unwrap();
+    let worker = store.register_worker("w", 1, 60).unwrap();
+    let mut admin = Client::connect(&scratch.base, NoTls).unwrap();
+    admin
+        .batch_execute(&format!(
+            "SET search_path TO {}",
+            quote_ident(&scratch.schema)
+        ))
+        .unwrap();
+    let mut holding = admin.transaction().unwrap();
+    holding
+        .execute("SELECT id FROM jobs WHERE id = $1 FOR UPDATE", &[&job.id])
+        .unwrap();
+
+    let (done, claimed) = std::sync::mpsc::channel();
+    let claimer = scratch.open();
+    let id = job.id;
+    std::thread::spawn(move || {
+        let _ = done.send(claimer.claim(id, worker, 0, 4).map(|rows| rows.len()));
+    });
+    // A deadline for the failure, not a wait for success: the claim answers at once.
+    let answer = claimed.recv_timeout(std::time::Duration::from_secs(60));
+    holding.commit().unwrap();
+    assert_eq!(
+        answer.expect("the claim waited on the job's row").unwrap(),
+        4
+    );
+}

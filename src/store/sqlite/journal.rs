@@ -23,12 +23,14 @@ use super::{SqliteStore, unix_now, where_selected, where_skipped};
 /// the finished front of the job instead of reading it again. Only a claim moves the floor
 /// up (in its write transaction); reopening rows puts it back to 0.
 const RAISE_FLOOR: &str = "
-UPDATE jobs SET claim_floor = coalesce(
-    (SELECT seq - 1 FROM journal WHERE job = ?1 AND state = 'pending' AND seq > ?2
-     ORDER BY seq LIMIT 1),
-    (SELECT max(seq) FROM journal WHERE job = ?1),
-    ?2)
-WHERE id = ?1
+WITH f AS (
+    SELECT coalesce(
+        (SELECT seq - 1 FROM journal WHERE job = ?1 AND state = 'pending' AND seq > ?2
+         ORDER BY seq LIMIT 1),
+        (SELECT max(seq) FROM journal WHERE job = ?1),
+        ?2) AS floor)
+UPDATE jobs SET claim_floor = f.floor FROM f
+WHERE id = ?1 AND claim_floor <> f.floor
 RETURNING claim_floor";
 
 impl Journal for SqliteStore {
