@@ -789,22 +789,13 @@ pub fn domain_of(email: &str) -> String {
 mod tests {
     use super::*;
     use crate::store::sqlite::SqliteStore;
-    use crate::store::{Journal as _, Roster as _, Selection, Store};
+    use crate::store::{Journal as _, Store};
 
     /// A store in `dir` with a job of `members` rows, and a worker to claim them.
     fn job_of(dir: &std::path::Path, members: usize) -> (std::path::PathBuf, i64, i64) {
-        use crate::store::conformance::{job_spec, keyed, member};
         let path = dir.join("s.sqlite");
         let store = SqliteStore::open(&path).unwrap();
-        let members = (0..members)
-            .map(|i| member(&format!("m{i:05}@x.example"), None, None, &[]))
-            .collect();
-        store.import_members(&mut keyed(members)).unwrap();
-        let all = Selection {
-            all: true,
-            ..Selection::default()
-        };
-        let job = store.create_job(&job_spec(1), &all).unwrap();
+        let job = crate::store::conformance::job_for_all(&store, members);
         let worker = store.register_worker("h", 1, 60).unwrap();
         (path, job.id, worker)
     }

@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use super::{job_spec, keyed, member, on_each_backend, sent};
+use super::{job_for_all, job_spec, keyed, member, on_each_backend, sent};
 use crate::store::{Durability, Entry, EntryState, Journal, Mark, NewJob, Schedule};
 use crate::store::{Member, Selection};
 
@@ -391,15 +391,7 @@ fn workers_claim_disjoint_rows_and_take_over_expired_leases() {
 fn a_reopened_row_is_anyones_while_the_rest_stay_with_their_worker() {
     on_each_backend(|f| {
         let store = f.open();
-        let members: Vec<Member> = (0..10)
-            .map(|i| member(&format!("r{i}@x.example"), None, None, &[]))
-            .collect();
-        store.import_members(&mut keyed(members)).unwrap();
-        let all = Selection {
-            all: true,
-            ..Selection::default()
-        };
-        let job = store.create_job(&job_spec(1), &all).unwrap();
+        let job = job_for_all(store.as_ref(), 10);
         let a = store.register_worker("a", 1, 60).unwrap();
         let b = store.register_worker("b", 2, 60).unwrap();
         let rows = store.claim(job.id, a, 0, 100).unwrap();
@@ -457,15 +449,7 @@ fn a_reopened_row_is_anyones_while_the_rest_stay_with_their_worker() {
 fn a_claim_from_the_start_finds_what_is_left_and_rows_reopened_behind_it() {
     on_each_backend(|f| {
         let store = f.open();
-        let members: Vec<Member> = (0..6)
-            .map(|i| member(&format!("f{i}@x.example"), None, None, &[]))
-            .collect();
-        store.import_members(&mut keyed(members)).unwrap();
-        let all = Selection {
-            all: true,
-            ..Selection::default()
-        };
-        let job = store.create_job(&job_spec(1), &all).unwrap();
+        let job = job_for_all(store.as_ref(), 6);
         let a = store.register_worker("a", 1, 60).unwrap();
         let seqs = |rows: &[Entry]| rows.iter().map(|e| e.seq).collect::<Vec<_>>();
 
@@ -500,15 +484,7 @@ fn a_claim_from_the_start_finds_what_is_left_and_rows_reopened_behind_it() {
 fn a_claim_from_the_start_stays_below_a_row_another_worker_holds() {
     on_each_backend(|f| {
         let store = f.open();
-        let members: Vec<Member> = (0..6)
-            .map(|i| member(&format!("h{i}@x.example"), None, None, &[]))
-            .collect();
-        store.import_members(&mut keyed(members)).unwrap();
-        let all = Selection {
-            all: true,
-            ..Selection::default()
-        };
-        let job = store.create_job(&job_spec(1), &all).unwrap();
+        let job = job_for_all(store.as_ref(), 6);
         let a = store.register_worker("a", 1, 60).unwrap();
         let b = store.register_worker("b", 2, 60).unwrap();
         let seqs = |rows: &[Entry]| rows.iter().map(|e| e.seq).collect::<Vec<_>>();

@@ -179,6 +179,20 @@ pub(crate) fn member(
     }
 }
 
+/// Job 1 on `store`, started for every one of `members` new members (`m00000@x.example`,
+/// `m00001@x.example`…).
+pub(crate) fn job_for_all(store: &dyn Store, members: usize) -> super::Job {
+    let members = (0..members)
+        .map(|i| member(&format!("m{i:05}@x.example"), None, None, &[]))
+        .collect();
+    store.import_members(&mut keyed(members)).unwrap();
+    let all = super::Selection {
+        all: true,
+        ..super::Selection::default()
+    };
+    store.create_job(&job_spec(1), &all).unwrap()
+}
+
 pub(crate) fn job_spec(number: u32) -> NewJob {
     NewJob {
         number,

@@ -4,8 +4,8 @@
 use postgres::{Client, NoTls};
 
 use crate::error::Error;
-use crate::store::conformance::{NO_PG, Scratch, job_spec, keyed, member};
-use crate::store::{EntryState, Mark, Selection};
+use crate::store::conformance::{NO_PG, Scratch, job_for_all};
+use crate::store::{EntryState, Mark};
 
 use super::journal::{MARK, claimable, effective_marks};
 use super::{open, quote_ident, split_schema};
@@ -116,15 +116,7 @@ fn marks_apply_as_one_by_one_updates_would() {
 fn a_new_jobs_claims_read_its_rows_in_key_order_and_its_results_touch_no_index() {
     let scratch = scratch!();
     let store = scratch.open();
-    let members = (0..2000)
-        .map(|i| member(&format!("m{i:04}@example.org"), None, None, &[]))
-        .collect();
-    store.import_members(&mut keyed(members)).unwrap();
-    let all = Selection {
-        all: true,
-        ..Selection::default()
-    };
-    let job = store.create_job(&job_spec(239), &all).unwrap();
+    let job = job_for_all(store.as_ref(), 2000);
     let mut admin = Client::connect(&scratch.base, NoTls).unwrap();
     admin
         .batch_execute(&format!(
@@ -189,15 +181,7 @@ fn a_claim_never_waits_on_its_jobs_row() {
     // took it deadlocked with them (found with two workers in `benches/scale`).
     let scratch = scratch!();
     let store = scratch.open();
-    let members = (0..10)
-        .map(|i| member(&format!("w{i}@example.org"), None, None, &[]))
-        .collect();
-    store.import_members(&mut keyed(members)).unwrap();
-    let all = Selection {
-        all: true,
-        ..Selection::default()
-    };
-    let job = store.create_job(&job_spec(239), &all).unwrap();
+    let job = job_for_all(store.as_ref(), 10);
     let worker = store.register_worker("w", 1, 60).unwrap();
     let mut admin = Client::connect(&scratch.base, NoTls).unwrap();
     admin
