@@ -109,13 +109,13 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(cli.verbose);
+    cli::output::init_tracing(cli.verbose);
     // The process's one async runtime, built when a command first needs it.
     let runtime = Runtime::new();
     let code = match run(cli, &runtime) {
         Ok(code) => code,
         Err(e) => {
-            report(&e);
+            cli::output::report(&e);
             ExitCode::from(1)
         }
     };
@@ -167,36 +167,4 @@ fn run(cli: Cli, rt: &Runtime) -> Result<ExitCode, Error> {
         Command::Unsuppress(args) => bounces::unsuppress(o, args),
         Command::Serve(args) => serve::serve(o, args, rt),
     }
-}
-
-/// Prints `error: …` and one `caused by: …` per source; file problems print in full first.
-fn report(error: &Error) {
-    for d in error.diagnostics() {
-        errln!("{d}");
-    }
-    errln!("error: {error}");
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        errln!("caused by: {cause}");
-        source = cause.source();
-    }
-}
-
-fn init_tracing(verbose: u8) {
-    use std::io::IsTerminal;
-    let default = match verbose {
-        0 => "warn",
-        1 => "info",
-        2 => "debug",
-        _ => "trace",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("MAILOUT_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(colour)
-        .with_target(false)
-        .init();
 }

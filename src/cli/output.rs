@@ -237,6 +237,38 @@ impl Report for Terminal {
     }
 }
 
+/// Prints `error: …` and one `caused by: …` per source; file problems print in full first.
+pub fn report(error: &mailout::Error) {
+    for d in error.diagnostics() {
+        errln!("{d}");
+    }
+    errln!("error: {error}");
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        errln!("caused by: {cause}");
+        source = cause.source();
+    }
+}
+
+/// Logging to stderr, at the level `-v` asks for (or `MAILOUT_LOG`'s).
+pub fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MAILOUT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(colour)
+        .with_target(false)
+        .init();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,5 +1,6 @@
-//! Send jobs on PostgreSQL: journals, claims under leases on the server's clock, workers,
-//! the shared send rate and domain pauses.
+//! Send jobs on PostgreSQL: jobs and their journals, workers and their leases on the
+//! server's clock, the shared send rate and domain pauses, seed copies. How rows are
+//! claimed and marked is in `claims.rs`; how a job's rows are added, in `waves.rs`.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -12,20 +13,12 @@ use crate::store::schema::{ENTRY_COLUMNS, JOB_COLUMNS, attributes, count_state};
 use crate::store::{Entry, EntryState, Job, Journal, Mark, NewJob, Progress, WorkerInfo};
 use crate::store::{LeftOut, Member, MessageIds, Schedule, SeedCopy, Selection, Wave};
 
-/// A new journal row's Message-ID (job `$1`, member `m`, whose address is stored
-/// normalised): made as its copy's will be ([`MessageIds::message_id`]), from the job's
-/// series and domain; NULL for a job from before mailout kept them.
-const MESSAGE_ID: &str = "(SELECT '<' || jb.number || '.'
-        || substr(encode(sha256(convert_to(jb.id_series, 'UTF8') || decode('00', 'hex')
-                                || substring(int8send(jb.number) from 5)
-                                || convert_to(m.email, 'UTF8')), 'hex'), 1, 20)
-        || '@' || jb.id_domain || '>'
-    FROM jobs jb WHERE jb.id = $1)";
-
 use super::bridge::{Db, Step, bad};
+use super::claims::{self, CLAIM_LOCK, release_rows};
+use super::waves::{MESSAGE_ID, WaveStatements};
 use super::{PgStore, SENDABLE, SHOWN_STATE, count_of, narrow, seconds, selected, skipped, wide};
 
-fn entry_row(row: &Row) -> Step<Entry> {
+pub(super) fn entry_row(row: &Row) -> Step<Entry> {
     Ok(Entry {
         job: row.try_get(0)?,
         seq: row.try_get(1)?,
@@ -126,162 +119,6 @@ fn load_jobs<C: GenericClient>(db: &mut Db<'_, C>, which: Jobs) -> Step<Vec<Job>
     }
     Ok(jobs)
 }
-
-/// The marks SQLite's one-by-one updates would apply, one per row: each row takes the
-/// marks given for it in order until the first that is not `pending` (after which it is no
-/// longer pending, and later marks leave it alone).
-pub(super) fn effective_marks(marks: &[Mark]) -> Vec<&Mark> {
-    let mut at: HashMap<(i64, i64), usize> = HashMap::new();
-    let mut out: Vec<&Mark> = Vec::with_capacity(marks.len());
-    for m in marks {
-        match at.get(&(m.job, m.seq)) {
-            Some(&i) => {
-                if out[i].state == EntryState::Pending {
-                    out[i] = m;
-                }
-            }
-            None => {
-                at.insert((m.job, m.seq), out.len());
-                out.push(m);
-            }
-        }
-    }
-    out
-}
-
-/// Claims are ranges of a job's rows in `claims`, so that a claim writes no journal row
-/// (a mark per row cost as much as the result's own update). Ranges never overlap, and
-/// the pending rows in a range are its worker's while that worker's lease lasts. One
-/// worker claims from a job at a time (this lock, for the claim's transaction). A claim's
-/// commit never waits for the disk, under either durability: a claim the database lost in
-/// a crash is one its worker gives up anyway when its connection breaks.
-const CLAIM_LOCK: &str = "
-SELECT pg_advisory_xact_lock(hashtext('mailout claims ' || current_schema() || ' ' || $1::bigint::text)),
-       set_config('synchronous_commit', 'off', true)";
-
-/// Lets go of the ranges of workers whose lease ran out, and of the claimer's own ranges
-/// with nothing left pending.
-const LET_GO: &str = "
-DELETE FROM claims c
-WHERE c.job = $1
-  AND (NOT EXISTS (SELECT 1 FROM workers w WHERE w.id = c.worker AND w.expires > now())
-       OR (c.worker = $2
-           AND NOT EXISTS (SELECT 1 FROM journal j
-                           WHERE j.job = $1 AND j.state = 'pending' AND j.seq BETWEEN c.lo AND c.hi)))";
-
-/// Where other workers' ranges start between two rows: a new range must not cross one.
-const RANGE_STARTS: &str =
-    "SELECT lo FROM claims WHERE job = $1 AND lo > $2 AND lo < $3 ORDER BY lo";
-
-/// Raises job `$1`'s claim floor (every row at or below it is done; `$2` is where it is)
-/// to just below its first pending row, or to its last row when none is pending: a claim
-/// from the start (a worker's first, or its look back for rows left behind) then skips
-/// the finished front of the job instead of reading it again. The floors are a table of
-/// their own, written only under the claim lock (by a claim, which alone moves a floor up,
-/// and by reopening rows, which puts it back): a claim that also held the job's row would
-/// deadlock with the statements that lock the job's row and its ranges in another order.
-const RAISE_FLOOR: &str = "
-INSERT INTO claim_floors AS c (job, floor)
-SELECT $1, coalesce(
-    (SELECT seq - 1 FROM journal WHERE job = $1 AND state = 'pending' AND seq > $2
-     ORDER BY seq LIMIT 1),
-    (SELECT max(seq) FROM journal WHERE job = $1),
-    $2)
-ON CONFLICT (job) DO UPDATE SET floor = excluded.floor WHERE c.floor <> excluded.floor
-RETURNING floor";
-
-/// The first `$3` pending rows of job `$1` after row `$2` that no range holds.
-pub(super) fn claimable() -> String {
-    format!(
-        "SELECT j.job, j.seq, j.email, j.name, j.branch, j.employer, j.attributes,
-                {SHOWN_STATE}, j.attempts, j.message_id, j.reply
-         FROM journal j
-         WHERE j.job = $1 AND j.state = 'pending' AND j.seq > $2
-           AND NOT EXISTS (SELECT 1 FROM claims c
-                           WHERE c.job = $1 AND c.lo <= j.seq AND c.hi >= j.seq)
-         ORDER BY j.seq LIMIT $3"
-    )
-}
-
-const ADD_RANGES: &str = "
-INSERT INTO claims (job, lo, hi, worker)
-SELECT $1, r.lo, r.hi, $2 FROM unnest($3::bigint[], $4::bigint[]) AS r(lo, hi)";
-
-/// The ranges that hold `seqs` (sorted) and cross none of `starts` (where other ranges
-/// begin, sorted): a range ends where another one starts before the next row.
-fn ranges(seqs: &[i64], starts: &[i64]) -> (Vec<i64>, Vec<i64>) {
-    let (mut los, mut his) = (Vec::new(), Vec::new());
-    let Some((&first, rest)) = seqs.split_first() else {
-        return (los, his);
-    };
-    let (mut lo, mut prev) = (first, first);
-    let mut next = starts.iter().peekable();
-    for &seq in rest {
-        while next.next_if(|&&s| s <= prev).is_some() {}
-        if next.peek().is_some_and(|&&s| s < seq) {
-            los.push(lo);
-            his.push(prev);
-            lo = seq;
-        }
-        prev = seq;
-    }
-    los.push(lo);
-    his.push(prev);
-    (los, his)
-}
-
-/// Takes `seqs` (sorted) out of whatever ranges hold them (rows made pending again for anyone to
-/// claim), leaving the rest of each range with its worker.
-fn release_rows<C: GenericClient>(db: &mut Db<'_, C>, job: i64, seqs: &[i64]) -> Step<()> {
-    if seqs.is_empty() {
-        return Ok(());
-    }
-    let held = db.query(
-        "SELECT lo, hi, worker FROM claims WHERE job = $1 ORDER BY lo",
-        &[&job],
-    )?;
-    for row in &held {
-        let (lo, hi, worker): (i64, i64, i64) = (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
-        let inside: Vec<i64> = seqs
-            .iter()
-            .copied()
-            .filter(|s| (lo..=hi).contains(s))
-            .collect();
-        if inside.is_empty() {
-            continue;
-        }
-        let (mut los, mut his) = (Vec::new(), Vec::new());
-        let mut from = lo;
-        for s in inside {
-            if s > from {
-                los.push(from);
-                his.push(s - 1);
-            }
-            from = s + 1;
-        }
-        if from <= hi {
-            los.push(from);
-            his.push(hi);
-        }
-        db.execute(
-            "DELETE FROM claims WHERE job = $1 AND lo = $2",
-            &[&job, &lo],
-        )?;
-        db.execute(ADD_RANGES, &[&job, &worker, &los, &his])?;
-    }
-    Ok(())
-}
-
-pub(super) const MARK: &str = "
-UPDATE journal j SET state = m.state, attempts = m.attempts, message_id = m.message_id,
-       reply = m.reply, updated_at = m.at
-FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[])
-     AS m(job, seq, state, attempts, message_id, reply, at),
-     -- How this statement's own commit waits for the disk (`on`, or `off` under
-     -- durability = \"process\"): set for this transaction alone, in the same round trip.
-     (SELECT set_config('synchronous_commit', $8, true)) AS durability
-WHERE j.job = m.job AND j.seq = m.seq
-  AND (j.state = 'pending' OR (j.state = 'cancelled' AND m.state <> 'pending'))";
 
 impl Journal for PgStore {
     fn find_job(&self, number: u32, selectors: &str) -> Result<Option<Job>> {
@@ -397,36 +234,7 @@ impl Journal for PgStore {
     fn claim(&self, job: i64, worker: i64, after: i64, limit: usize) -> Result<Vec<Entry>> {
         let limit = wide(limit as u64);
         self.call("could not claim journal rows", move |db| {
-            db.transaction(|tx| {
-                tx.execute(CLAIM_LOCK, &[&job])?;
-                tx.execute(LET_GO, &[&job, &worker])?;
-                let floor_of = |row: Option<postgres::Row>| -> Step<Option<i64>> {
-                    Ok(row.map(|r| r.try_get(0)).transpose()?)
-                };
-                let mut floor = floor_of(
-                    tx.query_opt("SELECT floor FROM claim_floors WHERE job = $1", &[&job])?,
-                )?
-                .unwrap_or(0);
-                if after <= floor {
-                    floor = floor_of(tx.query_opt(RAISE_FLOOR, &[&job, &floor])?)?.unwrap_or(floor);
-                }
-                let rows = tx
-                    .query(&claimable(), &[&job, &after.max(floor), &limit])?
-                    .iter()
-                    .map(entry_row)
-                    .collect::<Step<Vec<Entry>>>()?;
-                let seqs: Vec<i64> = rows.iter().map(|e| e.seq).collect();
-                if let (Some(&first), Some(&last)) = (seqs.first(), seqs.last()) {
-                    let starts = tx
-                        .query(RANGE_STARTS, &[&job, &first, &last])?
-                        .iter()
-                        .map(|r| r.try_get(0))
-                        .collect::<std::result::Result<Vec<i64>, _>>()?;
-                    let (los, his) = ranges(&seqs, &starts);
-                    tx.execute(ADD_RANGES, &[&job, &worker, &los, &his])?;
-                }
-                Ok(rows)
-            })
+            claims::claim(db, job, worker, after, limit)
         })
     }
 
@@ -564,27 +372,10 @@ impl Journal for PgStore {
         if marks.is_empty() {
             return Ok(());
         }
-        let marks = effective_marks(marks);
-        let jobs: Vec<i64> = marks.iter().map(|m| m.job).collect();
-        let seqs: Vec<i64> = marks.iter().map(|m| m.seq).collect();
-        let states: Vec<&'static str> = marks.iter().map(|m| m.state.as_str()).collect();
-        let attempts: Vec<i64> = marks.iter().map(|m| i64::from(m.attempts)).collect();
-        let ids: Vec<String> = marks.iter().map(|m| m.message_id.clone()).collect();
-        let replies: Vec<String> = marks.iter().map(|m| m.reply.clone()).collect();
-        let ats: Vec<String> = marks.iter().map(|m| m.at.clone()).collect();
-        let wait = if self.quick_marks.load(std::sync::atomic::Ordering::Relaxed) {
-            "off"
-        } else {
-            "on"
-        };
+        let marks = claims::Marks::new(marks);
+        let wait = self.quick_marks.load(std::sync::atomic::Ordering::Relaxed);
         self.call("could not write the journal", move |db| {
-            db.execute(
-                MARK,
-                &[
-                    &jobs, &seqs, &states, &attempts, &ids, &replies, &ats, &wait,
-                ],
-            )?;
-            Ok(())
+            marks.write(db, wait)
         })
     }
 
@@ -931,66 +722,5 @@ impl Journal for PgStore {
             .map(entry_row)
             .transpose()
         })
-    }
-}
-
-/// The statements that add a wave to a job: the sendable members a selection selects who
-/// are not in it yet, and the selected suppressed ones not in it, as left out.
-struct WaveStatements {
-    add: String,
-    left_out: String,
-    args: Vec<Vec<String>>,
-}
-
-impl WaveStatements {
-    fn new(selection: &Selection) -> WaveStatements {
-        let (filter, mut args) = selected(selection, 3);
-        let (skip, reason, skip_args) = skipped(selection, 3 + args.len());
-        args.extend(skip_args);
-        WaveStatements {
-            add: format!(
-                "INSERT INTO journal (job, seq, email, name, branch, employer, attributes, wave, message_id)
-                 SELECT $1, n.last + row_number() OVER (ORDER BY m.id), m.email, m.name, m.branch,
-                        m.employer, m.attributes, $2, {MESSAGE_ID}
-                 FROM members m, (SELECT coalesce(max(seq), 0) AS last FROM journal WHERE job = $1) n
-                 WHERE ({filter}) AND NOT {skip} AND {SENDABLE}
-                   AND NOT EXISTS (SELECT 1 FROM journal j WHERE j.job = $1 AND j.email = m.email)"
-            ),
-            left_out: format!(
-                "INSERT INTO left_out (job, email, branch, employer, reason, wave)
-                 SELECT $1, m.email, m.branch, m.employer, coalesce(s.reason, {reason}), $2
-                 FROM members m LEFT JOIN suppressions s ON s.email = m.email
-                 WHERE ({filter}) AND (s.email IS NOT NULL OR {skip})
-                   AND NOT EXISTS (SELECT 1 FROM journal j WHERE j.job = $1 AND j.email = m.email)
-                 ON CONFLICT DO NOTHING"
-            ),
-            args,
-        }
-    }
-
-    /// Adds the wave to `job` inside `tx`; its number and how many rows it added.
-    fn add(&self, tx: &mut Db<'_, postgres::Transaction<'_>>, job: i64) -> Step<(u32, u64)> {
-        let wave: i64 = tx
-            .query_one(
-                "SELECT coalesce(max(wave), 0) + 1 FROM journal WHERE job = $1",
-                &[&job],
-            )?
-            .try_get(0)?;
-        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&job, &wave];
-        params.extend(self.args.iter().map(|a| a as &(dyn ToSql + Sync)));
-        let added = tx.execute(&self.add, &params)?;
-        tx.execute(
-            "DELETE FROM left_out l USING journal j
-             WHERE l.job = $1 AND j.job = $1 AND j.wave = $2 AND j.email = l.email",
-            &[&job, &wave],
-        )?;
-        tx.execute(&self.left_out, &params)?;
-        if added > 0 {
-            tx.execute(
-                "UPDATE jobs SET total = total + $2, finished_at = NULL WHERE id = $1",
-                &[&job, &wide(added)],
-            )?;
-        }
-        Ok((narrow(wave)?, added))
     }
 }

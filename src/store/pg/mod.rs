@@ -20,6 +20,7 @@
 
 mod archive;
 mod bridge;
+mod claims;
 mod convert;
 mod editions;
 mod journal;
@@ -29,6 +30,7 @@ mod schema;
 mod search;
 #[cfg(test)]
 mod tests;
+mod waves;
 
 use std::collections::HashMap;
 use std::sync::mpsc;

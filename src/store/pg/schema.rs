@@ -268,7 +268,7 @@ ALTER TABLE jobs ADD COLUMN id_domain text;
     "
 DROP INDEX IF EXISTS journal_pending;
 ",
-    // Where a claim from the start of a job begins: see `journal::RAISE_FLOOR`.
+    // Where a claim from the start of a job begins: see `claims::RAISE_FLOOR`.
     "
 CREATE TABLE claim_floors (
     job   bigint PRIMARY KEY,

@@ -7,7 +7,7 @@ use crate::error::Error;
 use crate::store::conformance::{NO_PG, Scratch, job_for_all};
 use crate::store::{EntryState, Mark};
 
-use super::journal::{MARK, claimable, effective_marks};
+use super::claims::{MARK, claimable, effective_marks};
 use super::{open, quote_ident, split_schema};
 
 macro_rules! scratch {

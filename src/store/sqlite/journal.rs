@@ -1,5 +1,6 @@
-//! Send jobs on SQLite: journals, claims, workers and their leases, the send rate and
-//! domain pauses.
+//! Send jobs on SQLite: jobs and their journals, workers and their leases, the send rate
+//! and domain pauses, seed copies. How rows are claimed and marked is in `claims.rs`; how
+//! a job's rows are added, in `waves.rs`.
 
 use rusqlite::{OptionalExtension, params};
 
@@ -8,30 +9,8 @@ use crate::store::schema::{ENTRY_COLUMNS, JOB_COLUMNS, attributes, count_state};
 use crate::store::{Entry, EntryState, Job, Journal, Mark, NewJob, Progress, WorkerInfo};
 use crate::store::{LeftOut, Member, MessageIds, Schedule, SeedCopy, Selection, Wave};
 
-/// A new journal row's Message-ID (job `?1`, member `m`): made as its copy's will be, from
-/// the job's series and domain, so that a result need not write it (NULL for a job from
-/// before mailout kept them).
-const MESSAGE_ID: &str =
-    "(SELECT mailout_message_id(jb.id_series, jb.number, jb.id_domain, m.email)
-                            FROM jobs jb WHERE jb.id = CAST(?1 AS INTEGER))";
-
-use super::{SqliteStore, unix_now, where_selected, where_skipped};
-
-/// Raises job `?1`'s claim floor (every row at or below it is done; `?2` is where it is)
-/// to just below its first pending row, or to its last row when none is pending: a claim
-/// from the start (a worker's first, or its look back for rows left behind) then skips
-/// the finished front of the job instead of reading it again. Only a claim moves the floor
-/// up (in its write transaction); reopening rows puts it back to 0.
-const RAISE_FLOOR: &str = "
-WITH f AS (
-    SELECT coalesce(
-        (SELECT seq - 1 FROM journal WHERE job = ?1 AND state = 'pending' AND seq > ?2
-         ORDER BY seq LIMIT 1),
-        (SELECT max(seq) FROM journal WHERE job = ?1),
-        ?2) AS floor)
-UPDATE jobs SET claim_floor = f.floor FROM f
-WHERE id = ?1 AND claim_floor <> f.floor
-RETURNING claim_floor";
+use super::waves::{MESSAGE_ID, add_wave};
+use super::{SqliteStore, claims, unix_now, where_selected, where_skipped};
 
 impl Journal for SqliteStore {
     fn find_job(&self, number: u32, selectors: &str) -> Result<Option<Job>> {
@@ -168,56 +147,8 @@ impl Journal for SqliteStore {
     }
 
     fn claim(&self, job: i64, worker: i64, after: i64, limit: usize) -> Result<Vec<Entry>> {
-        let fail = |e| self.fail("could not claim journal rows", e);
-        // BEGIN IMMEDIATE: claims by processes sharing the file are serialised.
-        let tx = rusqlite::Transaction::new_unchecked(
-            &self.conn,
-            rusqlite::TransactionBehavior::Immediate,
-        )
-        .map_err(fail)?;
-        let mut floor: i64 = tx
-            .query_row("SELECT claim_floor FROM jobs WHERE id = ?1", [job], |r| {
-                r.get(0)
-            })
-            .optional()
-            .map_err(fail)?
-            .unwrap_or(0);
-        if after <= floor {
-            floor = tx
-                .prepare_cached(RAISE_FLOOR)
-                .and_then(|mut s| s.query_row(params![job, floor], |r| r.get(0)).optional())
-                .map_err(fail)?
-                .unwrap_or(floor);
-        }
-        let after = after.max(floor);
-        let mut rows = {
-            let mut statement = tx
-                .prepare_cached(
-                    "UPDATE journal SET claimed_by = ?2
-                     WHERE job = ?1 AND seq IN (
-                        SELECT seq FROM journal
-                        WHERE job = ?1 AND state = 'pending' AND seq > ?5
-                          AND (claimed_by IS NULL
-                               OR claimed_by NOT IN (SELECT id FROM workers WHERE expires > ?4))
-                        ORDER BY seq LIMIT ?3)
-                     RETURNING job, seq, email, name, branch, employer, attributes,
-                        CASE WHEN EXISTS (SELECT 1 FROM suppressions s WHERE s.email = journal.email)
-                             THEN 'skipped' ELSE state END,
-                        attempts, message_id, reply",
-                )
-                .map_err(fail)?;
-            statement
-                .query_map(
-                    params![job, worker, limit as i64, unix_now(), after],
-                    entry_row,
-                )
-                .map_err(fail)?
-                .collect::<rusqlite::Result<Vec<_>>>()
-                .map_err(fail)?
-        };
-        tx.commit().map_err(fail)?;
-        rows.sort_by_key(|e| e.seq);
-        Ok(rows)
+        claims::claim(&self.conn, job, worker, after, limit)
+            .map_err(|e| self.fail("could not claim journal rows", e))
     }
 
     fn running_jobs(&self) -> Result<Vec<Job>> {
@@ -344,43 +275,7 @@ impl Journal for SqliteStore {
     }
 
     fn mark(&self, marks: &[Mark]) -> Result<()> {
-        let fail = |e| self.fail("could not write the journal", e);
-        let tx = self.conn.unchecked_transaction().map_err(fail)?;
-        {
-            // The Message-ID is written only where the row does not hold it already (a job
-            // from before they were kept), so a result leaves the Message-ID index alone.
-            let mut identify = tx
-                .prepare_cached(
-                    "UPDATE journal SET message_id = ?4
-                     WHERE job = ?1 AND seq = ?2 AND message_id IS NOT ?4
-                       AND (state = 'pending' OR (state = 'cancelled' AND ?3 <> 'pending'))",
-                )
-                .map_err(fail)?;
-            let mut update = tx
-                .prepare_cached(
-                    "UPDATE journal SET state = ?3, attempts = ?4, reply = ?5, updated_at = ?6,
-                            claimed_by = CASE WHEN ?3 = 'pending' THEN claimed_by END
-                     WHERE job = ?1 AND seq = ?2
-                       AND (state = 'pending' OR (state = 'cancelled' AND ?3 <> 'pending'))",
-                )
-                .map_err(fail)?;
-            for m in marks {
-                identify
-                    .execute(params![m.job, m.seq, m.state.as_str(), m.message_id])
-                    .map_err(fail)?;
-                update
-                    .execute(params![
-                        m.job,
-                        m.seq,
-                        m.state.as_str(),
-                        m.attempts,
-                        m.reply,
-                        m.at
-                    ])
-                    .map_err(fail)?;
-            }
-        }
-        tx.commit().map_err(fail)
+        claims::mark(&self.conn, marks).map_err(|e| self.fail("could not write the journal", e))
     }
 
     fn left_out(&self, job: i64) -> Result<Vec<LeftOut>> {
@@ -720,67 +615,6 @@ impl SqliteStore {
     }
 }
 
-/// Adds to `job`, as its next wave (its first, for a scheduled job starting), the sendable
-/// members `selection` selects who are not in it yet, and records the selected suppressed
-/// ones not in it as left out. Returns the wave's number and how many rows it added.
-fn add_wave(
-    tx: &rusqlite::Connection,
-    job: i64,
-    selection: &Selection,
-) -> rusqlite::Result<(u32, u64)> {
-    let (filter, mut args) = where_selected(selection, 4);
-    let (skip, _, skip_args) = where_skipped(selection, 4 + args.len());
-    args.extend(skip_args);
-    let (wave, last): (i64, i64) = tx.query_row(
-        "SELECT COALESCE(MAX(wave), 0) + 1, COALESCE(MAX(seq), 0) FROM journal WHERE job = ?1",
-        [job],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
-    let mut head = vec![job.to_string(), last.to_string(), wave.to_string()];
-    head.extend(args.iter().cloned());
-    let (left_filter, mut left_args) = where_selected(selection, 3);
-    let (left_skip, reason, skip_args) = where_skipped(selection, 3 + left_args.len());
-    left_args.extend(skip_args);
-    left_args.splice(0..0, [job.to_string(), wave.to_string()]);
-    let added = tx.execute(
-        &format!(
-            "INSERT INTO journal (job, seq, email, name, branch, employer, attributes, wave, message_id)
-             SELECT CAST(?1 AS INTEGER), CAST(?2 AS INTEGER) + ROW_NUMBER() OVER (ORDER BY m.id),
-                    m.email, m.name, m.branch, m.employer, m.attributes, CAST(?3 AS INTEGER),
-                    {MESSAGE_ID}
-             FROM members m
-             WHERE ({filter}) AND NOT {skip}
-               AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.email = m.email)
-               AND NOT EXISTS (SELECT 1 FROM journal j WHERE j.job = CAST(?1 AS INTEGER) AND j.email = m.email)"
-        ),
-        rusqlite::params_from_iter(head.iter()),
-    )?;
-    // Left out before and in the job now (re-subscribed): counted once, in the journal.
-    tx.execute(
-        "DELETE FROM left_out WHERE job = ?1
-           AND email IN (SELECT email FROM journal WHERE job = ?1 AND wave = ?2)",
-        params![job, wave],
-    )?;
-    tx.execute(
-        &format!(
-            "INSERT OR IGNORE INTO left_out (job, email, branch, employer, reason, wave)
-             SELECT CAST(?1 AS INTEGER), m.email, m.branch, m.employer,
-                    COALESCE(s.reason, {reason}), CAST(?2 AS INTEGER)
-             FROM members m LEFT JOIN suppressions s ON s.email = m.email
-             WHERE ({left_filter}) AND (s.email IS NOT NULL OR {left_skip})
-               AND NOT EXISTS (SELECT 1 FROM journal j WHERE j.job = CAST(?1 AS INTEGER) AND j.email = m.email)"
-        ),
-        rusqlite::params_from_iter(left_args.iter()),
-    )?;
-    if added > 0 {
-        tx.execute(
-            "UPDATE jobs SET total = total + ?2, finished_at = NULL WHERE id = ?1",
-            params![job, added as i64],
-        )?;
-    }
-    Ok((u32::try_from(wave).unwrap_or(u32::MAX), added as u64))
-}
-
 fn job_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Job> {
     Ok(Job {
         id: row.get(0)?,
@@ -809,7 +643,7 @@ fn job_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Job> {
     })
 }
 
-fn entry_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Entry> {
+pub(super) fn entry_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Entry> {
     Ok(Entry {
         job: row.get(0)?,
         seq: row.get(1)?,

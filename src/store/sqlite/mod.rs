@@ -3,10 +3,12 @@
 //! `journal.rs`, `archive.rs` and `rows.rs`; this file opens the store and keeps its secrets.
 
 mod archive;
+mod claims;
 mod editions;
 mod journal;
 mod roster;
 mod rows;
+mod waves;
 
 use std::path::Path;
 
@@ -281,7 +283,7 @@ const MIGRATIONS: &[M<'static>] = &[
         DROP INDEX IF EXISTS journal_pending;",
     ),
     M::up(
-        "-- Where a claim from the start of a job begins: see journal::RAISE_FLOOR.
+        "-- Where a claim from the start of a job begins: see claims::RAISE_FLOOR.
         ALTER TABLE jobs ADD COLUMN claim_floor INTEGER NOT NULL DEFAULT 0;",
     ),
 ];
