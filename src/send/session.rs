@@ -569,8 +569,7 @@ impl Session {
 /// `message` with every line that starts with a dot given one more, unless no line does
 /// (our own copies never have one: quoted-printable encodes a leading dot).
 fn stuff(message: &[u8]) -> std::borrow::Cow<'_, [u8]> {
-    let needs = message.first() == Some(&b'.')
-        || memchr::memchr_iter(b'\n', message).any(|i| message.get(i + 1) == Some(&b'.'));
+    let needs = message.first() == Some(&b'.') || memchr::memmem::find(message, b"\n.").is_some();
     if !needs {
         return std::borrow::Cow::Borrowed(message);
     }
@@ -644,6 +643,7 @@ mod tests {
     fn stuffing_doubles_leading_dots_only() {
         assert_eq!(&*stuff(b"a\r\nb"), b"a\r\nb");
         assert_eq!(&*stuff(b".a\r\n.b\r\nc.d"), b"..a\r\n..b\r\nc.d");
+        assert_eq!(&*stuff(b"a\r\n.\r\n"), b"a\r\n..\r\n");
     }
 
     #[test]
