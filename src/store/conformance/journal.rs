@@ -445,13 +445,17 @@ fn a_reopened_row_is_anyones_while_the_rest_stay_with_their_worker() {
     });
 }
 
+/// The rows' sequence numbers, in order.
+fn seqs(rows: &[Entry]) -> Vec<i64> {
+    rows.iter().map(|e| e.seq).collect()
+}
+
 #[test]
 fn a_claim_from_the_start_finds_what_is_left_and_rows_reopened_behind_it() {
     on_each_backend(|f| {
         let store = f.open();
         let job = job_for_all(store.as_ref(), 6);
         let a = store.register_worker("a", 1, 60).unwrap();
-        let seqs = |rows: &[Entry]| rows.iter().map(|e| e.seq).collect::<Vec<_>>();
 
         let first = store.claim(job.id, a, 0, 3).unwrap();
         assert_eq!(seqs(&first), [1, 2, 3]);
@@ -487,7 +491,6 @@ fn a_claim_from_the_start_stays_below_a_row_another_worker_holds() {
         let job = job_for_all(store.as_ref(), 6);
         let a = store.register_worker("a", 1, 60).unwrap();
         let b = store.register_worker("b", 2, 60).unwrap();
-        let seqs = |rows: &[Entry]| rows.iter().map(|e| e.seq).collect::<Vec<_>>();
 
         assert_eq!(seqs(&store.claim(job.id, b, 0, 1).unwrap()), [1]);
         let rest = store.claim(job.id, a, 0, 10).unwrap();
