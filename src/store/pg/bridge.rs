@@ -78,14 +78,24 @@ pub(super) struct Conn {
     pub(super) location: String,
     pub(super) client: Option<Client>,
     pub(super) statements: HashMap<String, Statement>,
+    /// Whether this session's commits do not wait for the disk (`synchronous_commit` off),
+    /// as the journal's results under `durability = "process"` ask; any other call puts the
+    /// server's setting back first.
+    pub(super) quick: bool,
 }
 
 impl Conn {
-    /// Runs `f` on the connection, connecting first when there is none.
-    pub(super) fn attempt<R>(&mut self, f: impl FnOnce(&mut Db<'_, Client>) -> Step<R>) -> Step<R> {
+    /// Runs `f` on the connection, connecting first when there is none; `quick`: its
+    /// commits do not wait for the disk.
+    pub(super) fn attempt<R>(
+        &mut self,
+        quick: bool,
+        f: impl FnOnce(&mut Db<'_, Client>) -> Step<R>,
+    ) -> Step<R> {
         if self.client.as_ref().is_none_or(Client::is_closed) {
             self.client = None;
             self.statements.clear();
+            self.quick = false;
             let mut client = self.config.connect(NoTls)?;
             if let Some(schema) = &self.schema {
                 client.batch_execute(&format!("SET search_path TO {}", quote_ident(schema)))?;
@@ -95,11 +105,22 @@ impl Conn {
         let Conn {
             client: Some(client),
             statements,
+            quick: session_quick,
             ..
         } = self
         else {
             return Err(bad("no connection"));
         };
+        if *session_quick != quick {
+            // Set for the session, not in each statement: a `set_config` joined into the
+            // results' statement made every group of results slower.
+            client.batch_execute(if quick {
+                "SET synchronous_commit = off"
+            } else {
+                "RESET synchronous_commit"
+            })?;
+            *session_quick = quick;
+        }
         f(&mut Db {
             c: client,
             cache: statements,
@@ -110,9 +131,10 @@ impl Conn {
     pub(super) fn run<R>(
         &mut self,
         context: &str,
+        quick: bool,
         f: impl FnOnce(&mut Db<'_, Client>) -> Step<R>,
     ) -> Result<R> {
-        match self.attempt(f) {
+        match self.attempt(quick, f) {
             Ok(r) => Ok(r),
             Err(Fail::Pg(e)) if lost(&e) => {
                 self.client = None;
@@ -226,10 +248,24 @@ impl PgStore {
         R: Send + 'static,
         F: FnOnce(&mut Db<'_, Client>) -> Step<R> + Send + 'static,
     {
+        self.call_with(context, false, f)
+    }
+
+    /// [`PgStore::call`], its commits not waiting for the disk when `quick`.
+    pub(super) fn call_with<R, F>(
+        &self,
+        context: impl Into<Cow<'static, str>>,
+        quick: bool,
+        f: F,
+    ) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Db<'_, Client>) -> Step<R> + Send + 'static,
+    {
         let context = context.into();
         let (reply, answer) = mpsc::sync_channel(1);
         self.send(Box::new(move |conn: &mut Conn| {
-            let _ = reply.send(conn.run(&context, f));
+            let _ = reply.send(conn.run(&context, quick, f));
         }))?;
         answer.recv().map_err(|_| self.stopped())?
     }

@@ -165,10 +165,7 @@ pub(super) const MARK: &str = "
 UPDATE journal j SET state = m.state, attempts = m.attempts, message_id = m.message_id,
        reply = m.reply, updated_at = m.at
 FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[])
-     AS m(job, seq, state, attempts, message_id, reply, at),
-     -- How this statement's own commit waits for the disk (`on`, or `off` under
-     -- durability = \"process\"): set for this transaction alone, in the same round trip.
-     (SELECT set_config('synchronous_commit', $8, true)) AS durability
+     AS m(job, seq, state, attempts, message_id, reply, at)
 WHERE j.job = m.job AND j.seq = m.seq
   AND (j.state = 'pending' OR (j.state = 'cancelled' AND m.state <> 'pending'))";
 
@@ -238,9 +235,9 @@ impl Marks {
         }
     }
 
-    /// Writes the results in one statement; `quick`: the commit does not wait for the disk.
-    pub(super) fn write(&self, db: &mut Db<'_, postgres::Client>, quick: bool) -> Step<()> {
-        let wait = if quick { "off" } else { "on" };
+    /// Writes the results in one statement (committed as the connection's session
+    /// commits: see [`super::bridge::Conn::attempt`]).
+    pub(super) fn write(&self, db: &mut Db<'_, postgres::Client>) -> Step<()> {
         db.execute(
             MARK,
             &[
@@ -251,7 +248,6 @@ impl Marks {
                 &self.ids,
                 &self.replies,
                 &self.ats,
-                &wait,
             ],
         )?;
         Ok(())

@@ -373,9 +373,9 @@ impl Journal for PgStore {
             return Ok(());
         }
         let marks = claims::Marks::new(marks);
-        let wait = self.quick_marks.load(std::sync::atomic::Ordering::Relaxed);
-        self.call("could not write the journal", move |db| {
-            marks.write(db, wait)
+        let quick = self.quick_marks.load(std::sync::atomic::Ordering::Relaxed);
+        self.call_with("could not write the journal", quick, move |db| {
+            marks.write(db)
         })
     }
 

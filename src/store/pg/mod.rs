@@ -127,6 +127,7 @@ impl PgStore {
             location: location.clone(),
             client: None,
             statements: HashMap::new(),
+            quick: false,
         };
         let (tasks, inbox) = mpsc::channel::<Task>();
         let thread = std::thread::Builder::new()

@@ -157,9 +157,7 @@ fn a_new_jobs_claims_read_its_rows_in_key_order_and_its_results_touch_no_index()
     let marked = tx
         .execute(
             MARK,
-            &[
-                &jobs, &seqs, &states, &attempts, &ids, &replies, &ats, &"on",
-            ],
+            &[&jobs, &seqs, &states, &attempts, &ids, &replies, &ats],
         )
         .unwrap();
     let counts = tx
@@ -208,4 +206,25 @@ fn a_claim_never_waits_on_its_jobs_row() {
         answer.expect("the claim waited on the job's row").unwrap(),
         4
     );
+}
+
+#[test]
+fn only_the_results_commit_without_waiting_for_the_disk() {
+    let scratch = scratch!();
+    let store = super::PgStore::open(&scratch.url(), "MAILOUT_TEST_PG_PASSWORD").unwrap();
+    let setting = |quick: bool| -> String {
+        store
+            .call_with("could not read the setting", quick, |db| {
+                Ok(db
+                    .query_one("SELECT current_setting('synchronous_commit')", &[])?
+                    .try_get(0)?)
+            })
+            .unwrap()
+    };
+    // A call that is not a group of results under "process" finds the server's setting,
+    // whatever ran on the connection before it.
+    assert_eq!(setting(false), "on");
+    assert_eq!(setting(true), "off");
+    assert_eq!(setting(true), "off");
+    assert_eq!(setting(false), "on");
 }
