@@ -78,24 +78,45 @@ pub(super) struct Conn {
     pub(super) location: String,
     pub(super) client: Option<Client>,
     pub(super) statements: HashMap<String, Statement>,
-    /// Whether this session's commits do not wait for the disk (`synchronous_commit` off),
-    /// as the journal's results under `durability = "process"` ask; any other call puts the
-    /// server's setting back first.
-    pub(super) quick: bool,
+    /// How this session's commits wait for the disk (`synchronous_commit`): the journal's
+    /// results set it (off under `durability = "process"`, on under `"full"`), and any
+    /// other call puts the server's setting back first.
+    pub(super) commits: Commits,
+}
+
+/// How a call's commits wait for the disk.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(super) enum Commits {
+    /// As the server (or the connection's options) say.
+    Server,
+    /// Without waiting (`synchronous_commit = off`).
+    Quick,
+    /// On disk before the call returns (`synchronous_commit = on`).
+    Durable,
+}
+
+impl Commits {
+    fn setting(self) -> &'static str {
+        match self {
+            Commits::Server => "RESET synchronous_commit",
+            Commits::Quick => "SET synchronous_commit = off",
+            Commits::Durable => "SET synchronous_commit = on",
+        }
+    }
 }
 
 impl Conn {
-    /// Runs `f` on the connection, connecting first when there is none; `quick`: its
-    /// commits do not wait for the disk.
+    /// Runs `f` on the connection, connecting first when there is none, its commits made
+    /// as `commits` says.
     pub(super) fn attempt<R>(
         &mut self,
-        quick: bool,
+        commits: Commits,
         f: impl FnOnce(&mut Db<'_, Client>) -> Step<R>,
     ) -> Step<R> {
         if self.client.as_ref().is_none_or(Client::is_closed) {
             self.client = None;
             self.statements.clear();
-            self.quick = false;
+            self.commits = Commits::Server;
             let mut client = self.config.connect(NoTls)?;
             if let Some(schema) = &self.schema {
                 client.batch_execute(&format!("SET search_path TO {}", quote_ident(schema)))?;
@@ -105,21 +126,17 @@ impl Conn {
         let Conn {
             client: Some(client),
             statements,
-            quick: session_quick,
+            commits: session,
             ..
         } = self
         else {
             return Err(bad("no connection"));
         };
-        if *session_quick != quick {
+        if *session != commits {
             // Set for the session, not in each statement: a `set_config` joined into the
             // results' statement made every group of results slower.
-            client.batch_execute(if quick {
-                "SET synchronous_commit = off"
-            } else {
-                "RESET synchronous_commit"
-            })?;
-            *session_quick = quick;
+            client.batch_execute(commits.setting())?;
+            *session = commits;
         }
         f(&mut Db {
             c: client,
@@ -131,10 +148,10 @@ impl Conn {
     pub(super) fn run<R>(
         &mut self,
         context: &str,
-        quick: bool,
+        commits: Commits,
         f: impl FnOnce(&mut Db<'_, Client>) -> Step<R>,
     ) -> Result<R> {
-        match self.attempt(quick, f) {
+        match self.attempt(commits, f) {
             Ok(r) => Ok(r),
             Err(Fail::Pg(e)) if lost(&e) => {
                 self.client = None;
@@ -248,14 +265,14 @@ impl PgStore {
         R: Send + 'static,
         F: FnOnce(&mut Db<'_, Client>) -> Step<R> + Send + 'static,
     {
-        self.call_with(context, false, f)
+        self.call_with(context, Commits::Server, f)
     }
 
-    /// [`PgStore::call`], its commits not waiting for the disk when `quick`.
+    /// [`PgStore::call`], its commits made as `commits` says.
     pub(super) fn call_with<R, F>(
         &self,
         context: impl Into<Cow<'static, str>>,
-        quick: bool,
+        commits: Commits,
         f: F,
     ) -> Result<R>
     where
@@ -265,7 +282,7 @@ impl PgStore {
         let context = context.into();
         let (reply, answer) = mpsc::sync_channel(1);
         self.send(Box::new(move |conn: &mut Conn| {
-            let _ = reply.send(conn.run(&context, quick, f));
+            let _ = reply.send(conn.run(&context, commits, f));
         }))?;
         answer.recv().map_err(|_| self.stopped())?
     }

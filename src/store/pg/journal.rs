@@ -13,7 +13,7 @@ use crate::store::schema::{ENTRY_COLUMNS, JOB_COLUMNS, attributes, count_state};
 use crate::store::{Entry, EntryState, Job, Journal, Mark, NewJob, Progress, WorkerInfo};
 use crate::store::{LeftOut, Member, MessageIds, Schedule, SeedCopy, Selection, Wave};
 
-use super::bridge::{Db, Step, bad};
+use super::bridge::{Commits, Db, Step, bad};
 use super::claims::{self, CLAIM_LOCK, release_rows};
 use super::waves::{MESSAGE_ID, WaveStatements};
 use super::{PgStore, SENDABLE, SHOWN_STATE, count_of, narrow, seconds, selected, skipped, wide};
@@ -373,8 +373,12 @@ impl Journal for PgStore {
             return Ok(());
         }
         let marks = claims::Marks::new(marks);
-        let quick = self.quick_marks.load(std::sync::atomic::Ordering::Relaxed);
-        self.call_with("could not write the journal", quick, move |db| {
+        let commits = if self.quick_marks.load(std::sync::atomic::Ordering::Relaxed) {
+            Commits::Quick
+        } else {
+            Commits::Durable
+        };
+        self.call_with("could not write the journal", commits, move |db| {
             marks.write(db)
         })
     }

@@ -127,7 +127,7 @@ impl PgStore {
             location: location.clone(),
             client: None,
             statements: HashMap::new(),
-            quick: false,
+            commits: bridge::Commits::Server,
         };
         let (tasks, inbox) = mpsc::channel::<Task>();
         let thread = std::thread::Builder::new()

@@ -7,6 +7,7 @@ use crate::error::Error;
 use crate::store::conformance::{NO_PG, Scratch, job_for_all};
 use crate::store::{EntryState, Mark};
 
+use super::bridge::Commits;
 use super::claims::{MARK, claimable, effective_marks};
 use super::{open, quote_ident, split_schema};
 
@@ -209,22 +210,41 @@ fn a_claim_never_waits_on_its_jobs_row() {
 }
 
 #[test]
-fn only_the_results_commit_without_waiting_for_the_disk() {
+fn results_commit_as_the_durability_says_and_nothing_else_changes_how_commits_wait() {
     let scratch = scratch!();
     let store = super::PgStore::open(&scratch.url(), "MAILOUT_TEST_PG_PASSWORD").unwrap();
-    let setting = |quick: bool| -> String {
+    let setting = |commits: Commits| -> String {
         store
-            .call_with("could not read the setting", quick, |db| {
+            .call_with("could not read the setting", commits, |db| {
                 Ok(db
                     .query_one("SELECT current_setting('synchronous_commit')", &[])?
                     .try_get(0)?)
             })
             .unwrap()
     };
-    // A call that is not a group of results under "process" finds the server's setting,
-    // whatever ran on the connection before it.
-    assert_eq!(setting(false), "on");
-    assert_eq!(setting(true), "off");
-    assert_eq!(setting(true), "off");
-    assert_eq!(setting(false), "on");
+    // Every other call finds the server's setting, whatever ran on the connection before
+    // it; the scratch server's is "on".
+    assert_eq!(setting(Commits::Server), "on");
+    assert_eq!(setting(Commits::Quick), "off");
+    assert_eq!(setting(Commits::Quick), "off");
+    assert_eq!(setting(Commits::Server), "on");
+    assert_eq!(setting(Commits::Quick), "off");
+    assert_eq!(setting(Commits::Durable), "on");
+    // Under "full", results are durable even where the connection's own default is not.
+    let lax = super::PgStore::open(
+        &format!("{}&options=-c%20synchronous_commit%3Doff", scratch.url()),
+        "MAILOUT_TEST_PG_PASSWORD",
+    )
+    .unwrap();
+    let lax_setting = |commits: Commits| -> String {
+        lax.call_with("could not read the setting", commits, |db| {
+            Ok(db
+                .query_one("SELECT current_setting('synchronous_commit')", &[])?
+                .try_get(0)?)
+        })
+        .unwrap()
+    };
+    assert_eq!(lax_setting(Commits::Server), "off");
+    assert_eq!(lax_setting(Commits::Durable), "on");
+    assert_eq!(lax_setting(Commits::Server), "off");
 }
