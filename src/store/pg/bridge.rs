@@ -1,6 +1,6 @@
 //! The database thread: the sync `postgres` client lives on a thread of its own, and every
-//! call is a closure sent to it over a channel; its connection, prepared statements and
-//! transactions.
+//! call is a closure sent to it over a channel; its connection, prepared statements,
+//! transactions, and how its session's commits wait for the disk ([`Commits`]).
 
 use std::borrow::Cow;
 use std::collections::HashMap;
