@@ -209,19 +209,22 @@ fn a_claim_never_waits_on_its_jobs_row() {
     );
 }
 
+/// The `synchronous_commit` a call made as `commits` says runs under, on `store`.
+fn commit_setting(store: &super::PgStore, commits: Commits) -> String {
+    store
+        .call_with("could not read the setting", commits, |db| {
+            Ok(db
+                .query_one("SELECT current_setting('synchronous_commit')", &[])?
+                .try_get(0)?)
+        })
+        .unwrap()
+}
+
 #[test]
 fn results_commit_as_the_durability_says_and_nothing_else_changes_how_commits_wait() {
     let scratch = scratch!();
     let store = super::PgStore::open(&scratch.url(), "MAILOUT_TEST_PG_PASSWORD").unwrap();
-    let setting = |commits: Commits| -> String {
-        store
-            .call_with("could not read the setting", commits, |db| {
-                Ok(db
-                    .query_one("SELECT current_setting('synchronous_commit')", &[])?
-                    .try_get(0)?)
-            })
-            .unwrap()
-    };
+    let setting = |commits| commit_setting(&store, commits);
     // Every other call finds the server's setting, whatever ran on the connection before
     // it; the scratch server's is "on".
     assert_eq!(setting(Commits::Server), "on");
@@ -236,14 +239,7 @@ fn results_commit_as_the_durability_says_and_nothing_else_changes_how_commits_wa
         "MAILOUT_TEST_PG_PASSWORD",
     )
     .unwrap();
-    let lax_setting = |commits: Commits| -> String {
-        lax.call_with("could not read the setting", commits, |db| {
-            Ok(db
-                .query_one("SELECT current_setting('synchronous_commit')", &[])?
-                .try_get(0)?)
-        })
-        .unwrap()
-    };
+    let lax_setting = |commits| commit_setting(&lax, commits);
     assert_eq!(lax_setting(Commits::Server), "off");
     assert_eq!(lax_setting(Commits::Durable), "on");
     assert_eq!(lax_setting(Commits::Server), "off");
