@@ -686,7 +686,7 @@ impl LinkMailer {
         };
         let mut transport = self.setup.transport(self.kind, &self.outbox)?;
         let outcome = transport
-            .deliver(self.setup.from(), &to, &bytes, std::future::ready(true))
+            .deliver(self.setup.from(), &to, &bytes, true)
             .await;
         transport.close().await;
         tracing::info!("preferences link for {email}: {outcome:?}");

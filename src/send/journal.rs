@@ -30,6 +30,8 @@ pub struct Journal {
     /// `committed` is in.
     recorded: u64,
     committed: u64,
+    /// Every result up to this count is committed or in a commit under way.
+    started: u64,
     /// Whether results are taken for a commit apart that has not ended.
     taken: bool,
     /// The most results a commit in place covered while one apart was under way: counted
@@ -63,6 +65,7 @@ impl Journal {
             claimer: None,
             recorded: 0,
             committed: 0,
+            started: 0,
             taken: false,
             later: 0,
             job,
@@ -153,6 +156,7 @@ impl Journal {
         self.store.mark(&self.unflushed)?;
         let marks = std::mem::take(&mut self.unflushed);
         let upto = self.recorded;
+        self.started = upto;
         if self.taken {
             // Results taken for a commit apart are older and not in yet: count these only
             // once that one is.
@@ -174,6 +178,16 @@ impl Journal {
         self.committed
     }
 
+    /// How many of them are committed or in a commit under way.
+    pub fn started(&self) -> u64 {
+        self.started.max(self.committed)
+    }
+
+    /// How many results are held, in no commit yet.
+    pub fn held(&self) -> usize {
+        self.unflushed.len()
+    }
+
     /// For committing off the runtime's thread: the held results, how many results will be
     /// committed once they are, and the connection to commit them on. `None` when the store
     /// commits in place (no committer), or nothing is held.
@@ -184,6 +198,7 @@ impl Journal {
             return None;
         }
         self.taken = true;
+        self.started = self.recorded;
         Some((
             std::mem::take(&mut self.unflushed),
             self.recorded,
@@ -210,6 +225,7 @@ impl Journal {
     /// again, ahead of anything recorded since.
     pub fn restore(&mut self, mut marks: Vec<Mark>) {
         self.taken = false;
+        self.started = self.committed;
         marks.append(&mut self.unflushed);
         self.unflushed = marks;
     }

@@ -32,7 +32,7 @@ use crate::report::Reporter;
 use crate::store::Entry;
 use journal::Journal;
 use queue::{Backoff, Queue};
-use transport::{Delivery, Transport};
+use transport::{Delivery, Ready, Transport};
 pub use worker::{WorkerOptions, work};
 
 /// How a run goes.
@@ -330,9 +330,10 @@ async fn worker<T: Transport>(
                 // the lease checked; if that fails the copy does not go, and this row stays
                 // as it was.
                 let mut flushed = Ok(());
-                let ready = async {
-                    flushed = queue.before_data_shared(own).await;
-                    flushed.is_ok()
+                let ready = Commit {
+                    queue: &queue,
+                    own,
+                    outcome: &mut flushed,
                 };
                 let outcome = transport.deliver(&from, &to, &bytes, ready).await;
                 if let Err(e) = flushed {
@@ -352,6 +353,25 @@ async fn worker<T: Transport>(
     queue.flush()?;
     transport.close().await;
     Ok(())
+}
+
+/// A connection's earlier results committed before its next message's data
+/// ([`Queue::group_filled`], [`Queue::before_data_shared`]); `outcome` says how that went.
+struct Commit<'a> {
+    queue: &'a Queue,
+    own: u64,
+    outcome: &'a mut Result<()>,
+}
+
+impl Ready for Commit<'_> {
+    fn soon(&mut self) -> impl Future<Output = ()> + Send {
+        self.queue.group_filled(self.own)
+    }
+
+    async fn commit(self) -> bool {
+        *self.outcome = self.queue.before_data_shared(self.own).await;
+        self.outcome.is_ok()
+    }
 }
 
 /// Gives back a recipient taken ahead, unsent.

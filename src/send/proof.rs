@@ -3,7 +3,6 @@
 //! rows, no number consumed, the addresses need not be members. `--as-member` renders it as
 //! that member receives it.
 
-use std::future::ready;
 use std::path::PathBuf;
 use std::str::FromStr;
 
@@ -144,9 +143,7 @@ async fn deliver_all<T: Transport>(
             context: format!("`{address}` is not an address mail can be sent to"),
             source: Box::new(e),
         })?;
-        let outcome = transport
-            .deliver(setup.from(), &to, &bytes, ready(true))
-            .await;
+        let outcome = transport.deliver(setup.from(), &to, &bytes, true).await;
         if let Delivery::Broken(reason) = &outcome {
             return Err(Error::Smtp {
                 context: "the proof was not sent".into(),

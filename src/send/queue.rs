@@ -143,6 +143,10 @@ pub struct Queue {
     /// Held while a commit runs apart (see [`Queue::before_data_shared`]).
     commit_turn: tokio::sync::Mutex<()>,
     notify: Notify,
+    /// Told when as many results are held as a commit started early should take in.
+    filled: Notify,
+    /// That many: half the connections, rounded up (see [`Queue::group_filled`]).
+    group: usize,
     journal: Mutex<Journal>,
     /// Whether the journal claims on a connection of its own ([`Queue::claim_ahead`]).
     claims_apart: bool,
@@ -159,11 +163,14 @@ impl Queue {
     /// A queue over `journal`'s pending rows, for `connections` connections.
     pub fn new(journal: Journal, max_attempts: u32, backoff: Backoff, connections: usize) -> Queue {
         let max_attempts = max_attempts.max(1);
+        let group = connections.max(1).div_ceil(2);
         let connections = u32::try_from(connections.max(1)).unwrap_or(u32::MAX);
         Queue {
             state: Mutex::new(State::default()),
             commit_turn: tokio::sync::Mutex::new(()),
             notify: Notify::new(),
+            filled: Notify::new(),
+            group,
             job: journal.job(),
             claims_apart: journal.claims_apart(),
             journal: Mutex::new(journal),
@@ -256,6 +263,27 @@ impl Queue {
     /// When the worker's lease was last renewed.
     pub fn renewed(&self) -> std::time::Instant {
         self.journal().renewed()
+    }
+
+    /// Completes when a connection whose last result was recorded as the `own`th had best
+    /// start its commit now, while its envelope's replies come back: when that result is
+    /// in a commit already, or when half as many results as there are connections are held
+    /// (with one or two connections, at once). Otherwise the commit waits for the replies,
+    /// and the other connections' results recorded meanwhile go in the same commit: on a
+    /// busy run, one commit for many messages in place of one for every few.
+    pub async fn group_filled(&self, own: u64) {
+        loop {
+            let filled = self.filled.notified();
+            tokio::pin!(filled);
+            filled.as_mut().enable();
+            {
+                let journal = self.journal();
+                if journal.started() >= own || journal.held() >= self.group {
+                    return;
+                }
+            }
+            filled.await;
+        }
     }
 
     /// [`Queue::before_data`] for a connection whose last result was recorded as the
@@ -628,6 +656,9 @@ impl Queue {
         let recorded = {
             let mut journal = self.journal();
             let recorded = journal.record(mark);
+            if journal.held() >= self.group {
+                self.filled.notify_waiters();
+            }
             if let Some(pause) = shared_pause
                 && let Err(e) = journal.pause_domain(&domain, pause)
             {
@@ -833,6 +864,98 @@ mod tests {
             let s = queue.lock();
             assert_eq!(s.fresh.len(), BATCH - 2 + BATCH / 2);
             assert!(s.exhausted && !s.fetching);
+        });
+    }
+
+    /// Polls `future` once.
+    async fn poll_once<F: Future + Unpin>(future: &mut F) -> std::task::Poll<F::Output> {
+        std::future::poll_fn(|cx| std::task::Poll::Ready(std::pin::Pin::new(&mut *future).poll(cx)))
+            .await
+    }
+
+    #[test]
+    fn a_commit_starts_early_once_half_the_connections_have_a_result_held() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, job, worker) = job_of(dir.path(), 8);
+        let open = || -> Box<dyn Store> { Box::new(SqliteStore::open(&path).unwrap()) };
+        let journal = Journal::new(
+            open(),
+            job,
+            worker,
+            Duration::from_secs(60),
+            std::time::Instant::now(),
+        )
+        .with_committer(open());
+        // Four connections: a commit is worth starting early for two results.
+        let queue = Arc::new(Queue::new(journal, 1, Backoff::default(), 4));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let mut entries = Vec::new();
+            for _ in 0..3 {
+                entries.push(queue.next().await.unwrap().unwrap());
+            }
+            let accepted = || Delivery::Accepted("250 ok".into());
+            let first = queue.record(entries.remove(0), "<1@x>", accepted());
+            let mut soon = Box::pin(queue.group_filled(first));
+            assert!(
+                poll_once(&mut soon).await.is_pending(),
+                "one result held of four connections: the commit waits for the envelope"
+            );
+            let second = queue.record(entries.remove(0), "<2@x>", accepted());
+            assert!(poll_once(&mut soon).await.is_ready(), "two held: start now");
+            // One commit takes both.
+            queue.before_data_shared(first).await.unwrap();
+            assert_eq!(queue.journal().committed(), second);
+            assert!(
+                poll_once(&mut Box::pin(queue.group_filled(second)))
+                    .await
+                    .is_ready()
+            );
+            // The next result alone waits again.
+            let third = queue.record(entries.remove(0), "<3@x>", accepted());
+            assert!(
+                poll_once(&mut Box::pin(queue.group_filled(third)))
+                    .await
+                    .is_pending()
+            );
+        });
+        let store = SqliteStore::open(&path).unwrap();
+        let job = store.job(job).unwrap().unwrap();
+        assert_eq!(
+            job.progress.sent, 2,
+            "the third result is held, not committed"
+        );
+    }
+
+    #[test]
+    fn with_one_connection_a_commit_starts_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, job, worker) = job_of(dir.path(), 2);
+        let open = || -> Box<dyn Store> { Box::new(SqliteStore::open(&path).unwrap()) };
+        let journal = Journal::new(
+            open(),
+            job,
+            worker,
+            Duration::from_secs(60),
+            std::time::Instant::now(),
+        )
+        .with_committer(open());
+        let queue = Arc::new(Queue::new(journal, 1, Backoff::default(), 1));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let entry = queue.next().await.unwrap().unwrap();
+            let own = queue.record(entry, "<1@x>", Delivery::Accepted("250 ok".into()));
+            assert!(
+                poll_once(&mut Box::pin(queue.group_filled(own)))
+                    .await
+                    .is_ready()
+            );
         });
     }
 

@@ -3,7 +3,6 @@
 //! that job and seed, and records what the server said, so that `mailout seeds check` can
 //! look for it by its Message-ID.
 
-use std::future::ready;
 use std::str::FromStr;
 
 use lettre::Address;
@@ -48,7 +47,7 @@ pub async fn send_copies<T: Transport>(
                     Some(signer) => signer.sign(&copy.bytes)?,
                     None => copy.bytes,
                 };
-                match transport.deliver(from, &to, &bytes, ready(true)).await {
+                match transport.deliver(from, &to, &bytes, true).await {
                     Delivery::Accepted(reply) => ("sent", reply),
                     Delivery::Uncertain(what) => ("uncertain", what),
                     Delivery::Permanent(reply) => ("failed", reply),

@@ -12,14 +12,13 @@
 //! domain-level signal (421, rate or reputation); a fault before the message was complete
 //! is temporary for the connection; a fault after the final dot went is *uncertain*.
 
-use std::future::Future;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use lettre::Address;
 
 use super::session::{self, DataOutcome, Endpoint, Fault, OpenError, Reply, Session, Tls};
-use super::transport::{Delivery, NOT_READY, Scope, Transport};
+use super::transport::{Delivery, NOT_READY, Ready, Scope, Transport};
 use crate::config;
 use crate::error::{Error, Result};
 
@@ -326,7 +325,7 @@ impl Transport for SmtpTransport {
         from: &Address,
         to: &Address,
         message: &[u8],
-        ready: impl Future<Output = bool> + Send,
+        ready: impl Ready,
     ) -> Delivery {
         let server = self.settings.server();
         let data_timeout = self.settings.data_timeout;
@@ -341,9 +340,23 @@ impl Transport for SmtpTransport {
             ));
         }
 
-        // The envelope; a refusal here leaves the session usable (RSET). While its replies
-        // come back, earlier results are committed (`ready`), which the data must wait for.
-        let (envelope, ready) = tokio::join!(session.envelope(sender, recipient), ready);
+        // The envelope; a refusal here leaves the session usable (RSET). Earlier results are
+        // committed (`ready`) before the data goes: while the envelope's replies come back
+        // when that is worth it (`Ready::soon`), else once they are in.
+        let (envelope, ready) = {
+            let mut ready = ready;
+            let envelope = session.envelope(sender, recipient);
+            tokio::pin!(envelope);
+            let replied = tokio::select! {
+                biased;
+                replies = &mut envelope => Some(replies),
+                () = ready.soon() => None,
+            };
+            match replied {
+                Some(replies) => (replies, ready.commit().await),
+                None => tokio::join!(envelope, ready.commit()),
+            }
+        };
         let refusal = match envelope {
             Err(fault) => Some(Delivery::temporary(
                 format!("{server}: {fault}"),

@@ -75,21 +75,43 @@ impl std::fmt::Display for Delivery {
 /// Why a message was not delivered when `ready` said no.
 pub const NOT_READY: &str = "the journal could not be written; the message was not sent";
 
+/// What a delivery waits for before the message can be accepted: the worker's earlier
+/// results committed to the journal. `true` is ready at once; `false` never.
+pub trait Ready: Send {
+    /// Completes when the commit is worth starting before the envelope's replies are back
+    /// (with SMTP): at once when the commit would take in no other connection's results
+    /// by waiting. Until then the commit waits for those replies, and takes in whatever the
+    /// other connections record meanwhile, so that one commit serves many messages.
+    fn soon(&mut self) -> impl Future<Output = ()> + Send {
+        std::future::ready(())
+    }
+
+    /// Waits for the commit; false when the message must not go (the journal cannot be
+    /// written, or the worker's claim has lapsed).
+    fn commit(self) -> impl Future<Output = bool> + Send;
+}
+
+impl Ready for bool {
+    fn commit(self) -> impl Future<Output = bool> + Send {
+        std::future::ready(self)
+    }
+}
+
 /// A way to deliver messages. Each send worker owns one (an SMTP transport is one
 /// connection).
 pub trait Transport: Send + 'static {
-    /// Delivers `message` from `from` to `to`. `ready` must complete before the message can
+    /// Delivers `message` from `from` to `to`. `ready` must commit before the message can
     /// be accepted (for SMTP, before the data is sent): the worker's previous result is
     /// being committed to the journal meanwhile, so that at most one accepted copy per worker
     /// is ever unrecorded, and the commit costs no time of its own. When `ready` says false
-    /// (the journal cannot be written, or the worker's claim has lapsed) the message must
-    /// not be delivered: the transport gives up on it and returns [`Delivery::Broken`].
+    /// the message must not be delivered: the transport gives up on it and returns
+    /// [`Delivery::Broken`].
     fn deliver(
         &mut self,
         from: &Address,
         to: &Address,
         message: &[u8],
-        ready: impl Future<Output = bool> + Send,
+        ready: impl Ready,
     ) -> impl Future<Output = Delivery> + Send;
 
     /// Says goodbye (SMTP QUIT); best effort.
@@ -131,9 +153,9 @@ impl Transport for FileTransport {
         _from: &Address,
         to: &Address,
         message: &[u8],
-        ready: impl Future<Output = bool> + Send,
+        ready: impl Ready,
     ) -> Delivery {
-        if !ready.await {
+        if !ready.commit().await {
             return Delivery::Broken(NOT_READY.into());
         }
         let path = self.path_for(to);
@@ -190,13 +212,13 @@ impl Transport for SendmailTransport {
         from: &Address,
         to: &Address,
         message: &[u8],
-        ready: impl Future<Output = bool> + Send,
+        ready: impl Ready,
     ) -> Delivery {
         let envelope = match Envelope::new(Some(from.clone()), vec![to.clone()]) {
             Ok(e) => e,
             Err(e) => return Delivery::Permanent(e.to_string()),
         };
-        if !ready.await {
+        if !ready.commit().await {
             return Delivery::Broken(NOT_READY.into());
         }
         match self.inner.send_raw(&envelope, message).await {
@@ -224,7 +246,7 @@ impl Transport for AnyTransport {
         from: &Address,
         to: &Address,
         message: &[u8],
-        ready: impl Future<Output = bool> + Send,
+        ready: impl Ready,
     ) -> Delivery {
         match self {
             AnyTransport::Smtp(t) => t.deliver(from, to, message, ready).await,
