@@ -35,13 +35,6 @@ pub trait Backend {
     /// Where the store is, for messages (never includes a password).
     fn location(&self) -> &str;
 
-    /// Whether each call is a round trip to a server (PostgreSQL) rather than a local file:
-    /// the sender then commits results on a thread of its own while it goes on sending,
-    /// instead of waiting for each commit.
-    fn is_remote(&self) -> bool {
-        false
-    }
-
     /// The named secret, created from the system's random source on first use.
     fn secret(&self, name: &str) -> Result<Vec<u8>>;
 

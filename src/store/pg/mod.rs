@@ -246,10 +246,6 @@ impl Backend for PgStore {
         &self.location
     }
 
-    fn is_remote(&self) -> bool {
-        true
-    }
-
     fn set_durability(&self, durability: Durability) -> Result<()> {
         self.quick_marks.store(
             durability == Durability::Process,
