@@ -831,24 +831,44 @@ mod tests {
         (path, job.id, worker)
     }
 
-    #[test]
-    fn a_worker_taking_recipients_ahead_has_the_next_batch_claimed_before_it_runs_out() {
-        let dir = tempfile::tempdir().unwrap();
-        let (path, job, worker) = job_of(dir.path(), BATCH + BATCH / 2);
-        let open = || -> Box<dyn Store> { Box::new(SqliteStore::open(&path).unwrap()) };
+    /// A queue for `connections` connections over job `job` in the store at `path`, its
+    /// journal given a connection of its own by `with` (a claimer or a committer).
+    fn queue_over(
+        path: &std::path::Path,
+        job: i64,
+        worker: i64,
+        connections: usize,
+        with: fn(Journal, Box<dyn Store>) -> Journal,
+    ) -> Arc<Queue> {
+        let open = || -> Box<dyn Store> { Box::new(SqliteStore::open(path).unwrap()) };
         let journal = Journal::new(
             open(),
             job,
             worker,
             Duration::from_secs(60),
             std::time::Instant::now(),
-        )
-        .with_claimer(open());
-        let queue = Arc::new(Queue::new(journal, 1, Backoff::default(), 1));
-        let runtime = tokio::runtime::Builder::new_current_thread()
+        );
+        Arc::new(Queue::new(
+            with(journal, open()),
+            1,
+            Backoff::default(),
+            connections,
+        ))
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .unwrap();
+            .unwrap()
+    }
+
+    #[test]
+    fn a_worker_taking_recipients_ahead_has_the_next_batch_claimed_before_it_runs_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, job, worker) = job_of(dir.path(), BATCH + BATCH / 2);
+        let queue = queue_over(&path, job, worker, 1, Journal::with_claimer);
+        let runtime = runtime();
         runtime.block_on(async {
             // The first recipient waits for the first claim.
             assert!(queue.next().await.unwrap().is_some());
@@ -877,21 +897,9 @@ mod tests {
     fn a_commit_starts_early_once_half_the_connections_have_a_result_held() {
         let dir = tempfile::tempdir().unwrap();
         let (path, job, worker) = job_of(dir.path(), 8);
-        let open = || -> Box<dyn Store> { Box::new(SqliteStore::open(&path).unwrap()) };
-        let journal = Journal::new(
-            open(),
-            job,
-            worker,
-            Duration::from_secs(60),
-            std::time::Instant::now(),
-        )
-        .with_committer(open());
         // Four connections: a commit is worth starting early for two results.
-        let queue = Arc::new(Queue::new(journal, 1, Backoff::default(), 4));
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let queue = queue_over(&path, job, worker, 4, Journal::with_committer);
+        let runtime = runtime();
         runtime.block_on(async {
             let mut entries = Vec::new();
             for _ in 0..3 {
@@ -934,20 +942,8 @@ mod tests {
     fn with_one_connection_a_commit_starts_at_once() {
         let dir = tempfile::tempdir().unwrap();
         let (path, job, worker) = job_of(dir.path(), 2);
-        let open = || -> Box<dyn Store> { Box::new(SqliteStore::open(&path).unwrap()) };
-        let journal = Journal::new(
-            open(),
-            job,
-            worker,
-            Duration::from_secs(60),
-            std::time::Instant::now(),
-        )
-        .with_committer(open());
-        let queue = Arc::new(Queue::new(journal, 1, Backoff::default(), 1));
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let queue = queue_over(&path, job, worker, 1, Journal::with_committer);
+        let runtime = runtime();
         runtime.block_on(async {
             let entry = queue.next().await.unwrap().unwrap();
             let own = queue.record(entry, "<1@x>", Delivery::Accepted("250 ok".into()));
