@@ -68,7 +68,10 @@ pub fn init(args: Init) -> Result<ExitCode, Error> {
     if args.dir != Path::new(".") {
         outln!(
             "  cd {}",
-            cell(&shell_quote(&args.dir.to_string_lossy()), PATH_WIDTH)
+            cell(
+                &shell_quote(&cd_path(&args.dir.to_string_lossy())),
+                PATH_WIDTH
+            )
         );
     }
     let lines = [
@@ -96,6 +99,16 @@ pub fn init(args: Init) -> Result<ExitCode, Error> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `dir` as `cd` takes it: a relative path that starts with `-` gets `./` in front, so
+/// that `cd` does not read it as an option (`cd -` goes back to the last folder).
+fn cd_path(dir: &str) -> String {
+    if dir.starts_with('-') {
+        format!("./{dir}")
+    } else {
+        dir.to_string()
+    }
+}
+
 /// `text` as one word for a POSIX shell: as it is when it is plain, else in single quotes.
 fn shell_quote(text: &str) -> String {
     let plain = !text.is_empty()
@@ -111,7 +124,15 @@ fn shell_quote(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::shell_quote;
+    use super::{cd_path, shell_quote};
+
+    #[test]
+    fn a_folder_named_like_an_option_is_not_one_to_cd() {
+        assert_eq!(cd_path("-"), "./-");
+        assert_eq!(cd_path("-P union"), "./-P union");
+        assert_eq!(cd_path("union"), "union");
+        assert_eq!(cd_path("/srv/-union"), "/srv/-union");
+    }
 
     #[test]
     fn quotes_what_a_shell_would_split() {
