@@ -20,9 +20,12 @@ use crate::store::{Entry, Mark, Store};
 /// A job's journal, worked by one worker.
 pub struct Journal {
     store: Box<dyn Store>,
-    /// A second connection, which commits results off the runtime's
-    /// thread ([`Journal::take_unflushed`]).
+    /// A second connection, which commits results while the worker sends
+    /// ([`Journal::take_unflushed`]).
     committer: Option<Arc<Mutex<Box<dyn Store>>>>,
+    /// Whether the committer's commits are quick enough to run on the runtime's thread
+    /// ([`crate::store::Backend::commits_quickly`]).
+    commits_quickly: bool,
     /// A third connection, which claims the next rows while the worker
     /// sends ([`Journal::fetch_apart`]).
     claimer: Option<Arc<Mutex<Box<dyn Store>>>>,
@@ -62,6 +65,7 @@ impl Journal {
         Journal {
             store,
             committer: None,
+            commits_quickly: false,
             claimer: None,
             recorded: 0,
             committed: 0,
@@ -132,9 +136,11 @@ impl Journal {
         self.renewed
     }
 
-    /// Commits results through `committer` (a connection of its own) off the runtime's
-    /// thread: see [`Journal::take_unflushed`].
+    /// Commits results through `committer` (a connection of its own): on a blocking
+    /// thread, or on the runtime's own when its commits are quick. See
+    /// [`Journal::take_unflushed`].
     pub fn with_committer(mut self, committer: Box<dyn Store>) -> Journal {
+        self.commits_quickly = committer.commits_quickly();
         self.committer = Some(Arc::new(Mutex::new(committer)));
         self
     }
@@ -238,6 +244,12 @@ impl Journal {
     /// Whether commits go through a committer of their own.
     pub fn commits_apart(&self) -> bool {
         self.committer.is_some()
+    }
+
+    /// Whether the committer's commits are quick enough to make on the runtime's thread,
+    /// rather than on a blocking thread while the other connections go on.
+    pub fn commits_quickly(&self) -> bool {
+        self.commits_quickly
     }
 
     /// Commits held results and makes sure the lease will outlive the next delivery:

@@ -132,19 +132,17 @@ pub async fn run<T: Transport>(
         })
     };
 
-    let (maker, making) = Maker::start(Arc::clone(&mailing), signer)?;
     let mut workers = tokio::task::JoinSet::new();
     for transport in transports {
         workers.spawn(worker(
             Arc::clone(&queue),
             transport,
             Arc::clone(&mailing),
-            maker.clone(),
+            signer.clone(),
             from.clone(),
             rate,
         ));
     }
-    drop(maker);
     let mut interrupted = false;
     let mut first_error = None;
     loop {
@@ -172,9 +170,6 @@ pub async fn run<T: Transport>(
         }
     }
     beats.abort();
-    // Every worker, and so every handle on the maker, is gone: its thread has ended or is
-    // finishing its last copy.
-    let _ = making.join();
     display.finish();
     if let Some(e) = queue.take_failure().or(first_error) {
         return Err(e);
@@ -199,70 +194,42 @@ pub async fn run<T: Transport>(
     })
 }
 
-/// A copy being made: its recipient's address and the finished (signed) bytes, or why it
-/// cannot be sent.
-type Making = tokio::sync::oneshot::Receiver<Made>;
-
 /// A finished copy: its recipient's address and its bytes, or why it cannot be sent.
 type Made = std::result::Result<(Address, Vec<u8>), String>;
 
-/// What the maker's thread is asked: a recipient, and where its copy goes.
-type Job = (
-    crate::recipient::Recipient,
-    tokio::sync::oneshot::Sender<Made>,
-);
-
-/// Makes copies on a thread of its own, in the order asked: personalising and signing cost
-/// CPU that would otherwise hold up every connection of the run, and one thread beside the
-/// runtime's is what a small machine that also runs the database and the SMTP server has to
-/// spare (a thread per copy would take the runtime's share).
-#[derive(Clone)]
-struct Maker {
-    jobs: std::sync::mpsc::Sender<Job>,
+/// The recipient a connection takes while its last copy goes out, with the Message-ID its
+/// copy carries and, once made, the copy.
+struct Ahead {
+    entry: Entry,
+    message_id: String,
+    made: Option<Made>,
 }
 
-impl Maker {
-    /// The maker's thread, which ends when every [`Maker`] is dropped.
-    fn start(
-        mailing: Arc<Mailing>,
-        signer: Option<Arc<Signer>>,
-    ) -> Result<(Maker, std::thread::JoinHandle<()>)> {
-        let (jobs, asked) = std::sync::mpsc::channel::<Job>();
-        let thread = std::thread::Builder::new()
-            .name("mailout-copies".into())
-            .spawn(move || {
-                for (recipient, reply) in asked {
-                    let _ = reply.send(make(&mailing, signer.as_deref(), &recipient));
-                }
-            })
-            .map_err(|e| Error::Io {
-                context: "could not start the thread that makes copies".into(),
-                path: None,
-                source: e,
-            })?;
-        Ok((Maker { jobs }, thread))
+impl Ahead {
+    fn new(entry: Entry, mailing: &Mailing) -> Ahead {
+        let message_id = mailing.message_id(&entry.member.email);
+        Ahead {
+            entry,
+            message_id,
+            made: None,
+        }
     }
 
-    /// Starts making `entry`'s copy; its Message-ID now.
-    fn make(&self, entry: &Entry, mailing: &Mailing) -> (String, Making) {
-        let recipient = entry.member.recipient();
-        let message_id = mailing.message_id(&recipient.email);
-        let (reply, making) = tokio::sync::oneshot::channel();
-        // A maker that has stopped drops `reply`: [`finish`] says so.
-        let _ = self.jobs.send((recipient, reply));
-        (message_id, making)
+    /// The copy, made now unless it was made while the last one went out.
+    fn take_copy(&mut self, mailing: &Mailing, signer: Option<&Signer>) -> Made {
+        match self.made.take() {
+            Some(made) => made,
+            None => make(mailing, signer, &self.entry),
+        }
     }
 }
 
-/// `recipient`'s copy, signed when there is a key.
-fn make(
-    mailing: &Mailing,
-    signer: Option<&Signer>,
-    recipient: &crate::recipient::Recipient,
-) -> Made {
+/// `entry`'s copy, signed when there is a key.
+fn make(mailing: &Mailing, signer: Option<&Signer>, entry: &Entry) -> Made {
+    let recipient = entry.member.recipient();
     let to = Address::from_str(&recipient.email).map_err(|e| format!("not an address: {e}"))?;
     let copy = mailing
-        .copy_for(recipient, false)
+        .copy_for(&recipient, false)
         .map_err(|e| format!("could not build the copy: {}", e.one_line()))?;
     let bytes = match signer {
         Some(signer) => signer
@@ -273,59 +240,46 @@ fn make(
     Ok((to, bytes))
 }
 
-/// The copy `making` makes.
-async fn finish(making: Making) -> Made {
-    making.await.unwrap_or_else(|_| {
-        Err("could not build the copy: the thread making copies stopped".into())
-    })
-}
-
-/// One connection's loop. While a copy goes out, the next recipient's copy is made on
-/// another thread, so that building and signing add no time on the wire; that next
-/// recipient is held in flight and, when the run stops or its domain is paused meanwhile,
-/// given back unsent.
+/// One connection's loop. While a copy's data is read by the server, the next recipient's
+/// copy is made ([`Ready::sent`]), so that building and signing add no time on the wire and
+/// no thread of their own: on a small machine that also runs the database and the SMTP
+/// server, the runtime's one thread doing everything in turn beats handing copies between
+/// threads. That next recipient is held in flight and, when the run stops or its domain is
+/// paused meanwhile, given back unsent.
 async fn worker<T: Transport>(
     queue: Arc<Queue>,
     mut transport: T,
     mailing: Arc<Mailing>,
-    maker: Maker,
+    signer: Option<Arc<Signer>>,
     from: Address,
     rate: u32,
 ) -> Result<()> {
-    let mut ahead: Option<(Entry, String, Making)> = None;
+    let signer = signer.as_deref();
+    let mut ahead: Option<Ahead> = None;
     // How many results were recorded when this connection's last one was: it is committed
     // before this connection sends another message's data.
     let mut own = 0;
     loop {
-        let (entry, message_id, making) = match ahead.take() {
-            Some((entry, message_id, making)) => match queue.recheck(entry) {
-                Some(entry) => (entry, message_id, making),
-                None => {
-                    drop(making);
-                    continue;
-                }
+        let mut this = match ahead.take() {
+            Some(next) => match queue.recheck(next.entry) {
+                Some(entry) => Ahead { entry, ..next },
+                None => continue,
             },
             None => match queue.next().await? {
-                Some(entry) => {
-                    let (message_id, making) = maker.make(&entry, &mailing);
-                    (entry, message_id, making)
-                }
+                Some(entry) => Ahead::new(entry, &mailing),
                 None => break,
             },
         };
-        let outcome = match finish(making).await {
+        let outcome = match this.take_copy(&mailing, signer) {
             Err(reason) => Delivery::Permanent(reason),
             Ok((to, bytes)) => {
                 if rate > 0
                     && let Err(e) = queue.wait_for_slot(rate).await
                 {
-                    queue.put_back(entry);
+                    queue.put_back(this.entry);
                     return Err(e);
                 }
-                ahead = queue.try_next().map(|next| {
-                    let (message_id, making) = maker.make(&next, &mailing);
-                    (next, message_id, making)
-                });
+                ahead = queue.try_next().map(|next| Ahead::new(next, &mailing));
                 // Before this copy can be accepted, every earlier result is committed and
                 // the lease checked; if that fails the copy does not go, and this row stays
                 // as it was.
@@ -334,17 +288,20 @@ async fn worker<T: Transport>(
                     queue: &queue,
                     own,
                     outcome: &mut flushed,
+                    next: ahead.as_mut(),
+                    mailing: &mailing,
+                    signer,
                 };
                 let outcome = transport.deliver(&from, &to, &bytes, ready).await;
                 if let Err(e) = flushed {
                     give_back(&queue, ahead.take());
-                    queue.put_back(entry);
+                    queue.put_back(this.entry);
                     return Err(e);
                 }
                 outcome
             }
         };
-        own = queue.record(entry, &message_id, outcome);
+        own = queue.record(this.entry, &this.message_id, outcome);
         if let Err(e) = queue.flush_urgent() {
             give_back(&queue, ahead.take());
             return Err(e);
@@ -357,10 +314,14 @@ async fn worker<T: Transport>(
 
 /// A connection's earlier results committed before its next message's data
 /// ([`Queue::group_filled`], [`Queue::before_data_shared`]); `outcome` says how that went.
+/// Once the data has gone, the next recipient's copy is made.
 struct Commit<'a> {
     queue: &'a Queue,
     own: u64,
     outcome: &'a mut Result<()>,
+    next: Option<&'a mut Ahead>,
+    mailing: &'a Mailing,
+    signer: Option<&'a Signer>,
 }
 
 impl Ready for Commit<'_> {
@@ -368,16 +329,23 @@ impl Ready for Commit<'_> {
         self.queue.group_filled(self.own)
     }
 
-    async fn commit(self) -> bool {
+    async fn commit(&mut self) -> bool {
         *self.outcome = self.queue.before_data_shared(self.own).await;
         self.outcome.is_ok()
+    }
+
+    fn sent(&mut self) {
+        if let Some(next) = self.next.take()
+            && next.made.is_none()
+        {
+            next.made = Some(make(self.mailing, self.signer, &next.entry));
+        }
     }
 }
 
 /// Gives back a recipient taken ahead, unsent.
-fn give_back(queue: &Queue, ahead: Option<(Entry, String, Making)>) {
-    if let Some((entry, _, making)) = ahead {
-        drop(making);
-        queue.put_back(entry);
+fn give_back(queue: &Queue, ahead: Option<Ahead>) {
+    if let Some(next) = ahead {
+        queue.put_back(next.entry);
     }
 }

@@ -140,7 +140,7 @@ struct State {
 /// The queue shared by a job's workers.
 pub struct Queue {
     state: Mutex<State>,
-    /// Held while a commit runs apart (see [`Queue::before_data_shared`]).
+    /// Held while a commit through the committer runs (see [`Queue::before_data_shared`]).
     commit_turn: tokio::sync::Mutex<()>,
     notify: Notify,
     /// Told when as many results are held as a commit started early should take in.
@@ -288,7 +288,8 @@ impl Queue {
 
     /// [`Queue::before_data`] for a connection whose last result was recorded as the
     /// `own`th: with a committer, the commit runs on a blocking thread while the other
-    /// connections go on; a connection whose result is not in yet waits for the commit
+    /// connections go on (or, when its commits are quick, on the runtime's thread at
+    /// once); a connection whose result is not in yet waits for the commit
     /// under way and, if that does not hold it, commits everything recorded meanwhile
     /// (group commit), so a commit's round trip is paid once for many messages, and not at
     /// all by a connection whose result an earlier commit took.
@@ -303,16 +304,25 @@ impl Queue {
         // for its own, so each has at most one copy out that the journal does not show.
         let _turn = self.commit_turn.lock().await;
         if self.journal().committed() < own {
-            let taken = self.journal().take_unflushed();
+            let (taken, quickly) = {
+                let mut journal = self.journal();
+                (journal.take_unflushed(), journal.commits_quickly())
+            };
             if let Some((marks, upto, committer)) = taken {
-                let outcome = tokio::task::spawn_blocking(move || {
+                let commit = move || {
                     let result = committer
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
                         .mark(&marks);
                     (result, marks)
-                })
-                .await;
+                };
+                // A quick commit (SQLite's log written, nothing synced) costs less than
+                // the two thread switches of handing it over.
+                let outcome = if quickly {
+                    Ok(commit())
+                } else {
+                    tokio::task::spawn_blocking(commit).await
+                };
                 match outcome {
                     Ok((Ok(()), marks)) => self.journal().committed_up_to(upto, &marks),
                     Ok((Err(e), marks)) => {

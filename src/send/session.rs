@@ -403,8 +403,14 @@ impl Session {
     }
 
     /// Sends the message (dot-stuffed, RFC 5321 §4.5.2) and its final dot within the
-    /// session's timeout, then waits up to `reply_within` for the reply.
-    pub async fn data(&mut self, message: &[u8], reply_within: Duration) -> DataOutcome {
+    /// session's timeout, calls `meanwhile` while the server reads it, then waits up to
+    /// `reply_within` for the reply.
+    pub async fn data(
+        &mut self,
+        message: &[u8],
+        reply_within: Duration,
+        meanwhile: impl FnOnce(),
+    ) -> DataOutcome {
         let stuffed = stuff(message);
         let written = async {
             // The message and its final dot in one write (one segment, one system call),
@@ -437,6 +443,7 @@ impl Session {
             }
             Ok(Ok(())) => {}
         }
+        meanwhile();
         match self
             .read_reply("reply to the end of the message", reply_within)
             .await

@@ -343,8 +343,8 @@ impl Transport for SmtpTransport {
         // The envelope; a refusal here leaves the session usable (RSET). Earlier results are
         // committed (`ready`) before the data goes: while the envelope's replies come back
         // when that is worth it (`Ready::soon`), else once they are in.
-        let (envelope, ready) = {
-            let mut ready = ready;
+        let mut ready = ready;
+        let (envelope, committed) = {
             let envelope = session.envelope(sender, recipient);
             tokio::pin!(envelope);
             let replied = tokio::select! {
@@ -391,13 +391,13 @@ impl Transport for SmtpTransport {
             self.last_used = Instant::now();
             return outcome;
         }
-        if !ready {
+        if !committed {
             // The server waits for the data; the session cannot be reused.
             self.drop_session().await;
             return Delivery::Broken(NOT_READY.into());
         }
         let outcome = match self.session.as_mut() {
-            Some(session) => session.data(message, data_timeout).await,
+            Some(session) => session.data(message, data_timeout, || ready.sent()).await,
             None => return Delivery::Broken("internal: no session".into()),
         };
         self.last_used = Instant::now();
@@ -531,6 +531,129 @@ mod tests {
                 .contains("MAILOUT_TEST_SURELY_UNSET_PASSWORD"),
             "{err}"
         );
+    }
+
+    /// A `Ready` that says `commit` and reports each `sent` on a channel.
+    struct Probe {
+        commit: bool,
+        sent: std::sync::mpsc::Sender<()>,
+    }
+
+    impl Ready for Probe {
+        async fn commit(&mut self) -> bool {
+            self.commit
+        }
+
+        fn sent(&mut self) {
+            let _ = self.sent.send(());
+        }
+    }
+
+    /// A server on loopback for one session: it refuses RCPT TO for addresses that start
+    /// with `refused`, and after a message's final dot holds its reply until the client's
+    /// `sent` has been called (or five seconds have gone). Says, for each message, whether
+    /// `sent` came before the reply, and how many more times `sent` was called.
+    fn holding_server(
+        sent: std::sync::mpsc::Receiver<()>,
+    ) -> (u16, std::thread::JoinHandle<(Vec<bool>, usize)>) {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut out = stream.try_clone().unwrap();
+            let mut lines = BufReader::new(stream);
+            let mut seen = Vec::new();
+            out.write_all(b"220 holding ESMTP\r\n").unwrap();
+            let mut line = String::new();
+            let mut recipients = 0;
+            while lines.read_line(&mut line).unwrap_or(0) > 0 {
+                let verb = line.get(..4).unwrap_or("").to_ascii_uppercase();
+                let reply: &[u8] = match verb.as_str() {
+                    "EHLO" => b"250-holding\r\n250 PIPELINING\r\n",
+                    "RSET" => {
+                        recipients = 0;
+                        b"250 ok\r\n"
+                    }
+                    "RCPT" if line.contains("<refused") => b"550 5.1.1 no such user\r\n",
+                    "RCPT" => {
+                        recipients += 1;
+                        b"250 ok\r\n"
+                    }
+                    "DATA" if recipients == 0 => b"554 5.5.1 no valid recipients\r\n",
+                    "DATA" => {
+                        recipients = 0;
+                        out.write_all(b"354 go on\r\n").unwrap();
+                        let mut data = String::new();
+                        while data != ".\r\n" {
+                            data.clear();
+                            if lines.read_line(&mut data).unwrap_or(0) == 0 {
+                                break; // the client went before its data
+                            }
+                        }
+                        if data != ".\r\n" {
+                            break;
+                        }
+                        let held = sent.recv_timeout(Duration::from_secs(5)).is_ok();
+                        seen.push(held);
+                        b"250 2.0.0 queued\r\n"
+                    }
+                    "QUIT" => {
+                        out.write_all(b"221 bye\r\n").unwrap();
+                        break;
+                    }
+                    _ => b"250 ok\r\n",
+                };
+                out.write_all(reply).unwrap();
+                line.clear();
+            }
+            // The client has hung up: every `sent` it made is in the channel.
+            (seen, sent.iter().count())
+        });
+        (port, server)
+    }
+
+    #[test]
+    fn the_next_copy_is_made_while_the_server_reads_the_data() {
+        let (tell, told) = std::sync::mpsc::channel();
+        let (port, server) = holding_server(told);
+        let settings = settings(&format!("smtp://127.0.0.1:{port}?tls=none")).unwrap();
+        let mut transport = SmtpTransport::new(Arc::new(settings));
+        let from: Address = "news@union.example.org".parse().unwrap();
+        let probe = |commit| Probe {
+            commit,
+            sent: tell.clone(),
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let outcomes = runtime.block_on(async {
+            let mut outcomes = Vec::new();
+            for (to, commit) in [
+                ("a@members.test", true),
+                ("refused@members.test", true),
+                ("b@members.test", true),
+                ("c@members.test", false),
+            ] {
+                let to: Address = to.parse().unwrap();
+                let message = b"Subject: x\r\n\r\nHello\r\n";
+                outcomes.push(transport.deliver(&from, &to, message, probe(commit)).await);
+            }
+            transport.close().await;
+            outcomes
+        });
+        drop(tell);
+        assert!(matches!(outcomes[0], Delivery::Accepted(_)), "{outcomes:?}");
+        assert!(
+            matches!(outcomes[1], Delivery::Permanent(_)),
+            "{outcomes:?}"
+        );
+        assert!(matches!(outcomes[2], Delivery::Accepted(_)), "{outcomes:?}");
+        assert!(matches!(outcomes[3], Delivery::Broken(_)), "{outcomes:?}");
+        // `sent` came while each reply was held, once a message; not for the refused
+        // recipient, nor for a message whose commit failed (it never went).
+        assert_eq!(server.join().unwrap(), (vec![true, true], 0));
     }
 
     fn reply(code: u16, status: Option<[u8; 3]>, text: &str) -> Reply {

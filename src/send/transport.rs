@@ -88,12 +88,19 @@ pub trait Ready: Send {
 
     /// Waits for the commit; false when the message must not go (the journal cannot be
     /// written, or the worker's claim has lapsed).
-    fn commit(self) -> impl Future<Output = bool> + Send;
+    fn commit(&mut self) -> impl Future<Output = bool> + Send;
+
+    /// The message has gone in full and its reply is awaited (with SMTP, the server reads
+    /// the data meanwhile): work that would otherwise wait for the reply is done now. The
+    /// worker makes its next copy here, so that making and signing it costs no time on the
+    /// wire. Called at most once, after a commit that said true; a transport that has no
+    /// such wait need not call it.
+    fn sent(&mut self) {}
 }
 
 impl Ready for bool {
-    fn commit(self) -> impl Future<Output = bool> + Send {
-        std::future::ready(self)
+    fn commit(&mut self) -> impl Future<Output = bool> + Send {
+        std::future::ready(*self)
     }
 }
 
@@ -153,7 +160,7 @@ impl Transport for FileTransport {
         _from: &Address,
         to: &Address,
         message: &[u8],
-        ready: impl Ready,
+        mut ready: impl Ready,
     ) -> Delivery {
         if !ready.commit().await {
             return Delivery::Broken(NOT_READY.into());
@@ -212,7 +219,7 @@ impl Transport for SendmailTransport {
         from: &Address,
         to: &Address,
         message: &[u8],
-        ready: impl Ready,
+        mut ready: impl Ready,
     ) -> Delivery {
         let envelope = match Envelope::new(Some(from.clone()), vec![to.clone()]) {
             Ok(e) => e,

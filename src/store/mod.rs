@@ -40,6 +40,12 @@ pub trait Backend {
 
     /// How durable commits are from now on ([`Durability`]).
     fn set_durability(&self, durability: Durability) -> Result<()>;
+
+    /// Whether a commit returns as soon as the system holds its bytes, with no round trip
+    /// to a server and no wait for the disk (SQLite at durability `process`). A send then
+    /// commits its results on its own thread: handing so short a commit to another thread
+    /// costs more than the commit.
+    fn commits_quickly(&self) -> bool;
 }
 
 /// What a commit survives: `[store] durability`. The same promise on both backends.

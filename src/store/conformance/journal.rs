@@ -577,6 +577,24 @@ fn results_are_kept_under_either_durability() {
 }
 
 #[test]
+fn only_a_commit_that_waits_for_nothing_is_quick() {
+    // A send commits on its own thread only where a commit neither syncs the disk nor
+    // crosses the network: SQLite at `process`.
+    for fixture in super::backends() {
+        let store = fixture.open();
+        let quick = [Durability::Process, Durability::Full].map(|durability| {
+            store.set_durability(durability).unwrap();
+            store.commits_quickly()
+        });
+        let expected = match fixture.place.backend() {
+            "SQLite" => [true, false],
+            _ => [false, false],
+        };
+        assert_eq!(quick, expected, "{}", fixture.place.backend());
+    }
+}
+
+#[test]
 fn members_at_skipped_domains_are_left_out_with_their_reason() {
     on_each_backend(|f| {
         let store = f.open();

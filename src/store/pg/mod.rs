@@ -254,6 +254,10 @@ impl Backend for PgStore {
         Ok(())
     }
 
+    fn commits_quickly(&self) -> bool {
+        false // a round trip to the server, at the least
+    }
+
     fn secret(&self, name: &str) -> Result<Vec<u8>> {
         let name = name.to_string();
         self.call("could not keep a secret", move |db| {

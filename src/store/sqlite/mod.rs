@@ -415,6 +415,13 @@ impl Backend for SqliteStore {
             .map_err(|e| self.fail("could not set how durable commits are", e))
     }
 
+    fn commits_quickly(&self) -> bool {
+        // 0 is OFF, 1 NORMAL (under WAL, a commit writes the log and syncs nothing).
+        self.conn
+            .pragma_query_value(None, "synchronous", |r| r.get::<_, i64>(0))
+            .is_ok_and(|level| level <= 1)
+    }
+
     fn secret(&self, name: &str) -> Result<Vec<u8>> {
         let existing: Option<Vec<u8>> = self
             .conn
