@@ -866,11 +866,9 @@ mod tests {
         ))
     }
 
-    fn runtime() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
+    /// Runs `future` on the process's kind of runtime ([`crate::runtime::Runtime`]).
+    fn block_on<F: std::future::Future>(future: F) -> F::Output {
+        crate::runtime::Runtime::new().block_on(future).unwrap()
     }
 
     #[test]
@@ -878,8 +876,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (path, job, worker) = job_of(dir.path(), BATCH + BATCH / 2);
         let queue = queue_over(&path, job, worker, 1, Journal::with_claimer);
-        let runtime = runtime();
-        runtime.block_on(async {
+        block_on(async {
             // The first recipient waits for the first claim.
             assert!(queue.next().await.unwrap().is_some());
             assert!(!queue.lock().fetching);
@@ -909,8 +906,7 @@ mod tests {
         let (path, job, worker) = job_of(dir.path(), 8);
         // Four connections: a commit is worth starting early for two results.
         let queue = queue_over(&path, job, worker, 4, Journal::with_committer);
-        let runtime = runtime();
-        runtime.block_on(async {
+        block_on(async {
             let mut entries = Vec::new();
             for _ in 0..3 {
                 entries.push(queue.next().await.unwrap().unwrap());
@@ -953,8 +949,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (path, job, worker) = job_of(dir.path(), 2);
         let queue = queue_over(&path, job, worker, 1, Journal::with_committer);
-        let runtime = runtime();
-        runtime.block_on(async {
+        block_on(async {
             let entry = queue.next().await.unwrap().unwrap();
             let own = queue.record(entry, "<1@x>", Delivery::Accepted("250 ok".into()));
             assert!(

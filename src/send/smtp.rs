@@ -624,25 +624,24 @@ mod tests {
             commit,
             sent: tell.clone(),
         };
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
+        let runtime = crate::runtime::Runtime::new();
+        let outcomes = runtime
+            .block_on(async {
+                let mut outcomes = Vec::new();
+                for (to, commit) in [
+                    ("a@members.test", true),
+                    ("refused@members.test", true),
+                    ("b@members.test", true),
+                    ("c@members.test", false),
+                ] {
+                    let to: Address = to.parse().unwrap();
+                    let message = b"Subject: x\r\n\r\nHello\r\n";
+                    outcomes.push(transport.deliver(&from, &to, message, probe(commit)).await);
+                }
+                transport.close().await;
+                outcomes
+            })
             .unwrap();
-        let outcomes = runtime.block_on(async {
-            let mut outcomes = Vec::new();
-            for (to, commit) in [
-                ("a@members.test", true),
-                ("refused@members.test", true),
-                ("b@members.test", true),
-                ("c@members.test", false),
-            ] {
-                let to: Address = to.parse().unwrap();
-                let message = b"Subject: x\r\n\r\nHello\r\n";
-                outcomes.push(transport.deliver(&from, &to, message, probe(commit)).await);
-            }
-            transport.close().await;
-            outcomes
-        });
         drop(tell);
         assert!(matches!(outcomes[0], Delivery::Accepted(_)), "{outcomes:?}");
         assert!(
