@@ -202,15 +202,20 @@ type Made = std::result::Result<(Address, Vec<u8>), String>;
 struct Ahead {
     entry: Entry,
     message_id: String,
+    /// The envelope's recipient, when the address parses (the copy of any other fails
+    /// before anything is sent).
+    to: Option<Address>,
     made: Option<Made>,
 }
 
 impl Ahead {
     fn new(entry: Entry, mailing: &Mailing) -> Ahead {
         let message_id = mailing.message_id(&entry.member.email);
+        let to = Address::from_str(&entry.member.email).ok();
         Ahead {
             entry,
             message_id,
+            to,
             made: None,
         }
     }
@@ -259,6 +264,9 @@ async fn worker<T: Transport>(
     // How many results were recorded when this connection's last one was: it is committed
     // before this connection sends another message's data.
     let mut own = 0;
+    // Whether this connection's message went in full and its reply is awaited (see
+    // `Queue::reply_due`).
+    let mut awaited = false;
     loop {
         let mut this = match ahead.take() {
             Some(next) => match queue.recheck(next.entry) {
@@ -288,7 +296,11 @@ async fn worker<T: Transport>(
                     queue: &queue,
                     own,
                     outcome: &mut flushed,
+                    // Under a rate, the next message waits for its slot: its envelope
+                    // does not go ahead of it.
+                    pipeline: rate == 0,
                     next: ahead.as_mut(),
+                    awaited: &mut awaited,
                     mailing: &mailing,
                     signer,
                 };
@@ -302,6 +314,9 @@ async fn worker<T: Transport>(
             }
         };
         own = queue.record(this.entry, &this.message_id, outcome);
+        if std::mem::take(&mut awaited) {
+            queue.reply_in();
+        }
         if let Err(e) = queue.flush_urgent() {
             give_back(&queue, ahead.take());
             return Err(e);
@@ -319,14 +334,18 @@ struct Commit<'a> {
     queue: &'a Queue,
     own: u64,
     outcome: &'a mut Result<()>,
+    /// Whether the next recipient's envelope may go with this message's data.
+    pipeline: bool,
     next: Option<&'a mut Ahead>,
+    /// Set once the message has gone in full and its reply is awaited.
+    awaited: &'a mut bool,
     mailing: &'a Mailing,
     signer: Option<&'a Signer>,
 }
 
 impl Ready for Commit<'_> {
     fn soon(&mut self) -> impl Future<Output = ()> + Send {
-        self.queue.group_filled(self.own)
+        self.queue.group_filled_soon(self.own)
     }
 
     async fn commit(&mut self) -> bool {
@@ -335,11 +354,21 @@ impl Ready for Commit<'_> {
     }
 
     fn sent(&mut self) {
+        *self.awaited = true;
+        self.queue.reply_due();
         if let Some(next) = self.next.take()
             && next.made.is_none()
         {
             next.made = Some(make(self.mailing, self.signer, &next.entry));
         }
+    }
+
+    fn next_recipient(&self) -> Option<&str> {
+        self.next
+            .as_deref()
+            .filter(|_| self.pipeline)
+            .and_then(|next| next.to.as_ref())
+            .map(AsRef::as_ref)
     }
 }
 

@@ -8,7 +8,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -26,6 +26,9 @@ const BATCH: usize = 1000;
 /// batch ahead, as a claim can take a checkpoint of SQLite's log, and its sync (tens of
 /// milliseconds on some disks), with it.
 const CLAIM_AHEAD_BELOW: usize = BATCH;
+/// The longest a connection with nothing else to wait for waits for other connections'
+/// results to share its commit ([`Queue::group_filled_soon`]).
+const GROUP_WAIT: Duration = Duration::from_millis(2);
 /// Most recipients held back in memory for a retry or a paused domain; past this the queue
 /// waits rather than reading further, so memory stays flat whatever the list's size.
 const PARKED: usize = 10_000;
@@ -147,6 +150,9 @@ pub struct Queue {
     filled: Notify,
     /// That many: half the connections, rounded up (see [`Queue::group_filled`]).
     group: usize,
+    /// Connections whose message has gone in full and whose reply is awaited: results
+    /// that may come soon ([`Queue::reply_due`]).
+    replies_due: AtomicUsize,
     journal: Mutex<Journal>,
     /// Whether the journal claims on a connection of its own ([`Queue::claim_ahead`]).
     claims_apart: bool,
@@ -171,6 +177,7 @@ impl Queue {
             notify: Notify::new(),
             filled: Notify::new(),
             group,
+            replies_due: AtomicUsize::new(0),
             job: journal.job(),
             claims_apart: journal.claims_apart(),
             journal: Mutex::new(journal),
@@ -268,7 +275,8 @@ impl Queue {
     /// Completes when a connection whose last result was recorded as the `own`th had best
     /// start its commit now, while its envelope's replies come back: when that result is
     /// in a commit already, or when half as many results as there are connections are held
-    /// (with one or two connections, at once). Otherwise the commit waits for the replies,
+    /// (with one or two connections, at once), or when no other connection's reply is
+    /// awaited (no result could join it). Otherwise the commit waits for the replies,
     /// and the other connections' results recorded meanwhile go in the same commit: on a
     /// busy run, one commit for many messages in place of one for every few.
     pub async fn group_filled(&self, own: u64) {
@@ -278,11 +286,35 @@ impl Queue {
             filled.as_mut().enable();
             {
                 let journal = self.journal();
-                if journal.started() >= own || journal.held() >= self.group {
+                if journal.started() >= own
+                    || journal.held() >= self.group
+                    || self.replies_due.load(Ordering::Acquire) == 0
+                {
                     return;
                 }
             }
             filled.await;
+        }
+    }
+
+    /// [`Queue::group_filled`] for a connection that has nothing else to wait for (its
+    /// next envelope's replies came with the last reply, see `Session::data`): waiting
+    /// for the group stands in for the envelope's round trip, but never longer than
+    /// [`GROUP_WAIT`], nor once no other connection's reply is awaited.
+    pub async fn group_filled_soon(&self, own: u64) {
+        let _ = tokio::time::timeout(GROUP_WAIT, self.group_filled(own)).await;
+    }
+
+    /// A connection's message has gone in full; its reply is awaited.
+    pub fn reply_due(&self) {
+        self.replies_due.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// A reply [`Queue::reply_due`] announced is in (and its result recorded): a
+    /// connection waiting for a group may have no one left to wait for.
+    pub fn reply_in(&self) {
+        if self.replies_due.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.filled.notify_waiters();
         }
     }
 
@@ -912,6 +944,10 @@ mod tests {
                 entries.push(queue.next().await.unwrap().unwrap());
             }
             let accepted = || Delivery::Accepted("250 ok".into());
+            // The other three connections' messages are out, their replies awaited.
+            for _ in 0..3 {
+                queue.reply_due();
+            }
             let first = queue.record(entries.remove(0), "<1@x>", accepted());
             let mut soon = Box::pin(queue.group_filled(first));
             assert!(
@@ -919,6 +955,7 @@ mod tests {
                 "one result held of four connections: the commit waits for the envelope"
             );
             let second = queue.record(entries.remove(0), "<2@x>", accepted());
+            queue.reply_in();
             assert!(poll_once(&mut soon).await.is_ready(), "two held: start now");
             // One commit takes both.
             queue.before_data_shared(first).await.unwrap();
@@ -928,13 +965,17 @@ mod tests {
                     .await
                     .is_ready()
             );
-            // The next result alone waits again.
+            // The next result alone waits again, while a reply is awaited...
             let third = queue.record(entries.remove(0), "<3@x>", accepted());
-            assert!(
-                poll_once(&mut Box::pin(queue.group_filled(third)))
-                    .await
-                    .is_pending()
-            );
+            queue.reply_in();
+            let mut soon = Box::pin(queue.group_filled(third));
+            assert!(poll_once(&mut soon).await.is_pending());
+            // ...and no longer once none is: no result can join the commit.
+            queue.reply_in();
+            assert!(poll_once(&mut soon).await.is_ready(), "nobody to wait for");
+            // A connection with nothing else to wait for waits a moment at most.
+            queue.reply_due();
+            queue.group_filled_soon(third).await;
         });
         let store = SqliteStore::open(&path).unwrap();
         let job = store.job(job).unwrap().unwrap();

@@ -1,6 +1,7 @@
 //! One SMTP session on the wire (RFC 5321): connect, greeting, EHLO, STARTTLS, AUTH, the
-//! envelope (pipelined when the server offers PIPELINING, RFC 2920), the message, and each
-//! reply read under a deadline of its own.
+//! envelope (pipelined when the server offers PIPELINING, RFC 2920, and then sent with the
+//! last message's final dot when the next recipient is known), the message, and each reply
+//! read under a deadline of its own.
 //!
 //! Replies and EHLO keywords are parsed by smtp-proto. What this module adds, and why it
 //! is not lettre's connection: every failure says how far the transaction got. Above all,
@@ -205,6 +206,12 @@ pub struct Session {
     smtputf8: bool,
     timeout: Duration,
     broken: bool,
+    /// An envelope (sender, recipient) whose MAIL FROM, RCPT TO and DATA went out after the
+    /// last message's final dot ([`Session::data`]) and whose replies are not read yet.
+    primed: Option<(String, String)>,
+    /// The server has said 354 (or may have: an envelope is primed) and reads what comes
+    /// next as a message: only its data, or closing the connection, can follow.
+    in_data: bool,
 }
 
 impl fmt::Debug for Session {
@@ -245,6 +252,8 @@ impl Session {
             smtputf8: false,
             timeout,
             broken: false,
+            primed: None,
+            in_data: false,
         };
         let greeting = session.read_reply("greeting", timeout).await?;
         if !greeting.is_positive() {
@@ -351,26 +360,59 @@ impl Session {
         self.read_reply(what, self.timeout).await
     }
 
-    /// MAIL FROM, RCPT TO and DATA: in one write when the server pipelines, then every
-    /// reply in order. Returns the three replies (the later ones absent when an earlier one
-    /// refused without pipelining).
-    pub async fn envelope(
-        &mut self,
-        from: &str,
-        to: &str,
-    ) -> Result<(Reply, Option<Reply>, Option<Reply>), Fault> {
+    /// Whether the next transaction may be for `from` and `to`: nothing is primed, or
+    /// exactly that envelope is (an envelope primed for anyone else leaves the session
+    /// unusable, as the server waits for that message's data).
+    pub fn primed_for(&self, from: &str, to: &str) -> bool {
+        self.primed
+            .as_ref()
+            .is_none_or(|(f, t)| f == from && t == to)
+    }
+
+    /// Whether an envelope is primed ([`Session::data`]).
+    pub fn is_primed(&self) -> bool {
+        self.primed.is_some()
+    }
+
+    fn envelope_commands(&self, from: &str, to: &str) -> (String, String) {
         let utf8 = if (!from.is_ascii() || !to.is_ascii()) && self.smtputf8 {
             " SMTPUTF8"
         } else {
             ""
         };
-        let mail = format!("MAIL FROM:<{from}>{utf8}\r\n");
-        let rcpt = format!("RCPT TO:<{to}>\r\n");
+        (
+            format!("MAIL FROM:<{from}>{utf8}\r\n"),
+            format!("RCPT TO:<{to}>\r\n"),
+        )
+    }
+
+    /// MAIL FROM, RCPT TO and DATA: in one write when the server pipelines (none at all
+    /// when they went with the last message's data, [`Session::data`]), then every reply in
+    /// order. Returns the three replies (the later ones absent when an earlier one refused
+    /// without pipelining).
+    pub async fn envelope(
+        &mut self,
+        from: &str,
+        to: &str,
+    ) -> Result<(Reply, Option<Reply>, Option<Reply>), Fault> {
+        let primed = match self.primed.take() {
+            Some((f, t)) if f == from && t == to => true,
+            Some(_) => {
+                // The server waits for another recipient's data: nothing can follow.
+                self.broken = true;
+                return Err(Fault::Closed);
+            }
+            None => false,
+        };
+        let (mail, rcpt) = self.envelope_commands(from, to);
         if self.pipelining {
-            let mut all = mail;
-            all.push_str(&rcpt);
-            all.push_str("DATA\r\n");
-            self.write(all.as_bytes()).await?;
+            if !primed {
+                let mut all = mail;
+                all.push_str(&rcpt);
+                all.push_str("DATA\r\n");
+                self.write(all.as_bytes()).await?;
+            }
+            self.in_data = true;
             let mail = self.read_reply("reply to MAIL FROM", self.timeout).await?;
             let rcpt = self.read_reply("reply to RCPT TO", self.timeout).await?;
             if mail.code == 421 || rcpt.code == 421 {
@@ -379,7 +421,10 @@ impl Session {
                 return Ok((mail, Some(rcpt), None));
             }
             match self.read_reply("reply to DATA", self.timeout).await {
-                Ok(data) => Ok((mail, Some(rcpt), Some(data))),
+                Ok(data) => {
+                    self.in_data = data.code == 354;
+                    Ok((mail, Some(rcpt), Some(data)))
+                }
                 // A refusal already says why; the lost DATA reply adds nothing.
                 Err(_) if !mail.is_positive() || !rcpt.is_positive() => {
                     Ok((mail, Some(rcpt), None))
@@ -398,6 +443,7 @@ impl Session {
                 return Ok((mail, Some(rcpt), None));
             }
             let data = self.command("DATA\r\n", "reply to DATA").await?;
+            self.in_data = data.code == 354;
             Ok((mail, Some(rcpt), Some(data)))
         }
     }
@@ -405,18 +451,34 @@ impl Session {
     /// Sends the message (dot-stuffed, RFC 5321 §4.5.2) and its final dot within the
     /// session's timeout, calls `meanwhile` while the server reads it, then waits up to
     /// `reply_within` for the reply.
+    ///
+    /// With `next` (a sender and recipient) and a server that pipelines, the next
+    /// transaction's MAIL FROM, RCPT TO and DATA go in the same write, after the final dot
+    /// (RFC 2920 lets the message's data begin a group, and DATA end it): the next
+    /// [`Session::envelope`] for exactly that pair then only reads their replies, one round
+    /// trip fewer a message. Its data still waits for that call, and for the caller's
+    /// commit; a caller that then sends to anyone else must drop the session
+    /// ([`Session::primed_for`]).
     pub async fn data(
         &mut self,
         message: &[u8],
         reply_within: Duration,
+        next: Option<(&str, &str)>,
         meanwhile: impl FnOnce(),
     ) -> DataOutcome {
         let stuffed = stuff(message);
+        let next = next.filter(|_| self.pipelining);
+        let mut end = b"\r\n.\r\n".to_vec();
+        if let Some((from, to)) = next {
+            let (mail, rcpt) = self.envelope_commands(from, to);
+            end.extend_from_slice(mail.as_bytes());
+            end.extend_from_slice(rcpt.as_bytes());
+            end.extend_from_slice(b"DATA\r\n");
+        }
         let written = async {
             // The message and its final dot in one write (one segment, one system call),
             // without copying the message.
-            let end: &[u8] = b"\r\n.\r\n";
-            let (mut body, mut tail) = (&stuffed[..], end);
+            let (mut body, mut tail) = (&stuffed[..], &end[..]);
             while !body.is_empty() || !tail.is_empty() {
                 let slices = [io::IoSlice::new(body), io::IoSlice::new(tail)];
                 let n = self.stream.write_vectored(&slices).await?;
@@ -429,6 +491,8 @@ impl Session {
             }
             self.stream.flush().await
         };
+        // From here the server reads a message; after the dot, maybe the next one.
+        self.in_data = true;
         match tokio::time::timeout(self.timeout, written).await {
             Err(_) => {
                 self.broken = true;
@@ -443,12 +507,18 @@ impl Session {
             }
             Ok(Ok(())) => {}
         }
+        self.in_data = next.is_some();
+        self.primed = next.map(|(from, to)| (from.to_string(), to.to_string()));
         meanwhile();
         match self
             .read_reply("reply to the end of the message", reply_within)
             .await
         {
-            Ok(reply) => DataOutcome::Replied(reply),
+            Ok(reply) => {
+                // 421: the server is closing; the primed envelope's replies will not come.
+                self.broken |= reply.code == 421;
+                DataOutcome::Replied(reply)
+            }
             Err(fault) => DataOutcome::Unanswered(fault),
         }
     }
@@ -463,9 +533,10 @@ impl Session {
         matches!(self.command("NOOP\r\n", "reply to NOOP").await, Ok(r) if r.is_positive())
     }
 
-    /// QUIT, best effort, then close.
+    /// QUIT, best effort, then close. A server waiting for a message's data would read
+    /// QUIT as data: the connection is only closed, which abandons that message.
     pub async fn quit(mut self) {
-        if !self.broken {
+        if !self.broken && !self.in_data {
             let quick = Duration::from_secs(2).min(self.timeout);
             let _ = tokio::time::timeout(quick, async {
                 let _ = self.write(b"QUIT\r\n").await;

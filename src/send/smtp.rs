@@ -282,12 +282,22 @@ impl SmtpTransport {
         }
     }
 
-    async fn session(&mut self) -> std::result::Result<&mut Session, Delivery> {
+    /// The session for a transaction from `from` to `to`: the open one unless it is broken,
+    /// has an envelope primed for someone else, or has been idle long enough to need a
+    /// NOOP that it fails (a primed session cannot be asked: it is closed instead).
+    async fn session(
+        &mut self,
+        from: &str,
+        to: &str,
+    ) -> std::result::Result<&mut Session, Delivery> {
         if let Some(session) = &mut self.session
             && (session.is_broken()
-                || (self.last_used.elapsed() > IDLE_CHECK && !session.noop().await))
+                || !session.primed_for(from, to)
+                || (self.last_used.elapsed() > IDLE_CHECK
+                    && (session.is_primed() || !session.noop().await)))
         {
-            self.session = None;
+            // Closed without QUIT when the server waits for data (`Session::quit`).
+            self.drop_session().await;
         }
         if self.session.is_none() {
             if let Some(at) = self.next_open {
@@ -329,11 +339,11 @@ impl Transport for SmtpTransport {
     ) -> Delivery {
         let server = self.settings.server();
         let data_timeout = self.settings.data_timeout;
-        let session = match self.session().await {
+        let (sender, recipient): (&str, &str) = (from.as_ref(), to.as_ref());
+        let session = match self.session(sender, recipient).await {
             Ok(session) => session,
             Err(failed) => return failed,
         };
-        let (sender, recipient): (&str, &str) = (from.as_ref(), to.as_ref());
         if !recipient.is_ascii() && !session.smtputf8() {
             return Delivery::Permanent(format!(
                 "{server} does not support SMTPUTF8, needed for `{to}`"
@@ -342,9 +352,16 @@ impl Transport for SmtpTransport {
 
         // The envelope; a refusal here leaves the session usable (RSET). Earlier results are
         // committed (`ready`) before the data goes: while the envelope's replies come back
-        // when that is worth it (`Ready::soon`), else once they are in.
+        // when that is worth it (`Ready::soon`), else once they are in. An envelope that
+        // went with the last message's data has its replies in already: the commit then
+        // waits for `soon` alone, so that other connections' results can share it.
         let mut ready = ready;
-        let (envelope, committed) = {
+        let (envelope, committed) = if session.is_primed() {
+            tokio::join!(session.envelope(sender, recipient), async {
+                ready.soon().await;
+                ready.commit().await
+            })
+        } else {
             let envelope = session.envelope(sender, recipient);
             tokio::pin!(envelope);
             let replied = tokio::select! {
@@ -397,7 +414,16 @@ impl Transport for SmtpTransport {
             return Delivery::Broken(NOT_READY.into());
         }
         let outcome = match self.session.as_mut() {
-            Some(session) => session.data(message, data_timeout, || ready.sent()).await,
+            Some(session) => {
+                let next = ready
+                    .next_recipient()
+                    .filter(|to| to.is_ascii() || session.smtputf8())
+                    .map(str::to_string);
+                let next = next.as_deref().map(|to| (sender, to));
+                session
+                    .data(message, data_timeout, next, || ready.sent())
+                    .await
+            }
             None => return Delivery::Broken("internal: no session".into()),
         };
         self.last_used = Instant::now();
@@ -653,6 +679,190 @@ mod tests {
         // `sent` came while each reply was held, once a message; not for the refused
         // recipient, nor for a message whose commit failed (it never went).
         assert_eq!(server.join().unwrap(), (vec![true, true], 0));
+    }
+
+    /// A `Ready` that commits and names the next recipient.
+    struct Ahead(Option<&'static str>);
+
+    impl Ready for Ahead {
+        async fn commit(&mut self) -> bool {
+            true
+        }
+
+        fn next_recipient(&self) -> Option<&str> {
+            self.0
+        }
+    }
+
+    /// A server on loopback, one session after another, that logs what it sees: each
+    /// RCPT, each message received in full (`message TO`, and `, with MAIL next` when the
+    /// next envelope came in the same write as its final dot), a session that ended while
+    /// the server read a message (`abandoned TO`), QUIT and new sessions. The reply to a
+    /// final dot depends on the recipient: `closing…` gets 421 and the connection closes,
+    /// `silent…` gets nothing, ever; the rest get 250.
+    fn logging_server() -> (u16, Arc<std::sync::Mutex<Vec<String>>>) {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let shared = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let say = |line: String| shared.lock().unwrap().push(line);
+                say("session".into());
+                let mut out = stream.try_clone().unwrap();
+                let mut lines = BufReader::new(stream);
+                let _ = out.write_all(b"220 logging ESMTP\r\n");
+                let mut to = String::new();
+                let mut line = String::new();
+                'session: while lines.read_line(&mut line).unwrap_or(0) > 0 {
+                    let verb = line.get(..4).unwrap_or("").to_ascii_uppercase();
+                    let reply: &[u8] = match verb.as_str() {
+                        "EHLO" => b"250-logging\r\n250 PIPELINING\r\n",
+                        "RCPT" => {
+                            to = line.trim_end()["RCPT TO:".len()..].to_string();
+                            say(format!("RCPT {to}"));
+                            b"250 ok\r\n"
+                        }
+                        "DATA" => {
+                            let _ = out.write_all(b"354 go on\r\n");
+                            let mut data = String::new();
+                            while data != ".\r\n" {
+                                data.clear();
+                                if lines.read_line(&mut data).unwrap_or(0) == 0 {
+                                    say(format!("abandoned {to}"));
+                                    break 'session;
+                                }
+                            }
+                            let next = if lines.buffer().starts_with(b"MAIL FROM:") {
+                                ", with MAIL next"
+                            } else {
+                                ""
+                            };
+                            say(format!("message {to}{next}"));
+                            if to.starts_with("<closing") {
+                                let _ = out.write_all(b"421 4.3.2 closing\r\n");
+                                break 'session;
+                            }
+                            if to.starts_with("<silent") {
+                                while lines.read_line(&mut data).unwrap_or(0) > 0 {}
+                                break 'session;
+                            }
+                            b"250 2.0.0 queued\r\n"
+                        }
+                        "QUIT" => {
+                            say("QUIT".into());
+                            let _ = out.write_all(b"221 bye\r\n");
+                            break;
+                        }
+                        _ => b"250 ok\r\n",
+                    };
+                    let _ = out.write_all(reply);
+                    line.clear();
+                }
+            }
+        });
+        (port, log)
+    }
+
+    #[test]
+    fn the_next_envelope_goes_with_the_data_and_is_never_a_message_of_its_own() {
+        let (port, log) = logging_server();
+        let smtp = config::Smtp {
+            data_timeout_secs: 1,
+            ..config::Smtp::default()
+        };
+        let url = format!("smtp://127.0.0.1:{port}?tls=none");
+        let settings = SmtpSettings::new(&url, &smtp, "lists.example.org").unwrap();
+        let mut transport = SmtpTransport::new(Arc::new(settings));
+        let from: Address = "news@union.example.org".parse().unwrap();
+        let runtime = crate::runtime::Runtime::new();
+        let outcomes = runtime
+            .block_on(async {
+                let mut outcomes = Vec::new();
+                // Each message, and the recipient its envelope is followed by.
+                for (to, next) in [
+                    ("a@m.test", Some("b@m.test")),
+                    ("b@m.test", Some("c@m.test")),
+                    // The worker took someone else after all: c's envelope is never
+                    // followed by data.
+                    ("d@m.test", Some("closing@m.test")),
+                    // The server closes after its reply, with e's envelope unanswered.
+                    ("closing@m.test", Some("e@m.test")),
+                    ("e@m.test", Some("silent@m.test")),
+                    // No reply: uncertain, and f's envelope goes again on a new session.
+                    ("silent@m.test", Some("f@m.test")),
+                    ("f@m.test", Some("g@m.test")),
+                ] {
+                    let to: Address = to.parse().unwrap();
+                    let message = b"Subject: x\r\n\r\nHello\r\n";
+                    outcomes.push(transport.deliver(&from, &to, message, Ahead(next)).await);
+                }
+                // The run ends with g's envelope out: closing must not deliver it.
+                transport.close().await;
+                outcomes
+            })
+            .unwrap();
+        let kinds: Vec<&str> = outcomes
+            .iter()
+            .map(|o| match o {
+                Delivery::Accepted(_) => "accepted",
+                Delivery::Temporary { .. } => "temporary",
+                Delivery::Uncertain(_) => "uncertain",
+                _ => "other",
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "accepted",
+                "accepted",
+                "accepted",
+                "temporary",
+                "accepted",
+                "uncertain",
+                "accepted"
+            ],
+            "{outcomes:?}"
+        );
+        // The server closes the last session when the client goes.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !log
+            .lock()
+            .unwrap()
+            .last()
+            .is_some_and(|l| l.contains("<g@"))
+        {
+            assert!(Instant::now() < deadline, "{:?}", log.lock().unwrap());
+            std::thread::yield_now();
+        }
+        assert_eq!(
+            *log.lock().unwrap(),
+            [
+                "session",
+                "RCPT <a@m.test>",
+                "message <a@m.test>, with MAIL next",
+                "RCPT <b@m.test>",
+                "message <b@m.test>, with MAIL next",
+                "RCPT <c@m.test>",
+                "abandoned <c@m.test>",
+                "session",
+                "RCPT <d@m.test>",
+                "message <d@m.test>, with MAIL next",
+                "RCPT <closing@m.test>",
+                "message <closing@m.test>, with MAIL next",
+                "session",
+                "RCPT <e@m.test>",
+                "message <e@m.test>, with MAIL next",
+                "RCPT <silent@m.test>",
+                "message <silent@m.test>, with MAIL next",
+                "session",
+                "RCPT <f@m.test>",
+                "message <f@m.test>, with MAIL next",
+                "RCPT <g@m.test>",
+                "abandoned <g@m.test>",
+            ]
+        );
     }
 
     fn reply(code: u16, status: Option<[u8; 3]>, text: &str) -> Reply {

@@ -96,6 +96,14 @@ pub trait Ready: Send {
     /// wire. Called at most once, after a commit that said true; a transport that has no
     /// such wait need not call it.
     fn sent(&mut self) {}
+
+    /// The recipient of the worker's next message, when its envelope may go out with this
+    /// message's data (with SMTP and a server that pipelines: one round trip fewer a
+    /// message). The next delivery must then be to exactly that recipient, or the
+    /// transport opens a new session for it.
+    fn next_recipient(&self) -> Option<&str> {
+        None
+    }
 }
 
 impl Ready for bool {
