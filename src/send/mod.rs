@@ -353,6 +353,10 @@ impl Ready for Commit<'_> {
         self.outcome.is_ok()
     }
 
+    fn send_while_committing(&self) -> bool {
+        self.queue.committed() < self.own && self.queue.replies_due() == 0
+    }
+
     fn sent(&mut self) {
         *self.awaited = true;
         self.queue.reply_due();

@@ -262,6 +262,11 @@ impl Queue {
         self.journal().before_data()
     }
 
+    /// How many results are committed.
+    pub fn committed(&self) -> u64 {
+        self.journal().committed()
+    }
+
     /// Rows this worker has claimed through this queue.
     pub fn claimed(&self) -> u64 {
         self.journal().claimed()
@@ -288,7 +293,7 @@ impl Queue {
                 let journal = self.journal();
                 if journal.started() >= own
                     || journal.held() >= self.group
-                    || self.replies_due.load(Ordering::Acquire) == 0
+                    || self.replies_due() == 0
                 {
                     return;
                 }
@@ -303,6 +308,11 @@ impl Queue {
     /// [`GROUP_WAIT`], nor once no other connection's reply is awaited.
     pub async fn group_filled_soon(&self, own: u64) {
         let _ = tokio::time::timeout(GROUP_WAIT, self.group_filled(own)).await;
+    }
+
+    /// How many connections' replies are awaited ([`Queue::reply_due`]).
+    pub fn replies_due(&self) -> usize {
+        self.replies_due.load(Ordering::Acquire)
     }
 
     /// A connection's message has gone in full; its reply is awaited.

@@ -468,6 +468,38 @@ impl Session {
     ) -> DataOutcome {
         let stuffed = stuff(message);
         let next = next.filter(|_| self.pipelining);
+        let end = self.end_of_data(next);
+        if let Err(fault) = self.write_parts(&stuffed, &end).await {
+            return DataOutcome::NotSent(fault);
+        }
+        self.after_the_dot(next, reply_within, meanwhile).await
+    }
+
+    /// Sends the message without its final dot, for a caller with something to finish
+    /// before the message may be accepted ([`Session::finish_data`] sends the dot). A
+    /// session left this way is closed without the dot, and the server drops the message.
+    pub async fn data_without_dot(&mut self, message: &[u8]) -> Result<(), Fault> {
+        let stuffed = stuff(message);
+        self.write_parts(&stuffed, b"").await
+    }
+
+    /// The final dot after [`Session::data_without_dot`], then as [`Session::data`].
+    pub async fn finish_data(
+        &mut self,
+        reply_within: Duration,
+        next: Option<(&str, &str)>,
+        meanwhile: impl FnOnce(),
+    ) -> DataOutcome {
+        let next = next.filter(|_| self.pipelining);
+        let end = self.end_of_data(next);
+        if let Err(fault) = self.write_parts(b"", &end).await {
+            return DataOutcome::NotSent(fault);
+        }
+        self.after_the_dot(next, reply_within, meanwhile).await
+    }
+
+    /// The final dot, and the next envelope when there is one.
+    fn end_of_data(&self, next: Option<(&str, &str)>) -> Vec<u8> {
         let mut end = b"\r\n.\r\n".to_vec();
         if let Some((from, to)) = next {
             let (mail, rcpt) = self.envelope_commands(from, to);
@@ -475,10 +507,16 @@ impl Session {
             end.extend_from_slice(rcpt.as_bytes());
             end.extend_from_slice(b"DATA\r\n");
         }
+        end
+    }
+
+    /// Writes `body` then `tail` within the session's timeout, in one system call when
+    /// the socket takes it all, without copying either. The server reads data from here
+    /// on.
+    async fn write_parts(&mut self, body: &[u8], tail: &[u8]) -> Result<(), Fault> {
+        self.in_data = true;
         let written = async {
-            // The message and its final dot in one write (one segment, one system call),
-            // without copying the message.
-            let (mut body, mut tail) = (&stuffed[..], &end[..]);
+            let (mut body, mut tail) = (body, tail);
             while !body.is_empty() || !tail.is_empty() {
                 let slices = [io::IoSlice::new(body), io::IoSlice::new(tail)];
                 let n = self.stream.write_vectored(&slices).await?;
@@ -491,22 +529,29 @@ impl Session {
             }
             self.stream.flush().await
         };
-        // From here the server reads a message; after the dot, maybe the next one.
-        self.in_data = true;
         match tokio::time::timeout(self.timeout, written).await {
             Err(_) => {
                 self.broken = true;
-                return DataOutcome::NotSent(Fault::Timeout {
+                Err(Fault::Timeout {
                     what: "room to write the message",
                     after: self.timeout,
-                });
+                })
             }
             Ok(Err(e)) => {
                 self.broken = true;
-                return DataOutcome::NotSent(io_fault(e));
+                Err(io_fault(e))
             }
-            Ok(Ok(())) => {}
+            Ok(Ok(())) => Ok(()),
         }
+    }
+
+    /// After the final dot (and `next`'s envelope) went: `meanwhile`, then the reply.
+    async fn after_the_dot(
+        &mut self,
+        next: Option<(&str, &str)>,
+        reply_within: Duration,
+        meanwhile: impl FnOnce(),
+    ) -> DataOutcome {
         self.in_data = next.is_some();
         self.primed = next.map(|(from, to)| (from.to_string(), to.to_string()));
         meanwhile();

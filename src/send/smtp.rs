@@ -351,16 +351,13 @@ impl Transport for SmtpTransport {
         }
 
         // The envelope; a refusal here leaves the session usable (RSET). Earlier results are
-        // committed (`ready`) before the data goes: while the envelope's replies come back
-        // when that is worth it (`Ready::soon`), else once they are in. An envelope that
-        // went with the last message's data has its replies in already: the commit then
-        // waits for `soon` alone, so that other connections' results can share it.
+        // committed (`ready`) before the message can be accepted: while the envelope's
+        // replies come back when that is worth it (`Ready::soon`), else once they are in.
+        // An envelope that went with the last message's data has its replies in already
+        // (`committed` is then decided below, while the data goes).
         let mut ready = ready;
         let (envelope, committed) = if session.is_primed() {
-            tokio::join!(session.envelope(sender, recipient), async {
-                ready.soon().await;
-                ready.commit().await
-            })
+            (session.envelope(sender, recipient).await, None)
         } else {
             let envelope = session.envelope(sender, recipient);
             tokio::pin!(envelope);
@@ -369,10 +366,11 @@ impl Transport for SmtpTransport {
                 replies = &mut envelope => Some(replies),
                 () = ready.soon() => None,
             };
-            match replied {
+            let (replies, committed) = match replied {
                 Some(replies) => (replies, ready.commit().await),
                 None => tokio::join!(envelope, ready.commit()),
-            }
+            };
+            (replies, Some(committed))
         };
         let refusal = match envelope {
             Err(fault) => Some(Delivery::temporary(
@@ -408,23 +406,53 @@ impl Transport for SmtpTransport {
             self.last_used = Instant::now();
             return outcome;
         }
-        if !committed {
-            // The server waits for the data; the session cannot be reused.
-            self.drop_session().await;
-            return Delivery::Broken(NOT_READY.into());
-        }
-        let outcome = match self.session.as_mut() {
-            Some(session) => {
-                let next = ready
-                    .next_recipient()
-                    .filter(|to| to.is_ascii() || session.smtputf8())
-                    .map(str::to_string);
-                let next = next.as_deref().map(|to| (sender, to));
+        let Some(session) = self.session.as_mut() else {
+            return Delivery::Broken("internal: no session".into());
+        };
+        let next = ready
+            .next_recipient()
+            .filter(|to| to.is_ascii() || session.smtputf8())
+            .map(str::to_string);
+        let next = next.as_deref().map(|to| (sender, to));
+        let outcome = match committed {
+            Some(true) => Some(
                 session
                     .data(message, data_timeout, next, || ready.sent())
-                    .await
+                    .await,
+            ),
+            // The server waits for the data; the session cannot be reused.
+            Some(false) => None,
+            None => {
+                // Other connections' results may share the commit (`Ready::soon`). When
+                // the server would wait for it, the message goes while it runs, all but
+                // its final dot: the server reads it meanwhile, and cannot accept it
+                // before the dot.
+                ready.soon().await;
+                if ready.send_while_committing() {
+                    match session.data_without_dot(message).await {
+                        Err(fault) => Some(DataOutcome::NotSent(fault)),
+                        Ok(()) if ready.commit().await => Some(
+                            session
+                                .finish_data(data_timeout, next, || ready.sent())
+                                .await,
+                        ),
+                        // Closed without the dot: the server drops the message.
+                        Ok(()) => None,
+                    }
+                } else if ready.commit().await {
+                    Some(
+                        session
+                            .data(message, data_timeout, next, || ready.sent())
+                            .await,
+                    )
+                } else {
+                    None
+                }
             }
-            None => return Delivery::Broken("internal: no session".into()),
+        };
+        let Some(outcome) = outcome else {
+            self.drop_session().await;
+            return Delivery::Broken(NOT_READY.into());
         };
         self.last_used = Instant::now();
         let delivery = match outcome {
@@ -699,8 +727,11 @@ mod tests {
     /// next envelope came in the same write as its final dot), a session that ended while
     /// the server read a message (`abandoned TO`), QUIT and new sessions. The reply to a
     /// final dot depends on the recipient: `closing…` gets 421 and the connection closes,
-    /// `silent…` gets nothing, ever; the rest get 250.
-    fn logging_server() -> (u16, Arc<std::sync::Mutex<Vec<String>>>) {
+    /// `silent…` gets nothing, ever; the rest get 250. With `bodies`, the server says on it
+    /// when it has read the body of a message to `gated…`, before that message's dot.
+    fn logging_server(
+        bodies: Option<std::sync::mpsc::Sender<String>>,
+    ) -> (u16, Arc<std::sync::Mutex<Vec<String>>>) {
         use std::io::{BufRead, BufReader, Write};
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -732,6 +763,12 @@ mod tests {
                                 if lines.read_line(&mut data).unwrap_or(0) == 0 {
                                     say(format!("abandoned {to}"));
                                     break 'session;
+                                }
+                                if data == "Hello\r\n"
+                                    && to.starts_with("<gated")
+                                    && let Some(bodies) = &bodies
+                                {
+                                    let _ = bodies.send(to.clone());
                                 }
                             }
                             let next = if lines.buffer().starts_with(b"MAIL FROM:") {
@@ -767,7 +804,7 @@ mod tests {
 
     #[test]
     fn the_next_envelope_goes_with_the_data_and_is_never_a_message_of_its_own() {
-        let (port, log) = logging_server();
+        let (port, log) = logging_server(None);
         let smtp = config::Smtp {
             data_timeout_secs: 1,
             ..config::Smtp::default()
@@ -861,6 +898,107 @@ mod tests {
                 "message <f@m.test>, with MAIL next",
                 "RCPT <g@m.test>",
                 "abandoned <g@m.test>",
+            ]
+        );
+    }
+
+    /// A `Ready` whose commit waits until the server has read a message's body (or five
+    /// seconds), notes whose body that was, and then says `verdict`.
+    struct Gate {
+        next: Option<&'static str>,
+        bodies: Option<Arc<std::sync::Mutex<std::sync::mpsc::Receiver<String>>>>,
+        seen: Arc<std::sync::Mutex<Vec<String>>>,
+        verdict: bool,
+    }
+
+    impl Ready for Gate {
+        async fn commit(&mut self) -> bool {
+            if let Some(bodies) = self.bodies.clone() {
+                let body = tokio::task::spawn_blocking(move || {
+                    let bodies = bodies.lock().unwrap();
+                    bodies.recv_timeout(Duration::from_secs(5))
+                })
+                .await
+                .unwrap();
+                let body = body.unwrap_or_else(|_| "nothing".into());
+                self.seen.lock().unwrap().push(body);
+            }
+            self.verdict
+        }
+
+        fn send_while_committing(&self) -> bool {
+            self.bodies.is_some()
+        }
+
+        fn next_recipient(&self) -> Option<&str> {
+            self.next
+        }
+    }
+
+    #[test]
+    fn only_the_final_dot_waits_for_a_commit_the_server_would_wait_for() {
+        let (tell, told) = std::sync::mpsc::channel();
+        let (port, log) = logging_server(Some(tell));
+        let url = format!("smtp://127.0.0.1:{port}?tls=none");
+        let settings = settings(&url).unwrap();
+        let mut transport = SmtpTransport::new(Arc::new(settings));
+        let from: Address = "news@union.example.org".parse().unwrap();
+        let told = Arc::new(std::sync::Mutex::new(told));
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let gate = |next, waits: bool, verdict| Gate {
+            next,
+            bodies: waits.then(|| Arc::clone(&told)),
+            seen: Arc::clone(&seen),
+            verdict,
+        };
+        let runtime = crate::runtime::Runtime::new();
+        let outcomes = runtime
+            .block_on(async {
+                let mut outcomes = Vec::new();
+                for (to, ready) in [
+                    ("a@m.test", gate(Some("gated-b@m.test"), false, true)),
+                    // b's envelope went with a's data: its commit runs while its body
+                    // goes.
+                    ("gated-b@m.test", gate(Some("gated-c@m.test"), true, true)),
+                    // c's commit fails once its body is read: no dot follows.
+                    ("gated-c@m.test", gate(None, true, false)),
+                ] {
+                    let to: Address = to.parse().unwrap();
+                    let message = b"Subject: x\r\n\r\nHello\r\n";
+                    outcomes.push(transport.deliver(&from, &to, message, ready).await);
+                }
+                transport.close().await;
+                outcomes
+            })
+            .unwrap();
+        assert!(matches!(outcomes[0], Delivery::Accepted(_)), "{outcomes:?}");
+        assert!(matches!(outcomes[1], Delivery::Accepted(_)), "{outcomes:?}");
+        assert!(matches!(outcomes[2], Delivery::Broken(_)), "{outcomes:?}");
+        // Each commit ran while the server read that very message's body.
+        assert_eq!(
+            *seen.lock().unwrap(),
+            ["<gated-b@m.test>", "<gated-c@m.test>"]
+        );
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !log
+            .lock()
+            .unwrap()
+            .last()
+            .is_some_and(|l| l.contains("<gated-c@"))
+        {
+            assert!(Instant::now() < deadline, "{:?}", log.lock().unwrap());
+            std::thread::yield_now();
+        }
+        assert_eq!(
+            *log.lock().unwrap(),
+            [
+                "session",
+                "RCPT <a@m.test>",
+                "message <a@m.test>, with MAIL next",
+                "RCPT <gated-b@m.test>",
+                "message <gated-b@m.test>, with MAIL next",
+                "RCPT <gated-c@m.test>",
+                "abandoned <gated-c@m.test>",
             ]
         );
     }

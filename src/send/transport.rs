@@ -90,6 +90,13 @@ pub trait Ready: Send {
     /// written, or the worker's claim has lapsed).
     fn commit(&mut self) -> impl Future<Output = bool> + Send;
 
+    /// Whether the message had best go while [`Ready::commit`] runs, all but its final dot
+    /// (an SMTP transport then holds back only the dot): when there is a commit to make
+    /// and the server has nothing else to read meanwhile.
+    fn send_while_committing(&self) -> bool {
+        false
+    }
+
     /// The message has gone in full and its reply is awaited (with SMTP, the server reads
     /// the data meanwhile): work that would otherwise wait for the reply is done now. The
     /// worker makes its next copy here, so that making and signing it costs no time on the
