@@ -424,29 +424,37 @@ impl Transport for SmtpTransport {
             Some(false) => None,
             None => {
                 // Other connections' results may share the commit (`Ready::soon`). When
-                // the server would wait for it, the message goes while it runs, all but
-                // its final dot: the server reads it meanwhile, and cannot accept it
-                // before the dot.
-                ready.soon().await;
+                // the commit is slow, or the server would wait for it, the message goes
+                // first, all but its final dot: the server reads it meanwhile, and cannot
+                // accept it before the dot.
                 if ready.send_while_committing() {
                     match session.data_without_dot(message).await {
                         Err(fault) => Some(DataOutcome::NotSent(fault)),
-                        Ok(()) if ready.commit().await => Some(
-                            session
-                                .finish_data(data_timeout, next, || ready.sent())
-                                .await,
-                        ),
-                        // Closed without the dot: the server drops the message.
-                        Ok(()) => None,
+                        Ok(()) => {
+                            ready.soon().await;
+                            if ready.commit().await {
+                                Some(
+                                    session
+                                        .finish_data(data_timeout, next, || ready.sent())
+                                        .await,
+                                )
+                            } else {
+                                // Closed without the dot: the server drops the message.
+                                None
+                            }
+                        }
                     }
-                } else if ready.commit().await {
-                    Some(
-                        session
-                            .data(message, data_timeout, next, || ready.sent())
-                            .await,
-                    )
                 } else {
-                    None
+                    ready.soon().await;
+                    if ready.commit().await {
+                        Some(
+                            session
+                                .data(message, data_timeout, next, || ready.sent())
+                                .await,
+                        )
+                    } else {
+                        None
+                    }
                 }
             }
         };

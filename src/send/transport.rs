@@ -90,9 +90,10 @@ pub trait Ready: Send {
     /// written, or the worker's claim has lapsed).
     fn commit(&mut self) -> impl Future<Output = bool> + Send;
 
-    /// Whether the message had best go while [`Ready::commit`] runs, all but its final dot
-    /// (an SMTP transport then holds back only the dot): when there is a commit to make
-    /// and the server has nothing else to read meanwhile.
+    /// Whether the message had best go while [`Ready::commit`] runs (and while it waits
+    /// for [`Ready::soon`]), all but its final dot: an SMTP transport then holds back only
+    /// the dot. Worth it when there is a commit to make and the server has nothing else
+    /// to read meanwhile.
     fn send_while_committing(&self) -> bool {
         false
     }
