@@ -148,8 +148,7 @@ pub struct Queue {
     notify: Notify,
     /// Told when as many results are held as a commit started early should take in.
     filled: Notify,
-    /// That many: half the connections, rounded up, when commits are quick; all of them
-    /// when each commit costs a round trip or a sync (see [`Queue::group_filled`]).
+    /// That many: half the connections, rounded up (see [`Queue::group_filled`]).
     group: usize,
     /// Connections whose message has gone in full and whose reply is awaited: results
     /// that may come soon ([`Queue::reply_due`]).
@@ -170,11 +169,7 @@ impl Queue {
     /// A queue over `journal`'s pending rows, for `connections` connections.
     pub fn new(journal: Journal, max_attempts: u32, backoff: Backoff, connections: usize) -> Queue {
         let max_attempts = max_attempts.max(1);
-        let group = if journal.commits_quickly() {
-            connections.max(1).div_ceil(2)
-        } else {
-            connections.max(1)
-        };
+        let group = connections.max(1).div_ceil(2);
         let connections = u32::try_from(connections.max(1)).unwrap_or(u32::MAX);
         Queue {
             state: Mutex::new(State::default()),
@@ -285,8 +280,7 @@ impl Queue {
     /// Completes when a connection whose last result was recorded as the `own`th had best
     /// start its commit now, while its envelope's replies come back: when that result is
     /// in a commit already, or when half as many results as there are connections are held
-    /// (with one or two connections, at once; as many as there are connections when a
-    /// commit is not quick), or when no other connection's reply is
+    /// (with one or two connections, at once), or when no other connection's reply is
     /// awaited (no result could join it). Otherwise the commit waits for the replies,
     /// and the other connections' results recorded meanwhile go in the same commit: on a
     /// busy run, one commit for many messages in place of one for every few.
@@ -999,44 +993,6 @@ mod tests {
             job.progress.sent, 2,
             "the third result is held, not committed"
         );
-    }
-
-    /// A committer whose every commit is on disk first: not a quick one.
-    fn durable_committer(journal: Journal, store: Box<dyn Store>) -> Journal {
-        store
-            .set_durability(crate::store::Durability::Full)
-            .unwrap();
-        Journal::with_committer(journal, store)
-    }
-
-    #[test]
-    fn a_commit_that_is_not_quick_waits_for_every_connection_it_can() {
-        let dir = tempfile::tempdir().unwrap();
-        let (path, job, worker) = job_of(dir.path(), 8);
-        let queue = queue_over(&path, job, worker, 4, durable_committer);
-        block_on(async {
-            let mut entries = Vec::new();
-            for _ in 0..4 {
-                entries.push(queue.next().await.unwrap().unwrap());
-            }
-            for _ in 0..3 {
-                queue.reply_due();
-            }
-            let accepted = || Delivery::Accepted("250 ok".into());
-            let first = queue.record(entries.remove(0), "<1@x>", accepted());
-            let mut soon = Box::pin(queue.group_filled(first));
-            for n in 2..=3 {
-                queue.record(entries.remove(0), &format!("<{n}@x>"), accepted());
-                queue.reply_in();
-                assert!(
-                    poll_once(&mut soon).await.is_pending(),
-                    "{n} of four held: a commit that syncs the disk waits for the fourth"
-                );
-            }
-            queue.record(entries.remove(0), "<4@x>", accepted());
-            queue.reply_in();
-            assert!(poll_once(&mut soon).await.is_ready());
-        });
     }
 
     #[test]
