@@ -424,9 +424,9 @@ impl Transport for SmtpTransport {
             Some(false) => None,
             None => {
                 // Other connections' results may share the commit (`Ready::soon`). When
-                // the commit is slow, or the server would wait for it, the message goes
-                // first, all but its final dot: the server reads it meanwhile, and cannot
-                // accept it before the dot.
+                // the server would wait for it (no other connection's reply is awaited),
+                // the message goes first, all but its final dot: the server reads it
+                // meanwhile, and cannot accept it before the dot.
                 if ready.send_while_committing() {
                     match session.data_without_dot(message).await {
                         Err(fault) => Some(DataOutcome::NotSent(fault)),
