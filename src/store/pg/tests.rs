@@ -211,10 +211,15 @@ fn a_claim_never_waits_on_its_jobs_row() {
 
 /// The `synchronous_commit` a call made as `commits` says runs under, on `store`.
 fn commit_setting(store: &super::PgStore, commits: Commits) -> String {
+    setting_of(store, commits, "synchronous_commit")
+}
+
+/// The setting `name` a call made as `commits` says runs under, on `store`.
+fn setting_of(store: &super::PgStore, commits: Commits, name: &'static str) -> String {
     store
-        .call_with("could not read the setting", commits, |db| {
+        .call_with("could not read the setting", commits, move |db| {
             Ok(db
-                .query_one("SELECT current_setting('synchronous_commit')", &[])?
+                .query_one("SELECT current_setting($1)", &[&name])?
                 .try_get(0)?)
         })
         .unwrap()
@@ -243,4 +248,36 @@ fn results_commit_as_the_durability_says_and_nothing_else_changes_how_commits_wa
     assert_eq!(lax_setting(Commits::Server), "off");
     assert_eq!(lax_setting(Commits::Durable), "on");
     assert_eq!(lax_setting(Commits::Server), "off");
+}
+
+#[test]
+fn results_are_written_by_a_plan_made_once_and_nothing_else_changes_how_statements_are_planned() {
+    let scratch = scratch!();
+    let store = super::PgStore::open(&scratch.url(), "MAILOUT_TEST_PG_PASSWORD").unwrap();
+    let planning = |commits| setting_of(&store, commits, "plan_cache_mode");
+    assert_eq!(planning(Commits::Server), "auto");
+    assert_eq!(planning(Commits::Quick), "force_generic_plan");
+    assert_eq!(planning(Commits::Server), "auto");
+    assert_eq!(planning(Commits::Durable), "force_generic_plan");
+    assert_eq!(planning(Commits::Server), "auto");
+    // The plan it then uses for a small group of a big job's results finds each row by
+    // the primary key (a job's rows are counted once they are in: `count_again`).
+    job_for_all(&store, 20_000);
+    let plan = store
+        .call_with("could not explain", Commits::Quick, |db| {
+            db.c.batch_execute(&format!(
+                "PREPARE results (bigint[], bigint[], text[], bigint[], text[], text[], text[]) AS {MARK}"
+            ))?;
+            let rows = db.query(
+                "EXPLAIN EXECUTE results('{1,1}', '{1,2}', '{sent,sent}', '{1,1}', '{a,b}', '{x,y}', '{t,t}')",
+                &[],
+            )?;
+            db.c.batch_execute("DEALLOCATE results")?;
+            rows.iter()
+                .map(|r| r.try_get::<_, String>(0).map_err(Into::into))
+                .collect::<super::bridge::Step<Vec<String>>>()
+        })
+        .unwrap()
+        .join("\n");
+    assert!(plan.contains("journal_pkey"), "{plan}");
 }
