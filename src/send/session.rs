@@ -466,13 +466,8 @@ impl Session {
         next: Option<(&str, &str)>,
         meanwhile: impl FnOnce(),
     ) -> DataOutcome {
-        let stuffed = stuff(message);
-        let next = next.filter(|_| self.pipelining);
-        let end = self.end_of_data(next);
-        if let Err(fault) = self.write_parts(&stuffed, &end).await {
-            return DataOutcome::NotSent(fault);
-        }
-        self.after_the_dot(next, reply_within, meanwhile).await
+        self.end_data(&stuff(message), reply_within, next, meanwhile)
+            .await
     }
 
     /// Sends the message without its final dot, for a caller with something to finish
@@ -490,9 +485,21 @@ impl Session {
         next: Option<(&str, &str)>,
         meanwhile: impl FnOnce(),
     ) -> DataOutcome {
+        self.end_data(b"", reply_within, next, meanwhile).await
+    }
+
+    /// Writes `body` (what is left of the message, stuffed), the final dot and `next`'s
+    /// envelope when the server pipelines, then as [`Session::after_the_dot`].
+    async fn end_data(
+        &mut self,
+        body: &[u8],
+        reply_within: Duration,
+        next: Option<(&str, &str)>,
+        meanwhile: impl FnOnce(),
+    ) -> DataOutcome {
         let next = next.filter(|_| self.pipelining);
         let end = self.end_of_data(next);
-        if let Err(fault) = self.write_parts(b"", &end).await {
+        if let Err(fault) = self.write_parts(body, &end).await {
             return DataOutcome::NotSent(fault);
         }
         self.after_the_dot(next, reply_within, meanwhile).await

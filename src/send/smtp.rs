@@ -427,33 +427,32 @@ impl Transport for SmtpTransport {
                 // the server would wait for it (no other connection's reply is awaited),
                 // the message goes first, all but its final dot: the server reads it
                 // meanwhile, and cannot accept it before the dot.
-                if ready.send_while_committing() {
-                    match session.data_without_dot(message).await {
-                        Err(fault) => Some(DataOutcome::NotSent(fault)),
-                        Ok(()) => {
-                            ready.soon().await;
-                            if ready.commit().await {
-                                Some(
-                                    session
-                                        .finish_data(data_timeout, next, || ready.sent())
-                                        .await,
-                                )
-                            } else {
-                                // Closed without the dot: the server drops the message.
-                                None
-                            }
-                        }
-                    }
+                let early = if ready.send_while_committing() {
+                    session.data_without_dot(message).await.map(|()| true)
                 } else {
-                    ready.soon().await;
-                    if ready.commit().await {
-                        Some(
-                            session
-                                .data(message, data_timeout, next, || ready.sent())
-                                .await,
-                        )
-                    } else {
-                        None
+                    Ok(false)
+                };
+                match early {
+                    Err(fault) => Some(DataOutcome::NotSent(fault)),
+                    Ok(early) => {
+                        ready.soon().await;
+                        if !ready.commit().await {
+                            // A message sent early is closed without its dot: the server
+                            // drops it.
+                            None
+                        } else if early {
+                            Some(
+                                session
+                                    .finish_data(data_timeout, next, || ready.sent())
+                                    .await,
+                            )
+                        } else {
+                            Some(
+                                session
+                                    .data(message, data_timeout, next, || ready.sent())
+                                    .await,
+                            )
+                        }
                     }
                 }
             }
