@@ -1,14 +1,18 @@
 //! The send journal alone, without SMTP: claims and marks per second on SQLite and (when
 //! `MAILOUT_BENCH_PG` holds a URL) PostgreSQL, the way a worker uses it: claim 1,000 rows,
 //! mark them in groups of 16 (one group commit per message's data, at 16 connections),
-//! under each `[store] durability`. On SQLite each claim comes in turn, in place; on
-//! PostgreSQL the next batch is claimed on a connection of its own while the last one is
-//! marked, as a worker does.
+//! under each `[store] durability`. On SQLite each claim comes in turn, in place, and each
+//! group is committed in turn; on PostgreSQL the next batch is claimed on a connection of
+//! its own while the last one is marked, and groups are committed on as many connections
+//! side by side as a worker has committers (`Backend::committers`: two), each taking the
+//! next group as soon as its last one is in, as a worker does.
 //!
 //! `cargo bench --bench journal` (`MAILOUT_BENCH_PG=$(scripts/pg-setup)` for
 //! PostgreSQL; ROWS=N to change the 100,000 rows).
 
 use std::time::Instant;
+
+use std::sync::{Arc, Mutex, mpsc};
 
 use mailout::store::{self, Durability, Entry, EntryState, Mark, Member, NewJob, Selection, Store};
 
@@ -22,7 +26,13 @@ fn members(n: usize) -> impl Iterator<Item = Member> {
     })
 }
 
-fn bench(name: &str, store: &dyn Store, claimer: Option<Box<dyn Store>>, rows: usize) {
+fn bench(
+    name: &str,
+    store: &dyn Store,
+    claimer: Option<Box<dyn Store>>,
+    committers: Vec<Box<dyn Store>>,
+    rows: usize,
+) {
     let key = mailout::token::TokenKey::new(b"bench".to_vec());
     store
         .import_members(&mut members(rows).map(|m| key.keyed(m)))
@@ -71,6 +81,25 @@ fn bench(name: &str, store: &dyn Store, claimer: Option<Box<dyn Store>>, rows: u
                 }
             })
         });
+        // Groups go to the committers side by side: each takes the next as soon as its last
+        // one is in. Without committers (SQLite), each group is committed here, in turn.
+        let (groups, next_group) = mpsc::sync_channel::<Vec<Mark>>(0);
+        let next_group = Arc::new(Mutex::new(next_group));
+        let marking: Vec<_> = committers
+            .into_iter()
+            .map(|committer| {
+                let next_group = Arc::clone(&next_group);
+                scope.spawn(move || {
+                    loop {
+                        let group = next_group.lock().expect("groups").recv();
+                        match group {
+                            Ok(marks) => committer.mark(&marks).expect("mark"),
+                            Err(_) => break,
+                        }
+                    }
+                })
+            })
+            .collect();
         let mut after = 0;
         loop {
             let asked = Instant::now();
@@ -96,9 +125,17 @@ fn bench(name: &str, store: &dyn Store, claimer: Option<Box<dyn Store>>, rows: u
                         at: "2026-11-23T00:00:01Z".into(),
                     })
                     .collect();
-                store.mark(&marks).expect("mark");
+                if marking.is_empty() {
+                    store.mark(&marks).expect("mark");
+                } else {
+                    groups.send(marks).expect("committers");
+                }
             }
             done += claimed.len();
+        }
+        drop(groups);
+        for committer in marking {
+            committer.join().expect("committer");
         }
     });
     let secs = start.elapsed().as_secs_f64();
@@ -125,7 +162,13 @@ fn main() {
         let path = dir.path().join("bench.sqlite");
         let sqlite = store::open(&path.to_string_lossy()).expect("open SQLite");
         sqlite.set_durability(durability).expect("durability");
-        bench(&format!("SQLite, {label}"), sqlite.as_ref(), None, rows);
+        bench(
+            &format!("SQLite, {label}"),
+            sqlite.as_ref(),
+            None,
+            Vec::new(),
+            rows,
+        );
         match std::env::var("MAILOUT_BENCH_PG") {
             Ok(url) if !url.is_empty() => {
                 let schema = format!("bench_{}_{label}", std::process::id());
@@ -134,10 +177,18 @@ fn main() {
                 let pg = store::open(&place).expect("open PostgreSQL");
                 pg.set_durability(durability).expect("durability");
                 let claimer = store::open(&place).expect("open PostgreSQL");
+                let committers = (0..pg.committers())
+                    .map(|_| {
+                        let committer = store::open(&place).expect("open PostgreSQL");
+                        committer.set_durability(durability).expect("durability");
+                        committer
+                    })
+                    .collect();
                 bench(
                     &format!("PostgreSQL, {label}"),
                     pg.as_ref(),
                     Some(claimer),
+                    committers,
                     rows,
                 );
                 drop(pg);

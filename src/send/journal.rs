@@ -5,12 +5,15 @@
 //! checked, so at any moment at most one accepted copy per connection is unrecorded, and after a crash (or a lost database) at most that many go out
 //! twice, with the same Message-ID.
 //!
-//! A worker's journal has three connections to the store: its own, called from the send
-//! runtime's one thread (the lease, the rate, domain pauses); a committer, which commits
-//! results on a blocking thread while the connections go on (a commit waited for takes
-//! everything recorded meanwhile); and a claimer, which claims the next batch while the
-//! last one is sent. A journal without them does each in place.
+//! A worker's journal has its own connection to the store, called from the send runtime's
+//! one thread (the lease, the rate, domain pauses); one or more committers, which commit
+//! results on blocking threads while the connections go on (a commit takes everything
+//! recorded and not yet in a commit; on a server, a second commit may run beside the first,
+//! each connection waiting only for the one that holds its own result); and a claimer,
+//! which claims the next batch while the last one is sent. A journal without them does each
+//! in place.
 
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -20,32 +23,34 @@ use crate::store::{Entry, Mark, Store};
 /// A job's journal, worked by one worker.
 pub struct Journal {
     store: Box<dyn Store>,
-    /// A second connection, which commits results while the worker sends
-    /// ([`Journal::take_unflushed`]).
-    committer: Option<Arc<Mutex<Box<dyn Store>>>>,
-    /// Whether the committer's commits are quick enough to run on the runtime's thread
+    /// Connections of their own, which commit results while the worker sends
+    /// ([`Journal::take_unflushed`]), one commit each at a time.
+    committers: Vec<Arc<Mutex<Box<dyn Store>>>>,
+    /// Which of them are in no commit.
+    idle: Vec<usize>,
+    /// The rows whose results are in a commit under way: a result for one of them waits
+    /// for that commit to end, so two results for one row are written in order.
+    in_commit: BTreeSet<i64>,
+    /// Whether the committers' commits are quick enough to run on the runtime's thread
     /// ([`crate::store::Backend::commits_quickly`]).
     commits_quickly: bool,
     /// A third connection, which claims the next rows while the worker
     /// sends ([`Journal::fetch_apart`]).
     claimer: Option<Arc<Mutex<Box<dyn Store>>>>,
-    /// Results recorded so far, and committed so far (counts): every result up to
-    /// `committed` is in.
+    /// Results recorded so far (each is numbered by this count when recorded), and
+    /// committed so far: every result up to `committed` is in, and so are those numbered in
+    /// `committed_beyond` (commits apart may end out of order).
     recorded: u64,
     committed: u64,
-    /// Every result up to this count is committed or in a commit under way.
-    started: u64,
-    /// Whether results are taken for a commit apart that has not ended.
-    taken: bool,
-    /// The most results a commit in place covered while one apart was under way: counted
-    /// as committed once that one is.
-    later: u64,
+    committed_beyond: BTreeSet<u64>,
     job: i64,
     worker: i64,
     lease: Duration,
     /// When the last renewal that succeeded was asked for: the lease runs from then.
     renewed: Instant,
+    /// Results held, in no commit yet, and their numbers.
     unflushed: Vec<Mark>,
+    unflushed_numbers: Vec<u64>,
     /// The last row claimed onwards.
     cursor: i64,
     claimed: u64,
@@ -64,19 +69,20 @@ impl Journal {
     ) -> Journal {
         Journal {
             store,
-            committer: None,
+            committers: Vec::new(),
+            idle: Vec::new(),
+            in_commit: BTreeSet::new(),
             commits_quickly: false,
             claimer: None,
             recorded: 0,
             committed: 0,
-            started: 0,
-            taken: false,
-            later: 0,
+            committed_beyond: BTreeSet::new(),
             job,
             worker,
             lease,
             renewed,
             unflushed: Vec::new(),
+            unflushed_numbers: Vec::new(),
             cursor: 0,
             claimed: 0,
             sent: 0,
@@ -136,41 +142,35 @@ impl Journal {
         self.renewed
     }
 
-    /// Commits results through `committer` (a connection of its own): on a blocking
-    /// thread, or on the runtime's own when its commits are quick. See
+    /// Commits results through `committer` (a connection of its own) as well: on a
+    /// blocking thread, or on the runtime's own when its commits are quick. See
     /// [`Journal::take_unflushed`].
     pub fn with_committer(mut self, committer: Box<dyn Store>) -> Journal {
         self.commits_quickly = committer.commits_quickly();
-        self.committer = Some(Arc::new(Mutex::new(committer)));
+        self.idle.push(self.committers.len());
+        self.committers.push(Arc::new(Mutex::new(committer)));
         self
     }
 
     /// Holds `mark` until the next [`Journal::flush`].
-    /// Returns how many results are recorded with it: once [`Journal::committed`] reaches
-    /// that, it is committed.
+    /// Returns how many results are recorded with it, the number to ask
+    /// [`Journal::is_committed`] about.
     pub fn record(&mut self, mark: Mark) -> u64 {
         self.unflushed.push(mark);
         self.recorded += 1;
+        self.unflushed_numbers.push(self.recorded);
         self.recorded
     }
 
-    /// Commits every held result in one transaction.
+    /// Commits every held result in one transaction, in place.
     pub fn flush(&mut self) -> Result<()> {
         if self.unflushed.is_empty() {
             return Ok(());
         }
         self.store.mark(&self.unflushed)?;
         let marks = std::mem::take(&mut self.unflushed);
-        let upto = self.recorded;
-        self.started = upto;
-        if self.taken {
-            // Results taken for a commit apart are older and not in yet: count these only
-            // once that one is.
-            self.count_sent(&marks);
-            self.later = self.later.max(upto);
-        } else {
-            self.committed_up_to(upto, &marks);
-        }
+        let numbers = std::mem::take(&mut self.unflushed_numbers);
+        self.now_committed(&numbers, &marks);
         Ok(())
     }
 
@@ -179,14 +179,20 @@ impl Journal {
         self.recorded
     }
 
-    /// How many of them are committed.
+    /// How many of them are committed, every one up to that count.
     pub fn committed(&self) -> u64 {
         self.committed
     }
 
-    /// How many of them are committed or in a commit under way.
-    pub fn started(&self) -> u64 {
-        self.started.max(self.committed)
+    /// Whether the result recorded as the `number`th is committed.
+    pub fn is_committed(&self, number: u64) -> bool {
+        number <= self.committed || self.committed_beyond.contains(&number)
+    }
+
+    /// Whether the result recorded as the `number`th is committed or in a commit under
+    /// way.
+    pub fn is_taken(&self, number: u64) -> bool {
+        number <= self.recorded && !self.unflushed_numbers.contains(&number)
     }
 
     /// How many results are held, in no commit yet.
@@ -194,29 +200,57 @@ impl Journal {
         self.unflushed.len()
     }
 
-    /// For committing off the runtime's thread: the held results, how many results will be
-    /// committed once they are, and the connection to commit them on. `None` when the store
-    /// commits in place (no committer), or nothing is held.
-    #[allow(clippy::type_complexity)]
-    pub fn take_unflushed(&mut self) -> Option<(Vec<Mark>, u64, Arc<Mutex<Box<dyn Store>>>)> {
-        let committer = self.committer.clone()?;
-        if self.unflushed.is_empty() {
+    /// For committing off the runtime's thread: the held results, with a committer that
+    /// is in no commit; hand it back with [`Journal::commit_ended`]. `None` when the store
+    /// commits in place (no committer), nothing is held, every committer is in a commit,
+    /// or a held result is for a row whose earlier result is in a commit under way (it
+    /// goes once that commit ends, so a row's results are written in the order they came).
+    pub fn take_unflushed(&mut self) -> Option<Commit> {
+        if self.unflushed.is_empty()
+            || self
+                .unflushed
+                .iter()
+                .any(|m| self.in_commit.contains(&m.seq))
+        {
             return None;
         }
-        self.taken = true;
-        self.started = self.recorded;
-        Some((
-            std::mem::take(&mut self.unflushed),
-            self.recorded,
+        let committer = self.idle.pop()?;
+        let marks = std::mem::take(&mut self.unflushed);
+        self.in_commit.extend(marks.iter().map(|m| m.seq));
+        Some(Commit {
+            marks,
+            numbers: std::mem::take(&mut self.unflushed_numbers),
             committer,
-        ))
+            store: Arc::clone(&self.committers[committer]),
+        })
     }
 
-    /// `marks`, taken by [`Journal::take_unflushed`], are committed, and with them every
-    /// result up to `upto`.
-    pub fn committed_up_to(&mut self, upto: u64, marks: &[Mark]) {
-        self.taken = false;
-        self.committed = self.committed.max(upto).max(self.later);
+    /// `commit`, from [`Journal::take_unflushed`], has ended: its results are committed
+    /// when `done`, or are held again, ahead of anything recorded since, when not.
+    pub fn commit_ended(&mut self, commit: Commit, done: bool) {
+        let Commit {
+            marks,
+            numbers,
+            committer,
+            ..
+        } = commit;
+        self.idle.push(committer);
+        for mark in &marks {
+            self.in_commit.remove(&mark.seq);
+        }
+        if done {
+            self.now_committed(&numbers, &marks);
+        } else {
+            self.restore(marks, numbers);
+        }
+    }
+
+    /// The results numbered `numbers`, `marks`, are in.
+    fn now_committed(&mut self, numbers: &[u64], marks: &[Mark]) {
+        self.committed_beyond.extend(numbers.iter().copied());
+        while self.committed_beyond.remove(&(self.committed + 1)) {
+            self.committed += 1;
+        }
         self.count_sent(marks);
     }
 
@@ -227,13 +261,17 @@ impl Journal {
             .count() as u64;
     }
 
-    /// `marks`, taken by [`Journal::take_unflushed`], could not be committed: they are held
-    /// again, ahead of anything recorded since.
-    pub fn restore(&mut self, mut marks: Vec<Mark>) {
-        self.taken = false;
-        self.started = self.committed;
-        marks.append(&mut self.unflushed);
-        self.unflushed = marks;
+    /// `marks`, numbered `numbers`, could not be committed: they are held again, in the
+    /// order they were recorded.
+    fn restore(&mut self, marks: Vec<Mark>, numbers: Vec<u64>) {
+        let mut held: Vec<(u64, Mark)> = numbers.into_iter().zip(marks).collect();
+        held.extend(
+            std::mem::take(&mut self.unflushed_numbers)
+                .into_iter()
+                .zip(std::mem::take(&mut self.unflushed)),
+        );
+        held.sort_by_key(|(number, _)| *number);
+        (self.unflushed_numbers, self.unflushed) = held.into_iter().unzip();
     }
 
     /// Whether claims go through a claimer of their own.
@@ -241,9 +279,9 @@ impl Journal {
         self.claimer.is_some()
     }
 
-    /// Whether commits go through a committer of their own.
+    /// Whether commits go through committers of their own.
     pub fn commits_apart(&self) -> bool {
-        self.committer.is_some()
+        !self.committers.is_empty()
     }
 
     /// Whether the committer's commits are quick enough to make on the runtime's thread,
@@ -304,6 +342,29 @@ impl Journal {
     }
 }
 
+/// Results to commit on a blocking thread: see [`Journal::take_unflushed`].
+pub struct Commit {
+    marks: Vec<Mark>,
+    numbers: Vec<u64>,
+    committer: usize,
+    store: Arc<Mutex<Box<dyn Store>>>,
+}
+
+impl Commit {
+    /// Hands the results to the committer's own thread, when it has one: the future
+    /// completes once they are committed. `None`: commit with [`Commit::run`].
+    pub fn start(&self) -> Option<crate::store::Pending> {
+        let store = self.store.lock().unwrap_or_else(|e| e.into_inner());
+        store.mark_soon(&self.marks)
+    }
+
+    /// Commits the results on the committer's connection.
+    pub fn run(&self) -> Result<()> {
+        let store = self.store.lock().unwrap_or_else(|e| e.into_inner());
+        store.mark(&self.marks)
+    }
+}
+
 /// A claim to run on a blocking thread: see [`Journal::fetch_apart`].
 pub struct Claim {
     claimer: Arc<Mutex<Box<dyn Store>>>,
@@ -338,4 +399,128 @@ fn claim_batch(
         rows.dedup_by_key(|e| e.seq);
     }
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::EntryState;
+    use crate::store::sqlite::SqliteStore;
+
+    /// A journal over a job of six rows, with `committers` committers, and its rows.
+    fn journal_with(committers: usize) -> (tempfile::TempDir, Journal, Vec<Entry>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sqlite");
+        let store = SqliteStore::open(&path).unwrap();
+        let job = crate::store::conformance::job_for_all(&store, 6);
+        let worker = crate::store::Journal::register_worker(&store, "h", 1, 60).unwrap();
+        let mut journal = Journal::new(
+            Box::new(store),
+            job.id,
+            worker,
+            Duration::from_secs(60),
+            Instant::now(),
+        );
+        for _ in 0..committers {
+            journal = journal.with_committer(Box::new(SqliteStore::open(&path).unwrap()));
+        }
+        let rows = journal.fetch(10).unwrap();
+        (dir, journal, rows)
+    }
+
+    fn result(row: &Entry, state: EntryState) -> Mark {
+        Mark {
+            job: row.job,
+            seq: row.seq,
+            state,
+            attempts: 1,
+            message_id: format!("<{}@x>", row.seq),
+            reply: "250 ok".into(),
+            at: "2026-01-01T00:00:01Z".into(),
+        }
+    }
+
+    fn sent_in_store(journal: &Journal) -> u64 {
+        journal
+            .store
+            .job(journal.job)
+            .unwrap()
+            .unwrap()
+            .progress
+            .sent
+    }
+
+    #[test]
+    fn commits_side_by_side_may_end_in_any_order_and_each_counts_its_own_results() {
+        let (_dir, mut journal, rows) = journal_with(2);
+        let first = journal.record(result(&rows[0], EntryState::Sent));
+        let second = journal.record(result(&rows[1], EntryState::Sent));
+        let a = journal.take_unflushed().expect("a committer is free");
+        let third = journal.record(result(&rows[2], EntryState::Sent));
+        let b = journal
+            .take_unflushed()
+            .expect("the second committer is free");
+        assert!(journal.is_taken(first) && journal.is_taken(third));
+        let fourth = journal.record(result(&rows[3], EntryState::Sent));
+        assert!(
+            journal.take_unflushed().is_none(),
+            "both committers are in a commit"
+        );
+        assert!(!journal.is_taken(fourth));
+
+        // The later commit ends first: its result is in, the earlier ones are not.
+        b.run().unwrap();
+        journal.commit_ended(b, true);
+        assert!(journal.is_committed(third));
+        assert!(!journal.is_committed(first) && !journal.is_committed(second));
+        assert_eq!(journal.committed(), 0, "nothing up to the third is in yet");
+
+        a.run().unwrap();
+        journal.commit_ended(a, true);
+        assert_eq!(journal.committed(), third);
+        assert!(!journal.is_committed(fourth));
+        assert_eq!(sent_in_store(&journal), 3);
+        assert_eq!(journal.sent, 3);
+    }
+
+    #[test]
+    fn a_result_for_a_row_whose_last_result_is_being_committed_waits_for_that_commit() {
+        let (_dir, mut journal, rows) = journal_with(2);
+        journal.record(result(&rows[0], EntryState::Pending));
+        let deferred = journal.take_unflushed().unwrap();
+        // A retry of the same row, accepted while the deferral's commit is under way.
+        let retried = journal.record(result(&rows[0], EntryState::Sent));
+        assert!(
+            journal.take_unflushed().is_none(),
+            "a free committer, but the row's first result is not in yet"
+        );
+        deferred.run().unwrap();
+        journal.commit_ended(deferred, true);
+        let commit = journal.take_unflushed().expect("the row is free again");
+        commit.run().unwrap();
+        journal.commit_ended(commit, true);
+        assert!(journal.is_committed(retried));
+        assert_eq!(sent_in_store(&journal), 1);
+    }
+
+    #[test]
+    fn results_whose_commits_failed_are_held_again_in_the_order_they_came() {
+        let (_dir, mut journal, rows) = journal_with(2);
+        let first = journal.record(result(&rows[0], EntryState::Sent));
+        let a = journal.take_unflushed().unwrap();
+        journal.record(result(&rows[1], EntryState::Sent));
+        let b = journal.take_unflushed().unwrap();
+        let third = journal.record(result(&rows[2], EntryState::Sent));
+        // The first commit fails, then the second: each is held again, oldest first.
+        journal.commit_ended(a, false);
+        assert!(!journal.is_taken(first));
+        journal.commit_ended(b, false);
+        let held: Vec<i64> = journal.unflushed.iter().map(|m| m.seq).collect();
+        assert_eq!(held, [rows[0].seq, rows[1].seq, rows[2].seq]);
+        assert_eq!(journal.unflushed_numbers, [1, 2, 3]);
+        // Written in place, every one is in.
+        journal.flush().unwrap();
+        assert_eq!(journal.committed(), third);
+        assert_eq!(sent_in_store(&journal), 3);
+    }
 }

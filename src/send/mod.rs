@@ -354,7 +354,7 @@ impl Ready for Commit<'_> {
     }
 
     fn send_while_committing(&self) -> bool {
-        self.queue.committed() < self.own && self.queue.replies_due() == 0
+        !self.queue.is_committed(self.own) && self.queue.replies_due() == 0
     }
 
     fn sent(&mut self) {

@@ -143,8 +143,8 @@ struct State {
 /// The queue shared by a job's workers.
 pub struct Queue {
     state: Mutex<State>,
-    /// Held while a commit through the committer runs (see [`Queue::before_data_shared`]).
-    commit_turn: tokio::sync::Mutex<()>,
+    /// Told when a commit through a committer ends (see [`Queue::before_data_shared`]).
+    commit_ended: Notify,
     notify: Notify,
     /// Told when as many results are held as a commit started early should take in.
     filled: Notify,
@@ -173,7 +173,7 @@ impl Queue {
         let connections = u32::try_from(connections.max(1)).unwrap_or(u32::MAX);
         Queue {
             state: Mutex::new(State::default()),
-            commit_turn: tokio::sync::Mutex::new(()),
+            commit_ended: Notify::new(),
             notify: Notify::new(),
             filled: Notify::new(),
             group,
@@ -262,9 +262,9 @@ impl Queue {
         self.journal().before_data()
     }
 
-    /// How many results are committed.
-    pub fn committed(&self) -> u64 {
-        self.journal().committed()
+    /// Whether the result recorded as the `number`th is committed.
+    pub fn is_committed(&self, number: u64) -> bool {
+        self.journal().is_committed(number)
     }
 
     /// Rows this worker has claimed through this queue.
@@ -291,9 +291,7 @@ impl Queue {
             filled.as_mut().enable();
             {
                 let journal = self.journal();
-                if journal.started() >= own
-                    || journal.held() >= self.group
-                    || self.replies_due() == 0
+                if journal.is_taken(own) || journal.held() >= self.group || self.replies_due() == 0
                 {
                     return;
                 }
@@ -329,56 +327,71 @@ impl Queue {
     }
 
     /// [`Queue::before_data`] for a connection whose last result was recorded as the
-    /// `own`th: with a committer, the commit runs on a blocking thread while the other
+    /// `own`th: with committers, the commit runs on a blocking thread while the other
     /// connections go on (or, when its commits are quick, on the runtime's thread at
-    /// once); a connection whose result is not in yet waits for the commit
-    /// under way and, if that does not hold it, commits everything recorded meanwhile
-    /// (group commit), so a commit's round trip is paid once for many messages, and not at
-    /// all by a connection whose result an earlier commit took.
+    /// once). A connection whose result is in a commit under way waits for that one; one
+    /// whose result is held commits everything held (group commit) on a committer in no
+    /// commit, or waits for one to end. So a commit's round trip is paid once for many
+    /// messages, and on a server that has two committers, a result that comes while one
+    /// commit runs waits for its own commit only, not for the end of that one first.
     pub async fn before_data_shared(&self, own: u64) -> Result<()> {
         if !self.journal().commits_apart() {
             return self.before_data();
         }
-        if self.lock().failure.is_some() {
-            return Err(Error::Stopping);
-        }
         // Only this connection's own last result must be in: every other connection waits
         // for its own, so each has at most one copy out that the journal does not show.
-        let _turn = self.commit_turn.lock().await;
-        if self.journal().committed() < own {
-            let (taken, quickly) = {
-                let mut journal = self.journal();
-                (journal.take_unflushed(), journal.commits_quickly())
-            };
-            if let Some((marks, upto, committer)) = taken {
-                let commit = move || {
-                    let result = committer
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .mark(&marks);
-                    (result, marks)
-                };
-                // A quick commit (SQLite's log written, nothing synced) costs less than
-                // the two thread switches of handing it over.
-                let outcome = if quickly {
-                    Ok(commit())
-                } else {
-                    tokio::task::spawn_blocking(commit).await
-                };
-                match outcome {
-                    Ok((Ok(()), marks)) => self.journal().committed_up_to(upto, &marks),
-                    Ok((Err(e), marks)) => {
-                        self.journal().restore(marks);
-                        return Err(e);
-                    }
-                    Err(e) => {
-                        return Err(Error::Failed {
-                            context: "the journal's commit failed".into(),
-                            source: Box::new(e),
-                        });
-                    }
-                }
+        loop {
+            let ended = self.commit_ended.notified();
+            tokio::pin!(ended);
+            ended.as_mut().enable();
+            if self.lock().failure.is_some() {
+                return Err(Error::Stopping);
             }
+            let (commit, quickly) = {
+                let mut journal = self.journal();
+                if journal.is_committed(own) {
+                    break;
+                }
+                let commit = if journal.is_taken(own) {
+                    None
+                } else {
+                    journal.take_unflushed()
+                };
+                (commit, journal.commits_quickly())
+            };
+            let Some(commit) = commit else {
+                // In a commit under way, or every committer is busy: one ends soon.
+                ended.await;
+                continue;
+            };
+            // A quick commit (SQLite's log written, nothing synced) costs less than the two
+            // thread switches of handing it over.
+            let outcome = if quickly {
+                let result = commit.run();
+                Ok((result, commit))
+            } else if let Some(pending) = commit.start() {
+                // Handed to the store's own thread: no blocking thread in between.
+                Ok((pending.await, commit))
+            } else {
+                tokio::task::spawn_blocking(move || (commit.run(), commit)).await
+            };
+            let result = match outcome {
+                Ok((result, commit)) => {
+                    self.journal().commit_ended(commit, result.is_ok());
+                    result
+                }
+                Err(e) => {
+                    // The commit's thread failed, and its results with it: no connection
+                    // may wait for them, so the run stops.
+                    self.fail(Error::Failed {
+                        context: "the journal's commit failed".into(),
+                        source: Box::new(e),
+                    });
+                    Err(Error::Stopping)
+                }
+            };
+            self.commit_ended.notify_waiters();
+            result?;
         }
         self.journal().check_lease()
     }

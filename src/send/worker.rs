@@ -491,9 +491,12 @@ impl<'a> Worker<'a> {
             .await?;
         }
         let store = self.workspace.open_store()?;
-        let journal = Journal::new(store, job.id, worker, lease, renewed)
-            .with_committer(self.workspace.open_store()?)
+        let committers = store.committers();
+        let mut journal = Journal::new(store, job.id, worker, lease, renewed)
             .with_claimer(self.workspace.open_store()?);
+        for _ in 0..committers.max(1) {
+            journal = journal.with_committer(self.workspace.open_store()?);
+        }
         let queue = super::queue(journal, &run);
         let pending = job.progress.pending;
         let sent_dir = options

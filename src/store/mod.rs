@@ -30,6 +30,10 @@ pub use schema::TABLES;
 
 use crate::error::Result;
 
+/// A write handed to the store's own thread ([`Journal::mark_soon`]): completes once it is
+/// committed, or with the error that stopped it.
+pub type Pending = std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send>>;
+
 /// Where a store is and how it is reached, and the secrets it keeps.
 pub trait Backend {
     /// Where the store is, for messages (never includes a password).
@@ -46,6 +50,11 @@ pub trait Backend {
     /// commits its results on its own thread: handing so short a commit to another thread
     /// costs more than the commit.
     fn commits_quickly(&self) -> bool;
+
+    /// How many connections a send commits its results on side by side, each commit
+    /// waiting only for itself: one where writers take turns (SQLite), more on a server,
+    /// where a commit's round trip and log flush can overlap another's.
+    fn committers(&self) -> usize;
 }
 
 /// What a commit survives: `[store] durability`. The same promise on both backends.
@@ -315,6 +324,15 @@ pub trait Journal {
 
     /// Applies `marks`, in one transaction.
     fn mark(&self, marks: &[Mark]) -> Result<()>;
+
+    /// [`Journal::mark`] without blocking the caller: the write is handed to the store's
+    /// own thread and the returned future completes when it is committed. `None` when the
+    /// store has no thread of its own to hand it to (SQLite): call [`Journal::mark`] where
+    /// blocking is allowed.
+    fn mark_soon(&self, marks: &[Mark]) -> Option<Pending> {
+        let _ = marks;
+        None
+    }
 
     /// Records that `job` has nothing left to do.
     fn finish_job(&self, job: i64, at: &str) -> Result<()>;

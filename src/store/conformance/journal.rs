@@ -713,3 +713,54 @@ fn members_at_skipped_domains_are_left_out_with_their_reason() {
         assert_eq!(store.left_out(job.id).unwrap().len(), 3);
     });
 }
+
+#[test]
+fn results_handed_to_the_stores_thread_are_in_once_the_handover_completes() {
+    // A server commits a send's results on two connections side by side, each handed
+    // over without blocking the send's thread; SQLite commits them one at a time, in the
+    // caller's thread.
+    on_each_backend(|f| {
+        let store = f.open();
+        let members: Vec<Member> = (0..4)
+            .map(|i| member(&format!("h{i}@x.example"), None, None, &[]))
+            .collect();
+        store.import_members(&mut keyed(members)).unwrap();
+        let job = store
+            .create_job(
+                &job_spec(9),
+                &Selection {
+                    all: true,
+                    ..Selection::default()
+                },
+            )
+            .unwrap();
+        let rows = store.pending(job.id, 0, 10).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let mut handed = Vec::new();
+        for (durability, row) in [Durability::Process, Durability::Full]
+            .into_iter()
+            .zip(&rows)
+        {
+            store.set_durability(durability).unwrap();
+            match store.mark_soon(&[sent(row)]) {
+                Some(pending) => {
+                    runtime.block_on(pending).unwrap();
+                    handed.push(true);
+                }
+                None => {
+                    store.mark(&[sent(row)]).unwrap();
+                    handed.push(false);
+                }
+            }
+        }
+        let expected = match f.place.backend() {
+            "SQLite" => (vec![false, false], 1),
+            _ => (vec![true, true], 2),
+        };
+        assert_eq!((handed, store.committers()), expected);
+        let progress = store.job(job.id).unwrap().unwrap().progress;
+        (progress.sent, progress.pending)
+    });
+}

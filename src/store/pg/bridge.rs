@@ -299,6 +299,41 @@ impl PgStore {
     }
 }
 
+impl PgStore {
+    /// How the journal's results are committed: without waiting for the disk under
+    /// `durability = "process"`, on disk under `"full"`.
+    pub(super) fn marks_commit(&self) -> Commits {
+        if self.quick_marks.load(std::sync::atomic::Ordering::Relaxed) {
+            Commits::Quick
+        } else {
+            Commits::Durable
+        }
+    }
+
+    /// [`PgStore::call_with`] without waiting: the answer comes through the returned
+    /// future, so an async caller hands the call over without a thread of its own to
+    /// block.
+    pub(super) fn call_soon<F>(
+        &self,
+        context: &'static str,
+        commits: Commits,
+        f: F,
+    ) -> crate::store::Pending
+    where
+        F: FnOnce(&mut Db<'_, Client>) -> Step<()> + Send + 'static,
+    {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let sent = self.send(Box::new(move |conn: &mut Conn| {
+            let _ = reply.send(conn.run(context, commits, f));
+        }));
+        let stopped = self.stopped();
+        Box::pin(async move {
+            sent?;
+            answer.await.map_err(|_| stopped)?
+        })
+    }
+}
+
 impl Drop for PgStore {
     fn drop(&mut self) {
         // Closing the channel ends the thread, which closes the connection.

@@ -13,7 +13,7 @@ use crate::store::schema::{ENTRY_COLUMNS, JOB_COLUMNS, attributes, count_state};
 use crate::store::{Entry, EntryState, Job, Journal, Mark, NewJob, Progress, WorkerInfo};
 use crate::store::{LeftOut, Member, MessageIds, Schedule, SeedCopy, Selection, Wave};
 
-use super::bridge::{Commits, Db, Step, bad};
+use super::bridge::{Db, Step, bad};
 use super::claims::{self, CLAIM_LOCK, release_rows};
 use super::waves::{MESSAGE_ID, WaveStatements};
 use super::{PgStore, SENDABLE, SHOWN_STATE, count_of, narrow, seconds, selected, skipped, wide};
@@ -373,14 +373,20 @@ impl Journal for PgStore {
             return Ok(());
         }
         let marks = claims::Marks::new(marks);
-        let commits = if self.quick_marks.load(std::sync::atomic::Ordering::Relaxed) {
-            Commits::Quick
-        } else {
-            Commits::Durable
-        };
+        let commits = self.marks_commit();
         self.call_with("could not write the journal", commits, move |db| {
             marks.write(db)
         })
+    }
+
+    fn mark_soon(&self, marks: &[Mark]) -> Option<crate::store::Pending> {
+        let marks = claims::Marks::new(marks);
+        let commits = self.marks_commit();
+        Some(
+            self.call_soon("could not write the journal", commits, move |db| {
+                marks.write(db)
+            }),
+        )
     }
 
     fn left_out(&self, job: i64) -> Result<Vec<LeftOut>> {

@@ -258,6 +258,10 @@ impl Backend for PgStore {
         false // a round trip to the server, at the least
     }
 
+    fn committers(&self) -> usize {
+        2
+    }
+
     fn secret(&self, name: &str) -> Result<Vec<u8>> {
         let name = name.to_string();
         self.call("could not keep a secret", move |db| {

@@ -422,6 +422,10 @@ impl Backend for SqliteStore {
             .is_ok_and(|level| level <= 1)
     }
 
+    fn committers(&self) -> usize {
+        1 // one writer at a time
+    }
+
     fn secret(&self, name: &str) -> Result<Vec<u8>> {
         let existing: Option<Vec<u8>> = self
             .conn
