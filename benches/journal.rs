@@ -10,9 +10,8 @@
 //! `cargo bench --bench journal` (`MAILOUT_BENCH_PG=$(scripts/pg-setup)` for
 //! PostgreSQL; ROWS=N to change the 100,000 rows).
 
-use std::time::Instant;
-
 use std::sync::{Arc, Mutex, mpsc};
+use std::time::Instant;
 
 use mailout::store::{self, Durability, Entry, EntryState, Mark, Member, NewJob, Selection, Store};
 

@@ -2,16 +2,18 @@
 //! worker's lease, and delivery results written with group commit. A result is held in
 //! memory until the next flush; before a connection sends a message's data, its own last
 //! result is committed (with whatever else is held, if it was not yet) and the lease is
-//! checked, so at any moment at most one accepted copy per connection is unrecorded, and after a crash (or a lost database) at most that many go out
-//! twice, with the same Message-ID.
+//! checked, so at any moment at most one accepted copy per connection is unrecorded, and
+//! after a crash (or a lost database) at most that many go out twice, with the same
+//! Message-ID.
 //!
 //! A worker's journal has its own connection to the store, called from the send runtime's
 //! one thread (the lease, the rate, domain pauses); one or more committers, which commit
-//! results on blocking threads while the connections go on (a commit takes everything
-//! recorded and not yet in a commit; on a server, a second commit may run beside the first,
-//! each connection waiting only for the one that holds its own result); and a claimer,
-//! which claims the next batch while the last one is sent. A journal without them does each
-//! in place.
+//! results while the connections go on, on the store's own thread (PostgreSQL), on a
+//! blocking thread, or in place when a commit waits for nothing (a commit takes everything
+//! held and in no commit yet, but for results whose row has a result in a commit under
+//! way; on a server, a second commit may run beside the first, each connection waiting only
+//! for the one that holds its own result); and a claimer, which claims the next batch while
+//! the last one is sent. A journal without them does each in place.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -162,16 +164,47 @@ impl Journal {
         self.recorded
     }
 
-    /// Commits every held result in one transaction, in place.
+    /// Commits every held result in one transaction, in place, but for results whose row
+    /// has a result in a commit under way: those stay held, so that a row's results are
+    /// written in the order they came.
     pub fn flush(&mut self) -> Result<()> {
-        if self.unflushed.is_empty() {
+        let (marks, numbers) = self.take_free();
+        if marks.is_empty() {
             return Ok(());
         }
-        self.store.mark(&self.unflushed)?;
-        let marks = std::mem::take(&mut self.unflushed);
-        let numbers = std::mem::take(&mut self.unflushed_numbers);
+        if let Err(e) = self.store.mark(&marks) {
+            self.restore(marks, numbers);
+            return Err(e);
+        }
         self.now_committed(&numbers, &marks);
         Ok(())
+    }
+
+    /// The held results whose row has no result in a commit under way, with their
+    /// numbers, taken out of the held ones (the rest stay, in order).
+    fn take_free(&mut self) -> (Vec<Mark>, Vec<u64>) {
+        if self.in_commit.is_empty() {
+            return (
+                std::mem::take(&mut self.unflushed),
+                std::mem::take(&mut self.unflushed_numbers),
+            );
+        }
+        let mut free = (Vec::new(), Vec::new());
+        let mut kept = (Vec::new(), Vec::new());
+        for (mark, number) in std::mem::take(&mut self.unflushed)
+            .into_iter()
+            .zip(std::mem::take(&mut self.unflushed_numbers))
+        {
+            let to = if self.in_commit.contains(&mark.seq) {
+                &mut kept
+            } else {
+                &mut free
+            };
+            to.0.push(mark);
+            to.1.push(number);
+        }
+        (self.unflushed, self.unflushed_numbers) = kept;
+        free
     }
 
     /// How many results have been recorded so far.
@@ -201,32 +234,29 @@ impl Journal {
     }
 
     /// For committing off the runtime's thread: the held results, with a committer that
-    /// is in no commit; hand it back with [`Journal::commit_ended`]. `None` when the store
-    /// commits in place (no committer), nothing is held, every committer is in a commit,
-    /// or a held result is for a row whose earlier result is in a commit under way (it
-    /// goes once that commit ends, so a row's results are written in the order they came).
+    /// is in no commit; hand it back with [`Journal::commit_ended`]. A result for a row
+    /// whose earlier result is in a commit under way stays held (it goes once that commit
+    /// ends, so a row's results are written in the order they came). `None` when the
+    /// store commits in place (no committer), every committer is in a commit, or nothing
+    /// is held that may go.
     pub fn take_unflushed(&mut self) -> Option<Commit> {
-        if self.unflushed.is_empty()
-            || self
-                .unflushed
-                .iter()
-                .any(|m| self.in_commit.contains(&m.seq))
-        {
+        let committer = *self.idle.last()?;
+        let (marks, numbers) = self.take_free();
+        if marks.is_empty() {
             return None;
         }
-        let committer = self.idle.pop()?;
-        let marks = std::mem::take(&mut self.unflushed);
+        self.idle.pop();
         self.in_commit.extend(marks.iter().map(|m| m.seq));
         Some(Commit {
             marks,
-            numbers: std::mem::take(&mut self.unflushed_numbers),
+            numbers,
             committer,
             store: Arc::clone(&self.committers[committer]),
         })
     }
 
     /// `commit`, from [`Journal::take_unflushed`], has ended: its results are committed
-    /// when `done`, or are held again, ahead of anything recorded since, when not.
+    /// when `done`, or are held again, in the order they were recorded, when not.
     pub fn commit_ended(&mut self, commit: Commit, done: bool) {
         let Commit {
             marks,
@@ -342,7 +372,7 @@ impl Journal {
     }
 }
 
-/// Results to commit on a blocking thread: see [`Journal::take_unflushed`].
+/// Results taken for a commit by a committer: see [`Journal::take_unflushed`].
 pub struct Commit {
     marks: Vec<Mark>,
     numbers: Vec<u64>,
@@ -358,10 +388,19 @@ impl Commit {
         store.mark_soon(&self.marks)
     }
 
-    /// Commits the results on the committer's connection.
+    /// Commits the results on the committer's connection, in place.
     pub fn run(&self) -> Result<()> {
         let store = self.store.lock().unwrap_or_else(|e| e.into_inner());
         store.mark(&self.marks)
+    }
+
+    /// [`Commit::run`] for a blocking thread.
+    pub fn apart(&self) -> impl FnOnce() -> Result<()> + Send + 'static {
+        let (store, marks) = (Arc::clone(&self.store), self.marks.clone());
+        move || {
+            let store = store.lock().unwrap_or_else(|e| e.into_inner());
+            store.mark(&marks)
+        }
     }
 }
 
@@ -494,13 +533,26 @@ mod tests {
             journal.take_unflushed().is_none(),
             "a free committer, but the row's first result is not in yet"
         );
+        // Another row's result goes on the free committer; the retry's stays held, and
+        // so it does when results are written in place.
+        let other = journal.record(result(&rows[1], EntryState::Sent));
+        let apart = journal.take_unflushed().expect("the other row is free");
+        assert!(journal.is_taken(other) && !journal.is_taken(retried));
+        apart.run().unwrap();
+        journal.commit_ended(apart, true);
+        journal.flush().unwrap();
+        assert!(!journal.is_taken(retried));
+        assert_eq!(sent_in_store(&journal), 1);
+
         deferred.run().unwrap();
         journal.commit_ended(deferred, true);
+        assert_eq!(journal.committed(), 1);
         let commit = journal.take_unflushed().expect("the row is free again");
         commit.run().unwrap();
         journal.commit_ended(commit, true);
         assert!(journal.is_committed(retried));
-        assert_eq!(sent_in_store(&journal), 1);
+        assert_eq!(journal.committed(), other);
+        assert_eq!(sent_in_store(&journal), 2);
     }
 
     #[test]

@@ -15,7 +15,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::journal::Journal;
+use super::journal::{Commit, Journal};
 use super::transport::{Delivery, Scope};
 use crate::error::{Error, Result};
 use crate::store::{Entry, EntryState, Mark};
@@ -248,7 +248,8 @@ impl Queue {
         self.journal.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Commits every recorded result.
+    /// Commits every held result, in place (a result for a row whose last result is in a
+    /// commit under way stays held: see [`Journal::flush`]).
     pub fn flush(&self) -> Result<()> {
         self.journal().flush()
     }
@@ -327,11 +328,12 @@ impl Queue {
     }
 
     /// [`Queue::before_data`] for a connection whose last result was recorded as the
-    /// `own`th: with committers, the commit runs on a blocking thread while the other
-    /// connections go on (or, when its commits are quick, on the runtime's thread at
-    /// once). A connection whose result is in a commit under way waits for that one; one
-    /// whose result is held commits everything held (group commit) on a committer in no
-    /// commit, or waits for one to end. So a commit's round trip is paid once for many
+    /// `own`th: with committers, the commit runs on the store's own thread (PostgreSQL) or
+    /// a blocking thread while the other connections go on (or, when its commits are quick,
+    /// on the runtime's thread at once). A connection whose result is in a commit under
+    /// way waits for that one; one whose result is held commits everything held (group
+    /// commit; a result for a row whose last result is in a commit under way stays held)
+    /// on a committer in no commit, or waits for one to end. So a commit's round trip is paid once for many
     /// messages, and on a server that has two committers, a result that comes while one
     /// commit runs waits for its own commit only, not for the end of that one first.
     pub async fn before_data_shared(&self, own: u64) -> Result<()> {
@@ -364,33 +366,33 @@ impl Queue {
                 ended.await;
                 continue;
             };
-            // A quick commit (SQLite's log written, nothing synced) costs less than the two
-            // thread switches of handing it over.
-            let outcome = if quickly {
-                let result = commit.run();
-                Ok((result, commit))
-            } else if let Some(pending) = commit.start() {
-                // Handed to the store's own thread: no blocking thread in between.
-                Ok((pending.await, commit))
-            } else {
-                tokio::task::spawn_blocking(move || (commit.run(), commit)).await
+            let underway = Underway {
+                queue: self,
+                commit: Some(commit),
             };
-            let result = match outcome {
-                Ok((result, commit)) => {
-                    self.journal().commit_ended(commit, result.is_ok());
-                    result
-                }
-                Err(e) => {
-                    // The commit's thread failed, and its results with it: no connection
-                    // may wait for them, so the run stops.
-                    self.fail(Error::Failed {
-                        context: "the journal's commit failed".into(),
-                        source: Box::new(e),
-                    });
-                    Err(Error::Stopping)
+            let result = {
+                let Some(commit) = underway.commit.as_ref() else {
+                    return Err(Error::Stopping);
+                };
+                // A quick commit (SQLite's log written, nothing synced) costs less than the
+                // two thread switches of handing it over.
+                if quickly {
+                    commit.run()
+                } else if let Some(pending) = commit.start() {
+                    // Handed to the store's own thread: no blocking thread in between.
+                    pending.await
+                } else {
+                    tokio::task::spawn_blocking(commit.apart())
+                        .await
+                        .unwrap_or_else(|e| {
+                            Err(Error::Failed {
+                                context: "the journal's commit failed".into(),
+                                source: Box::new(e),
+                            })
+                        })
                 }
             };
-            self.commit_ended.notify_waiters();
+            underway.end(result.is_ok());
             result?;
         }
         self.journal().check_lease()
@@ -775,6 +777,7 @@ impl Queue {
     pub fn stop(&self) {
         self.lock().stopping = true;
         self.notify.notify_waiters();
+        self.commit_ended.notify_waiters();
     }
 
     /// Stops the run when the job was cancelled (or finished) elsewhere: the recipients
@@ -801,6 +804,7 @@ impl Queue {
         s.failure.get_or_insert(e);
         drop(s);
         self.notify.notify_waiters();
+        self.commit_ended.notify_waiters();
     }
 
     /// The error given to [`Queue::fail`], once.
@@ -811,6 +815,33 @@ impl Queue {
     /// The error that stopped the job, if any.
     pub fn error(&self) -> Option<String> {
         self.lock().error.clone()
+    }
+}
+
+/// A commit taken for [`Queue::before_data_shared`]. Ended, its results count as committed
+/// or are held again; dropped before it ends (the connection's future dropped, a panic in
+/// the commit), they are held again, so no connection waits for a commit nobody will end.
+struct Underway<'a> {
+    queue: &'a Queue,
+    commit: Option<Commit>,
+}
+
+impl Underway<'_> {
+    /// The commit ended; `done` says whether its results are in.
+    fn end(mut self, done: bool) {
+        if let Some(commit) = self.commit.take() {
+            self.queue.journal().commit_ended(commit, done);
+        }
+        self.queue.commit_ended.notify_waiters();
+    }
+}
+
+impl Drop for Underway<'_> {
+    fn drop(&mut self) {
+        if let Some(commit) = self.commit.take() {
+            self.queue.journal().commit_ended(commit, false);
+            self.queue.commit_ended.notify_waiters();
+        }
     }
 }
 
@@ -1006,6 +1037,36 @@ mod tests {
             job.progress.sent, 2,
             "the third result is held, not committed"
         );
+    }
+
+    #[test]
+    fn a_commit_dropped_before_it_ends_leaves_its_results_held_for_the_next() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, job, worker) = job_of(dir.path(), 2);
+        // Commits that sync the disk go to a blocking thread, where one can be abandoned.
+        let queue = queue_over(&path, job, worker, 2, |journal, committer| {
+            committer
+                .set_durability(crate::store::Durability::Full)
+                .unwrap();
+            journal.with_committer(committer)
+        });
+        block_on(async {
+            let entry = queue.next().await.unwrap().unwrap();
+            let own = queue.record(entry, "<1@x>", Delivery::Accepted("250 ok".into()));
+            let mut commit = Box::pin(queue.before_data_shared(own));
+            assert!(
+                poll_once(&mut commit).await.is_pending(),
+                "the commit runs on a blocking thread"
+            );
+            drop(commit);
+            assert!(
+                !queue.journal().is_taken(own),
+                "the abandoned commit's result is held again"
+            );
+            // Nobody waits for the abandoned commit: the next one takes the result.
+            queue.before_data_shared(own).await.unwrap();
+            assert!(queue.is_committed(own));
+        });
     }
 
     #[test]

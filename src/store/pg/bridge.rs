@@ -326,10 +326,14 @@ impl PgStore {
         let sent = self.send(Box::new(move |conn: &mut Conn| {
             let _ = reply.send(conn.run(context, commits, f));
         }));
-        let stopped = self.stopped();
+        let location = self.location.clone();
         Box::pin(async move {
             sent?;
-            answer.await.map_err(|_| stopped)?
+            answer.await.map_err(|_| Error::Store {
+                location,
+                context: context.into(),
+                source: "the database thread gave no answer (the call failed)".into(),
+            })?
         })
     }
 }
