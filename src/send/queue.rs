@@ -333,9 +333,10 @@ impl Queue {
     /// on the runtime's thread at once). A connection whose result is in a commit under
     /// way waits for that one; one whose result is held commits everything held (group
     /// commit; a result for a row whose last result is in a commit under way stays held)
-    /// on a committer in no commit, or waits for one to end. So a commit's round trip is paid once for many
-    /// messages, and on a server that has two committers, a result that comes while one
-    /// commit runs waits for its own commit only, not for the end of that one first.
+    /// on a committer in no commit, or waits for one to end. So a commit's round trip is
+    /// paid once for many messages, and on a server that has two committers, a result that
+    /// comes while one commit runs waits for its own commit only, not for the end of that
+    /// one first.
     pub async fn before_data_shared(&self, own: u64) -> Result<()> {
         if !self.journal().commits_apart() {
             return self.before_data();
@@ -366,34 +367,12 @@ impl Queue {
                 ended.await;
                 continue;
             };
-            let underway = Underway {
+            Underway {
                 queue: self,
                 commit: Some(commit),
-            };
-            let result = {
-                let Some(commit) = underway.commit.as_ref() else {
-                    return Err(Error::Stopping);
-                };
-                // A quick commit (SQLite's log written, nothing synced) costs less than the
-                // two thread switches of handing it over.
-                if quickly {
-                    commit.run()
-                } else if let Some(pending) = commit.start() {
-                    // Handed to the store's own thread: no blocking thread in between.
-                    pending.await
-                } else {
-                    tokio::task::spawn_blocking(commit.apart())
-                        .await
-                        .unwrap_or_else(|e| {
-                            Err(Error::Failed {
-                                context: "the journal's commit failed".into(),
-                                source: Box::new(e),
-                            })
-                        })
-                }
-            };
-            underway.end(result.is_ok());
-            result?;
+            }
+            .run(quickly)
+            .await?;
         }
         self.journal().check_lease()
     }
@@ -827,12 +806,32 @@ struct Underway<'a> {
 }
 
 impl Underway<'_> {
-    /// The commit ended; `done` says whether its results are in.
-    fn end(mut self, done: bool) {
+    /// Runs the commit and ends it. A quick commit (SQLite's log written, nothing synced)
+    /// runs in place: it costs less than the two thread switches of handing it over.
+    async fn run(mut self, quickly: bool) -> Result<()> {
+        let Some(commit) = &self.commit else {
+            return Ok(());
+        };
+        let result = if quickly {
+            commit.run()
+        } else if let Some(pending) = commit.start() {
+            // Handed to the store's own thread: no blocking thread in between.
+            pending.await
+        } else {
+            tokio::task::spawn_blocking(commit.apart())
+                .await
+                .unwrap_or_else(|e| {
+                    Err(Error::Failed {
+                        context: "the journal's commit failed".into(),
+                        source: Box::new(e),
+                    })
+                })
+        };
         if let Some(commit) = self.commit.take() {
-            self.queue.journal().commit_ended(commit, done);
+            self.queue.journal().commit_ended(commit, result.is_ok());
         }
         self.queue.commit_ended.notify_waiters();
+        result
     }
 }
 

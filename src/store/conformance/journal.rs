@@ -548,19 +548,7 @@ fn send_slots_are_spaced_and_domain_pauses_keep_the_longest() {
 fn results_are_kept_under_either_durability() {
     on_each_backend(|f| {
         let store = f.open();
-        let members: Vec<Member> = (0..4)
-            .map(|i| member(&format!("d{i}@x.example"), None, None, &[]))
-            .collect();
-        store.import_members(&mut keyed(members)).unwrap();
-        let job = store
-            .create_job(
-                &job_spec(9),
-                &Selection {
-                    all: true,
-                    ..Selection::default()
-                },
-            )
-            .unwrap();
+        let job = job_for_all(store.as_ref(), 4);
         let rows = store.pending(job.id, 0, 10).unwrap();
         // Results marked under each durability in turn, then read back.
         for (durability, row) in [Durability::Full, Durability::Process, Durability::Full]
@@ -721,19 +709,7 @@ fn results_handed_to_the_stores_thread_are_in_once_the_handover_completes() {
     // caller's thread.
     on_each_backend(|f| {
         let store = f.open();
-        let members: Vec<Member> = (0..4)
-            .map(|i| member(&format!("h{i}@x.example"), None, None, &[]))
-            .collect();
-        store.import_members(&mut keyed(members)).unwrap();
-        let job = store
-            .create_job(
-                &job_spec(9),
-                &Selection {
-                    all: true,
-                    ..Selection::default()
-                },
-            )
-            .unwrap();
+        let job = job_for_all(store.as_ref(), 4);
         let rows = store.pending(job.id, 0, 10).unwrap();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
