@@ -2,10 +2,13 @@
 //! or ed25519, over the headers PRODUCT.md §4 names. lettre's own signer is not used: its
 //! `simple` header canonicalisation never verifies, and it fails on multipart messages.
 //!
-//! mail-auth canonicalises the headers and makes the signature; the body's relaxed form is
+//! mail-auth canonicalises the headers and makes an RSA signature; an ed25519 signature is
+//! made in [`ed25519`], its nonce made ahead on a thread of its own; the body's relaxed form is
 //! hashed here ([`relaxed_body`]), a line at a time with whole runs of clean lines handed to
 //! SHA-256 at once, which costs a fraction of mail-auth's word-at-a-time canonicalisation on
 //! a 50 KB bulletin. A body that is not CRLF-clean goes through mail-auth's own.
+
+mod ed25519;
 
 use std::path::Path;
 
@@ -39,7 +42,7 @@ pub struct Signer {
 
 enum Key {
     /// ed25519-sha256 (RFC 8463).
-    Ed25519(Ed25519Key),
+    Ed25519(ed25519::Ed25519),
     /// rsa-sha256.
     Rsa(RsaKey<Sha256>),
 }
@@ -70,8 +73,10 @@ impl Signer {
             "ed25519" => {
                 let der = PrivatePkcs8KeyDer::from_pem_slice(&pem)
                     .map_err(|e| bad("a PKCS#8 PEM ed25519 key", Box::new(e)))?;
+                let checked = Ed25519Key::from_pkcs8_maybe_unchecked_der(der.secret_pkcs8_der())
+                    .map_err(|e| bad("a usable ed25519 key", Box::new(e)))?;
                 Key::Ed25519(
-                    Ed25519Key::from_pkcs8_maybe_unchecked_der(der.secret_pkcs8_der())
+                    ed25519::Ed25519::new(der.secret_pkcs8_der(), &checked)
                         .map_err(|e| bad("a usable ed25519 key", Box::new(e)))?,
                 )
             }

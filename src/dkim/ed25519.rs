@@ -1,0 +1,340 @@
+//! Ed25519 signatures (RFC 8032) whose costly half is made ahead of time, on a thread of its
+//! own.
+//!
+//! A signature is `R || S` with `R = r·B` for a secret nonce `r`, and `S = r + k·a` where
+//! `k` hashes `R`, the public key and the message. `r·B` is almost all of the cost (a
+//! scalar multiplication and a field inversion); it does not depend on the message, so once
+//! a key has signed a few copies (a send, not a proof), a thread makes nonces and their
+//! points in batches while the sender works, and a signature on the sender's thread is two
+//! hashes and a multiply-add. RFC 8032 derives `r` from the message; a verifier cannot tell,
+//! and what matters is that no `r` is ever used twice or guessable: here
+//! `r = SHA-512(prefix ‖ seed ‖ n)`, with the key's secret prefix, a seed from the operating
+//! system's random source for each loaded key, and a counter `n` that never repeats.
+//!
+//! The curve arithmetic is curve25519-dalek's; ring (through mail-auth) reads the key, and
+//! at load a signature made here with RFC 8032's own nonce must equal ring's, bit for bit, so
+//! a key or an arithmetic backend (chosen by CPU at run time) that disagrees never signs.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use curve25519_dalek::edwards::EdwardsPoint;
+use curve25519_dalek::scalar::{Scalar, clamp_integer};
+use mail_auth::common::crypto::{Algorithm, Ed25519Key, HashContext, HashImpl, Sha256, SigningKey};
+use mail_auth::common::headers::Writable;
+use sha2::{Digest, Sha512};
+
+/// Signatures made before the nonce thread starts: a proof or a seed copy never starts it.
+const INLINE_FIRST: u64 = 8;
+/// Nonces a batch holds, and batches the thread keeps ready.
+const BATCH: usize = 64;
+const BATCHES_AHEAD: usize = 4;
+
+/// An ed25519 signing key (ed25519-sha256 for DKIM, RFC 8463: the key signs the SHA-256
+/// digest of the canonical headers).
+pub struct Ed25519 {
+    /// The secret scalar `a`.
+    secret: Scalar,
+    /// `A = a·B`, compressed.
+    public: [u8; 32],
+    nonces: Arc<NonceKey>,
+    ahead: Mutex<Ahead>,
+}
+
+/// What every nonce is derived from.
+struct NonceKey {
+    /// The second half of SHA-512 of the key's seed (RFC 8032's prefix): secret.
+    prefix: [u8; 32],
+    /// Random for each loaded key.
+    seed: [u8; 32],
+    /// The next nonce's number.
+    counter: AtomicU64,
+}
+
+/// A secret nonce `r` and its point `R = r·B`, used for one signature only.
+struct Nonce {
+    r: Scalar,
+    point: [u8; 32],
+}
+
+/// The nonces made ahead, and the thread making them.
+struct Ahead {
+    ready: Vec<Nonce>,
+    thread: Option<Receiver<Vec<Nonce>>>,
+    made_here: u64,
+}
+
+/// Why a key could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("the key is not an ed25519 PKCS#8 document")]
+    NotPkcs8,
+    #[error("the key's public half or a signature made with it does not match ring's")]
+    Mismatch,
+    #[error("could not read the operating system's random source")]
+    Random(#[source] std::io::Error),
+}
+
+impl Ed25519 {
+    /// The key in `pkcs8` (DER), which ring has read as `checked`.
+    pub fn new(pkcs8: &[u8], checked: &Ed25519Key) -> Result<Ed25519, KeyError> {
+        let seed = seed_of(pkcs8).ok_or(KeyError::NotPkcs8)?;
+        let hash: [u8; 64] = Sha512::digest(seed).into();
+        let (low, high) = hash.split_at(32);
+        let secret = Scalar::from_bytes_mod_order(clamp_integer(low.try_into().expect("32 bytes")));
+        let public = EdwardsPoint::mul_base(&secret).compress().to_bytes();
+        if public[..] != checked.public_key()[..] {
+            return Err(KeyError::Mismatch);
+        }
+        let key = Ed25519 {
+            secret,
+            public,
+            nonces: Arc::new(NonceKey {
+                prefix: high.try_into().expect("32 bytes"),
+                seed: crate::clock::random_bytes().map_err(KeyError::Random)?,
+                counter: AtomicU64::new(0),
+            }),
+            ahead: Mutex::new(Ahead {
+                ready: Vec::new(),
+                thread: None,
+                made_here: 0,
+            }),
+        };
+        // RFC 8032's own signature, made here and by ring (which signs the SHA-256 digest of
+        // what it is given, as DKIM's ed25519-sha256 does).
+        let input = b"mailout checks its ed25519 arithmetic against ring's";
+        let digest = sha2::Sha256::digest(input);
+        let ours = key.sign_digest(&digest, &key.nonces.deterministic(&digest));
+        let theirs = checked.sign(&input[..]).map_err(|_| KeyError::Mismatch)?;
+        if ours[..] != theirs[..] {
+            return Err(KeyError::Mismatch);
+        }
+        Ok(key)
+    }
+
+    /// `S = r + SHA-512(R ‖ A ‖ digest)·a`, and the signature `R ‖ S`.
+    fn sign_digest(&self, digest: &[u8], nonce: &Nonce) -> [u8; 64] {
+        let k: [u8; 64] = Sha512::new()
+            .chain_update(nonce.point)
+            .chain_update(self.public)
+            .chain_update(digest)
+            .finalize()
+            .into();
+        let s = Scalar::from_bytes_mod_order_wide(&k) * self.secret + nonce.r;
+        let mut signature = [0u8; 64];
+        signature[..32].copy_from_slice(&nonce.point);
+        signature[32..].copy_from_slice(s.as_bytes());
+        signature
+    }
+
+    /// A nonce never used before: one made ahead when there is one, else made now (and
+    /// after the first few, the thread that makes them ahead is started).
+    fn nonce(&self) -> Nonce {
+        let mut ahead = self.ahead.lock().unwrap_or_else(PoisonError::into_inner);
+        if ahead.ready.is_empty()
+            && let Some(batch) = ahead.thread.as_ref().and_then(|t| t.try_recv().ok())
+        {
+            ahead.ready = batch;
+        }
+        if let Some(nonce) = ahead.ready.pop() {
+            return nonce;
+        }
+        ahead.made_here += 1;
+        if ahead.made_here == INLINE_FIRST {
+            ahead.thread = start(Arc::clone(&self.nonces));
+        }
+        drop(ahead);
+        self.nonces.make()
+    }
+}
+
+impl NonceKey {
+    /// `r = SHA-512(prefix ‖ seed ‖ n)` for the next `n`, and `r·B`.
+    fn make(&self) -> Nonce {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let hash: [u8; 64] = Sha512::new()
+            .chain_update(self.prefix)
+            .chain_update(self.seed)
+            .chain_update(n.to_le_bytes())
+            .finalize()
+            .into();
+        Nonce::from_hash(&hash)
+    }
+
+    /// RFC 8032's nonce for `message`: `SHA-512(prefix ‖ message)`.
+    fn deterministic(&self, message: &[u8]) -> Nonce {
+        let hash: [u8; 64] = Sha512::new()
+            .chain_update(self.prefix)
+            .chain_update(message)
+            .finalize()
+            .into();
+        Nonce::from_hash(&hash)
+    }
+}
+
+impl Nonce {
+    fn from_hash(hash: &[u8; 64]) -> Nonce {
+        let r = Scalar::from_bytes_mod_order_wide(hash);
+        Nonce {
+            point: EdwardsPoint::mul_base(&r).compress().to_bytes(),
+            r,
+        }
+    }
+}
+
+/// The thread that makes nonces in batches until the key is dropped; `None` when no thread
+/// can be started (every nonce is then made on the signer's thread).
+fn start(key: Arc<NonceKey>) -> Option<Receiver<Vec<Nonce>>> {
+    let (send, receive): (SyncSender<Vec<Nonce>>, _) = sync_channel(BATCHES_AHEAD);
+    std::thread::Builder::new()
+        .name("dkim-nonces".into())
+        .spawn(move || {
+            idle_priority();
+            loop {
+                let batch = (0..BATCH).map(|_| key.make()).collect();
+                if send.send(batch).is_err() {
+                    break; // the key is gone
+                }
+            }
+        })
+        .ok()?;
+    Some(receive)
+}
+
+/// Runs the calling thread only on CPU time nothing else wants (Linux's `SCHED_IDLE`): where
+/// the SMTP server or the database shares the machine and the cores are busy, the nonces are
+/// made on the signer's thread instead, as if there were no thread, rather than taking time
+/// from the server the send waits for.
+fn idle_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        let param = libc::sched_param { sched_priority: 0 };
+        // SAFETY: `sched_setscheduler` reads `param` and changes only this thread (pid 0);
+        // when it fails, the thread keeps its normal priority.
+        unsafe {
+            libc::sched_setscheduler(0, libc::SCHED_IDLE, &param);
+        }
+    }
+}
+
+impl SigningKey for Ed25519 {
+    type Hasher = Sha256;
+
+    fn sign(&self, input: impl Writable) -> mail_auth::Result<Vec<u8>> {
+        let mut hasher = Sha256::hasher();
+        input.write(&mut hasher);
+        let digest = hasher.complete();
+        Ok(self.sign_digest(digest.as_ref(), &self.nonce()).to_vec())
+    }
+
+    fn algorithm(&self) -> Algorithm {
+        Algorithm::Ed25519Sha256
+    }
+}
+
+/// The 32-byte seed in an ed25519 PKCS#8 document (RFC 8410: after the algorithm's object
+/// identifier 1.3.101.112, an OCTET STRING holding an OCTET STRING of 32 bytes).
+fn seed_of(der: &[u8]) -> Option<[u8; 32]> {
+    const ALGORITHM: &[u8] = &[0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70];
+    let at = memchr::memmem::find(der, ALGORITHM)?;
+    let rest = der[at + ALGORITHM.len()..].strip_prefix(&[0x04, 0x22, 0x04, 0x20][..])?;
+    rest.get(..32)?.try_into().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use ring::signature::{ED25519, UnparsedPublicKey};
+
+    use super::*;
+
+    /// A new key (ring writes PKCS#8 v2, with the public key; openssl, in the command-line
+    /// tests, v1) and ring's reading of it.
+    fn key() -> (Vec<u8>, Ed25519Key) {
+        let pkcs8 = Ed25519Key::generate_pkcs8().unwrap();
+        let checked = Ed25519Key::from_pkcs8_der(&pkcs8).unwrap();
+        (pkcs8, checked)
+    }
+
+    fn verifies(public: &[u8], input: &[u8], signature: &[u8]) -> bool {
+        let digest = sha2::Sha256::digest(input);
+        UnparsedPublicKey::new(&ED25519, public)
+            .verify(&digest, signature)
+            .is_ok()
+    }
+
+    #[test]
+    fn with_rfc_8032s_nonce_a_signature_is_rings() {
+        let (pkcs8, checked) = key();
+        let ours = Ed25519::new(&pkcs8, &checked).unwrap();
+        for n in 0..200u32 {
+            let input = format!("message {n}").repeat(n as usize % 7 + 1);
+            let digest = sha2::Sha256::digest(input.as_bytes());
+            let signature = ours.sign_digest(&digest, &ours.nonces.deterministic(&digest));
+            assert_eq!(
+                signature[..],
+                checked.sign(input.as_bytes()).unwrap()[..],
+                "{input}"
+            );
+        }
+    }
+
+    #[test]
+    fn signatures_with_nonces_made_ahead_verify_and_no_nonce_is_used_twice() {
+        let (pkcs8, checked) = key();
+        let public = checked.public_key();
+        let ours = Ed25519::new(&pkcs8, &checked).unwrap();
+        let mut points = HashSet::new();
+        let mut sign = |n: usize| {
+            let input = format!("copy {n}");
+            let signature = ours.sign(input.as_bytes()).unwrap();
+            assert!(verifies(&public, input.as_bytes(), &signature), "{input}");
+            assert!(
+                points.insert(signature[..32].to_vec()),
+                "a nonce used twice"
+            );
+        };
+        // The first few are made here; then the thread starts.
+        for n in 0..INLINE_FIRST as usize {
+            sign(n);
+        }
+        assert!(ours.ahead.lock().unwrap().thread.is_some());
+        // Wait for one of its batches (at idle priority it may be slow on a busy machine),
+        // and sign with every nonce in it, then past it.
+        let batch = {
+            let ahead = ours.ahead.lock().unwrap();
+            ahead.thread.as_ref().unwrap().recv().unwrap()
+        };
+        assert_eq!(batch.len(), BATCH);
+        ours.ahead.lock().unwrap().ready = batch;
+        for n in 0..3 * BATCH {
+            sign(INLINE_FIRST as usize + n);
+        }
+        assert_eq!(points.len(), INLINE_FIRST as usize + 3 * BATCH);
+    }
+
+    #[test]
+    fn two_loads_of_one_key_make_different_nonces() {
+        let (pkcs8, checked) = key();
+        let a = Ed25519::new(&pkcs8, &checked).unwrap();
+        let b = Ed25519::new(&pkcs8, &checked).unwrap();
+        assert_ne!(a.sign(&b"same"[..]).unwrap(), b.sign(&b"same"[..]).unwrap());
+    }
+
+    #[test]
+    fn a_key_that_is_not_what_ring_read_is_refused() {
+        let (pkcs8, checked) = key();
+        let (other, _) = key();
+        assert!(matches!(
+            Ed25519::new(&other, &checked),
+            Err(KeyError::Mismatch)
+        ));
+        assert!(matches!(
+            Ed25519::new(&pkcs8[..20], &checked),
+            Err(KeyError::NotPkcs8)
+        ));
+        assert!(seed_of(b"").is_none());
+    }
+}
