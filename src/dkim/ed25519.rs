@@ -17,10 +17,12 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
-use curve25519_dalek::edwards::EdwardsPoint;
+use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
+use curve25519_dalek::edwards::{EdwardsBasepointTableRadix32, EdwardsPoint};
 use curve25519_dalek::scalar::{Scalar, clamp_integer};
+use curve25519_dalek::traits::BasepointTable;
 use mail_auth::common::crypto::{Algorithm, Ed25519Key, HashContext, HashImpl, Sha256, SigningKey};
 use mail_auth::common::headers::Writable;
 use sha2::{Digest, Sha512};
@@ -81,8 +83,10 @@ impl Ed25519 {
     pub fn new(pkcs8: &[u8], checked: &Ed25519Key) -> Result<Ed25519, KeyError> {
         let seed = seed_of(pkcs8).ok_or(KeyError::NotPkcs8)?;
         let hash: [u8; 64] = Sha512::digest(seed).into();
-        let (low, high) = hash.split_at(32);
-        let secret = Scalar::from_bytes_mod_order(clamp_integer(low.try_into().expect("32 bytes")));
+        let (mut low, mut prefix) = ([0u8; 32], [0u8; 32]);
+        low.copy_from_slice(&hash[..32]);
+        prefix.copy_from_slice(&hash[32..]);
+        let secret = Scalar::from_bytes_mod_order(clamp_integer(low));
         let public = EdwardsPoint::mul_base(&secret).compress().to_bytes();
         if public[..] != checked.public_key()[..] {
             return Err(KeyError::Mismatch);
@@ -91,7 +95,7 @@ impl Ed25519 {
             secret,
             public,
             nonces: Arc::new(NonceKey {
-                prefix: high.try_into().expect("32 bytes"),
+                prefix,
                 seed: crate::clock::random_bytes().map_err(KeyError::Random)?,
                 counter: AtomicU64::new(0),
             }),
@@ -173,11 +177,24 @@ impl NonceKey {
     }
 }
 
+/// A larger table of multiples of the base point than curve25519-dalek's own (61 KB, made
+/// in about 3 ms): `r·B` in about three quarters of the time. Made by the nonce thread, so
+/// that a key that signs a few copies never makes it.
+static TABLE: OnceLock<EdwardsBasepointTableRadix32> = OnceLock::new();
+
+fn table() -> &'static EdwardsBasepointTableRadix32 {
+    TABLE.get_or_init(|| EdwardsBasepointTableRadix32::create(&ED25519_BASEPOINT_POINT))
+}
+
 impl Nonce {
     fn from_hash(hash: &[u8; 64]) -> Nonce {
         let r = Scalar::from_bytes_mod_order_wide(hash);
+        let point = match TABLE.get() {
+            Some(table) => table.mul_base(&r),
+            None => EdwardsPoint::mul_base(&r),
+        };
         Nonce {
-            point: EdwardsPoint::mul_base(&r).compress().to_bytes(),
+            point: point.compress().to_bytes(),
             r,
         }
     }
@@ -191,6 +208,7 @@ fn start(key: Arc<NonceKey>) -> Option<Receiver<Vec<Nonce>>> {
         .name("dkim-nonces".into())
         .spawn(move || {
             idle_priority();
+            table();
             loop {
                 let batch = (0..BATCH).map(|_| key.make()).collect();
                 if send.send(batch).is_err() {
