@@ -8,16 +8,23 @@
 //! points in batches while the sender works, and a signature on the sender's thread is two
 //! hashes and a multiply-add. RFC 8032 derives `r` from the message; a verifier cannot tell,
 //! and what matters is that no `r` is ever used twice or guessable: here
-//! `r = SHA-512(prefix ‖ seed ‖ n)`, with the key's secret prefix, a seed from the operating
-//! system's random source for each loaded key, and a counter `n` that never repeats.
+//! `r = SHA-512(prefix ‖ label ‖ seed ‖ n)`, with the key's secret prefix, a fixed label, a
+//! seed from the operating system's random source for each loaded key, and a counter `n`
+//! that never repeats.
+//!
+//! The signer's thread never waits for the nonce thread: it takes what is ready only when
+//! the thread is not holding it, and otherwise makes the nonce itself. Buffers go back and
+//! forth between the two, so that after the first batches neither frees what the other
+//! allocated.
 //!
 //! The curve arithmetic is curve25519-dalek's; ring (through mail-auth) reads the key, and
-//! at load a signature made here with RFC 8032's own nonce must equal ring's, bit for bit, so
-//! a key or an arithmetic backend (chosen by CPU at run time) that disagrees never signs.
+//! at load a signature made here with RFC 8032's own nonce must equal ring's, bit for bit,
+//! so a key that is not what ring read, or arithmetic that disagrees with ring's, never
+//! signs. The larger table the nonce thread multiplies by must agree with
+//! curve25519-dalek's own before it is used.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
 use curve25519_dalek::edwards::{EdwardsBasepointTableRadix32, EdwardsPoint};
@@ -27,11 +34,14 @@ use mail_auth::common::crypto::{Algorithm, Ed25519Key, HashContext, HashImpl, Sh
 use mail_auth::common::headers::Writable;
 use sha2::{Digest, Sha512};
 
-/// Signatures made before the nonce thread starts: a proof or a seed copy never starts it.
+/// Nonces made on the signer's thread before it starts the nonce thread (at the last of
+/// them): a proof or a few seed copies never start it.
 const INLINE_FIRST: u64 = 8;
-/// Nonces a batch holds, and batches the thread keeps ready.
+/// Nonces the thread makes at a time, and keeps ready at most.
 const BATCH: usize = 64;
-const BATCHES_AHEAD: usize = 4;
+const SHELF: usize = 4 * BATCH;
+/// Sets the nonces apart from RFC 8032's, which hash the prefix and the message.
+const LABEL: &[u8] = b"mailout DKIM nonce made ahead";
 
 /// An ed25519 signing key (ed25519-sha256 for DKIM, RFC 8463: the key signs the SHA-256
 /// digest of the canonical headers).
@@ -60,11 +70,24 @@ struct Nonce {
     point: [u8; 32],
 }
 
-/// The nonces made ahead, and the thread making them.
+/// The signer's side: nonces taken from the shelf, and the thread that fills it.
 struct Ahead {
     ready: Vec<Nonce>,
-    thread: Option<Receiver<Vec<Nonce>>>,
+    thread: Option<Arc<Shelf>>,
     made_here: u64,
+}
+
+/// Where the nonce thread leaves what it made.
+struct Shelf {
+    stock: Mutex<Stock>,
+    /// Told when the signer took the stock, or the key is gone.
+    taken: Condvar,
+}
+
+struct Stock {
+    nonces: Vec<Nonce>,
+    /// The key is gone: the thread stops.
+    closed: bool,
 }
 
 /// Why a key could not be used.
@@ -76,6 +99,10 @@ pub enum KeyError {
     Mismatch,
     #[error("could not read the operating system's random source")]
     Random(#[source] std::io::Error),
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Ed25519 {
@@ -100,7 +127,7 @@ impl Ed25519 {
                 counter: AtomicU64::new(0),
             }),
             ahead: Mutex::new(Ahead {
-                ready: Vec::new(),
+                ready: Vec::with_capacity(SHELF),
                 thread: None,
                 made_here: 0,
             }),
@@ -132,33 +159,54 @@ impl Ed25519 {
         signature
     }
 
-    /// A nonce never used before: one made ahead when there is one, else made now (and
-    /// after the first few, the thread that makes them ahead is started).
+    /// A nonce never used before: one made ahead when there is one and the nonce thread is
+    /// not holding the shelf, else made now (and at the last of the first few made here,
+    /// the nonce thread is started).
     fn nonce(&self) -> Nonce {
-        let mut ahead = self.ahead.lock().unwrap_or_else(PoisonError::into_inner);
-        if ahead.ready.is_empty()
-            && let Some(batch) = ahead.thread.as_ref().and_then(|t| t.try_recv().ok())
+        let mut ahead = lock(&self.ahead);
+        let Ahead {
+            ready,
+            thread,
+            made_here,
+        } = &mut *ahead;
+        if ready.is_empty()
+            && let Some(shelf) = thread
+            && let Ok(mut stock) = shelf.stock.try_lock()
+            && !stock.nonces.is_empty()
         {
-            ahead.ready = batch;
+            // This (empty) buffer goes to the thread, to fill.
+            std::mem::swap(ready, &mut stock.nonces);
+            drop(stock);
+            shelf.taken.notify_one();
         }
-        if let Some(nonce) = ahead.ready.pop() {
+        if let Some(nonce) = ready.pop() {
             return nonce;
         }
-        ahead.made_here += 1;
-        if ahead.made_here == INLINE_FIRST {
-            ahead.thread = start(Arc::clone(&self.nonces));
+        *made_here += 1;
+        if *made_here == INLINE_FIRST {
+            *thread = start(Arc::clone(&self.nonces));
         }
         drop(ahead);
         self.nonces.make()
     }
 }
 
+impl Drop for Ed25519 {
+    fn drop(&mut self) {
+        if let Some(shelf) = &lock(&self.ahead).thread {
+            lock(&shelf.stock).closed = true;
+            shelf.taken.notify_one();
+        }
+    }
+}
+
 impl NonceKey {
-    /// `r = SHA-512(prefix ‖ seed ‖ n)` for the next `n`, and `r·B`.
+    /// `r = SHA-512(prefix ‖ label ‖ seed ‖ n)` for the next `n`, and `r·B`.
     fn make(&self) -> Nonce {
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
         let hash: [u8; 64] = Sha512::new()
             .chain_update(self.prefix)
+            .chain_update(LABEL)
             .chain_update(self.seed)
             .chain_update(n.to_le_bytes())
             .finalize()
@@ -182,8 +230,18 @@ impl NonceKey {
 /// that a key that signs a few copies never makes it.
 static TABLE: OnceLock<EdwardsBasepointTableRadix32> = OnceLock::new();
 
-fn table() -> &'static EdwardsBasepointTableRadix32 {
-    TABLE.get_or_init(|| EdwardsBasepointTableRadix32::create(&ED25519_BASEPOINT_POINT))
+/// The larger table, made if it is not yet, or `None` if it disagrees with
+/// curve25519-dalek's own table (it is then never used).
+fn checked_table() -> Option<&'static EdwardsBasepointTableRadix32> {
+    if let Some(table) = TABLE.get() {
+        return Some(table);
+    }
+    let table = EdwardsBasepointTableRadix32::create(&ED25519_BASEPOINT_POINT);
+    let agrees = (1u8..=8).all(|i| {
+        let r = Scalar::from_bytes_mod_order_wide(&Sha512::digest([i]).into());
+        table.mul_base(&r) == EdwardsPoint::mul_base(&r)
+    });
+    agrees.then(|| TABLE.get_or_init(|| table))
 }
 
 impl Nonce {
@@ -200,24 +258,47 @@ impl Nonce {
     }
 }
 
-/// The thread that makes nonces in batches until the key is dropped; `None` when no thread
+/// The thread that keeps the shelf stocked until the key is dropped; `None` when no thread
 /// can be started (every nonce is then made on the signer's thread).
-fn start(key: Arc<NonceKey>) -> Option<Receiver<Vec<Nonce>>> {
-    let (send, receive): (SyncSender<Vec<Nonce>>, _) = sync_channel(BATCHES_AHEAD);
+fn start(key: Arc<NonceKey>) -> Option<Arc<Shelf>> {
+    let shelf = Arc::new(Shelf {
+        stock: Mutex::new(Stock {
+            nonces: Vec::with_capacity(SHELF),
+            closed: false,
+        }),
+        taken: Condvar::new(),
+    });
+    let filled = Arc::clone(&shelf);
     std::thread::Builder::new()
         .name("dkim-nonces".into())
         .spawn(move || {
             idle_priority();
-            table();
+            if checked_table().is_none() {
+                tracing::warn!(
+                    "curve25519-dalek's tables disagree: DKIM nonces are not made ahead"
+                );
+                return;
+            }
+            let mut made = Vec::with_capacity(BATCH);
             loop {
-                let batch = (0..BATCH).map(|_| key.make()).collect();
-                if send.send(batch).is_err() {
-                    break; // the key is gone
+                made.extend((0..BATCH).map(|_| key.make()));
+                let mut stock = lock(&filled.stock);
+                // Room on the shelf (whose capacity holds all of it: nothing is
+                // reallocated), or the key is gone.
+                while !stock.closed && stock.nonces.len() + BATCH > SHELF {
+                    stock = filled
+                        .taken
+                        .wait(stock)
+                        .unwrap_or_else(PoisonError::into_inner);
                 }
+                if stock.closed {
+                    return;
+                }
+                stock.nonces.append(&mut made);
             }
         })
         .ok()?;
-    Some(receive)
+    Some(shelf)
 }
 
 /// Runs the calling thread only on CPU time nothing else wants (Linux's `SCHED_IDLE`): where
@@ -228,10 +309,15 @@ fn idle_priority() {
     #[cfg(target_os = "linux")]
     {
         let param = libc::sched_param { sched_priority: 0 };
-        // SAFETY: `sched_setscheduler` reads `param` and changes only this thread (pid 0);
-        // when it fails, the thread keeps its normal priority.
-        unsafe {
-            libc::sched_setscheduler(0, libc::SCHED_IDLE, &param);
+        // SAFETY: `pthread_self` is this thread, and `param` lives through the call, which
+        // only reads it.
+        let failed =
+            unsafe { libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_IDLE, &param) };
+        if failed != 0 {
+            tracing::debug!(
+                error = %std::io::Error::from_raw_os_error(failed),
+                "the DKIM nonce thread runs at normal priority"
+            );
         }
     }
 }
@@ -299,6 +385,15 @@ mod tests {
         }
     }
 
+    /// Waits (a minute at most: the thread runs at idle priority) until `ok` holds.
+    fn until(what: &str, mut ok: impl FnMut() -> bool) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !ok() {
+            assert!(std::time::Instant::now() < deadline, "{what}");
+            std::thread::yield_now();
+        }
+    }
+
     #[test]
     fn signatures_with_nonces_made_ahead_verify_and_no_nonce_is_used_twice() {
         let (pkcs8, checked) = key();
@@ -318,19 +413,39 @@ mod tests {
         for n in 0..INLINE_FIRST as usize {
             sign(n);
         }
-        assert!(ours.ahead.lock().unwrap().thread.is_some());
-        // Wait for one of its batches (at idle priority it may be slow on a busy machine),
-        // and sign with every nonce in it, then past it.
-        let batch = {
-            let ahead = ours.ahead.lock().unwrap();
-            ahead.thread.as_ref().unwrap().recv().unwrap()
-        };
-        assert_eq!(batch.len(), BATCH);
-        ours.ahead.lock().unwrap().ready = batch;
-        for n in 0..3 * BATCH {
+        let shelf = Arc::clone(ours.ahead.lock().unwrap().thread.as_ref().unwrap());
+        until("the nonce thread stocks its shelf", || {
+            lock(&shelf.stock).nonces.len() >= BATCH
+        });
+        // The next nonces come from the shelf (the signer takes it when the thread is not
+        // holding it, else makes its own), and the thread keeps making more.
+        for n in 0..4 * SHELF {
             sign(INLINE_FIRST as usize + n);
         }
-        assert_eq!(points.len(), INLINE_FIRST as usize + 3 * BATCH);
+        assert_eq!(points.len(), INLINE_FIRST as usize + 4 * SHELF);
+        let made_here = ours.ahead.lock().unwrap().made_here;
+        assert!(
+            made_here <= INLINE_FIRST + (4 * SHELF - BATCH) as u64,
+            "{made_here} of {} nonces made by the signer",
+            INLINE_FIRST as usize + 4 * SHELF
+        );
+        // Dropping the key stops the thread (which holds the shelf until it returns).
+        let weak = Arc::downgrade(&shelf);
+        drop(shelf);
+        drop(ours);
+        until("the nonce thread stops", || weak.upgrade().is_none());
+    }
+
+    #[test]
+    fn the_larger_table_multiplies_as_curve25519_daleks_own() {
+        let table = checked_table().expect("the tables agree");
+        for i in 0..200u32 {
+            let r = Scalar::from_bytes_mod_order_wide(&Sha512::digest(i.to_le_bytes()).into());
+            assert_eq!(
+                table.mul_base(&r).compress(),
+                EdwardsPoint::mul_base(&r).compress()
+            );
+        }
     }
 
     #[test]

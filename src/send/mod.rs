@@ -249,8 +249,9 @@ fn make(mailing: &Mailing, signer: Option<&Signer>, entry: &Entry) -> Made {
 /// copy is made ([`Ready::sent`]), so that building and signing add no time on the wire and
 /// no thread of their own: on a small machine that also runs the database and the SMTP
 /// server, the runtime's one thread doing everything in turn beats handing copies between
-/// threads. That next recipient is held in flight and, when the run stops or its domain is
-/// paused meanwhile, given back unsent.
+/// threads (only an ed25519 signature's nonce is made ahead, at idle priority, by the key:
+/// [`crate::dkim`]). That next recipient is held in flight and, when the run stops or its
+/// domain is paused meanwhile, given back unsent.
 async fn worker<T: Transport>(
     queue: Arc<Queue>,
     mut transport: T,

@@ -150,8 +150,8 @@ fn dkim_round_trip(algorithm: &str) {
         );
     t.run(&["members", "import", "examples/members.csv"])
         .success();
-    // Everyone: more copies than an ed25519 key signs before the thread that makes its
-    // nonces ahead starts.
+    // Everyone: more copies than an ed25519 key signs before it starts the thread that
+    // makes its nonces ahead (whatever that thread has ready by then is used).
     t.run(&["send", ROUNDUP, "--to", "all", "--yes", "-q"])
         .success();
     let mut files: Vec<String> = std::fs::read_dir(t.file("outbox/237/sent"))
